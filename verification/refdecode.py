@@ -15,7 +15,8 @@ state across a stream's frames, and writes what the C decoder writes.
                                        first frame) into OUT
 
 Needs Python 3 and numpy; zstd frames need the zstandard module (Debian:
-python3-zstandard) or the zstd command.
+python3-zstandard) or the zstd command (used when the module is missing, or
+when REFDECODE_ZSTD_CLI is set).
 """
 
 import os
@@ -201,8 +202,8 @@ def rle_decode(data, body_len):
         out += data[pos:pos + lit]
         pos += lit
         zeros, pos = read_varint(data, pos, end, "BAD_BACKEND")
-        if lit == 0 and zeros == 0 and pos != end:
-            raise FrameError("BAD_BACKEND", "empty pair before the last")
+        if lit == 0 and zeros == 0:
+            raise FrameError("BAD_BACKEND", "a pair with L = 0 and Z = 0")
         if len(out) + zeros > body_len:
             raise FrameError("BAD_BACKEND", "decodes past body_len")
         out += bytes(zeros)
@@ -216,8 +217,12 @@ def zstd_decode(data, body_len):
         import zstandard
     except ImportError:
         zstandard = None
+    if os.environ.get("REFDECODE_ZSTD_CLI"):  # to test the fallback
+        zstandard = None
     if zstandard is not None:
         try:
+            if zstandard.get_frame_parameters(bytes(data)).content_size != body_len:
+                raise FrameError("BAD_BACKEND", "zstd frame does not declare body_len")
             dobj = zstandard.ZstdDecompressor().decompressobj()
             out = dobj.decompress(bytes(data))
         except zstandard.ZstdError as e:
@@ -233,11 +238,56 @@ def zstd_decode(data, body_len):
                        check=False)
     if r.returncode != 0:
         raise FrameError("BAD_BACKEND", "zstd: " + r.stderr.decode(errors="replace").strip())
-    lst = subprocess.run(["zstd", "-l", "-v", "-"], input=bytes(data), capture_output=True,
-                         check=False)
-    if lst.returncode == 0 and b"# Zstandard Frames: 1" not in lst.stdout.replace(b"  ", b" "):
-        raise FrameError("BAD_BACKEND", "not exactly one zstd frame")
+    # The CLI accepts concatenated frames and frames without a content size;
+    # check both from the frame header (RFC 8878, 3.1.1.1).
+    size = _zstd_declared_size(data)
+    if size != body_len or _zstd_frame_length(data) != len(data):
+        raise FrameError("BAD_BACKEND", "not exactly one zstd frame declaring body_len")
     return r.stdout
+
+
+def _zstd_declared_size(data):
+    """Frame_Content_Size of the zstd frame at data[0:], or None."""
+    if len(data) < 6 or data[0:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    fhd = data[4]
+    fcs_flag, single, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+    pos = 5 + (0 if single else 1) + [0, 1, 2, 4][dict_flag]
+    size_len = [1 if single else 0, 2, 4, 8][fcs_flag]
+    if size_len == 0 or pos + size_len > len(data):
+        return None
+    v = int.from_bytes(data[pos:pos + size_len], "little")
+    return v + 256 if size_len == 2 else v
+
+
+def _zstd_frame_length(data):
+    """Length of the zstd frame at data[0:] by walking its blocks, or -1."""
+    fhd = data[4]
+    fcs_flag, single, dict_flag, checksum = fhd >> 6, (fhd >> 5) & 1, fhd & 3, (fhd >> 2) & 1
+    pos = 5 + (0 if single else 1) + [0, 1, 2, 4][dict_flag]
+    pos += [1 if single else 0, 2, 4, 8][fcs_flag]
+    while pos + 3 <= len(data):
+        bh = int.from_bytes(data[pos:pos + 3], "little")
+        last, btype, bsize = bh & 1, (bh >> 1) & 3, bh >> 3
+        pos += 3 + (1 if btype == 1 else bsize)
+        if last:
+            return pos + (4 if checksum else 0)
+    return -1
+
+
+def max_body(h):
+    """The largest body of any valid frame with header h (k <= count)."""
+    n, esz = h.count, DTYPE_SIZE[h.dtype]
+    nblocks = (n + h.block - 1) // h.block
+    if h.codec == RAW:
+        return 8 + n * esz
+    if h.codec == EPS:
+        return 8 + 16 + n * (5 + esz)  # an exception's code is one byte
+    codes = n if h.codec == INT8 else (n + 1) // 2
+    total = 8 + (nblocks + 7) // 8 + 4 * nblocks + codes + n * (4 + esz)
+    if h.topk:
+        total += 12 + max((n + 7) // 8, 5 * n)
+    return total
 
 
 def payload_body(h, payload):
@@ -246,6 +296,12 @@ def payload_body(h, payload):
     if len(payload) < 4:
         raise FrameError("BAD_BACKEND", "no room for body_len")
     (body_len,) = struct.unpack_from("<I", payload, 0)
+    if body_len < 8:
+        raise FrameError("BAD_BACKEND", "body_len below the common preamble")
+    if body_len > max_body(h):
+        # not in the spec: this decoder's own limit, the largest body any
+        # valid frame with this header can have (see the report)
+        raise FrameError("BAD_BACKEND", "body_len beyond any valid body for this header")
     data = payload[4:]
     body = rle_decode(data, body_len) if h.backend == 1 else zstd_decode(data, body_len)
     if len(body) != body_len:
@@ -264,9 +320,10 @@ def f32_from_bits(bits):
     return np.array([bits], dtype=np.uint32).view(np.float32)[0]
 
 
-def parse_body(h, body, expect_beta_bits=None):
-    """Validates every section; returns a Body. expect_beta_bits: the stream's
-    momentum beta (f32 bits), or None to skip that configuration check."""
+def parse_body(h, body, expect_beta_bits=None, expect_eps=None):
+    """Validates every section; returns a Body. expect_beta_bits, expect_eps:
+    the stream's momentum beta (f32 bits) and eps, or None to skip those
+    configuration checks."""
     n = h.count
     B = h.block
     esz = DTYPE_SIZE[h.dtype]
@@ -292,8 +349,6 @@ def parse_body(h, body, expect_beta_bits=None):
         r.k, r.index_bytes, r.index_format = struct.unpack_from("<IIB", body, pos)
         if body[pos + 9:pos + 12] != b"\0\0\0":
             raise FrameError("BAD_FLAGS", "Top-K preamble padding")
-        if r.index_format > 1:
-            raise FrameError("BAD_INDEX", "unknown index format")
         if r.k > n:
             raise FrameError("BAD_INDEX", "k above count")
         pos += 12
@@ -301,13 +356,13 @@ def parse_body(h, body, expect_beta_bits=None):
         if blen < pos + 16:
             raise FrameError("BAD_SECTION", "body shorter than the EPS preamble")
         (r.eps, r.code_bytes, zero) = struct.unpack_from("<dII", body, pos)
-        if not (np.isfinite(r.eps) and r.eps > 0):
-            raise FrameError("BAD_SCALE", "eps not finite and > 0")
         if zero != 0:
             raise FrameError("BAD_FLAGS", "EPS preamble reserved field")
+        if not (np.isfinite(r.eps) and r.eps > 0):
+            raise FrameError("BAD_SCALE", "eps not finite and > 0")
+        if expect_eps is not None and r.eps != expect_eps:
+            raise FrameError("CONFIG_MISMATCH", "eps differs from the stream's")
         pos += 16
-    if h.codec == RAW and r.n_exc != 0:
-        raise FrameError("BAD_SECTION", "RAW frame with exceptions")
 
     # mask
     skipped = np.zeros(nblocks, dtype=bool)
@@ -344,7 +399,9 @@ def parse_body(h, body, expect_beta_bits=None):
     else:
         scale_len = 0
         code_len = n * esz
-    exc_len = r.n_exc * (4 + esz)
+    exc_len = r.n_exc * (4 + esz) if h.codec != RAW else 0
+    if r.n_exc > n:
+        raise FrameError("BAD_SECTION", "n_exc above count")
     if pos + idx_len + scale_len + code_len + exc_len != blen:
         raise FrameError("BAD_SECTION", "sections do not add up to the body")
     del mask_pos
@@ -352,6 +409,8 @@ def parse_body(h, body, expect_beta_bits=None):
     # indices
     if h.topk:
         sec = body[pos:pos + idx_len]
+        if r.index_format > 1:
+            raise FrameError("BAD_INDEX", "unknown index format")
         if r.index_format == 0:
             if idx_len != (n + 7) // 8:
                 raise FrameError("BAD_INDEX", "bitmap length")
@@ -435,27 +494,29 @@ def parse_body(h, body, expect_beta_bits=None):
         r.raw = bytes(sec)
     pos += code_len
 
-    # exceptions
+    # exceptions: each entry's index, then its code if the element is coded
+    if h.codec == RAW:
+        if r.n_exc != 0:
+            raise FrameError("BAD_EXCEPTION", "a RAW frame with exceptions")
+        rank = {}
+    elif h.codec == EPS:
+        rank = None  # every element is coded, code j is element j
+    else:
+        rank = {int(i): j for j, i in enumerate(r.coded)}
     r.exc_idx = []
     r.exc_bits = []
     prev = -1
-    for j in range(r.n_exc):
+    for _ in range(r.n_exc):
         (i,) = struct.unpack_from("<I", body, pos)
         if i <= prev or i >= n:
             raise FrameError("BAD_EXCEPTION", "indices not increasing or not below count")
+        j = i if rank is None else rank.get(i)
+        if j is not None and r.q[j] != 0:
+            raise FrameError("BAD_CODE", "nonzero code at an exception")
         r.exc_idx.append(i)
         r.exc_bits.append(bytes(body[pos + 4:pos + 4 + esz]))
         prev = i
         pos += 4 + esz
-    if r.n_exc and h.codec != RAW:
-        # position of each exception in the code sequence, if it is coded
-        if h.codec == EPS:
-            exc_pos = r.exc_idx
-        else:
-            rank = {int(i): j for j, i in enumerate(r.coded)}
-            exc_pos = [rank[i] for i in r.exc_idx if i in rank]
-        if any(r.q[j] != 0 for j in exc_pos):
-            raise FrameError("BAD_CODE", "nonzero code at an exception")
     r.skipped = skipped
     return r
 
@@ -500,12 +561,13 @@ def f32_to_bf16_bits(x):
 class Stream:
     """A stream decoder: configuration, expected step and closed-loop state."""
 
-    def __init__(self, codec, dtype, predictor, block, stream_id, count, beta=None):
+    def __init__(self, codec, dtype, predictor, block, stream_id, count, beta=None, eps=None):
         self.codec, self.dtype, self.predictor = codec, dtype, predictor
         self.block, self.stream_id, self.count = block, stream_id, count
         self.beta_bits = None
         if beta is not None and predictor == PRED_MOMENTUM:
             self.beta_bits = int(np.array([beta], dtype=np.float32).view(np.uint32)[0])
+        self.eps = eps if codec == EPS else None
         self.step = 0
         ft = np.float64 if codec == EPS else np.float32
         self.ft = ft
@@ -519,12 +581,13 @@ class Stream:
     @classmethod
     def from_frame(cls, frame):
         h = parse_header(frame)
-        beta = None
-        if h.predictor == PRED_MOMENTUM:
-            body = payload_body(h, frame[HEADER_SIZE:])
-            if len(body) >= 8:
-                beta = float(f32_from_bits(struct.unpack_from("<I", body, 4)[0]))
-        s = cls(h.codec, h.dtype, h.predictor, h.block, h.stream_id, h.count, beta)
+        beta = eps = None
+        body = payload_body(h, frame[HEADER_SIZE:])
+        if h.predictor == PRED_MOMENTUM and len(body) >= 8:
+            beta = float(f32_from_bits(struct.unpack_from("<I", body, 4)[0]))
+        if h.codec == EPS and len(body) >= 16:
+            eps = struct.unpack_from("<d", body, 8)[0]
+        s = cls(h.codec, h.dtype, h.predictor, h.block, h.stream_id, h.count, beta, eps)
         s.step = h.step
         return s
 
@@ -542,7 +605,7 @@ class Stream:
         if h.step != self.step:
             raise FrameError("STEP_MISMATCH")
         body = payload_body(h, frame[HEADER_SIZE:])
-        r = parse_body(h, body, self.beta_bits)
+        r = parse_body(h, body, self.beta_bits, self.eps)
         out = self._reconstruct(h, r)
         self.step += 1
         return out
@@ -637,7 +700,7 @@ def read_valid_manifest(golden):
 def stream_for_case(kv):
     return Stream(CODEC_NAMES.index(kv["codec"]), DTYPE_NAMES.index(kv["dtype"]),
                   PRED_NAMES.index(kv["pred"]), int(kv["block"]), int(kv["stream"]),
-                  int(kv["count"]), float.fromhex(kv["beta"]))
+                  int(kv["count"]), float.fromhex(kv["beta"]), float.fromhex(kv["eps"]))
 
 
 def read(path):

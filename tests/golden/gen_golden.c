@@ -37,6 +37,8 @@ enum {
     P_SPARSE = 1u << 3,   /* mostly exact zeros (for the back ends) */
     P_TINY = 1u << 4,     /* a block below the scale threshold, subnormals */
     P_EXTREME = 1u << 5,  /* values at the dtype's largest finite magnitude */
+    P_MAXBLOCK = 1u << 6, /* block 0 all +-largest finite: error feedback pushes the
+                             reconstruction past it (f16/bf16 saturation) */
 };
 
 typedef struct gen_case {
@@ -94,6 +96,12 @@ static const gen_case cases[] = {
      BETA_DEF, EF_DEF, 0, 0, 0, 67, 8, P_SMOOTH | P_SPECIAL | P_OVERFLOW, 0},
     {"int8_f16_linear", NGL_CODEC_INT8, NGL_DTYPE_F16, NGL_PRED_LINEAR, NGL_LOSSLESS_NONE, 8,
      BETA_DEF, EF_DEF, 0, 0, 0, 45, 6, P_SMOOTH | P_SPECIAL | P_EXTREME, 0},
+    {"int8_f16_saturate", NGL_CODEC_INT8, NGL_DTYPE_F16, NGL_PRED_NONE, NGL_LOSSLESS_NONE, 8,
+     BETA_DEF, EF_DEF, 0, 0, 0, 19, 6, P_MAXBLOCK, 0},
+    {"int8_bf16_saturate", NGL_CODEC_INT8, NGL_DTYPE_BF16, NGL_PRED_NONE, NGL_LOSSLESS_NONE, 8,
+     BETA_DEF, EF_DEF, 0, 0, 0, 19, 6, P_MAXBLOCK, 0},
+    {"int4_bf16_saturate", NGL_CODEC_INT4, NGL_DTYPE_BF16, NGL_PRED_NONE, NGL_LOSSLESS_NONE, 8,
+     BETA_DEF, EF_DEF, 0, 0, 0, 19, 6, P_MAXBLOCK, 0},
     {"int8_bf16_momentum", NGL_CODEC_INT8, NGL_DTYPE_BF16, NGL_PRED_MOMENTUM, NGL_LOSSLESS_NONE, 16,
      BETA_DEF, EF_DEF, 0, 0, 0, 45, 6, P_SMOOTH | P_SPECIAL | P_EXTREME, 0},
     {"int8_f32_mask", NGL_CODEC_INT8, NGL_DTYPE_F32, NGL_PRED_LINEAR, NGL_LOSSLESS_NONE, 8,
@@ -345,6 +353,9 @@ static double value_of(unsigned ci, const gen_case *k, unsigned step, uint64_t i
         } else if (i == 4) {
             v = m * 0.99;
         }
+    }
+    if ((k->pattern & P_MAXBLOCK) && b == 0) {
+        v = ((i & 1) ? -extreme_of(k->dtype) : extreme_of(k->dtype)) * (1.0 - 0.02 * fabs(u));
     }
     if (k->pattern & P_OVERFLOW) {
         if (k->codec == NGL_CODEC_EPS) {
@@ -980,6 +991,34 @@ static void gen_invalid_header(void)
     free(w);
 }
 
+/* The body of step @p step of case @p ci without its back end: the same
+ * stream encoded again with lossless "none" (the back end only wraps it). */
+static size_t body_of(unsigned ci, unsigned step, uint8_t *dst)
+{
+    const gen_case *k = &cases[ci];
+    golden_case gc;
+    case_config(k, ci, &gc);
+    gc.cfg.lossless = NGL_LOSSLESS_NONE;
+    ngl_encoder *enc = NULL;
+    check(ngl_encoder_create(&gc.cfg, &enc), "encoder_create");
+    size_t cap = ngl_encode_bound(&gc.cfg);
+    uint8_t *x = malloc((size_t)k->count * ngl_dtype_size(k->dtype) + 1);
+    uint8_t *buf = malloc(cap);
+    if (x == NULL || buf == NULL || k->override_mask) {
+        die("body_of");
+    }
+    size_t len = 0;
+    for (unsigned s = 0; s <= step; s++) {
+        fill_input(ci, k, s, x);
+        check(ngl_encoder_encode(enc, x, buf, cap, &len), "encode");
+    }
+    memcpy(dst, buf + 48, len - 48);
+    free(buf);
+    free(x);
+    ngl_encoder_destroy(enc);
+    return len - 48;
+}
+
 static void gen_invalid_backend(void)
 {
     work *w = malloc(sizeof(*w));
@@ -1031,6 +1070,9 @@ static void gen_invalid_backend(void)
     emitw("rle_varint_2p32", "BAD_BACKEND", R, 1, w, "zero run of 2^32");
     RLE_BUILD(body_len, z0, 0, body_len, z_trunc, 1);
     emitw("rle_varint_truncated", "BAD_BACKEND", R, 1, w, "input ends inside a varint");
+    static const uint8_t z0_pair00[] = {0x00, 0x00, 0x00};
+    RLE_BUILD(body_len, z0, 0, body_len, z0_pair00, 3);
+    emitw("rle_last_pair_empty", "BAD_BACKEND", R, 1, w, "a last pair with L = 0 and Z = 0");
     RLE_BUILD(body_len, z0, 0, body_len, z1, 1);
     emitw("rle_too_long", "BAD_BACKEND", R, 1, w, "decodes to body_len + 1 bytes");
     RLE_BUILD(body_len, z0, 0, body_len - 1, z0, 1);
@@ -1086,6 +1128,43 @@ static void gen_invalid_backend(void)
     w->n -= 1;
     frame_fix(w);
     emitw("zstd_truncated", "BAD_BACKEND", Z, zstep, w, "zstd frame missing its last byte");
+    /* Hand-made zstd frames around the same body (RFC 8878): one raw block,
+     * with and without a declared content size. */
+    size_t zbody_len = body_of(find_case(Z), zstep, body);
+    for (int with_size = 1; with_size >= 0; with_size--) {
+        load(w, Z, zstep);
+        size_t o = 48;
+        wr32(w->b + o, (uint32_t)zbody_len);
+        o += 4;
+        static const uint8_t zmagic[] = {0x28, 0xb5, 0x2f, 0xfd};
+        memcpy(w->b + o, zmagic, 4);
+        o += 4;
+        if (!with_size) {
+            w->b[o++] = 0x00; /* no content size, not single segment */
+            w->b[o++] = 0x00; /* window descriptor: 1 KiB */
+        } else if (zbody_len < 256) {
+            w->b[o++] = 0x20; /* single segment, 1-byte content size */
+            w->b[o++] = (uint8_t)zbody_len;
+        } else {
+            w->b[o++] = 0x60; /* single segment, 2-byte content size - 256 */
+            wr16(w->b + o, (uint16_t)(zbody_len - 256));
+            o += 2;
+        }
+        uint32_t bh = ((uint32_t)zbody_len << 3) | 1u; /* raw block, last */
+        w->b[o++] = (uint8_t)bh;
+        w->b[o++] = (uint8_t)(bh >> 8);
+        w->b[o++] = (uint8_t)(bh >> 16);
+        memcpy(w->b + o, body, zbody_len);
+        o += zbody_len;
+        w->n = o;
+        frame_fix(w);
+        if (with_size) {
+            emitw("zstd_raw_block", "OK", Z, zstep, w, "valid: one raw block declaring its size");
+        } else {
+            emitw("zstd_no_content_size", "BAD_BACKEND", Z, zstep, w,
+                  "a raw block, no content size in the frame header");
+        }
+    }
     free(rle);
     free(body);
     free(w);
@@ -1501,6 +1580,10 @@ static void gen_invalid_body(void)
     wr32(p->cpre + 12, 1);
     join(p, w);
     emitw("eps_reserved", "BAD_FLAGS", E, 1, w, "EPS preamble reserved u32 nonzero");
+    *p = *p0;
+    wr64(p->cpre, 0x3f60624dd2f1a9fcull); /* 2e-3 */
+    join(p, w);
+    emitw("eps_other", "CONFIG_MISMATCH", E, 1, w, "eps 2e-3, the decoder has 1e-3");
 
     /* --- The common preamble's predictor parameter --- */
     const char *MO = "int8_f32_momentum";
@@ -1517,6 +1600,7 @@ static void gen_invalid_body(void)
         {"beta_nan", 0x7fc00000u, "BAD_FLAGS", "momentum beta = NaN"},
         {"beta_inf", 0x7f800000u, "BAD_FLAGS", "momentum beta = +Inf"},
         {"beta_other", 0x3f000000u, "CONFIG_MISMATCH", "beta 0.5, the decoder has 0.75"},
+        {"beta_negative_zero", 0x80000000u, "CONFIG_MISMATCH", "beta -0.0, the decoder has 0.75"},
     };
     for (size_t i = 0; i < GOLDEN_COUNT_OF(bad_beta); i++) {
         *p = *p0;
@@ -1542,6 +1626,21 @@ static void gen_invalid_body(void)
     p->sec_n[S_EXC] = 8;
     join(p, w);
     emitw("exception_raw", "BAD_SECTION", RW, 1, w, "a RAW frame with an exception entry");
+    *p = *p0;
+    p->n_exc = 1;
+    join(p, w);
+    emitw("exception_raw_count", "BAD_EXCEPTION", RW, 1, w, "a RAW frame with n_exc = 1");
+
+    /* n_exc above count, with its entries present */
+    const char *C1 = "int8_f32_n1";
+    load(w, C1, 1);
+    split(w, p0);
+    *p = *p0;
+    p->n_exc = 2;
+    memset(p->sec[S_EXC], 0, 16);
+    p->sec_n[S_EXC] = 16;
+    join(p, w);
+    emitw("section_n_exc_above_count", "BAD_SECTION", C1, 1, w, "n_exc 2 with count 1");
     free(z);
     free(idx);
     free(p0);
