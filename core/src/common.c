@@ -3,6 +3,9 @@
 #include "ngl_internal.h"
 #include "ngl_kernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -129,10 +132,17 @@ void ngl_free(void *p)
 
 /* ---- CPU features and kernel dispatch --------------------------------- */
 #if defined(__x86_64__) || defined(__i386__)
+/* F16C from CPUID leaf 1: clang (14) has no __builtin_cpu_supports("f16c"). */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
 int ngl_cpu_has_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+    return __builtin_cpu_supports("avx2") && cpu_has_f16c() &&
            __builtin_cpu_supports("fma") /* OS saves YMM state */;
 }
 
