@@ -89,15 +89,25 @@ void ngl_ref_encode_block(ngl_dense_job *j, uint32_t b, uint64_t sent)
                 j->ef[i] = 0.0f;
             }
         } else {
+            int overflow = 0;
             if (skipped) {
                 xhat = p;
             } else {
                 float u = ngl_rng_uniform(j->key, (uint32_t)i);
                 int32_t q = ngl_sr_quantize(r, inv, u, j->qmax);
-                ref_put_code(j, code0 + (i - lo), q);
                 xhat = p + ngl_dequantize(q, scale);
+                /* x within a scale step of the largest float: the rounded
+                 * reconstruction can overflow; send x exactly instead */
+                overflow = !ngl_f32_finite(xhat);
+                ref_put_code(j, code0 + (i - lo), overflow ? 0 : q);
             }
-            if (j->ef) {
+            if (overflow) {
+                ngl_exc_append(j, i);
+                xhat = x;
+                if (j->ef) {
+                    j->ef[i] = 0.0f;
+                }
+            } else if (j->ef) {
                 float t = x + j->ef[i];
                 if (!ngl_f32_finite(t)) {
                     t = x;

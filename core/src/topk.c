@@ -209,6 +209,7 @@ ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x, const 
     /* Reconstruct as the decoder will; update EF, exceptions and state. */
     const size_t esz = 4u + s->dsize;
     j.exc = exc;
+    uint64_t cur = 0; /* position in tk_sel, found only when needed */
     for (uint32_t b = 0; b < s->nblocks; b++) {
         const uint64_t lo = (uint64_t)b * s->block, hi = lo + ngl_block_len(s, b);
         const int use_pred = j.pred != NGL_PRED_NONE && j.gate[b];
@@ -220,6 +221,20 @@ ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x, const 
             float xhat;
             if (K[i] == TK_SELECTED) {
                 xhat = p + R[i];
+                if (!ngl_f32_finite(xhat)) {
+                    /* the reconstruction overflowed: send x exactly */
+                    while (s->tk_sel[cur] != i) {
+                        cur++;
+                    }
+                    put_code(codes, cur, 0, int4);
+                    ngl_exc_append(&j, i);
+                    xhat = xv;
+                    if (ef) {
+                        ef[i] = 0.0f;
+                    }
+                    ngl_state_update(&j, i, xhat, praw, &a, &c);
+                    continue;
+                }
             } else if (!ngl_f32_finite(R[i])) {
                 ngl_exc_append(&j, i);
                 xhat = xv;
