@@ -400,7 +400,7 @@ def parse_body(h, body, expect_beta_bits=None, expect_eps=None):
         scale_len = 0
         code_len = n * esz
     exc_len = r.n_exc * (4 + esz) if h.codec != RAW else 0
-    if r.n_exc > n:
+    if r.n_exc > n and h.codec != RAW:  # RAW: n_exc must be 0, checked later
         raise FrameError("BAD_SECTION", "n_exc above count")
     if pos + idx_len + scale_len + code_len + exc_len != blen:
         raise FrameError("BAD_SECTION", "sections do not add up to the body")
