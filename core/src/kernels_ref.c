@@ -220,6 +220,49 @@ static void ref_bf16_accumulate(const float *src, void *dst, size_t n)
     }
 }
 
+static uint64_t ref_topk_scan(const float *x, float *ef, uint32_t *key, const uint8_t *skip,
+                              uint32_t block, uint64_t n, uint64_t *n_nonfinite)
+{
+    uint64_t eligible = 0, bad = 0;
+    for (uint64_t lo = 0, b = 0; lo < n; lo += block, b++) {
+        const uint64_t hi = NGL_MIN(lo + block, n);
+        const uint32_t live = (skip && ngl_bit_get(skip, b)) ? 0u : 0xffffffffu;
+        for (uint64_t i = lo; i < hi; i++) {
+            float t = x[i];
+            if (ef) {
+                float te = x[i] + ef[i];
+                t = ngl_f32_finite(te) ? te : x[i];
+            }
+            uint32_t mag = ngl_f32_bits(t) & 0x7fffffffu;
+            int fin = mag < 0x7f800000u;
+            uint32_t k = (fin ? mag + 1u : 0u) & live;
+            key[i] = k;
+            eligible += k != 0;
+            bad += !fin;
+            if (ef) {
+                ef[i] = fin ? t : 0.0f;
+            }
+        }
+    }
+    *n_nonfinite = bad;
+    return eligible;
+}
+
+static uint64_t ref_topk_collect(const uint32_t *key, uint64_t n, uint32_t min_key, uint32_t *out,
+                                 uint64_t cap)
+{
+    uint64_t found = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (key[i] >= min_key) {
+            if (found == cap) {
+                return cap + 1;
+            }
+            out[found++] = (uint32_t)i;
+        }
+    }
+    return found;
+}
+
 const ngl_kernels ngl_kernels_ref = {
     .isa = NGL_ISA_REF,
     .name = "ref",
@@ -231,4 +274,6 @@ const ngl_kernels ngl_kernels_ref = {
     .f32_to_bf16_sat = ref_f32_to_bf16_sat,
     .f16_accumulate = ref_f16_accumulate,
     .bf16_accumulate = ref_bf16_accumulate,
+    .topk_scan = ref_topk_scan,
+    .topk_collect = ref_topk_collect,
 };

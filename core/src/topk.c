@@ -12,13 +12,16 @@
  */
 #include "ngl_stream.h"
 
+#include <math.h>
+
 #define TK_SELECTED 0xffffffffu /* key sentinel once an element is chosen */
 
 /* Smallest key T such that at least k keys are >= T, and how many keys
  * equal to T to take (the lowest-indexed ones). Requires 1 <= k <= #keys>0.
- * @p hist0 is the histogram of key >> 21 over all keys (from pass A). */
-static uint32_t radix_select(const uint32_t *key, size_t n, uint64_t k, const uint32_t *hist0,
-                             uint64_t *take_eq)
+ * The keys are key[0..n) or, with @p idx, key[idx[0..n)]. @p hist0, if
+ * not NULL, is the histogram of key >> 21 over those keys. */
+static uint32_t radix_select(const uint32_t *key, const uint32_t *idx, size_t n, uint64_t k,
+                             const uint32_t *hist0, uint64_t *take_eq)
 {
     static const unsigned shift[3] = {21, 10, 0};
     static const uint32_t width[3] = {0x7ffu, 0x7ffu, 0x3ffu};
@@ -28,10 +31,10 @@ static uint32_t radix_select(const uint32_t *key, size_t n, uint64_t k, const ui
 
     for (int pass = 0; pass < 3; pass++) {
         const uint32_t *h = hist0;
-        if (pass > 0) {
+        if (pass > 0 || hist0 == NULL) {
             memset(hist, 0, sizeof hist);
             for (size_t i = 0; i < n; i++) {
-                uint32_t v = key[i];
+                uint32_t v = idx ? key[idx[i]] : key[i];
                 if ((v & pmask) == prefix) {
                     hist[(v >> shift[pass]) & width[pass]]++;
                 }
@@ -250,10 +253,171 @@ topk_finish(ngl_stream *s, ngl_dense_job *j, topk_out *o, float *ef, const float
         }                                                                        \
     } while (0)
 
+/* ---- Top-K without a predictor (the default for gradients) -------------
+ * Here r = t = x + e, so pass A is one SIMD kernel (keys, EF = t); the
+ * threshold comes from a bounded candidate set: a deterministic sample of
+ * the keys gives a lower bound L that about k(1 + margin) keys reach, one
+ * SIMD pass collects those candidates in index order, and the exact radix
+ * select runs on them. The selected set is the same as the full select's
+ * (it is defined by the keys alone); if the bound misses, the full select
+ * runs instead. */
+#define TOPK_SAMPLES 8192u
+
+static uint64_t topk_select_nopred(ngl_stream *s, uint64_t k)
+{
+    const uint64_t n = s->count;
+    const uint32_t *K = s->tk_key;
+    uint32_t *cand = (uint32_t *)s->tk_r; /* n floats of scratch, unused here */
+    uint64_t take_eq = 0, c = 0;
+    uint32_t T = 0;
+    int bounded = 0;
+
+    if (n >= 16u * TOPK_SAMPLES && k < n / 2) {
+        uint32_t *sample = s->tk_hist; /* 8192 entries */
+        const uint64_t stride = n / TOPK_SAMPLES;
+        uint64_t m_elig = 0;
+        for (uint64_t j = 0; j < TOPK_SAMPLES; j++) {
+            sample[j] = K[j * stride + stride / 2];
+            m_elig += sample[j] != 0;
+        }
+        double ks = (double)k * (double)TOPK_SAMPLES / (double)n;
+        uint64_t rank = (uint64_t)(ks + 4.0 * sqrt(ks) + 16.0);
+        uint32_t L = 1;
+        if (rank < m_elig) {
+            uint64_t unused;
+            L = radix_select(sample, NULL, TOPK_SAMPLES, rank, NULL, &unused);
+        }
+        const uint64_t cap = n > 32 ? n - 16 : 0;
+        c = s->k->topk_collect(K, n, L < 1 ? 1 : L, cand, cap);
+        if (c >= k && c <= cap) {
+            T = radix_select(K, cand, (size_t)c, k, NULL, &take_eq);
+            bounded = 1;
+        }
+    }
+    uint64_t nsel = 0;
+    if (bounded) {
+        for (uint64_t e = 0; e < c; e++) {
+            uint32_t key = K[cand[e]];
+            if (key > T || (key == T && take_eq > 0)) {
+                take_eq -= key == T;
+                s->tk_sel[nsel++] = cand[e];
+            }
+        }
+    } else {
+        T = radix_select(K, NULL, (size_t)n, k, NULL, &take_eq);
+        for (uint64_t i = 0; i < n; i++) {
+            uint32_t key = K[i];
+            if (key > T || (key == T && take_eq > 0)) {
+                take_eq -= key == T;
+                s->tk_sel[nsel++] = (uint32_t)i;
+            }
+        }
+    }
+    return nsel;
+}
+
+static ngl_status topk_encode_nopred(ngl_stream *s, float *ef, const float *x,
+                                     const void *src_raw, const uint8_t *skip, uint8_t *body,
+                                     size_t *body_len, uint64_t *n_exc_out)
+{
+    const uint64_t n = s->count;
+    ngl_dense_job j;
+    job_for_state(s, &j);
+    j.src_raw = src_raw;
+    uint64_t nonfinite = 0;
+    const uint64_t eligible = s->k->topk_scan(x, ef, s->tk_key, skip, s->block, n, &nonfinite);
+    const uint64_t k = NGL_MIN(s->k_max, eligible);
+    const uint64_t nsel = k > 0 ? topk_select_nopred(s, k) : 0;
+
+    /* index section: the smaller of bitmap and varint gaps */
+    const size_t bitmap_bytes = NGL_DIV_CEIL((size_t)n, 8u);
+    size_t varint_bytes = 0;
+    for (uint64_t e = 0; e < nsel; e++) {
+        varint_bytes += ngl_varint_len(e == 0 ? s->tk_sel[0] : s->tk_sel[e] - s->tk_sel[e - 1] - 1u);
+    }
+    const unsigned fmt = varint_bytes < bitmap_bytes ? NGL_TOPK_FMT_VARINT : NGL_TOPK_FMT_BITMAP;
+    const size_t idx_bytes = fmt == NGL_TOPK_FMT_VARINT ? varint_bytes : bitmap_bytes;
+    size_t off = NGL_PREAMBLE_COMMON + NGL_PREAMBLE_TOPK;
+    if (skip) {
+        size_t mb = ngl_mask_bytes(s->nblocks);
+        memcpy(body + off, skip, mb);
+        off += mb;
+    }
+    uint8_t *idx = body + off;
+    if (fmt == NGL_TOPK_FMT_BITMAP) {
+        memset(idx, 0, bitmap_bytes);
+        for (uint64_t e = 0; e < nsel; e++) {
+            ngl_bit_set(idx, s->tk_sel[e]);
+        }
+    } else {
+        size_t w = 0;
+        for (uint64_t e = 0; e < nsel; e++) {
+            w += ngl_varint_put(idx + w, e == 0 ? s->tk_sel[0] : s->tk_sel[e] - s->tk_sel[e - 1] - 1u);
+        }
+    }
+    off += idx_bytes;
+    const uint64_t ngroups = NGL_DIV_CEIL(nsel, (uint64_t)s->block);
+    uint8_t *scales = body + off;
+    off += 4u * (size_t)ngroups;
+    uint8_t *codes = body + off;
+    const size_t codes_len = j.int4 ? (size_t)NGL_DIV_CEIL(nsel, 2u) : (size_t)nsel;
+    if (j.int4 && codes_len > 0) {
+        codes[codes_len - 1] = 0;
+    }
+    off += codes_len;
+
+    /* Quantize group by group. The value is t: ef[i] after the scan, or x.
+     * The reconstruction is 0 + r-hat, and the error t - reconstruction. */
+    const float *V = ef ? ef : x;
+    const ngl_rng_key key = ngl_rng_key_make(s->cfg.seed, s->cfg.stream_id, s->step);
+    for (uint64_t g = 0; g < ngroups; g++) {
+        const uint64_t lo = g * s->block, hi = NGL_MIN(lo + s->block, nsel);
+        float maxabs = 0.0f;
+        for (uint64_t e = lo; e < hi; e++) {
+            float a = ngl_absf(V[s->tk_sel[e]]);
+            maxabs = a > maxabs ? a : maxabs;
+        }
+        float scale, inv;
+        ngl_block_scale(maxabs, j.qmax, &scale, &inv);
+        ngl_wr_u32(scales + 4 * g, ngl_f32_bits(scale));
+        for (uint64_t e = lo; e < hi; e++) {
+            const uint32_t i = s->tk_sel[e];
+            int32_t q = ngl_sr_quantize(V[i], inv, ngl_rng_uniform(key, i), j.qmax);
+            put_code(codes, e, q, j.int4);
+            if (ef) {
+                float xhat = 0.0f + ngl_dequantize(q, scale);
+                ef[i] = ef[i] - xhat;
+            }
+        }
+    }
+
+    /* exceptions: exactly the non-finite inputs (the scan counted them) */
+    j.exc = body + off;
+    if (nonfinite > 0) {
+        for (uint64_t i = 0; i < n; i++) {
+            if (!ngl_f32_finite(x[i])) {
+                ngl_exc_append(&j, i);
+            }
+        }
+    }
+    ngl_write_preamble(s, body, j.n_exc);
+    ngl_wr_u32(body + 8, (uint32_t)nsel);
+    ngl_wr_u32(body + 12, (uint32_t)idx_bytes);
+    body[16] = (uint8_t)fmt;
+    body[17] = body[18] = body[19] = 0;
+    *body_len = off + (size_t)j.n_exc * (4u + s->dsize);
+    *n_exc_out = j.n_exc;
+    return NGL_OK;
+}
+
 ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x, const void *src_raw,
                                 const uint8_t *skip, uint8_t *body, size_t *body_len,
                                 uint64_t *n_exc_out, uint64_t *gated)
 {
+    if (s->cfg.predictor == NGL_PRED_NONE) {
+        *gated = 0;
+        return topk_encode_nopred(s, ef, x, src_raw, skip, body, body_len, n_exc_out);
+    }
     const size_t n = (size_t)s->count;
     ngl_dense_job j;
     job_for_state(s, &j);
@@ -275,7 +439,7 @@ ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x, const 
     uint32_t T = 0xffffffffu; /* no key reaches it: nothing selected */
     uint64_t take_eq = 0;
     if (k > 0) {
-        T = radix_select(s->tk_key, n, k, hist4, &take_eq);
+        T = radix_select(s->tk_key, NULL, n, k, hist4, &take_eq);
     }
 
     /* Layout, with room for a bitmap index section; if the varint form
@@ -473,6 +637,47 @@ ngl_status ngl_topk_decode_body(ngl_stream *s, const uint8_t *body, size_t body_
     }
 
     /* Everything checked: reconstruct and update state. */
+    if (s->cfg.predictor == NGL_PRED_NONE) {
+        /* No state: x-hat is 0 + r-hat where selected, the exception value
+         * where listed (exceptions win over a zero-coded selection), +0
+         * elsewhere. Storing can scatter over zeros; accumulating must add
+         * x-hat exactly once per element (adding +0 turns -0 into +0). */
+        float *o = out;
+        const uint8_t *exc = body + exc_off;
+        ngl_dense_job jx;
+        job_for_state(s, &jx);
+        uint32_t ecur = 0;
+        uint64_t e = 0;
+        if (accumulate) {
+            for (uint64_t i = 0; i < s->count; i++) {
+                float xhat = 0.0f;
+                int is_sel = e < k && s->tk_sel[e] == i;
+                if (ecur < n_exc && ngl_rd_u32(exc + (size_t)ecur * esz) == i) {
+                    xhat = ngl_exc_value(&jx, exc + (size_t)ecur * esz + 4);
+                    ecur++;
+                } else if (is_sel) {
+                    float scale = ngl_bits_f32(ngl_rd_u32(body + scales_off + 4 * (e / s->block)));
+                    xhat = 0.0f + ngl_dequantize(get_code(codes, e, int4), scale);
+                }
+                e += (uint64_t)is_sel;
+                o[i] += xhat;
+            }
+        } else {
+            memset(o, 0, (size_t)s->count * sizeof(float));
+            for (e = 0; e < k; e++) {
+                float scale = ngl_bits_f32(ngl_rd_u32(body + scales_off + 4 * (e / s->block)));
+                o[s->tk_sel[e]] = 0.0f + ngl_dequantize(get_code(codes, e, int4), scale);
+            }
+            for (ecur = 0; ecur < n_exc; ecur++) {
+                const uint8_t *en = exc + (size_t)ecur * esz;
+                o[ngl_rd_u32(en)] = ngl_exc_value(&jx, en + 4);
+            }
+        }
+        if (n_exc_out) {
+            *n_exc_out = n_exc;
+        }
+        return NGL_OK;
+    }
     ngl_dense_job j;
     job_for_state(s, &j);
     j.exc = (uint8_t *)(uintptr_t)(body + exc_off);
