@@ -13,6 +13,7 @@
 #include "ngl_stream.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define TK_SELECTED 0xffffffffu /* key sentinel once an element is chosen */
 
@@ -136,7 +137,27 @@ typedef struct topk_out {
     uint8_t *codes;
     float *ga, *gc;      /* per-block gate evidence */
     ngl_rng_key key;
+    uint64_t n_late;     /* selected elements turned exceptions (s->tk_late) */
 } topk_out;
+
+static int exc_entry_cmp(const void *a, const void *b)
+{
+    uint32_t x = ngl_rd_u32((const uint8_t *)a), y = ngl_rd_u32((const uint8_t *)b);
+    return (x > y) - (x < y);
+}
+
+/* Append the late exceptions (selected elements whose reconstruction would
+ * overflow) and restore index order. They are rare: a plain sort will do. */
+static void topk_merge_late(ngl_stream *s, ngl_dense_job *j, uint64_t n_late)
+{
+    if (n_late == 0) {
+        return;
+    }
+    for (uint64_t e = 0; e < n_late; e++) {
+        ngl_exc_append(j, s->tk_late[e]);
+    }
+    qsort(j->exc, j->n_exc, 4u + j->exc_dsize, exc_entry_cmp);
+}
 
 /* Target t = x + e as in pass A (the same operations, so the same bits). */
 static inline float topk_target(const float *ef, const float *x, uint64_t i, int has_ef)
@@ -169,10 +190,17 @@ topk_flush_group(ngl_stream *s, ngl_dense_job *j, topk_out *o, float *ef, const 
         const uint32_t i = s->tk_sel[e];
         const uint32_t b = i / s->block;
         int32_t q = ngl_sr_quantize(R[i], inv, ngl_rng_uniform(o->key, i), j->qmax);
-        put_code(o->codes, e, q, j->int4);
         float praw = pred != NGL_PRED_NONE ? ngl_pred_raw(j, i) : 0.0f;
         float p = (pred != NGL_PRED_NONE && j->gate[b]) ? praw : 0.0f;
         float xhat = p + ngl_dequantize(q, scale);
+        if (!ngl_f32_finite(xhat)) {
+            /* a finite input never decodes to Inf: send it exactly (code 0);
+             * it joins the exception list in index order at the end */
+            q = 0;
+            xhat = x[i];
+            s->tk_late[o->n_late++] = i;
+        }
+        put_code(o->codes, e, q, j->int4);
         if (has_ef) {
             ef[i] = topk_target(ef, x, i, 1) - xhat;
         }
@@ -217,18 +245,15 @@ topk_finish(ngl_stream *s, ngl_dense_job *j, topk_out *o, float *ef, const float
                 continue;
             }
             float praw = pred != NGL_PRED_NONE ? ngl_pred_raw(j, i) : 0.0f;
-            float xhat;
-            if (!ngl_f32_finite(R[i])) {
+            float xhat = use_pred ? praw : 0.0f;
+            /* NaN/Inf input, residual overflow, or a prediction that is not
+             * finite: sent exactly */
+            if (!ngl_f32_finite(R[i]) || !ngl_f32_finite(xhat)) {
                 ngl_exc_append(j, i);
                 xhat = x[i];
-                if (has_ef) {
-                    ef[i] = 0.0f;
-                }
-            } else {
-                xhat = use_pred ? praw : 0.0f;
-                if (has_ef) {
-                    ef[i] = topk_target(ef, x, i, 1) - xhat;
-                }
+            }
+            if (has_ef) {
+                ef[i] = ngl_f32_finite(x[i]) ? topk_target(ef, x, i, 1) - xhat : 0.0f;
             }
             if (pred != NGL_PRED_NONE) {
                 ngl_state_update(j, i, xhat, praw, &o->ga[b], &o->gc[b]);
@@ -370,6 +395,7 @@ static ngl_status topk_encode_nopred(ngl_stream *s, float *ef, const float *x,
      * The reconstruction is 0 + r-hat, and the error t - reconstruction. */
     const float *V = ef ? ef : x;
     const ngl_rng_key key = ngl_rng_key_make(s->cfg.seed, s->cfg.stream_id, s->step);
+    uint64_t n_late = 0;
     for (uint64_t g = 0; g < ngroups; g++) {
         const uint64_t lo = g * s->block, hi = NGL_MIN(lo + s->block, nsel);
         float maxabs = 0.0f;
@@ -383,22 +409,37 @@ static ngl_status topk_encode_nopred(ngl_stream *s, float *ef, const float *x,
         for (uint64_t e = lo; e < hi; e++) {
             const uint32_t i = s->tk_sel[e];
             int32_t q = ngl_sr_quantize(V[i], inv, ngl_rng_uniform(key, i), j.qmax);
+            float xhat = 0.0f + ngl_dequantize(q, scale);
+            if (!ngl_f32_finite(xhat)) {
+                /* a finite input never decodes to Inf: sent exactly */
+                q = 0;
+                xhat = x[i];
+                s->tk_late[n_late++] = i;
+            }
             put_code(codes, e, q, j.int4);
             if (ef) {
-                float xhat = 0.0f + ngl_dequantize(q, scale);
-                ef[i] = ef[i] - xhat;
+                ef[i] = ef[i] - xhat; /* ef[i] held t */
             }
         }
     }
 
-    /* exceptions: exactly the non-finite inputs (the scan counted them) */
+    /* exceptions: the non-finite inputs (the scan counted them) merged, in
+     * index order, with the selected elements whose reconstruction would
+     * overflow */
     j.exc = body + off;
+    uint64_t late = 0;
     if (nonfinite > 0) {
         for (uint64_t i = 0; i < n; i++) {
             if (!ngl_f32_finite(x[i])) {
+                while (late < n_late && s->tk_late[late] < i) {
+                    ngl_exc_append(&j, s->tk_late[late++]);
+                }
                 ngl_exc_append(&j, i);
             }
         }
+    }
+    while (late < n_late) {
+        ngl_exc_append(&j, s->tk_late[late++]);
     }
     ngl_write_preamble(s, body, j.n_exc);
     ngl_wr_u32(body + 8, (uint32_t)nsel);
@@ -470,7 +511,9 @@ ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x, const 
     }
 
     size_t varint_bytes = 0;
+    o.n_late = 0;
     TOPK_SPECIALISE(topk_finish, s, &j, &o, ef, x, T, take_eq, idx, &varint_bytes);
+    topk_merge_late(s, &j, o.n_late);
     if (j.pred != NGL_PRED_NONE) {
         for (uint32_t b = 0; b < s->nblocks; b++) {
             ngl_gate_store(&j, b, o.ga[b], o.gc[b]);
