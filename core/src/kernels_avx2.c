@@ -133,7 +133,7 @@ enc_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int
     const uint32_t len = j->block;
     const int use_pred = pred != NGL_PRED_NONE && j->gate[b];
 
-    __m256 maxv = _mm256_setzero_ps();
+    __m256 maxv = _mm256_setzero_ps(), maxp = _mm256_setzero_ps();
     __m256 allfin = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     for (uint32_t k = 0; k < len; k += W) {
         const uint64_t i = lo + k;
@@ -142,9 +142,12 @@ enc_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int
         __m256 r = _mm256_sub_ps(t, p);
         allfin = _mm256_and_ps(allfin, v_finite(r));
         maxv = _mm256_max_ps(maxv, v_abs(r));
+        maxp = _mm256_max_ps(maxp, v_abs(p));
         _mm256_storeu_ps(j->rbuf + k, r);
     }
-    if (_mm256_movemask_ps(allfin) != 0xff) {
+    /* Exceptions, and magnitudes where p + q*scale could overflow (only
+     * beyond 2^125): the reference handles them. */
+    if (_mm256_movemask_ps(allfin) != 0xff || v_hmax(_mm256_max_ps(maxv, maxp)) >= 0x1p125f) {
         ngl_ref_encode_block(j, b, sent);
         return;
     }

@@ -125,7 +125,7 @@ enc_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int
     const uint32_t len = j->block;
     const int use_pred = pred != NGL_PRED_NONE && j->gate[b];
 
-    __m512 maxv = _mm512_setzero_ps();
+    __m512 maxv = _mm512_setzero_ps(), maxp = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (uint32_t k = 0; k < len; k += W) {
         const uint64_t i = lo + k;
@@ -134,10 +134,13 @@ enc_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int
         __m512 r = _mm512_sub_ps(t, p);
         bad |= (__mmask16)~v_finite(r);
         maxv = _mm512_max_ps(maxv, v_abs(r));
+        maxp = _mm512_max_ps(maxp, v_abs(p));
         _mm512_storeu_ps(j->rbuf + k, r);
     }
-    if (bad) {
-        ngl_ref_encode_block(j, b, sent); /* exceptions: the reference handles them */
+    /* Exceptions, and magnitudes where p + q*scale could overflow (only
+     * beyond 2^125): the reference handles them. */
+    if (bad || _mm512_reduce_max_ps(_mm512_max_ps(maxv, maxp)) >= 0x1p125f) {
+        ngl_ref_encode_block(j, b, sent);
         return;
     }
     if (use_pred) {

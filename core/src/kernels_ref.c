@@ -77,33 +77,36 @@ void ngl_ref_encode_block(ngl_dense_job *j, uint32_t b, uint64_t sent)
         float x = j->x[i];
         float praw = ngl_pred_raw(j, i);
         float p = use_pred ? praw : 0.0f;
-        float xhat;
-        if (!ngl_f32_finite(r)) {
-            /* NaN/Inf input or overflow: carried exactly, EF cleared */
+        float xhat = p;
+        int32_t q = 0;
+        /* NaN/Inf input or residual overflow: carried exactly */
+        int exc = !ngl_f32_finite(r);
+        if (!exc && !skipped) {
+            float u = ngl_rng_uniform(j->key, (uint32_t)i);
+            q = ngl_sr_quantize(r, inv, u, j->qmax);
+            xhat = p + ngl_dequantize(q, scale);
+        }
+        if (!exc && !ngl_f32_finite(xhat)) {
+            /* a finite input whose reconstruction overflows (q * scale
+             * near FLT_MAX, or a huge prediction) is carried exactly too:
+             * a finite value never decodes to Inf */
+            exc = 1;
+            q = 0;
+        }
+        if (exc) {
             ngl_exc_append(j, i);
-            if (!skipped) {
-                ref_put_code(j, code0 + (i - lo), 0);
-            }
             xhat = x;
-            if (j->ef) {
-                j->ef[i] = 0.0f;
+        }
+        if (!skipped) {
+            ref_put_code(j, code0 + (i - lo), q);
+        }
+        if (j->ef) {
+            /* e <- t - xhat; nothing to carry for a non-finite input */
+            float t = x + j->ef[i];
+            if (!ngl_f32_finite(t)) {
+                t = x;
             }
-        } else {
-            if (skipped) {
-                xhat = p;
-            } else {
-                float u = ngl_rng_uniform(j->key, (uint32_t)i);
-                int32_t q = ngl_sr_quantize(r, inv, u, j->qmax);
-                ref_put_code(j, code0 + (i - lo), q);
-                xhat = p + ngl_dequantize(q, scale);
-            }
-            if (j->ef) {
-                float t = x + j->ef[i];
-                if (!ngl_f32_finite(t)) {
-                    t = x;
-                }
-                j->ef[i] = t - xhat;
-            }
+            j->ef[i] = ngl_f32_finite(x) ? t - xhat : 0.0f;
         }
         ngl_state_update(j, i, xhat, praw, &a, &c);
     }

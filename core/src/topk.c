@@ -209,6 +209,7 @@ ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x, const 
     /* Reconstruct as the decoder will; update EF, exceptions and state. */
     const size_t esz = 4u + s->dsize;
     j.exc = exc;
+    uint64_t cur = 0; /* position of the next selected element */
     for (uint32_t b = 0; b < s->nblocks; b++) {
         const uint64_t lo = (uint64_t)b * s->block, hi = lo + ngl_block_len(s, b);
         const int use_pred = j.pred != NGL_PRED_NONE && j.gate[b];
@@ -217,26 +218,29 @@ ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x, const 
             float xv = x[i];
             float praw = ngl_pred_raw(&j, i);
             float p = use_pred ? praw : 0.0f;
-            float xhat;
-            if (K[i] == TK_SELECTED) {
-                xhat = p + R[i];
-            } else if (!ngl_f32_finite(R[i])) {
+            const int selected = K[i] == TK_SELECTED;
+            /* NaN/Inf input or residual overflow: never selected, sent exactly */
+            int is_exc = !selected && !ngl_f32_finite(R[i]);
+            float xhat = selected ? p + R[i] : p;
+            if (!is_exc && !ngl_f32_finite(xhat)) {
+                /* finite input, reconstruction overflows: sent exactly,
+                 * with code 0 if it was selected */
+                is_exc = 1;
+                if (selected) {
+                    put_code(codes, cur, 0, int4);
+                }
+            }
+            cur += (uint64_t)selected;
+            if (is_exc) {
                 ngl_exc_append(&j, i);
                 xhat = xv;
-                if (ef) {
-                    ef[i] = 0.0f;
-                }
-                ngl_state_update(&j, i, xhat, praw, &a, &c);
-                continue;
-            } else {
-                xhat = p;
             }
             if (ef) {
                 float t = xv + ef[i];
                 if (!ngl_f32_finite(t)) {
                     t = xv;
                 }
-                ef[i] = t - xhat;
+                ef[i] = ngl_f32_finite(xv) ? t - xhat : 0.0f;
             }
             ngl_state_update(&j, i, xhat, praw, &a, &c);
         }
