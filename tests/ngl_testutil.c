@@ -76,9 +76,7 @@ void tu_elem_set(void *buf, ngl_dtype dt, size_t i, double v)
         memcpy(b + 4 * i, &f, 4);
         return;
     }
-    case NGL_DTYPE_F64:
-        memcpy(b + 8 * i, &v, 8);
-        return;
+    case NGL_DTYPE_F64: memcpy(b + 8 * i, &v, 8); return;
     case NGL_DTYPE_F16: {
         uint16_t h = ngl_f32_to_f16_sat((float)v);
         memcpy(b + 2 * i, &h, 2);
@@ -129,9 +127,7 @@ void tu_elem_set_bits(void *buf, ngl_dtype dt, size_t i, uint64_t bits)
         memcpy(b + 4 * i, &u, 4);
         return;
     }
-    default:
-        memcpy(b + 8 * i, &bits, 8);
-        return;
+    default: memcpy(b + 8 * i, &bits, 8); return;
     }
 }
 
@@ -139,14 +135,10 @@ int tu_elem_finite(const void *buf, ngl_dtype dt, size_t i)
 {
     uint64_t u = tu_elem_bits(buf, dt, i);
     switch (dt) {
-    case NGL_DTYPE_F32:
-        return (u & 0x7f800000u) != 0x7f800000u;
-    case NGL_DTYPE_F64:
-        return (u & 0x7ff0000000000000ull) != 0x7ff0000000000000ull;
-    case NGL_DTYPE_F16:
-        return (u & 0x7c00u) != 0x7c00u;
-    case NGL_DTYPE_BF16:
-        return (u & 0x7f80u) != 0x7f80u;
+    case NGL_DTYPE_F32: return (u & 0x7f800000u) != 0x7f800000u;
+    case NGL_DTYPE_F64: return (u & 0x7ff0000000000000ull) != 0x7ff0000000000000ull;
+    case NGL_DTYPE_F16: return (u & 0x7c00u) != 0x7c00u;
+    case NGL_DTYPE_BF16: return (u & 0x7f80u) != 0x7f80u;
     }
     return 0;
 }
@@ -155,10 +147,22 @@ double tu_ulp(ngl_dtype dt, double v)
 {
     int mant_bits, emin;
     switch (dt) {
-    case NGL_DTYPE_F32: mant_bits = 23; emin = -126; break;
-    case NGL_DTYPE_F16: mant_bits = 10; emin = -14; break;
-    case NGL_DTYPE_BF16: mant_bits = 7; emin = -126; break;
-    default: mant_bits = 52; emin = -1022; break;
+    case NGL_DTYPE_F32:
+        mant_bits = 23;
+        emin = -126;
+        break;
+    case NGL_DTYPE_F16:
+        mant_bits = 10;
+        emin = -14;
+        break;
+    case NGL_DTYPE_BF16:
+        mant_bits = 7;
+        emin = -126;
+        break;
+    default:
+        mant_bits = 52;
+        emin = -1022;
+        break;
     }
     int e;
     if (v == 0.0 || !isfinite(v)) {
@@ -219,16 +223,14 @@ void tu_pair_step(tu_pair *p, const void *src, void *dst)
     assert_true(ngl_encoder_step(p->enc) == step + 1);
     assert_true(ngl_decoder_step(p->dec) == step + 1);
     if (ngl_encoder_state_hash(p->enc) != ngl_decoder_state_hash(p->dec)) {
-        fail_msg("encoder/decoder state hashes differ after step %llu",
-                 (unsigned long long)step);
+        fail_msg("encoder/decoder state hashes differ after step %llu", (unsigned long long)step);
     }
 }
 
 /* ---- frame sections -------------------------------------------------- */
 uint32_t tu_rd32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 uint64_t tu_rd64(const uint8_t *p)
@@ -625,8 +627,8 @@ static void model_check_dense(tu_model *m, const tu_frame *f, const uint8_t *ski
         const float scale = ngl_bits_f32(tu_rd32(f->scales + 4 * sent));
         const float want = model_scale(maxabs, m->qmax);
         if (ngl_f32_bits(scale) != ngl_f32_bits(want)) {
-            fail_msg("block %u: scale %a, expected %a (max |r| %a)", b, (double)scale,
-                     (double)want, (double)maxabs);
+            fail_msg("block %u: scale %a, expected %a (max |r| %a)", b, (double)scale, (double)want,
+                     (double)maxabs);
         }
         for (uint64_t i = lo; i < hi; i++, pos++) {
             model_code(m, i, frame_code(f, pos, int4), scale, maxabs);
@@ -785,8 +787,8 @@ void tu_model_step(tu_model *m, const void *src, const uint8_t *frame, size_t le
         const uint64_t got = tu_elem_bits(dec_out, dt, (size_t)i);
         if (got != want) {
             fail_msg("step %llu element %llu: decoded bits %#llx, spec says %#llx (x %.9g)",
-                     (unsigned long long)m->step, (unsigned long long)i,
-                     (unsigned long long)got, (unsigned long long)want, (double)m->x[i]);
+                     (unsigned long long)m->step, (unsigned long long)i, (unsigned long long)got,
+                     (unsigned long long)want, (double)m->x[i]);
         }
     }
 

@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka.h needs the headers above first */
 #include <cmocka.h>
 
 #include "nangila.h"
@@ -83,8 +84,8 @@ typedef struct tu_frame {
     const uint8_t *body;
     size_t body_len;
     uint32_t n_exc;
-    const uint8_t *mask;   /* NULL unless MASK */
-    uint32_t k;            /* TOPK */
+    const uint8_t *mask; /* NULL unless MASK */
+    uint32_t k;          /* TOPK */
     uint32_t idx_bytes;
     unsigned idx_fmt;
     const uint8_t *idx;
@@ -92,8 +93,8 @@ typedef struct tu_frame {
     uint64_t nscales;
     const uint8_t *codes;
     uint64_t ncoded;
-    const uint8_t *exc;    /* n_exc entries of u32 index + dtype bits */
-    size_t exc_size;       /* bytes per entry */
+    const uint8_t *exc; /* n_exc entries of u32 index + dtype bits */
+    size_t exc_size;    /* bytes per entry */
 } tu_frame;
 
 /* Locate the sections of an INT8/INT4 frame and check that they add up. */
@@ -113,12 +114,12 @@ typedef struct tu_model {
     int qmax;
     uint64_t step;
     uint32_t hist;
-    float *st1, *st2;   /* momentum m / linear x1, linear x2 */
+    float *st1, *st2; /* momentum m / linear x1, linear x2 */
     uint8_t *gate;
-    float *ef;          /* tracked error feedback, NULL when off */
+    float *ef; /* tracked error feedback, NULL when off */
     float *x, *t, *p, *praw, *r, *xhat;
     uint8_t *is_exc, *is_sel;
-    uint32_t *idx;      /* Top-K indices of the current frame */
+    uint32_t *idx; /* Top-K indices of the current frame */
     /* optional: the mask the next frame must carry (user mask); NULL =
      * the rotation rule */
     const uint8_t *expect_mask;

@@ -47,14 +47,14 @@ static const det_stream det_streams[] = {
      NGL_LOSSLESS_NONE, 64, 0, 0x19346c2c6ef3582cull},
     {"eps-f64-linear", NGL_CODEC_EPS, NGL_DTYPE_F64, NGL_PRED_LINEAR, 0, 0.0, 0.0, 1e-4,
      NGL_LOSSLESS_NONE, 128, 0, 0xc05a25ce6807bc65ull},
-    {"int8-bf16-linear-mask-ef", NGL_CODEC_INT8, NGL_DTYPE_BF16, NGL_PRED_LINEAR, 1, 0.0, 0.25,
-     0.0, NGL_LOSSLESS_NONE, 200, 0, 0x0f1951f6c9dc9bfeull},
+    {"int8-bf16-linear-mask-ef", NGL_CODEC_INT8, NGL_DTYPE_BF16, NGL_PRED_LINEAR, 1, 0.0, 0.25, 0.0,
+     NGL_LOSSLESS_NONE, 200, 0, 0x0f1951f6c9dc9bfeull},
     {"int4-f16-momentum-topk", NGL_CODEC_INT4, NGL_DTYPE_F16, NGL_PRED_MOMENTUM, 1, 0.3, 0.0, 0.0,
      NGL_LOSSLESS_NONE, 256, 0, 0x94e7581cb9737fcaull},
     {"int8-f32-rle", NGL_CODEC_INT8, NGL_DTYPE_F32, NGL_PRED_NONE, 0, 0.0, 0.0, 0.0,
      NGL_LOSSLESS_RLE, 64, 1, 0x3491c8ca50bc25faull},
 };
-#define DET_N 3001
+#define DET_N     3001
 #define DET_STEPS 100
 
 static void det_config(ngl_stream_config *c, const det_stream *d, ngl_isa isa)
@@ -217,8 +217,7 @@ static void lock_run(const lock_case *lc)
         assert_int_equal(ngl_decoder_decode(dec, frame, len, y, 0), NGL_OK);
         const uint64_t he = ngl_encoder_state_hash(enc), hd = ngl_decoder_state_hash(dec);
         if (he != hd) {
-            fail_msg("%s: state hashes differ after step %llu", lc->name,
-                     (unsigned long long)step);
+            fail_msg("%s: state hashes differ after step %llu", lc->name, (unsigned long long)step);
         }
         if (quant) {
             tu_model_step(&m, x, frame, len, y);

@@ -64,8 +64,8 @@ typedef enum {
     EB_NKINDS
 } eb_kind;
 
-static const char *const eb_kind_names[] = {"random", "huge", "tiny", "constant", "alternating",
-                                            "jumps", "special", "ties", "rounding", "mixed"};
+static const char *const eb_kind_names[] = {"random", "huge",    "tiny", "constant", "alternating",
+                                            "jumps",  "special", "ties", "rounding", "mixed"};
 
 static double eb_value(eb_kind kind, tu_rng *rng, ngl_dtype dt, double eps, uint64_t i,
                        uint64_t step)
@@ -83,14 +83,17 @@ static double eb_value(eb_kind kind, tu_rng *rng, ngl_dtype dt, double eps, uint
         return tu_rng_below(rng, 2) ? v : -v;
     }
     case EB_TINY: {
-        const double tiny[] = {1e-30, FLT_MIN, 0x1p-149, 0x1p-140 * 3.0,
-                               f64 ? 0x1p-1074 : 0x1p-148, f64 ? DBL_MIN : 1e-38,
+        const double tiny[] = {1e-30,
+                               FLT_MIN,
+                               0x1p-149,
+                               0x1p-140 * 3.0,
+                               f64 ? 0x1p-1074 : 0x1p-148,
+                               f64 ? DBL_MIN : 1e-38,
                                f64 ? 1e-310 : 1e-44};
         const double v = tiny[tu_rng_below(rng, 7)] * (double)(1 + tu_rng_below(rng, 3));
         return tu_rng_below(rng, 2) ? v : -v;
     }
-    case EB_CONSTANT:
-        return 0.3 + 1000.0 * eps;
+    case EB_CONSTANT: return 0.3 + 1000.0 * eps;
     case EB_ALTERNATING: {
         const double v = 1.0 + (double)(i % 13) * 0.37;
         return ((i + step) & 1) ? v : -v;
@@ -123,8 +126,7 @@ static double eb_value(eb_kind kind, tu_rng *rng, ngl_dtype dt, double eps, uint
         return tu_rng_below(rng, 2) ? v : -v;
     }
     case EB_MIXED:
-    case EB_NKINDS:
-        break;
+    case EB_NKINDS: break;
     }
     return eb_value((eb_kind)tu_rng_below(rng, EB_MIXED), rng, dt, eps, i, step);
 }
@@ -179,8 +181,8 @@ static int eb_exceeds(double y, double x, double eps)
 /* Check the bound; count the elements where the plain reconstruction
  * dtype(q * 2eps) with q = round(x / 2eps) (no prediction) would have
  * broken it, to show that the inputs do probe the escape path. */
-static uint64_t eb_check(const uint8_t *x, const uint8_t *y, ngl_dtype dt, double eps,
-                         eb_kind kind, ngl_predictor pred, uint64_t step)
+static uint64_t eb_check(const uint8_t *x, const uint8_t *y, ngl_dtype dt, double eps, eb_kind kind,
+                         ngl_predictor pred, uint64_t step)
 {
     uint64_t naive_bad = 0;
     for (uint64_t i = 0; i < EB_N; i++) {
@@ -195,9 +197,10 @@ static uint64_t eb_check(const uint8_t *x, const uint8_t *y, ngl_dtype dt, doubl
         const double xv = tu_elem_get(x, dt, (size_t)i);
         const double yv = tu_elem_get(y, dt, (size_t)i);
         if (eb_exceeds(yv, xv, eps)) {
-            fail_msg("%s (%s) eps %g pred %d step %llu: element %llu: |%.17g - %.17g| = %.17g > eps",
-                     eb_kind_names[kind], dt == NGL_DTYPE_F64 ? "f64" : "f32", eps, (int)pred,
-                     (unsigned long long)step, (unsigned long long)i, yv, xv, fabs(yv - xv));
+            fail_msg(
+                "%s (%s) eps %g pred %d step %llu: element %llu: |%.17g - %.17g| = %.17g > eps",
+                eb_kind_names[kind], dt == NGL_DTYPE_F64 ? "f64" : "f32", eps, (int)pred,
+                (unsigned long long)step, (unsigned long long)i, yv, xv, fabs(yv - xv));
         }
         const double q = nearbyint(xv / (2.0 * eps));
         if (fabs(q) <= 0x1p30) {

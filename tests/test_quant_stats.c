@@ -28,7 +28,7 @@
 /* Position of a value inside its level, in units of the step. */
 static const float sr_fracs[] = {0.5f, 0x1p-10f, 1.0f - 0x1p-10f, 0.25f, 0.875f};
 #define SR_NFRAC (sizeof sr_fracs / sizeof sr_fracs[0])
-#define SR_NCAT (2 * SR_NFRAC) /* x sign */
+#define SR_NCAT  (2 * SR_NFRAC) /* x sign */
 
 typedef struct sr_acc {
     double sum[SR_NCAT], sum2[SR_NCAT];
@@ -168,10 +168,10 @@ static void test_quant_int4_rounding_unbiased_per_sign(void **state)
 /* ---- error feedback is unbiased in time -------------------------------- */
 
 typedef struct ef_run {
-    double max_first;   /* max |sum x - sum y| over the first half of the run */
-    double max_second;  /* ... over the second half */
-    double mid, final;  /* max over the elements at the middle and at the end */
-    double max_track;   /* max | (sum x - sum y) - e_tracked | */
+    double max_first;  /* max |sum x - sum y| over the first half of the run */
+    double max_second; /* ... over the second half */
+    double mid, final; /* max over the elements at the middle and at the end */
+    double max_track;  /* max | (sum x - sum y) - e_tracked | */
 } ef_run;
 
 static ef_run ef_stream(ngl_codec codec, int ef, double topk, double mask, ngl_predictor pred,
@@ -252,8 +252,8 @@ static void test_quant_error_feedback_unbiased_in_time(void **state)
     };
     enum { STEPS = 400 };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        const ef_run r = ef_stream(cases[k].codec, 1, cases[k].topk, cases[k].mask, cases[k].pred,
-                                   STEPS);
+        const ef_run r =
+            ef_stream(cases[k].codec, 1, cases[k].topk, cases[k].mask, cases[k].pred, STEPS);
         print_message("case %zu: max |sum x - sum y| %.4g (first half) %.4g (second half), "
                       "max |(sum x - sum y) - e| %.3g\n",
                       k, r.max_first, r.max_second, r.max_track);
@@ -263,8 +263,7 @@ static void test_quant_error_feedback_unbiased_in_time(void **state)
         /* and it is bounded: no growth from the first half of the run to
          * the second (a lost share of the input would grow linearly) */
         if (!(r.max_second <= 2.0 * r.max_first)) {
-            fail_msg("case %zu: |sum x - sum y| grows: %g then %g", k, r.max_first,
-                     r.max_second);
+            fail_msg("case %zu: |sum x - sum y| grows: %g then %g", k, r.max_first, r.max_second);
         }
         if (cases[k].topk == 0.0 && cases[k].mask == 0.0) {
             /* dense: e is one rounding step, max|t| / qmax */
@@ -273,10 +272,9 @@ static void test_quant_error_feedback_unbiased_in_time(void **state)
         } else {
             /* without EF the sparse stream loses its mass step after step:
              * the same statistic sees linear growth */
-            const ef_run n = ef_stream(cases[k].codec, 0, cases[k].topk, cases[k].mask,
-                                       NGL_PRED_NONE, STEPS);
-            print_message("    without EF: %.4g at the middle, %.4g at the end\n", n.mid,
-                          n.final);
+            const ef_run n =
+                ef_stream(cases[k].codec, 0, cases[k].topk, cases[k].mask, NGL_PRED_NONE, STEPS);
+            print_message("    without EF: %.4g at the middle, %.4g at the end\n", n.mid, n.final);
             if (!(n.final > 1.8 * n.mid && n.final > 2.0 * r.max_second)) {
                 fail_msg("case %zu: the drift without EF (%g, %g) is not told apart", k, n.mid,
                          n.final);
@@ -288,7 +286,7 @@ static void test_quant_error_feedback_unbiased_in_time(void **state)
 /* ---- NaN/Inf/overflow bursts ------------------------------------------ */
 
 typedef struct burst_result {
-    double rms_late;     /* RMS error over the last steps */
+    double rms_late; /* RMS error over the last steps */
     uint64_t exceptions;
 } burst_result;
 
@@ -344,8 +342,8 @@ static burst_result burst_stream(const ngl_stream_config *c, int with_burst, int
         for (uint64_t i = 0; i < n; i++) {
             if (isfinite(x[i])) {
                 if (!isfinite(y[i])) {
-                    fail_msg("step %d: finite input %llu decoded to %g", s,
-                             (unsigned long long)i, (double)y[i]);
+                    fail_msg("step %d: finite input %llu decoded to %g", s, (unsigned long long)i,
+                             (double)y[i]);
                 }
                 if (s >= LATE0) {
                     const double d = (double)y[i] - (double)x[i];

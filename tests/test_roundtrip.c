@@ -110,8 +110,8 @@ static void rt_check_eps(const void *src, const void *dst, ngl_dtype dt, uint64_
         }
         const double x = tu_elem_get(src, dt, (size_t)i), y = tu_elem_get(dst, dt, (size_t)i);
         if (!(fabs(y - x) <= eps)) {
-            fail_msg("eps: element %llu: |%.17g - %.17g| > eps %.17g", (unsigned long long)i, y,
-                     x, eps);
+            fail_msg("eps: element %llu: |%.17g - %.17g| > eps %.17g", (unsigned long long)i, y, x,
+                     eps);
         }
     }
 }
@@ -139,8 +139,8 @@ static void rt_check_int_step(const void *src, const void *dst, ngl_dtype dt, ui
             const double y = tu_elem_get(dst, dt, (size_t)i);
             const double out_round = dt == NGL_DTYPE_F32 ? 0.0 : tu_ulp(dt, fabs(x) + step);
             if (!(fabs(y - x) <= step * (1.0 + 0x1p-15) + out_round)) {
-                fail_msg("element %llu: |%.9g - %.9g| exceeds one step %.9g",
-                         (unsigned long long)i, y, x, step);
+                fail_msg("element %llu: |%.9g - %.9g| exceeds one step %.9g", (unsigned long long)i,
+                         y, x, step);
             }
         }
     }
@@ -162,9 +162,7 @@ static void rt_run(rt_buffers *bufs, const ngl_stream_config *cfg, int steps)
         memset(bufs->dst, 0xA5, (size_t)cfg->count * ngl_dtype_size(cfg->dtype));
         tu_pair_step(&pair, bufs->src, bufs->dst);
         switch (cfg->codec) {
-        case NGL_CODEC_RAW:
-            rt_check_raw(bufs->src, bufs->dst, cfg->dtype, cfg->count);
-            break;
+        case NGL_CODEC_RAW: rt_check_raw(bufs->src, bufs->dst, cfg->dtype, cfg->count); break;
         case NGL_CODEC_EPS:
             rt_check_eps(bufs->src, bufs->dst, cfg->dtype, cfg->count, cfg->eps);
             break;
@@ -173,8 +171,8 @@ static void rt_run(rt_buffers *bufs, const ngl_stream_config *cfg, int steps)
             tu_model_step(&model, bufs->src, pair.frame, pair.len, bufs->dst);
             if (!cfg->error_feedback && cfg->predictor == NGL_PRED_NONE &&
                 cfg->topk_fraction == 0.0 && cfg->mask_fraction == 0.0) {
-                rt_check_int_step(bufs->src, bufs->dst, cfg->dtype, cfg->count,
-                                  cfg->block_size, cfg->codec == NGL_CODEC_INT4 ? 7 : 127);
+                rt_check_int_step(bufs->src, bufs->dst, cfg->dtype, cfg->count, cfg->block_size,
+                                  cfg->codec == NGL_CODEC_INT4 ? 7 : 127);
             }
             break;
         }
@@ -207,8 +205,8 @@ static void rt_sweep(rt_buffers *bufs, ngl_codec codec, ngl_dtype dt, ngl_predic
             /* The largest count takes one block size per configuration,
              * rotating so that each codec still meets all four; the full
              * cross product would cost most of the suite's time. */
-            if (rt_counts[ci] > 4096 && bi != ((unsigned)dt + (unsigned)pred + 2u * (unsigned)ef +
-                                                   (unsigned)mode) % 4u) {
+            if (rt_counts[ci] > 4096 &&
+                bi != ((unsigned)dt + (unsigned)pred + 2u * (unsigned)ef + (unsigned)mode) % 4u) {
                 continue;
             }
             ngl_stream_config c;

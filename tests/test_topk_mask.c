@@ -282,11 +282,11 @@ static void test_topk_index_formats(void **state)
         double frac;
         unsigned want_fmt;
     } cases[] = {
-        {4096, 0.5, 0},      /* dense: bitmap */
-        {4096, 0.01, 1},     /* sparse: varint gaps */
-        {64, 8.0 / 64, 0},   /* 8 one-byte gaps = 8 bitmap bytes: tie -> bitmap */
-        {64, 7.0 / 64, 1},   /* 7 bytes < 8 */
-        {100003, 0.001, 1},  /* gaps beyond one varint byte */
+        {4096, 0.5, 0},     /* dense: bitmap */
+        {4096, 0.01, 1},    /* sparse: varint gaps */
+        {64, 8.0 / 64, 0},  /* 8 one-byte gaps = 8 bitmap bytes: tie -> bitmap */
+        {64, 7.0 / 64, 1},  /* 7 bytes < 8 */
+        {100003, 0.001, 1}, /* gaps beyond one varint byte */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         tm_config(&c, cases[k].count, 256, cases[k].frac, 1);
@@ -399,8 +399,8 @@ static void test_mask_rotation_sends_every_block_each_period(void **state)
                     any |= sent[s][b];
                 }
                 if (!any) {
-                    fail_msg("mask_fraction %g: block %u not sent in steps %d..%d",
-                             fractions[fi], b, start, start + (int)NGL_MASK_PERIOD - 1);
+                    fail_msg("mask_fraction %g: block %u not sent in steps %d..%d", fractions[fi],
+                             b, start, start + (int)NGL_MASK_PERIOD - 1);
                 }
             }
         }
@@ -417,7 +417,7 @@ static void test_mask_user_mask_applies_once(void **state)
     tu_rng rng;
     tu_rng_seed(&rng, 10);
     /* bits beyond the 11 blocks are set on purpose: they must be ignored */
-    const uint8_t user[2] = {0x29, 0xfd};       /* blocks 0, 3, 5, 8, 10 (+ junk) */
+    const uint8_t user[2] = {0x29, 0xfd}; /* blocks 0, 3, 5, 8, 10 (+ junk) */
     const uint8_t user_clean[2] = {0x29, 0x05};
     const uint8_t all[2] = {0xff, 0x07};
     for (int step = 0; step < 8; step++) {
