@@ -251,9 +251,8 @@ static int bit_get(const uint8_t *bits, uint64_t i)
     return (bits[i >> 3] >> (i & 7u)) & 1u;
 }
 
-void tu_frame_parse_quant(const uint8_t *frame, size_t len, size_t nblocks_hint, tu_frame *f)
+void tu_frame_parse_quant(const uint8_t *frame, size_t len, tu_frame *f)
 {
-    (void)nblocks_hint;
     memset(f, 0, sizeof *f);
     assert_int_equal(ngl_frame_inspect(frame, len, 1, &f->fi), NGL_OK);
     assert_true(f->fi.codec == NGL_CODEC_INT8 || f->fi.codec == NGL_CODEC_INT4);
@@ -646,7 +645,7 @@ void tu_model_step(tu_model *m, const void *src, const uint8_t *frame, size_t le
     const size_t ds = ngl_dtype_size(dt);
     const uint64_t n = m->n;
     tu_frame f;
-    tu_frame_parse_quant(frame, len, m->nb, &f);
+    tu_frame_parse_quant(frame, len, &f);
 
     /* header */
     assert_int_equal(f.fi.codec, m->cfg.codec);

@@ -98,7 +98,7 @@ typedef struct tu_frame {
 } tu_frame;
 
 /* Locate the sections of an INT8/INT4 frame and check that they add up. */
-void tu_frame_parse_quant(const uint8_t *frame, size_t len, size_t nblocks_hint, tu_frame *f);
+void tu_frame_parse_quant(const uint8_t *frame, size_t len, tu_frame *f);
 /* Decode the Top-K index section into @p out (k entries); asserts it is
  * well formed and strictly increasing. */
 void tu_frame_topk_indices(const tu_frame *f, uint64_t count, uint32_t *out);

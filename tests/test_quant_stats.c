@@ -334,7 +334,7 @@ static burst_result burst_stream(const ngl_stream_config *c, int with_burst, int
         tu_pair_step(&p, x, y);
         tu_model_step(&m, x, p.frame, p.len, y);
         tu_frame fr;
-        tu_frame_parse_quant(p.frame, p.len, 0, &fr);
+        tu_frame_parse_quant(p.frame, p.len, &fr);
         for (uint64_t g = 0; g < fr.nscales; g++) {
             assert_true(isfinite(ngl_bits_f32(tu_rd32(fr.scales + 4 * g))));
         }

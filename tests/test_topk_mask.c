@@ -75,7 +75,7 @@ static uint32_t tm_step(tm_fixture *f)
     tu_pair_step(&f->pair, f->x, f->y);
     tu_model_step(&f->model, f->x, f->pair.frame, f->pair.len, f->y);
     tu_frame fr;
-    tu_frame_parse_quant(f->pair.frame, f->pair.len, 0, &fr);
+    tu_frame_parse_quant(f->pair.frame, f->pair.len, &fr);
     if (fr.fi.flags & 2u) {
         tu_frame_topk_indices(&fr, f->pair.cfg.count, f->idx);
         return fr.k;
@@ -298,7 +298,7 @@ static void test_topk_index_formats(void **state)
             }
             tm_step(f); /* the model checks the format rule on every frame */
             tu_frame fr;
-            tu_frame_parse_quant(f->pair.frame, f->pair.len, 0, &fr);
+            tu_frame_parse_quant(f->pair.frame, f->pair.len, &fr);
             if (fr.idx_fmt != cases[k].want_fmt) {
                 fail_msg("count %llu f %g: index format %u, expected %u",
                          (unsigned long long)cases[k].count, cases[k].frac, fr.idx_fmt,
@@ -381,7 +381,7 @@ static void test_mask_rotation_sends_every_block_each_period(void **state)
             }
             tm_step(f);
             tu_frame fr;
-            tu_frame_parse_quant(f->pair.frame, f->pair.len, 0, &fr);
+            tu_frame_parse_quant(f->pair.frame, f->pair.len, &fr);
             unsigned skipped = 0;
             for (uint32_t b = 0; b < NB; b++) {
                 const int s = fr.mask ? (fr.mask[b >> 3] >> (b & 7u)) & 1 : 0;
@@ -436,7 +436,7 @@ static void test_mask_user_mask_applies_once(void **state)
         }
         tm_step(f); /* the model checks mask section and skipped values */
         tu_frame fr;
-        tu_frame_parse_quant(f->pair.frame, f->pair.len, 0, &fr);
+        tu_frame_parse_quant(f->pair.frame, f->pair.len, &fr);
         if (step == 3) {
             assert_non_null(fr.mask);
             assert_memory_equal(fr.mask, user_clean, 2);
