@@ -305,7 +305,7 @@ static void test_settings_from_real_environment(void **state)
 {
     (void)state;
     /* Start from an environment without NANGILA_* variables (the test
-     * runner may export its own, e.g. NANGILA_PYTHON from scripts/test.sh). */
+     * runner may export its own, whatever a developer has set). */
     extern char **environ;
     for (int pass = 0; pass < 64; pass++) {
         char name[128] = "";
