@@ -14,8 +14,10 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 nangila_ensure_deps
-export NANGILA_PYTHON
-NANGILA_PYTHON=$(nangila_python)
+# Not NANGILA_*: that prefix is reserved for user settings, and an unknown
+# NANGILA_* variable is rejected at start-up.
+export NGL_PYTHON
+NGL_PYTHON=$(nangila_python)
 jobs=$(nproc)
 
 setup() { # dir, extra meson args...

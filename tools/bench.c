@@ -283,9 +283,13 @@ int ngl_cli_bench(int argc, char **argv)
                 td[it] = t2 - t1;
                 wire += (double)len;
             }
-            if (it == o.iters - 1 && cc->dtype == NGL_DTYPE_F32) {
+            if (it == o.iters - 1) {
+                const uint16_t *h = (const uint16_t *)out;
                 for (uint64_t i = 0; i < n; i++) {
-                    double d = (double)out[i] - (double)x32[s][i];
+                    double y = cc->dtype == NGL_DTYPE_F32    ? (double)out[i]
+                               : cc->dtype == NGL_DTYPE_F16 ? (double)ngl_f16_to_f32(h[i])
+                                                            : (double)ngl_bf16_to_f32(h[i]);
+                    double d = y - (double)x32[s][i];
                     err2 += d * d;
                     sig2 += (double)x32[s][i] * x32[s][i];
                 }

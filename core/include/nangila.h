@@ -256,7 +256,10 @@ NGL_API ngl_status ngl_decoder_create(const ngl_stream_config *cfg, ngl_decoder 
 NGL_API void ngl_decoder_destroy(ngl_decoder *dec);
 
 /** Decode flags. */
-#define NGL_DECODE_ACCUMULATE 1u /* dst += decoded (in fp32, then rounded) */
+/* dst += decoded, element by element, in fp32 then rounded to the dtype.
+ * As with any IEEE sum, when both operands are NaN which payload survives
+ * is unspecified. */
+#define NGL_DECODE_ACCUMULATE 1u
 
 /**
  * Decode one frame into cfg.count elements of cfg.dtype at @p dst.

@@ -132,18 +132,19 @@ void ngl_free(void *p)
 
 /* ---- CPU features and kernel dispatch --------------------------------- */
 #if defined(__x86_64__) || defined(__i386__)
-/* F16C from CPUID leaf 1: clang (14) has no __builtin_cpu_supports("f16c"). */
+/* F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
+ * does not know "f16c". The builtin's "avx2" already checks that the OS
+ * saves the YMM state. */
 static int cpu_has_f16c(void)
 {
     unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
 }
 
 int ngl_cpu_has_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && cpu_has_f16c() &&
-           __builtin_cpu_supports("fma") /* OS saves YMM state */;
+    return __builtin_cpu_supports("avx2") && cpu_has_f16c();
 }
 
 int ngl_cpu_has_avx512(void)

@@ -125,6 +125,11 @@ static int encoder_build_mask(ngl_encoder *enc)
     } else {
         memset(s->mask, 0, nb);
         unsigned skip = (unsigned)lround(s->cfg.mask_fraction * NGL_MASK_PERIOD);
+        /* mask_fraction >= 31/32 would round to the whole period and skip
+         * every block for ever; one step in each period always sends. */
+        if (skip > NGL_MASK_PERIOD - 1u) {
+            skip = NGL_MASK_PERIOD - 1u;
+        }
         if (skip > 0) {
             for (uint32_t b = 0; b < s->nblocks; b++) {
                 if ((unsigned)((b + s->step) % NGL_MASK_PERIOD) < skip) {

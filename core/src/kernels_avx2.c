@@ -6,6 +6,7 @@
 #include "ngl_kernels.h"
 
 #include <immintrin.h>
+#include <pthread.h>
 
 #define W 8
 
@@ -145,10 +146,9 @@ enc_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int
         maxp = _mm256_max_ps(maxp, v_abs(p));
         _mm256_storeu_ps(j->rbuf + k, r);
     }
-    /* Exceptions, and blocks whose reconstruction p + q*scale could
-     * overflow (|p| or |r| >= 2^126), take the reference path. */
-    if (_mm256_movemask_ps(allfin) != 0xff || v_hmax(maxv) >= 0x1p126f ||
-        v_hmax(maxp) >= 0x1p126f) {
+    /* Exceptions, and magnitudes where p + q*scale could overflow (only
+     * beyond 2^125): the reference handles them. */
+    if (_mm256_movemask_ps(allfin) != 0xff || v_hmax(_mm256_max_ps(maxv, maxp)) >= 0x1p125f) {
         ngl_ref_encode_block(j, b, sent);
         return;
     }
@@ -394,6 +394,118 @@ static void avx2_bf16_accumulate(const float *src, void *dst, size_t n)
     }
 }
 
+/* ---- Top-K helpers ------------------------------------------------------ */
+
+static void scan_range(const float *x, float *ef, uint32_t *key, uint64_t lo, uint64_t hi,
+                       uint32_t live, uint64_t *eligible, uint64_t *bad)
+{
+    const __m256i vlive = _mm256_set1_epi32((int)live);
+    uint64_t i = lo;
+    for (; i + W <= hi; i += W) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 t = xv;
+        if (ef) {
+            __m256 te = _mm256_add_ps(xv, _mm256_loadu_ps(ef + i));
+            t = _mm256_blendv_ps(xv, te, v_finite(te));
+        }
+        __m256i mag = _mm256_and_si256(_mm256_castps_si256(t), _mm256_set1_epi32(0x7fffffff));
+        /* mag < 2^31, so the signed compare is an unsigned one */
+        __m256i fin = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7f800000), mag);
+        __m256i k = _mm256_and_si256(_mm256_and_si256(_mm256_add_epi32(mag, _mm256_set1_epi32(1)), fin), vlive);
+        _mm256_storeu_si256((__m256i *)(key + i), k);
+        __m256i zero = _mm256_cmpeq_epi32(k, _mm256_setzero_si256());
+        *eligible += (uint64_t)(W - __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(zero))));
+        *bad += (uint64_t)(W - __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(fin))));
+        if (ef) {
+            _mm256_storeu_ps(ef + i, _mm256_and_ps(t, _mm256_castsi256_ps(fin)));
+        }
+    }
+    for (; i < hi; i++) {
+        float t = x[i];
+        if (ef) {
+            float te = x[i] + ef[i];
+            t = ngl_f32_finite(te) ? te : x[i];
+        }
+        uint32_t mag = ngl_f32_bits(t) & 0x7fffffffu;
+        int f = mag < 0x7f800000u;
+        uint32_t k = (f ? mag + 1u : 0u) & live;
+        key[i] = k;
+        *eligible += k != 0;
+        *bad += !f;
+        if (ef) {
+            ef[i] = f ? t : 0.0f;
+        }
+    }
+}
+
+static uint64_t avx2_topk_scan(const float *x, float *ef, uint32_t *key, const uint8_t *skip,
+                               uint32_t block, uint64_t n, uint64_t *n_nonfinite)
+{
+    uint64_t eligible = 0, bad = 0;
+    if (skip == NULL) {
+        scan_range(x, ef, key, 0, n, 0xffffffffu, &eligible, &bad);
+    } else {
+        for (uint64_t lo = 0, b = 0; lo < n; lo += block, b++) {
+            scan_range(x, ef, key, lo, NGL_MIN(lo + block, n),
+                       ngl_bit_get(skip, b) ? 0u : 0xffffffffu, &eligible, &bad);
+        }
+    }
+    *n_nonfinite = bad;
+    return eligible;
+}
+
+/* Lane permutations that move the set lanes of an 8-bit mask to the front. */
+static uint32_t compress_lut[256][8];
+static pthread_once_t compress_once = PTHREAD_ONCE_INIT;
+
+static void compress_lut_init(void)
+{
+    for (unsigned m = 0; m < 256; m++) {
+        unsigned w = 0;
+        for (unsigned l = 0; l < 8; l++) {
+            if (m & (1u << l)) {
+                compress_lut[m][w++] = l;
+            }
+        }
+        while (w < 8) {
+            compress_lut[m][w++] = 0;
+        }
+    }
+}
+
+static uint64_t avx2_topk_collect(const uint32_t *key, uint64_t n, uint32_t min_key,
+                                  uint32_t *out, uint64_t cap)
+{
+    pthread_once(&compress_once, compress_lut_init);
+    /* unsigned key >= min_key  <=>  max(key, min_key) == key */
+    const __m256i vmin = _mm256_set1_epi32((int)min_key);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    uint64_t found = 0, i = 0;
+    for (; i + W <= n; i += W) {
+        __m256i k = _mm256_loadu_si256((const __m256i *)(key + i));
+        __m256i ge = _mm256_cmpeq_epi32(_mm256_max_epu32(k, vmin), k);
+        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(ge));
+        if (m) {
+            if (found > cap) {
+                return found;
+            }
+            __m256i perm = _mm256_loadu_si256((const __m256i *)compress_lut[m]);
+            __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)i), lane);
+            _mm256_storeu_si256((__m256i *)(out + found), _mm256_permutevar8x32_epi32(idx, perm));
+            found += (uint64_t)__builtin_popcount(m);
+        }
+    }
+    for (; i < n; i++) {
+        if (key[i] >= min_key) {
+            if (found > cap) {
+                return found;
+            }
+            out[found++] = (uint32_t)i;
+        }
+    }
+    return found;
+}
+
 const ngl_kernels ngl_kernels_avx2 = {
     .isa = NGL_ISA_AVX2,
     .name = "avx2",
@@ -405,4 +517,6 @@ const ngl_kernels ngl_kernels_avx2 = {
     .f32_to_bf16_sat = avx2_f32_to_bf16_sat,
     .f16_accumulate = avx2_f16_accumulate,
     .bf16_accumulate = avx2_bf16_accumulate,
+    .topk_scan = avx2_topk_scan,
+    .topk_collect = avx2_topk_collect,
 };

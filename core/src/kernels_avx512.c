@@ -137,9 +137,9 @@ enc_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int
         maxp = _mm512_max_ps(maxp, v_abs(p));
         _mm512_storeu_ps(j->rbuf + k, r);
     }
-    /* Exceptions, and blocks whose reconstruction p + q*scale could
-     * overflow (|p| or |r| >= 2^126), take the reference path. */
-    if (bad || _mm512_reduce_max_ps(maxv) >= 0x1p126f || _mm512_reduce_max_ps(maxp) >= 0x1p126f) {
+    /* Exceptions, and magnitudes where p + q*scale could overflow (only
+     * beyond 2^125): the reference handles them. */
+    if (bad || _mm512_reduce_max_ps(_mm512_max_ps(maxv, maxp)) >= 0x1p125f) {
         ngl_ref_encode_block(j, b, sent);
         return;
     }
@@ -381,6 +381,75 @@ static void avx512_bf16_accumulate(const float *src, void *dst, size_t n)
     }
 }
 
+/* ---- Top-K helpers ------------------------------------------------------ */
+
+static inline void scan_range(const float *x, float *ef, uint32_t *key, uint64_t lo, uint64_t hi,
+                              __m512i live, uint64_t *eligible, uint64_t *bad)
+{
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (uint64_t i = lo; i < hi; i += W) {
+        const uint64_t left = hi - i;
+        const __mmask16 m = left >= W ? (__mmask16)0xffff
+                                      : _mm512_cmplt_epu32_mask(lane, _mm512_set1_epi32((int)left));
+        __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 t = xv;
+        if (ef) {
+            __m512 te = _mm512_add_ps(xv, _mm512_maskz_loadu_ps(m, ef + i));
+            t = _mm512_mask_blend_ps(v_finite(te), xv, te);
+        }
+        __m512i mag = _mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32(0x7fffffff));
+        __mmask16 fin = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(0x7f800000));
+        __m512i k = _mm512_and_si512(
+            _mm512_maskz_add_epi32(fin, mag, _mm512_set1_epi32(1)), live);
+        _mm512_mask_storeu_epi32(key + i, m, k);
+        *eligible += (uint64_t)__builtin_popcount(_mm512_test_epi32_mask(k, k) & m);
+        *bad += (uint64_t)__builtin_popcount((__mmask16)~fin & m);
+        if (ef) {
+            _mm512_mask_storeu_ps(ef + i, m, _mm512_maskz_mov_ps(fin, t));
+        }
+    }
+}
+
+static uint64_t avx512_topk_scan(const float *x, float *ef, uint32_t *key, const uint8_t *skip,
+                                 uint32_t block, uint64_t n, uint64_t *n_nonfinite)
+{
+    uint64_t eligible = 0, bad = 0;
+    if (skip == NULL) {
+        scan_range(x, ef, key, 0, n, _mm512_set1_epi32(-1), &eligible, &bad);
+    } else {
+        for (uint64_t lo = 0, b = 0; lo < n; lo += block, b++) {
+            __m512i live = _mm512_set1_epi32(ngl_bit_get(skip, b) ? 0 : -1);
+            scan_range(x, ef, key, lo, NGL_MIN(lo + block, n), live, &eligible, &bad);
+        }
+    }
+    *n_nonfinite = bad;
+    return eligible;
+}
+
+static uint64_t avx512_topk_collect(const uint32_t *key, uint64_t n, uint32_t min_key,
+                                    uint32_t *out, uint64_t cap)
+{
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i vmin = _mm512_set1_epi32((int)min_key);
+    uint64_t found = 0;
+    for (uint64_t i = 0; i < n; i += W) {
+        const uint64_t left = n - i;
+        const __mmask16 m = left >= W ? (__mmask16)0xffff
+                                      : _mm512_cmplt_epu32_mask(lane, _mm512_set1_epi32((int)left));
+        __mmask16 hit = _mm512_mask_cmpge_epu32_mask(m, _mm512_maskz_loadu_epi32(m, key + i), vmin);
+        if (hit) {
+            if (found > cap) {
+                return found;
+            }
+            /* compress in a register, then a plain store: out has 16 spare */
+            __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)i), lane);
+            _mm512_storeu_si512(out + found, _mm512_maskz_compress_epi32(hit, idx));
+            found += (uint64_t)__builtin_popcount(hit);
+        }
+    }
+    return found;
+}
+
 const ngl_kernels ngl_kernels_avx512 = {
     .isa = NGL_ISA_AVX512,
     .name = "avx512",
@@ -392,4 +461,6 @@ const ngl_kernels ngl_kernels_avx512 = {
     .f32_to_bf16_sat = avx512_f32_to_bf16_sat,
     .f16_accumulate = avx512_f16_accumulate,
     .bf16_accumulate = avx512_bf16_accumulate,
+    .topk_scan = avx512_topk_scan,
+    .topk_collect = avx512_topk_collect,
 };

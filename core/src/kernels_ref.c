@@ -77,43 +77,36 @@ void ngl_ref_encode_block(ngl_dense_job *j, uint32_t b, uint64_t sent)
         float x = j->x[i];
         float praw = ngl_pred_raw(j, i);
         float p = use_pred ? praw : 0.0f;
-        float xhat;
-        if (!ngl_f32_finite(r)) {
-            /* NaN/Inf input or overflow: carried exactly, EF cleared */
+        float xhat = p;
+        int32_t q = 0;
+        /* NaN/Inf input or residual overflow: carried exactly */
+        int exc = !ngl_f32_finite(r);
+        if (!exc && !skipped) {
+            float u = ngl_rng_uniform(j->key, (uint32_t)i);
+            q = ngl_sr_quantize(r, inv, u, j->qmax);
+            xhat = p + ngl_dequantize(q, scale);
+        }
+        if (!exc && !ngl_f32_finite(xhat)) {
+            /* a finite input whose reconstruction overflows (q * scale
+             * near FLT_MAX, or a huge prediction) is carried exactly too:
+             * a finite value never decodes to Inf */
+            exc = 1;
+            q = 0;
+        }
+        if (exc) {
             ngl_exc_append(j, i);
-            if (!skipped) {
-                ref_put_code(j, code0 + (i - lo), 0);
-            }
             xhat = x;
-            if (j->ef) {
-                j->ef[i] = 0.0f;
+        }
+        if (!skipped) {
+            ref_put_code(j, code0 + (i - lo), q);
+        }
+        if (j->ef) {
+            /* e <- t - xhat; nothing to carry for a non-finite input */
+            float t = x + j->ef[i];
+            if (!ngl_f32_finite(t)) {
+                t = x;
             }
-        } else {
-            int overflow = 0;
-            if (skipped) {
-                xhat = p;
-            } else {
-                float u = ngl_rng_uniform(j->key, (uint32_t)i);
-                int32_t q = ngl_sr_quantize(r, inv, u, j->qmax);
-                xhat = p + ngl_dequantize(q, scale);
-                /* x within a scale step of the largest float: the rounded
-                 * reconstruction can overflow; send x exactly instead */
-                overflow = !ngl_f32_finite(xhat);
-                ref_put_code(j, code0 + (i - lo), overflow ? 0 : q);
-            }
-            if (overflow) {
-                ngl_exc_append(j, i);
-                xhat = x;
-                if (j->ef) {
-                    j->ef[i] = 0.0f;
-                }
-            } else if (j->ef) {
-                float t = x + j->ef[i];
-                if (!ngl_f32_finite(t)) {
-                    t = x;
-                }
-                j->ef[i] = t - xhat;
-            }
+            j->ef[i] = ngl_f32_finite(x) ? t - xhat : 0.0f;
         }
         ngl_state_update(j, i, xhat, praw, &a, &c);
     }
@@ -230,6 +223,49 @@ static void ref_bf16_accumulate(const float *src, void *dst, size_t n)
     }
 }
 
+static uint64_t ref_topk_scan(const float *x, float *ef, uint32_t *key, const uint8_t *skip,
+                              uint32_t block, uint64_t n, uint64_t *n_nonfinite)
+{
+    uint64_t eligible = 0, bad = 0;
+    for (uint64_t lo = 0, b = 0; lo < n; lo += block, b++) {
+        const uint64_t hi = NGL_MIN(lo + block, n);
+        const uint32_t live = (skip && ngl_bit_get(skip, b)) ? 0u : 0xffffffffu;
+        for (uint64_t i = lo; i < hi; i++) {
+            float t = x[i];
+            if (ef) {
+                float te = x[i] + ef[i];
+                t = ngl_f32_finite(te) ? te : x[i];
+            }
+            uint32_t mag = ngl_f32_bits(t) & 0x7fffffffu;
+            int fin = mag < 0x7f800000u;
+            uint32_t k = (fin ? mag + 1u : 0u) & live;
+            key[i] = k;
+            eligible += k != 0;
+            bad += !fin;
+            if (ef) {
+                ef[i] = fin ? t : 0.0f;
+            }
+        }
+    }
+    *n_nonfinite = bad;
+    return eligible;
+}
+
+static uint64_t ref_topk_collect(const uint32_t *key, uint64_t n, uint32_t min_key, uint32_t *out,
+                                 uint64_t cap)
+{
+    uint64_t found = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (key[i] >= min_key) {
+            if (found == cap) {
+                return cap + 1;
+            }
+            out[found++] = (uint32_t)i;
+        }
+    }
+    return found;
+}
+
 const ngl_kernels ngl_kernels_ref = {
     .isa = NGL_ISA_REF,
     .name = "ref",
@@ -241,4 +277,6 @@ const ngl_kernels ngl_kernels_ref = {
     .f32_to_bf16_sat = ref_f32_to_bf16_sat,
     .f16_accumulate = ref_f16_accumulate,
     .bf16_accumulate = ref_bf16_accumulate,
+    .topk_scan = ref_topk_scan,
+    .topk_collect = ref_topk_collect,
 };

@@ -134,6 +134,9 @@ static ngl_status rle_decompress(const uint8_t *src, size_t len, uint8_t *dst, s
             return NGL_ERR_BAD_BACKEND;
         }
         in += n;
+        if (z == 0 && in < len) {
+            return NGL_ERR_BAD_BACKEND; /* only the last pair may end without zeros */
+        }
         memset(dst + out, 0, z);
         out += z;
     }

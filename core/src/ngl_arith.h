@@ -217,7 +217,9 @@ NGL_HD float ngl_f16_to_f32(uint16_t h)
     uint32_t man = h & 0x3ffu;
     uint32_t u;
     if (exp == 0x1fu) {
-        u = sign | 0x7f800000u | (man << 13);
+        /* Inf, or NaN made quiet with its payload kept, as F16C's
+         * vcvtph2ps does: the SIMD variants must give the same bits. */
+        u = sign | 0x7f800000u | (man << 13) | (man ? 0x00400000u : 0u);
     } else if (exp != 0) {
         u = sign | ((exp + 112u) << 23) | (man << 13);
     } else if (man == 0) {

@@ -81,6 +81,24 @@ typedef void (*ngl_cvt_to_f32_fn)(const void *src, float *dst, size_t n);
 typedef void (*ngl_cvt_from_f32_fn)(const float *src, void *dst, size_t n);
 typedef void (*ngl_acc_from_f32_fn)(const float *src, void *dst, size_t n);
 
+/*
+ * Top-K without a predictor, pass A: t = x + ef (x where that overflows),
+ * key[i] = (bits of |t|) + 1 for finite t outside skipped blocks, else 0;
+ * with EF, ef[i] = t where finite, else 0 (the error if i is not selected).
+ * @return the number of eligible (non-zero key) elements; *n_nonfinite
+ * counts non-finite t (NaN/Inf inputs, the exceptions).
+ */
+typedef uint64_t (*ngl_topk_scan_fn)(const float *x, float *ef, uint32_t *key,
+                                     const uint8_t *skip, uint32_t block, uint64_t n,
+                                     uint64_t *n_nonfinite);
+/*
+ * Indices i (ascending) with key[i] >= min_key, written to out.
+ * @return their number if it is <= cap; otherwise some value > cap (the
+ * scan may stop early). out must have room for cap + 16 entries.
+ */
+typedef uint64_t (*ngl_topk_collect_fn)(const uint32_t *key, uint64_t n, uint32_t min_key,
+                                        uint32_t *out, uint64_t cap);
+
 typedef struct ngl_kernels {
     ngl_isa isa;
     const char *name;
@@ -92,6 +110,8 @@ typedef struct ngl_kernels {
     ngl_cvt_from_f32_fn f32_to_bf16_sat;
     ngl_acc_from_f32_fn f16_accumulate;  /* dst16 = rn(dst16 + src) */
     ngl_acc_from_f32_fn bf16_accumulate;
+    ngl_topk_scan_fn topk_scan;
+    ngl_topk_collect_fn topk_collect;
 } ngl_kernels;
 
 /* @return the table for @p isa (AUTO resolves), or NULL if unavailable. */

@@ -39,6 +39,10 @@ typedef struct ngl_stream {
     float *tk_r;         /* Top-K encoder: residual per element */
     uint32_t *tk_key;    /* Top-K encoder: selection key per element */
     uint32_t *tk_sel;    /* Top-K: selected indices, k_max entries */
+    uint32_t *tk_late;   /* Top-K encoder: selected elements sent as exceptions */
+    uint8_t *tk_varint;  /* Top-K encoder: varint index bytes, 5 * k_max */
+    float *tk_gate;      /* Top-K encoder: per-block gate evidence (a, c) */
+    uint32_t *tk_hist;   /* Top-K encoder: 4 x 2048 radix histograms */
     uint8_t *flags;      /* EPS: one bit per element (exception / zero code) */
     ngl_backend_ctx backend;
 } ngl_stream;

@@ -220,6 +220,10 @@ ngl_status ngl_stream_init(ngl_stream *s, const ngl_stream_config *cfg, int enco
         if (encoder) {
             ALLOC(s->tk_r, n * sizeof(float));
             ALLOC(s->tk_key, n * sizeof(uint32_t));
+            ALLOC(s->tk_varint, 5u * (size_t)s->k_max + 8u);
+            ALLOC(s->tk_late, (size_t)s->k_max * sizeof(uint32_t) + 4u);
+            ALLOC(s->tk_gate, 2u * (size_t)s->nblocks * sizeof(float) + 8u);
+            ALLOC(s->tk_hist, 4u * 2048u * sizeof(uint32_t));
         }
     }
     if (cfg->codec == NGL_CODEC_EPS) {
@@ -257,6 +261,10 @@ void ngl_stream_fini(ngl_stream *s)
     ngl_free(s->tk_r);
     ngl_free(s->tk_key);
     ngl_free(s->tk_sel);
+    ngl_free(s->tk_varint);
+    ngl_free(s->tk_late);
+    ngl_free(s->tk_gate);
+    ngl_free(s->tk_hist);
     ngl_free(s->flags);
     memset(s, 0, sizeof *s);
 }
