@@ -204,6 +204,8 @@ def rle_decode(data, body_len):
         zeros, pos = read_varint(data, pos, end, "BAD_BACKEND")
         if lit == 0 and zeros == 0:
             raise FrameError("BAD_BACKEND", "a pair with L = 0 and Z = 0")
+        if zeros == 0 and pos != end:
+            raise FrameError("BAD_BACKEND", "Z = 0 in a pair before the last")
         if len(out) + zeros > body_len:
             raise FrameError("BAD_BACKEND", "decodes past body_len")
         out += bytes(zeros)

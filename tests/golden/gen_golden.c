@@ -1080,6 +1080,21 @@ static void gen_invalid_backend(void)
     RLE_BUILD(body_len + 1, z0, 0, body_len, z0, 1);
     emitw("rle_body_len_large", "BAD_BACKEND", R, 1, w, "body_len one more than the data");
     {
+        /* a pair without zeros before the last: (1, 0) (body_len - 1, 0) */
+        size_t o = 52;
+        wr32(w->b + 48, body_len);
+        o += put_varint(w->b + o, 1);
+        w->b[o++] = body[0];
+        o += put_varint(w->b + o, 0);
+        o += put_varint(w->b + o, body_len - 1);
+        memcpy(w->b + o, body + 1, body_len - 1);
+        o += body_len - 1;
+        o += put_varint(w->b + o, 0);
+        w->n = o;
+        frame_fix(w);
+        emitw("rle_zero_run_0_mid", "BAD_BACKEND", R, 1, w, "Z = 0 in a pair before the last");
+    }
+    {
         /* literal length runs past the end of the input */
         size_t o = 52;
         wr32(w->b + 48, body_len);
