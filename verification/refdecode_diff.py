@@ -214,6 +214,8 @@ def main(argv):
     total = bad = 0
     known_counts = {}
     agree = {}
+    zcfg = lib.config(dict(next(iter(cases.values())), lossless="zstd"))
+    have_zstd = lib.lib.ngl_stream_config_check(ctypes.byref(zcfg), None) == 0
     for name, kv in cases.items():
         cfg = lib.config(kv)
         if lib.lib.ngl_stream_config_check(ctypes.byref(cfg), None) != 0:
@@ -221,6 +223,8 @@ def main(argv):
         steps = int(kv["steps"])
         frames = [R.read(os.path.join(golden, "valid", name, f"frame-{t:03d}.bin"))
                   for t in range(steps)]
+        if not have_zstd and any((f[8] >> 3) & 3 == 2 for f in frames):
+            continue  # frames that need zstd: the C decoder says BACKEND_UNAVAILABLE
         out_bytes = int(kv["count"]) * R.DTYPE_SIZE[R.DTYPE_NAMES.index(kv["dtype"])]
         ref = R.stream_for_case(kv)
         for t in range(steps):
