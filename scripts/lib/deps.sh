@@ -7,6 +7,7 @@ NANGILA_DEBS=(
     libcmocka-dev libzstd-dev zstd xz-utils
     openmpi-bin libopenmpi-dev
     python3 python3-numpy python3-mpi4py python3-sklearn python3-matplotlib
+    python3-zstandard
     clang libclang-rt-14-dev
     lammps zfp libzfp-dev
     iproute2
