@@ -168,8 +168,9 @@ def c_k_max(kv):
     return min(n, math.ceil(f * n)) if f > 0 and n else 0
 
 
-# Disagreements that come from checks the C decoder makes against its own
-# configuration and the spec does not state (findings for the lead).
+# Disagreements that come from the stream-level checks of a configured C
+# decoder (docs/wire-format.md section 1, "stream checks"); refdecode is a
+# pure frame decoder and does not make them.
 def known(c_st, r_st, kv, m):
     if len(m) < R.HEADER_SIZE:
         return None
@@ -180,7 +181,7 @@ def known(c_st, r_st, kv, m):
             return "TOPK flag differs from the decoder's Top-K setting"
         if backend and kv["lossless"] == "none":
             return "back-end frame to a decoder configured without back end"
-    if c_st == "BAD_INDEX" and flags & 2:
+    if c_st == "CONFIG_MISMATCH" and flags & 2:
         try:
             body = R.payload_body(R.parse_header(m, check_crc=False), m[R.HEADER_SIZE:])
         except R.FrameError:

@@ -123,7 +123,8 @@ typedef enum ngl_lossless {
     NGL_LOSSLESS_NONE = 0,
     NGL_LOSSLESS_RLE = 1,  /* zero-run-length coding, always available */
     NGL_LOSSLESS_ZSTD = 2, /* zstd, if the build found libzstd */
-    NGL_LOSSLESS_AUTO = 3  /* encoder choice: smallest of the above (config only) */
+    NGL_LOSSLESS_AUTO = 3  /* config only: zstd if built, else RLE; a frame is
+                              sent without back end when that is not smaller */
 } ngl_lossless;
 
 /** Instruction-set variant of the hot kernels. */
@@ -223,6 +224,8 @@ NGL_API ngl_status ngl_encoder_encode(ngl_encoder *enc, const void *src, void *d
  * rotation policy. @p skip_bits is a bitmap, bit b of byte b/8 = block b,
  * ceil(nblocks/8) bytes; NULL clears the override. Skipped blocks decode to
  * the prediction; error feedback (if on) keeps what was skipped.
+ * @return NGL_OK; NGL_ERR_INVALID_ARG if @p enc is NULL; NGL_ERR_UNSUPPORTED
+ *         for codecs without block masks (RAW, EPS) when @p skip_bits is set.
  */
 NGL_API ngl_status ngl_encoder_set_block_mask(ngl_encoder *enc, const uint8_t *skip_bits);
 

@@ -616,8 +616,11 @@ ngl_status ngl_topk_decode_body(ngl_stream *s, const uint8_t *body, size_t body_
     if (body[17] | body[18] | body[19]) {
         return NGL_ERR_BAD_FLAGS;
     }
-    if (k > s->k_max) {
+    if (k > s->count) {
         return NGL_ERR_BAD_INDEX;
+    }
+    if (k > s->k_max) {
+        return NGL_ERR_CONFIG_MISMATCH; /* a sender with a larger Top-K fraction */
     }
     uint64_t off = NGL_PREAMBLE_COMMON + NGL_PREAMBLE_TOPK;
     const uint8_t *mask = NULL;
