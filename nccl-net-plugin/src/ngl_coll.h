@@ -39,7 +39,7 @@
 /* Requests one collComm holds at once (NCCL keeps up to 64 in flight). */
 #define NGL_COLL_NREQ 64
 /* Calls coded and on the wire at once; the others wait in order. */
-#define NGL_COLL_NSLOTS 4
+#define NGL_COLL_NSLOTS 8
 /* Bound on the blocking connect. */
 #define NGL_COLL_CONNECT_TIMEOUT_S 120
 

@@ -746,6 +746,9 @@ static void comm_progress(ngl_tcp_comm *c)
             ngl_tcp_req *r = &c->req[c->cur[k] % NGL_TCP_NREQ];
             int rc = c->is_send ? sock_send_step(c, k, r) : sock_recv_step(c, k, r);
             if (rc < 0) {
+                /* Logged once per comm; every later call reports it. */
+                NGL_PWARN("%s on socket %d of %d failed: %s", c->is_send ? "send" : "receive", k,
+                          c->nsocks, strerror(-rc));
                 c->err = rc;
                 return;
             }

@@ -16,7 +16,8 @@ plugin_netns_down() { # prefix nranks
     ip netns del "${p}sw" 2>/dev/null || true
 }
 
-# Burst for tc tbf: 10 ms worth of traffic, at least 64 KiB.
+# Burst for tc tbf: 1 ms worth of traffic, at least 16 KiB. A larger bucket
+# lets small messages pass at memory speed and hides the rate limit.
 plugin_netns_burst() { # rate like 1gbit, 10gbit, 500mbit
     local rate=$1 num unit bits
     num=${rate%%[a-zA-Z]*}
@@ -27,8 +28,8 @@ plugin_netns_burst() { # rate like 1gbit, 10gbit, 500mbit
     kbit) bits=$((num * 1000)) ;;
     *) echo "unsupported rate $rate (use kbit, mbit or gbit)" >&2; return 1 ;;
     esac
-    local b=$((bits / 8 / 100))
-    ((b < 65536)) && b=65536
+    local b=$((bits / 8 / 1000))
+    ((b < 16384)) && b=16384
     echo "$b"
 }
 
