@@ -25,7 +25,7 @@ extern ngl_nccl_logger_t ngl_plugin_logger;
 
 #define NGL_PLOG(level, flags, ...)                                                                \
     do {                                                                                           \
-        ngl_nccl_logger_t ngl_lg_ = ngl_plugin_logger;                                             \
+        ngl_nccl_logger_t ngl_lg_ = __atomic_load_n(&ngl_plugin_logger, __ATOMIC_ACQUIRE);         \
         if (ngl_lg_ != NULL) {                                                                     \
             ngl_lg_((level), (flags), __func__, __LINE__, "NET/Nangila " __VA_ARGS__);             \
         }                                                                                          \

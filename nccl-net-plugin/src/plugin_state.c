@@ -43,7 +43,7 @@ uint64_t ngl_plugin_random64(void)
 static void core_log(void *user, ngl_log_level level, const char *msg)
 {
     (void)user;
-    ngl_nccl_logger_t lg = ngl_plugin_logger;
+    ngl_nccl_logger_t lg = __atomic_load_n(&ngl_plugin_logger, __ATOMIC_ACQUIRE);
     if (lg == NULL) {
         return;
     }

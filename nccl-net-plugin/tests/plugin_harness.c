@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -514,8 +515,67 @@ static void check_props(int expect_inner)
           p.name, expect_inner ? "expected" : "unexpected");
 }
 
+/* NCCL calls init from its init thread and everything else from one proxy
+ * thread per communicator: init races and concurrent comms must be safe. */
+enum { NTHREADS = 3 };
+static uint8_t g_thread_handles[MAX_RANKS][NTHREADS][NGL_NCCL_HANDLE_MAXSIZE];
+static void *g_thread_listen[NTHREADS];
+
+static void *thread_init(void *arg)
+{
+    (void)arg;
+    NCCL_OK(net->init(logger));
+    NCCL_OK(coll->init(logger));
+    return NULL;
+}
+
+static void *thread_exchange(void *arg)
+{
+    const int t = (int)(intptr_t)arg;
+    const int next = (g_rank + 1) % g_nranks;
+    void *sc = NULL, *rc = NULL;
+    connect_accept(g_thread_handles[next][t], g_thread_listen[t], &sc, &rc);
+    enum { NMSG = 16 };
+    size_t sizes[NMSG], caps[NMSG];
+    for (int m = 0; m < NMSG; m++) {
+        sizes[m] = (size_t)(mix64((uint64_t)(t * 100 + m)) % (3u << 20));
+        caps[m] = sizes[m];
+    }
+    const int prev = (g_rank + g_nranks - 1) % g_nranks;
+    exchange(sc, rc, NMSG, sizes, caps, ((uint64_t)g_rank << 40) + (uint64_t)t * 1000,
+             ((uint64_t)prev << 40) + (uint64_t)t * 1000, (unsigned)t);
+    NCCL_OK(net->closeSend(sc));
+    NCCL_OK(net->closeRecv(rc));
+    return NULL;
+}
+
+static void p2p_threads(void)
+{
+    uint8_t mine[NTHREADS][NGL_NCCL_HANDLE_MAXSIZE];
+    for (int t = 0; t < NTHREADS; t++) {
+        NCCL_OK(net->listen(0, mine[t], &g_thread_listen[t]));
+    }
+    hub_allgather(mine, sizeof mine, g_thread_handles);
+    pthread_t th[NTHREADS];
+    for (int t = 0; t < NTHREADS; t++) {
+        CHECK(pthread_create(&th[t], NULL, thread_exchange, (void *)(intptr_t)t) == 0, "thread");
+    }
+    for (int t = 0; t < NTHREADS; t++) {
+        pthread_join(th[t], NULL);
+        NCCL_OK(net->closeListen(g_thread_listen[t]));
+    }
+    hub_barrier();
+}
+
 static void p2p_body(int big)
 {
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        CHECK(pthread_create(&th[t], NULL, thread_init, NULL) == 0, "thread");
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+    }
     init_net();
     check_props(getenv("NANGILA_NET_INNER") != NULL);
     uint8_t handle[NGL_NCCL_HANDLE_MAXSIZE], all[MAX_RANKS][NGL_NCCL_HANDLE_MAXSIZE];
@@ -602,6 +662,7 @@ static void p2p_body(int big)
     NCCL_OK(net->closeSend(sc));
     NCCL_OK(net->closeRecv(rc));
     NCCL_OK(net->closeListen(lc));
+    p2p_threads();
 }
 
 static void scenario_p2p(const char *plugin, void *arg)
