@@ -35,6 +35,7 @@ def main():
     ax1.set_ylabel("speedup (ring time / collNet time)")
     ax1.set_title("Nangila collNet vs exact ring (same run)")
     ax1.legend()
+    ax2.set_ylim(0, 4.5)
     ax2.set_xscale("log", base=2)
     ax2.set_xlabel("allreduce size (MiB, fp32)")
     ax2.set_ylabel("wire bytes ring / collNet")
