@@ -348,7 +348,12 @@ typedef struct ngl_settings {
     int nsocks;               /* NANGILA_NSOCKS: sockets per connection, 1..16, default 4 */
     char socket_ifname[64];   /* NANGILA_SOCKET_IFNAME: interface name prefix, default "" (auto) */
     char net_inner[256];      /* NANGILA_NET_INNER: inner ncclNet plugin to forward to, default "" */
+    uint32_t collnet_period;  /* NANGILA_COLLNET_PERIOD: NCCL collNet state lanes per slice size,
+                                 0 (default: every slice coded on its own) .. NGL_COLLNET_PERIOD_MAX */
 } ngl_settings;
+
+/** Upper limit of NANGILA_COLLNET_PERIOD (slices of one size per training step). */
+#define NGL_COLLNET_PERIOD_MAX 65536u
 
 /** Default for NANGILA_MIN_BYTES (from the allreduce crossover benchmark). */
 #define NGL_DEFAULT_MIN_BYTES (64u * 1024u)

@@ -19,7 +19,7 @@ extern char **environ;
 #define NGL_DEFAULT_SEED 0x4e616e67696c61ull /* "Nangila" */
 
 typedef enum { V_MODE, V_TOPK, V_PRED, V_EF, V_MINB, V_SEED, V_STATS, V_LOG, V_BLOCK,
-               V_NSOCKS, V_IFNAME, V_INNER } var_id;
+               V_NSOCKS, V_IFNAME, V_INNER, V_PERIOD } var_id;
 
 static const struct {
     const char *name;
@@ -38,6 +38,8 @@ static const struct {
     {"NANGILA_NSOCKS", V_NSOCKS, "an integer in [1, 16]"},
     {"NANGILA_SOCKET_IFNAME", V_IFNAME, "an interface name (prefix), at most 63 characters"},
     {"NANGILA_NET_INNER", V_INNER, "an ncclNet plugin library name or path, at most 255 characters"},
+    {"NANGILA_COLLNET_PERIOD", V_PERIOD, "0, or the number of NCCL slices of one size per training "
+                                         "step, at most 65536"},
 };
 #define N_KNOWN (sizeof known_vars / sizeof known_vars[0])
 
@@ -188,6 +190,12 @@ static int parse_var(ngl_settings *s, var_id id, const char *v)
             return 0;
         }
         strcpy(s->net_inner, v);
+        return 1;
+    case V_PERIOD:
+        if (!parse_u64(v, &u) || u > NGL_COLLNET_PERIOD_MAX) {
+            return 0;
+        }
+        s->collnet_period = (uint32_t)u;
         return 1;
     }
     return 0;

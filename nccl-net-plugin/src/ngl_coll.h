@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ngl_coll.h -- the compressing collNet: allreduce among node leaders as a
+ * compressed reduce-scatter followed by a compressed allgather, built on
+ * the point-to-point transport in use (ngl_plugin_transport()).
+ *
+ * Protocol for one iallreduce of `count` elements on N ranks (see
+ * nccl-net-plugin/README.md for the full design):
+ *   - the slice is cut into N chunks of `chunk` elements (a multiple of the
+ *     codec block; the last chunks may be short or empty); rank j owns
+ *     chunk j;
+ *   - reduce-scatter: every rank encodes chunk j of its input for owner j
+ *     (one stream per sender/owner pair) and sends the frame on mesh RS;
+ *     the owner adds the decoded frames to its own exact chunk, in rank
+ *     order;
+ *   - allgather: the owner encodes the sum once and sends the frame on mesh
+ *     AG; every rank, the owner included, decodes the same frames with
+ *     decoders in the same state, so results are bit-identical everywhere;
+ *   - slices below NANGILA_MIN_BYTES, and every slice when NANGILA_MODE=off,
+ *     take the same path with exact (RAW) frames.
+ *
+ * Stream identity: NCCL issues iallreduce calls in collective order,
+ * identically on every rank, so the k-th call of a (dtype, count) class is
+ * the same call everywhere. Its state lane is k mod NANGILA_COLLNET_PERIOD
+ * (lane 0 with error feedback and prediction off when the period is 0).
+ *
+ * Progress is driven by iallreduce() and test() on NCCL's proxy thread;
+ * coding happens there too. Every function takes the collComm's lock.
+ * Errors: 0 or -errno; a collComm that failed keeps failing.
+ */
+#ifndef NGL_COLL_H
+#define NGL_COLL_H
+
+#include "ngl_nccl_abi.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Requests one collComm holds at once (NCCL keeps up to 64 in flight). */
+#define NGL_COLL_NREQ 64
+/* Calls coded and on the wire at once; the others wait in order. */
+#define NGL_COLL_NSLOTS 8
+/* Bound on the blocking connect. */
+#define NGL_COLL_CONNECT_TIMEOUT_S 120
+
+typedef struct ngl_coll_listen ngl_coll_listen;
+typedef struct ngl_coll_comm ngl_coll_comm;
+typedef struct ngl_coll_req ngl_coll_req;
+
+/** Listen on transport device @p dev; the handle is the transport's. */
+int ngl_coll_listen_open(int dev, void *handle, ngl_coll_listen **out);
+/** NULL is a no-op. */
+void ngl_coll_listen_close(ngl_coll_listen *l);
+
+/**
+ * Connect the @p nranks leaders into two full meshes (reduce-scatter and
+ * allgather traffic). Blocks until done, or NGL_COLL_CONNECT_TIMEOUT_S.
+ * @return 0 and *out, or -errno with *out NULL (NCCL then disables collNet
+ *         for the communicator and uses its point-to-point algorithms).
+ */
+int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_listen *l,
+                     ngl_coll_comm **out);
+
+/** @return 1 for Sum on fp32, fp16 and bf16, else 0. */
+int ngl_coll_reduce_supported(int nccl_dtype, int nccl_op);
+
+/** Accept host memory (type NGL_NCCL_PTR_HOST) only; -EINVAL otherwise. */
+int ngl_coll_regmr(ngl_coll_comm *c, void *data, size_t size, int type, void **mhandle);
+int ngl_coll_deregmr(ngl_coll_comm *c, void *mhandle);
+
+/**
+ * Post an allreduce (Sum) of @p count elements from @p send into @p recv.
+ * @p send must not change until the request completes; on completion the
+ * plugin has set it to zero (see README, "stale tails").
+ * @return 0 with *req set, 0 with *req NULL (pool full: call again later),
+ *         -EINVAL (unsupported dtype/op/count) or the comm's error.
+ */
+int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count, int nccl_dtype,
+                        int nccl_op, ngl_coll_req **req);
+
+/**
+ * Progress and test @p r. When *done is 1 the request is released.
+ * @return 0 or the comm's error.
+ */
+int ngl_coll_test(ngl_coll_req *r, int *done, size_t *bytes);
+
+/** Close @p c (statistics are logged at INFO). NULL is a no-op. */
+void ngl_coll_close(ngl_coll_comm *c);
+
+/** Chunk length in elements for @p count elements on @p nranks ranks with
+ *  codec block @p block. Exposed for the unit test. */
+uint64_t ngl_coll_chunk_len(uint64_t count, int nranks, uint32_t block);
+
+#endif /* NGL_COLL_H */

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ngl_plugin.h -- state and helpers shared by every part of the NCCL plugin:
+ * the process-wide set-up (settings, logger, devices, transport choice) and
+ * the logging macros. Nothing here is exported from the .so.
+ *
+ * Error convention inside the plugin: functions return 0 or a negative errno
+ * value; plugin_api.c alone translates them into NCCL result codes.
+ */
+#ifndef NGL_PLUGIN_H
+#define NGL_PLUGIN_H
+
+#include "nangila.h"
+#include "ngl_nccl_abi.h"
+
+#include <stdint.h>
+
+#define NGL_PLUGIN_NAME "nangila"
+
+/* ---- logging ---------------------------------------------------------- */
+
+/* NCCL's logger once init() ran, NULL before (messages are then dropped:
+ * the plugin never prints on its own). Set once, read by every thread. */
+extern ngl_nccl_logger_t ngl_plugin_logger;
+
+#define NGL_PLOG(level, flags, ...)                                                                \
+    do {                                                                                           \
+        ngl_nccl_logger_t ngl_lg_ = __atomic_load_n(&ngl_plugin_logger, __ATOMIC_ACQUIRE);         \
+        if (ngl_lg_ != NULL) {                                                                     \
+            ngl_lg_((level), (flags), __func__, __LINE__, "NET/Nangila " __VA_ARGS__);             \
+        }                                                                                          \
+    } while (0)
+#define NGL_PWARN(...)        NGL_PLOG(NGL_NCCL_LOG_WARN, NGL_NCCL_SUBSYS_NET, __VA_ARGS__)
+#define NGL_PINFO(flags, ...) NGL_PLOG(NGL_NCCL_LOG_INFO, (flags), __VA_ARGS__)
+#define NGL_PTRACE(...)       NGL_PLOG(NGL_NCCL_LOG_TRACE, NGL_NCCL_SUBSYS_NET, __VA_ARGS__)
+
+/* ---- process-wide state ------------------------------------------------ */
+
+/**
+ * One-time set-up shared by the net and collNet tables: install @p logger,
+ * read NANGILA_* settings, find the network devices, load the inner plugin
+ * if NANGILA_NET_INNER names one. Thread-safe and idempotent: later calls
+ * return the first call's result (a new logger replaces the old one).
+ * @return 0, -EINVAL (bad setting, message logged), -ENODEV (no device),
+ *         -ENOENT (inner plugin not loadable) or another -errno.
+ */
+int ngl_plugin_setup(ngl_nccl_logger_t logger);
+
+/** ngl_plugin_setup() that ignores NANGILA_NET_INNER when @p allow_inner is
+ *  0 (for a plugin that is itself loaded as someone's inner transport). */
+int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner);
+
+/** Settings read by ngl_plugin_setup(); valid only after it returned 0. */
+const ngl_settings *ngl_plugin_settings(void);
+
+/**
+ * The point-to-point transport in use: our TCP table, or the inner plugin's
+ * table when NANGILA_NET_INNER is set. Valid after ngl_plugin_setup() == 0.
+ */
+const ngl_nccl_net_v8_t *ngl_plugin_transport(void);
+
+/** 1 when the transport is an inner plugin, else 0. */
+int ngl_plugin_has_inner(void);
+
+/** Translate an internal 0 / -errno result into an NCCL result code. */
+ngl_nccl_result_t ngl_plugin_result(int rc);
+
+/** Our TCP transport as a v8 table (hidden; plugin_api.c defines it). */
+extern const ngl_nccl_net_v8_t ngl_tcp_table;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+/** splitmix64 finaliser: a well mixed 64-bit hash of @p x. */
+static inline uint64_t ngl_plugin_mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/** Monotonic time in nanoseconds. */
+uint64_t ngl_plugin_now_ns(void);
+
+/** 64 random bits from the kernel (falls back to time and address mixing). */
+uint64_t ngl_plugin_random64(void);
+
+#endif /* NGL_PLUGIN_H */

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_plugin_units.c -- white-box checks of the plugin's pure functions:
+ * how messages are striped over sockets, how slices are cut into chunks,
+ * which reductions are offered, and a loopback round trip of the TCP
+ * transport inside one process (no fork, easy to read under ASan). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "ngl_coll.h"
+#include "ngl_plugin.h"
+#include "ngl_tcp.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_tcp_part_covers_message_once(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {0,
+                            1,
+                            4095,
+                            NGL_TCP_MIN_STRIPE,
+                            NGL_TCP_MIN_STRIPE + 1,
+                            1000003,
+                            (size_t)64 << 20,
+                            ((size_t)64 << 20) + 7};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        for (int n = 1; n <= NGL_TCP_MAX_SOCKS; n++) {
+            size_t expect_off = 0;
+            for (int k = 0; k < n; k++) {
+                size_t off, len;
+                ngl_tcp_part(sizes[s], n, k, &off, &len);
+                if (len > 0) {
+                    /* parts are contiguous, in socket order */
+                    assert_int_equal(off, expect_off);
+                    expect_off = off + len;
+                }
+                if (sizes[s] <= NGL_TCP_MIN_STRIPE && k > 0) {
+                    assert_int_equal(len, 0); /* small messages are not striped */
+                }
+                if (k + 1 < n && len > 0 && off + len < sizes[s]) {
+                    assert_int_equal(len % 4096, 0); /* only the last part is ragged */
+                }
+            }
+            assert_int_equal(expect_off, sizes[s]);
+        }
+    }
+}
+
+static void test_coll_chunk_len_is_block_multiple(void **state)
+{
+    (void)state;
+    for (uint64_t count = 1; count < 5000; count += 37) {
+        for (int n = 1; n <= 8; n++) {
+            uint64_t c = ngl_coll_chunk_len(count, n, 256);
+            assert_int_equal(c % 256, 0);
+            assert_true(c * (uint64_t)n >= count);      /* N chunks cover the slice */
+            assert_true(c < 256 + (count + n - 1) / n); /* and not more than needed */
+        }
+    }
+    assert_int_equal(ngl_coll_chunk_len(524288, 2, 256), 262144);
+}
+
+static void test_coll_reduce_support_matrix(void **state)
+{
+    (void)state;
+    for (int op = 0; op < 5; op++) {
+        for (int dt = 0; dt < 12; dt++) {
+            int want = op == NGL_NCCL_SUM && (dt == NGL_NCCL_FLOAT32 || dt == NGL_NCCL_FLOAT16 ||
+                                              dt == NGL_NCCL_BFLOAT16);
+            assert_int_equal(ngl_coll_reduce_supported(dt, op), want);
+        }
+    }
+}
+
+/* Listen, connect and accept inside one process, then move a striped
+ * message and a zero-byte message in posting order. */
+static void test_tcp_loopback_round_trip(void **state)
+{
+    (void)state;
+    assert_int_equal(ngl_tcp_devices_init("lo"), 0);
+    assert_true(ngl_tcp_device_count() >= 1);
+    ngl_nccl_props_v8_t props;
+    assert_int_equal(ngl_tcp_device_props(0, &props), 0);
+    assert_int_equal(props.ptrSupport, NGL_NCCL_PTR_HOST);
+    assert_true(props.speed > 0);
+
+    uint8_t handle[NGL_NCCL_HANDLE_MAXSIZE];
+    ngl_tcp_listen *l = NULL;
+    assert_int_equal(ngl_tcp_listen_open(0, handle, &l), 0);
+    ngl_tcp_comm *s = NULL, *r = NULL;
+    for (int i = 0; i < 100000 && (s == NULL || r == NULL); i++) {
+        if (s == NULL) {
+            assert_int_equal(ngl_tcp_connect_step(0, handle, 3, &s), 0);
+        }
+        if (r == NULL) {
+            assert_int_equal(ngl_tcp_accept_step(l, &r), 0);
+        }
+    }
+    assert_non_null(s);
+    assert_non_null(r);
+
+    const size_t n = 3u << 20;
+    uint8_t *src = malloc(n), *dst = malloc(n + 100);
+    for (size_t i = 0; i < n; i++) {
+        src[i] = (uint8_t)(i * 131u + 7u);
+    }
+    ngl_tcp_req *sr[2], *rr[2];
+    assert_int_equal(ngl_tcp_irecv(r, dst, n + 100, &rr[0]), 0);
+    assert_int_equal(ngl_tcp_irecv(r, dst, 10, &rr[1]), 0);
+    assert_int_equal(ngl_tcp_isend(s, src, n, &sr[0]), 0);
+    assert_int_equal(ngl_tcp_isend(s, src, 0, &sr[1]), 0);
+    int left = 4, guard = 0;
+    int done_s[2] = {0, 0}, done_r[2] = {0, 0};
+    size_t size_r[2] = {0, 0};
+    while (left > 0 && guard++ < 10000000) {
+        for (int k = 1; k >= 0; k--) { /* test the later requests first */
+            size_t sz;
+            if (!done_s[k]) {
+                assert_int_equal(ngl_tcp_test(sr[k], &done_s[k], &sz), 0);
+                left -= done_s[k];
+            }
+            if (!done_r[k]) {
+                assert_int_equal(ngl_tcp_test(rr[k], &done_r[k], &size_r[k]), 0);
+                left -= done_r[k];
+            }
+        }
+    }
+    assert_int_equal(left, 0);
+    assert_int_equal(size_r[0], n);
+    assert_int_equal(size_r[1], 0);
+    assert_memory_equal(src, dst, n);
+
+    /* A message larger than the posted buffer fails the comm, cleanly. */
+    ngl_tcp_req *big_s, *small_r;
+    assert_int_equal(ngl_tcp_irecv(r, dst, 16, &small_r), 0);
+    assert_int_equal(ngl_tcp_isend(s, src, 1000, &big_s), 0);
+    int d = 0, rc = 0;
+    for (int i = 0; i < 1000000 && rc == 0 && !d; i++) {
+        size_t sz;
+        int ds;
+        (void)ngl_tcp_test(big_s, &ds, &sz);
+        rc = ngl_tcp_test(small_r, &d, &sz);
+    }
+    assert_int_equal(rc, -EMSGSIZE);
+
+    ngl_tcp_comm_close(s);
+    ngl_tcp_comm_close(r);
+    ngl_tcp_listen_close(l);
+    free(src);
+    free(dst);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tcp_part_covers_message_once),
+        cmocka_unit_test(test_coll_chunk_len_is_block_multiple),
+        cmocka_unit_test(test_coll_reduce_support_matrix),
+        cmocka_unit_test(test_tcp_loopback_round_trip),
+    };
+    return cmocka_run_group_tests_name("plugin units", tests, NULL, NULL);
+}
