@@ -1815,10 +1815,6 @@ int main(int argc, char **argv)
     }
     const char *plugin = argv[1], *sc = argv[2];
     setvbuf(stdout, NULL, _IOLBF, 0);
-    /* scripts/test.sh exports NANGILA_PYTHON for its own use; the plugin
-     * (rightly) rejects unknown NANGILA_* names, so the harness, which
-     * stands in for a user's job, does not pass it on. */
-    unsetenv("NANGILA_PYTHON");
     bench_opts bo = {.nranks = 2, .nsizes = 0, .iters = 3, .label = "loopback"};
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--ranks") && i + 1 < argc) {
