@@ -66,9 +66,10 @@ typedef struct ngl_cuda_encoder ngl_cuda_encoder;
 
 /**
  * Create an encoder for @p cfg (copied) on the current device. Allocates
- * device state (about 4 bytes per element per state array, plus scratch:
- * about 13 bytes per element dense, 35 with Top-K) and a little pinned host
- * memory. Synchronous.
+ * device state (4 bytes per element per state array: EF, m or x1, x2) and
+ * scratch (up to 13 bytes per element dense, 17 with Top-K, most of it for
+ * the worst case of every element being an exception) and a little pinned
+ * host memory. Synchronous.
  * @return NGL_OK and *out; NGL_ERR_INVALID_ARG for a bad config;
  *         NGL_ERR_UNSUPPORTED (codec, dtype or back end not on the GPU path,
  *         or no device); NGL_ERR_NO_MEMORY.
@@ -137,7 +138,7 @@ int ngl_cuda_encoder_cuda_error(const ngl_cuda_encoder *enc);
 typedef struct ngl_cuda_decoder ngl_cuda_decoder;
 
 /** As ngl_cuda_encoder_create(), for the receiving side (no error feedback;
- *  about 4 bytes per element per state array plus 6 of scratch). */
+ *  4 bytes per element per state array plus up to 9 of scratch). */
 ngl_status ngl_cuda_decoder_create(const ngl_stream_config *cfg, ngl_cuda_decoder **out);
 void ngl_cuda_decoder_destroy(ngl_cuda_decoder *dec);
 
@@ -165,8 +166,7 @@ ngl_status ngl_cuda_decoder_reset(ngl_cuda_decoder *dec);
 uint64_t ngl_cuda_decoder_step(const ngl_cuda_decoder *dec);
 /** Same value as ngl_decoder_state_hash() after the same frames. */
 uint64_t ngl_cuda_decoder_state_hash(ngl_cuda_decoder *dec);
-ngl_status ngl_cuda_decoder_get_state(ngl_cuda_decoder *dec, float *st1, float *st2,
-                                      uint8_t *gate);
+ngl_status ngl_cuda_decoder_get_state(ngl_cuda_decoder *dec, float *st1, float *st2, uint8_t *gate);
 int ngl_cuda_decoder_cuda_error(const ngl_cuda_decoder *dec);
 
 #ifdef __cplusplus

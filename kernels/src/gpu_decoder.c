@@ -43,8 +43,7 @@ typedef struct gpu_frame {
 
 static void dec_free(ngl_cuda_decoder *d)
 {
-    void *dev[] = {d->st1, d->st2, d->gate, d->skip, d->sent, d->scales, d->codes, d->exc,
-                   d->sel};
+    void *dev[] = {d->st1, d->st2, d->gate, d->skip, d->sent, d->scales, d->codes, d->exc, d->sel};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) {
         if (dev[i]) {
             ngl_gpu_free(dev[i]);
@@ -82,11 +81,11 @@ ngl_status ngl_cuda_decoder_create(const ngl_stream_config *cfg, ngl_cuda_decode
     const size_t nb = g->nblocks;
     const size_t ncodes = g->topk ? (size_t)g->k_max : n;
     int *err = &d->last_err;
-#define DALLOC(ptr, bytes)                                            \
-    do {                                                              \
-        if (st == NGL_OK) {                                           \
-            st = ngl_gpu_alloc((void **)&(ptr), (bytes), err);        \
-        }                                                             \
+#define DALLOC(ptr, bytes)                                                                         \
+    do {                                                                                           \
+        if (st == NGL_OK) {                                                                        \
+            st = ngl_gpu_alloc((void **)&(ptr), (bytes), err);                                     \
+        }                                                                                          \
     } while (0)
     if (cfg->predictor != NGL_PRED_NONE) {
         DALLOC(d->st1, n * sizeof(float));
@@ -144,8 +143,8 @@ ngl_status ngl_cuda_decoder_reset(ngl_cuda_decoder *dec)
     }
     dec->step = 0;
     dec->hist = 0;
-    ngl_status st = ngl_gpu_state_zero(&dec->g, dec->st1, dec->st2, dec->gate, NULL,
-                                       &dec->last_err);
+    ngl_status st =
+        ngl_gpu_state_zero(&dec->g, dec->st1, dec->st2, dec->gate, NULL, &dec->last_err);
     dec->broken = st != NGL_OK;
     return st;
 }
@@ -170,8 +169,7 @@ uint64_t ngl_cuda_decoder_state_hash(ngl_cuda_decoder *dec)
                               &dec->last_err, &st);
 }
 
-ngl_status ngl_cuda_decoder_get_state(ngl_cuda_decoder *dec, float *st1, float *st2,
-                                      uint8_t *gate)
+ngl_status ngl_cuda_decoder_get_state(ngl_cuda_decoder *dec, float *st1, float *st2, uint8_t *gate)
 {
     if (dec == NULL) {
         return NGL_ERR_INVALID_ARG;
@@ -430,8 +428,7 @@ static ngl_status validate_topk(ngl_cuda_decoder *dec, const uint8_t *body, size
 }
 
 /* Header and configuration checks of ngl_decoder_decode(), then the body. */
-static ngl_status validate(ngl_cuda_decoder *dec, const uint8_t *src, size_t src_len,
-                           gpu_frame *f)
+static ngl_status validate(ngl_cuda_decoder *dec, const uint8_t *src, size_t src_len, gpu_frame *f)
 {
     const ngl_gpu_geom *g = &dec->g;
     ngl_frame_info fi;
@@ -442,9 +439,8 @@ static ngl_status validate(ngl_cuda_decoder *dec, const uint8_t *src, size_t src
     if (fi.count != g->count) {
         return NGL_ERR_COUNT_MISMATCH;
     }
-    if (fi.codec != g->cfg.codec || fi.dtype != g->cfg.dtype ||
-        fi.predictor != g->cfg.predictor || fi.block_size != g->block ||
-        ((fi.flags & NGL_FLAG_TOPK) != 0) != (g->topk != 0)) {
+    if (fi.codec != g->cfg.codec || fi.dtype != g->cfg.dtype || fi.predictor != g->cfg.predictor ||
+        fi.block_size != g->block || ((fi.flags & NGL_FLAG_TOPK) != 0) != (g->topk != 0)) {
         return NGL_ERR_CONFIG_MISMATCH;
     }
     if (fi.stream_id != g->cfg.stream_id) {

@@ -15,13 +15,13 @@
 #include <cuda_runtime.h>
 
 #define NGL_WARPS_PER_CTA 8u
-#define NGL_CTA (NGL_WARPS_PER_CTA * 32u)
+#define NGL_CTA           (NGL_WARPS_PER_CTA * 32u)
 
 namespace {
 
 /* Warp w of the grid handles scale block w. No __syncthreads anywhere, so a
  * warp past the last block may simply return. */
-__global__ void __launch_bounds__(NGL_CTA) k_enc_dense(const ngl_gpu_args a)
+__global__ void __launch_bounds__(NGL_CTA, 3) k_enc_dense(const ngl_gpu_args a)
 {
     const uint32_t b = blockIdx.x * NGL_WARPS_PER_CTA + (threadIdx.x >> 5);
     if (b >= a.nblocks) {
@@ -30,8 +30,7 @@ __global__ void __launch_bounds__(NGL_CTA) k_enc_dense(const ngl_gpu_args a)
     ngl_gpu_encode_block(&a, b, threadIdx.x & 31u, 32u);
 }
 
-template <int TOPK>
-__global__ void __launch_bounds__(NGL_CTA) k_dec(const ngl_gpu_args a)
+template <int TOPK> __global__ void __launch_bounds__(NGL_CTA, 3) k_dec(const ngl_gpu_args a)
 {
     const uint32_t b = blockIdx.x * NGL_WARPS_PER_CTA + (threadIdx.x >> 5);
     if (b >= a.nblocks) {
@@ -401,8 +400,7 @@ int ngl_gpu_launch(ngl_gpu_kernel k, const ngl_gpu_args *ap, ngl_gpu_stream s)
             k_tk_gate<<<grid_for(a.nblocks, 256u), 256, 0, st>>>(a);
         }
         break;
-    default:
-        return (int)cudaErrorInvalidValue;
+    default: return (int)cudaErrorInvalidValue;
     }
     return (int)cudaGetLastError();
 }

@@ -194,42 +194,26 @@ int ngl_gpu_launch(ngl_gpu_kernel k, const ngl_gpu_args *a, ngl_gpu_stream s)
             ngl_gpu_encode_block(a, b, 0, 1);
         }
         return 0;
-    case NGL_GK_EXC_GATHER:
-        emu_exc_gather(a);
-        return 0;
+    case NGL_GK_EXC_GATHER: emu_exc_gather(a); return 0;
     case NGL_GK_DEC_DENSE:
     case NGL_GK_DEC_TOPK:
         for (uint32_t b = 0; b < a->nblocks; b++) {
             ngl_gpu_decode_block(a, b, 0, 1, k == NGL_GK_DEC_TOPK);
         }
         return 0;
-    case NGL_GK_TK_KEYS:
-        emu_tk_keys(a);
-        return 0;
-    case NGL_GK_TK_PICK0:
-        ngl_gpu_tk_pick(a->ctl, a->k_max, a->tk_hist, 0);
-        return 0;
-    case NGL_GK_TK_HIST1:
-        emu_tk_hist(a, 1);
-        return 0;
+    case NGL_GK_TK_KEYS: emu_tk_keys(a); return 0;
+    case NGL_GK_TK_PICK0: ngl_gpu_tk_pick(a->ctl, a->k_max, a->tk_hist, 0); return 0;
+    case NGL_GK_TK_HIST1: emu_tk_hist(a, 1); return 0;
     case NGL_GK_TK_PICK1:
         ngl_gpu_tk_pick(a->ctl, a->k_max, a->tk_hist + NGL_GPU_HIST_BINS, 1);
         return 0;
-    case NGL_GK_TK_HIST2:
-        emu_tk_hist(a, 2);
-        return 0;
+    case NGL_GK_TK_HIST2: emu_tk_hist(a, 2); return 0;
     case NGL_GK_TK_PICK2:
         ngl_gpu_tk_pick(a->ctl, a->k_max, a->tk_hist + 2u * NGL_GPU_HIST_BINS, 2);
         return 0;
-    case NGL_GK_TK_COUNT:
-        emu_tk_count(a);
-        return 0;
-    case NGL_GK_TK_SCAN:
-        emu_tk_scan(a);
-        return 0;
-    case NGL_GK_TK_RANK:
-        emu_tk_rank(a);
-        return 0;
+    case NGL_GK_TK_COUNT: emu_tk_count(a); return 0;
+    case NGL_GK_TK_SCAN: emu_tk_scan(a); return 0;
+    case NGL_GK_TK_RANK: emu_tk_rank(a); return 0;
     case NGL_GK_TK_GROUP: {
         const uint64_t ng = (a->ctl->nsel + a->block - 1u) / a->block;
         for (uint64_t g = 0; g < ng; g++) {
@@ -237,9 +221,7 @@ int ngl_gpu_launch(ngl_gpu_kernel k, const ngl_gpu_args *a, ngl_gpu_stream s)
         }
         return 0;
     }
-    case NGL_GK_TK_QUANT:
-        emu_tk_quant(a);
-        return 0;
+    case NGL_GK_TK_QUANT: emu_tk_quant(a); return 0;
     case NGL_GK_TK_GATE:
         if (a->pred != NGL_PRED_NONE) {
             for (uint32_t b = 0; b < a->nblocks; b++) {
@@ -247,8 +229,7 @@ int ngl_gpu_launch(ngl_gpu_kernel k, const ngl_gpu_args *a, ngl_gpu_stream s)
             }
         }
         return 0;
-    case NGL_GK_COUNT_:
-        break;
+    case NGL_GK_COUNT_: break;
     }
     return 1;
 }

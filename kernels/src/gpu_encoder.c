@@ -51,10 +51,10 @@ struct ngl_cuda_encoder {
 
 static void enc_free(ngl_cuda_encoder *e)
 {
-    void *dev[] = {e->ef,     e->st1,     e->st2,    e->gate,     e->skip,    e->sent,
-                   e->ctl,    e->scales,  e->codes,  e->exc,      e->exc_idx, e->blk_exc,
-                   e->tk_r,   e->tk_inv,  e->tk_key, e->tk_hist,  e->tk_tiles, e->tk_sel,
-                   e->tk_ga,  e->tk_bitmap};
+    void *dev[] = {e->ef,      e->st1,      e->st2,    e->gate,   e->skip,
+                   e->sent,    e->ctl,      e->scales, e->codes,  e->exc,
+                   e->exc_idx, e->blk_exc,  e->tk_r,   e->tk_inv, e->tk_key,
+                   e->tk_hist, e->tk_tiles, e->tk_sel, e->tk_ga,  e->tk_bitmap};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) {
         if (dev[i]) {
             ngl_gpu_free(dev[i]);
@@ -92,17 +92,17 @@ ngl_status ngl_cuda_encoder_create(const ngl_stream_config *cfg, ngl_cuda_encode
     const size_t n = (size_t)g->count;
     const size_t nb = g->nblocks;
     int *err = &e->last_err;
-#define DALLOC(ptr, bytes)                                            \
-    do {                                                              \
-        if (st == NGL_OK) {                                           \
-            st = ngl_gpu_alloc((void **)&(ptr), (bytes), err);        \
-        }                                                             \
+#define DALLOC(ptr, bytes)                                                                         \
+    do {                                                                                           \
+        if (st == NGL_OK) {                                                                        \
+            st = ngl_gpu_alloc((void **)&(ptr), (bytes), err);                                     \
+        }                                                                                          \
     } while (0)
-#define HALLOC(ptr, bytes)                                            \
-    do {                                                              \
-        if (st == NGL_OK) {                                           \
-            st = ngl_gpu_alloc_host((void **)&(ptr), (bytes), err);   \
-        }                                                             \
+#define HALLOC(ptr, bytes)                                                                         \
+    do {                                                                                           \
+        if (st == NGL_OK) {                                                                        \
+            st = ngl_gpu_alloc_host((void **)&(ptr), (bytes), err);                                \
+        }                                                                                          \
     } while (0)
     if (g->ef) {
         DALLOC(e->ef, n * sizeof(float));
@@ -185,8 +185,8 @@ ngl_status ngl_cuda_encoder_reset(ngl_cuda_encoder *enc)
     enc->step = 0;
     enc->hist = 0;
     enc->user_mask_set = 0;
-    ngl_status st = ngl_gpu_state_zero(&enc->g, enc->st1, enc->st2, enc->gate, enc->ef,
-                                       &enc->last_err);
+    ngl_status st =
+        ngl_gpu_state_zero(&enc->g, enc->st1, enc->st2, enc->gate, enc->ef, &enc->last_err);
     enc->broken = st != NGL_OK;
     return st;
 }
@@ -515,9 +515,8 @@ ngl_status ngl_cuda_encoder_finish(ngl_cuda_encoder *enc, size_t *out_len)
 
     /* Common preamble, header and CRC, as core's encoder writes them. */
     ngl_wr_u32(body, n_exc);
-    ngl_wr_u32(body + 4, g->cfg.predictor == NGL_PRED_MOMENTUM
-                             ? ngl_f32_bits(g->cfg.momentum_beta)
-                             : 0u);
+    ngl_wr_u32(body + 4,
+               g->cfg.predictor == NGL_PRED_MOMENTUM ? ngl_f32_bits(g->cfg.momentum_beta) : 0u);
     uint16_t flags = 0;
     if (enc->has_mask) {
         flags |= NGL_FLAG_MASK;

@@ -120,9 +120,8 @@ ngl_status ngl_gpu_alloc_host(void **p, size_t bytes, int *err)
     return NGL_OK;
 }
 
-uint64_t ngl_gpu_state_hash(const ngl_gpu_geom *g, uint64_t step, uint32_t hist,
-                            const float *d_st1, const float *d_st2, const uint8_t *d_gate,
-                            int *last, ngl_status *st)
+uint64_t ngl_gpu_state_hash(const ngl_gpu_geom *g, uint64_t step, uint32_t hist, const float *d_st1,
+                            const float *d_st2, const uint8_t *d_gate, int *last, ngl_status *st)
 {
     uint8_t head[12];
     ngl_wr_u64(head, step);

@@ -45,12 +45,12 @@ typedef enum ngl_gpu_kernel {
     NGL_GK_TK_PICK1,
     NGL_GK_TK_HIST2,
     NGL_GK_TK_PICK2,
-    NGL_GK_TK_COUNT,      /* CTA per tile: gt / eq / exc counts */
-    NGL_GK_TK_SCAN,       /* one CTA: tile offsets */
-    NGL_GK_TK_RANK,       /* CTA per tile: selection, bitmap, exceptions */
-    NGL_GK_TK_GROUP,      /* warp per group: scales */
-    NGL_GK_TK_QUANT,      /* thread per 8 selected: codes, EF, state */
-    NGL_GK_TK_GATE,       /* thread per block: gate bits */
+    NGL_GK_TK_COUNT, /* CTA per tile: gt / eq / exc counts */
+    NGL_GK_TK_SCAN,  /* one CTA: tile offsets */
+    NGL_GK_TK_RANK,  /* CTA per tile: selection, bitmap, exceptions */
+    NGL_GK_TK_GROUP, /* warp per group: scales */
+    NGL_GK_TK_QUANT, /* thread per 8 selected: codes, EF, state */
+    NGL_GK_TK_GATE,  /* thread per block: gate bits */
     NGL_GK_COUNT_
 } ngl_gpu_kernel;
 

@@ -36,8 +36,8 @@ static inline uint32_t ngl_gpu_geom_block_len(const ngl_gpu_geom *g, uint32_t b)
 }
 
 /* Base kernel arguments for the geometry and the closed-loop state. */
-NGL_HIDDEN void ngl_gpu_args_init(ngl_gpu_args *a, const ngl_gpu_geom *g, uint32_t hist,
-                                  float *st1, float *st2, uint8_t *gate);
+NGL_HIDDEN void ngl_gpu_args_init(ngl_gpu_args *a, const ngl_gpu_geom *g, uint32_t hist, float *st1,
+                                  float *st2, uint8_t *gate);
 
 /* Device allocation of at least 64 bytes (so size 0 still yields a
  * pointer). Records a failure in *err. @return NGL_OK or NGL_ERR_NO_MEMORY. */

@@ -41,7 +41,7 @@
 #define NGL_GPU_CHUNK 8u
 /* Top-K works in tiles of 256 threads x 8 elements. */
 #define NGL_GPU_TILE_THREADS 256u
-#define NGL_GPU_TILE (NGL_GPU_TILE_THREADS * NGL_GPU_CHUNK)
+#define NGL_GPU_TILE         (NGL_GPU_TILE_THREADS * NGL_GPU_CHUNK)
 /* Radix select digits, as in core/src/topk.c: 11, 11 and 10 bits. */
 #define NGL_GPU_HIST_BINS 2048u
 
@@ -54,11 +54,11 @@ typedef struct ngl_gpu_ctl {
     uint64_t remaining; /* Top-K: rank still to place within the current digit */
     uint32_t prefix;    /* Top-K: digits of the threshold found so far */
     uint32_t pmask;
-    uint32_t thresh;    /* Top-K: threshold key T */
+    uint32_t thresh; /* Top-K: threshold key T */
     uint32_t pad;
-    uint64_t take_eq;   /* Top-K: keys == T to select, lowest indices first */
-    uint64_t nsel;      /* Top-K: selected elements (must equal k) */
-    uint64_t vbytes;    /* Top-K: bytes of the varint index form */
+    uint64_t take_eq; /* Top-K: keys == T to select, lowest indices first */
+    uint64_t nsel;    /* Top-K: selected elements (must equal k) */
+    uint64_t vbytes;  /* Top-K: bytes of the varint index form */
 } ngl_gpu_ctl;
 
 /* Everything a kernel needs, by value. Pointers are device pointers (host
@@ -98,10 +98,10 @@ typedef struct ngl_gpu_args {
     uint32_t ntiles, pad1;
     float *tk_r;
     uint32_t *tk_key;
-    uint32_t *tk_hist;  /* 3 x NGL_GPU_HIST_BINS */
-    uint32_t *tk_tiles; /* per tile: gt, eq, exc, eq_before, sel_before, exc_before */
-    uint32_t *tk_sel;   /* selected indices in order */
-    float *tk_inv;      /* per group */
+    uint32_t *tk_hist;       /* 3 x NGL_GPU_HIST_BINS */
+    uint32_t *tk_tiles;      /* per tile: gt, eq, exc, eq_before, sel_before, exc_before */
+    uint32_t *tk_sel;        /* selected indices in order */
+    float *tk_inv;           /* per group */
     uint32_t *tk_ga, *tk_gc; /* per block gate evidence, as bits */
     uint8_t *tk_bitmap;
 
@@ -239,8 +239,7 @@ NGL_GPU_FN uint32_t ngl_gpu_popc8(uint32_t m)
 /* ---------------------------------------------------------------------- */
 NGL_GPU_FN uint32_t ngl_gpu_rd32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 NGL_GPU_FN uint16_t ngl_gpu_rd16(const uint8_t *p)
@@ -715,8 +714,8 @@ NGL_GPU_FN void ngl_gpu_encode_block(const ngl_gpu_args *A, uint32_t b, uint32_t
     uint32_t mx = 0;
     for (uint32_t it = 0; it < iters; it++) {
         const uint64_t i0 = lo + (uint64_t)(it * nlanes + lane) * NGL_GPU_CHUNK;
-        mx = ngl_gpu_umax(mx, ngl_gpu_enc_residual8(A, i0, ngl_gpu_chunk_len(i0, hi), use_pred,
-                                                    &k));
+        mx =
+            ngl_gpu_umax(mx, ngl_gpu_enc_residual8(A, i0, ngl_gpu_chunk_len(i0, hi), use_pred, &k));
     }
     mx = ngl_warp_max(mx);
 
@@ -782,8 +781,8 @@ NGL_GPU_FN void ngl_gpu_exc_write_block(const ngl_gpu_args *A, uint32_t b, uint6
 /* Output of one chunk: store, or accumulate in f32 (f16/bf16 outputs are
  * rounded per element exactly as core's finish_half_output()). @p raw
  * holds the exception bits of elements flagged in emask. */
-NGL_GPU_FN void ngl_gpu_output8(const ngl_gpu_args *A, uint64_t i0, uint32_t n,
-                                const float xh[8], uint32_t emask, const uint16_t raw[8])
+NGL_GPU_FN void ngl_gpu_output8(const ngl_gpu_args *A, uint64_t i0, uint32_t n, const float xh[8],
+                                uint32_t emask, const uint16_t raw[8])
 {
     if (A->dtype == NGL_DTYPE_F32) {
         float *o = (float *)A->dst;
@@ -863,8 +862,8 @@ NGL_GPU_FN void ngl_gpu_decode_block(const ngl_gpu_args *A, uint32_t b, uint32_t
         uint16_t raw[8];
         uint32_t emask = 0;
         ngl_gpu_load_state8(A, i0, n, &k);
-        uint64_t ex = ex_lo < ex_hi ? ngl_gpu_lower_bound(A->in_exc, A->esz, ex_lo, ex_hi, i0)
-                                    : ex_hi;
+        uint64_t ex =
+            ex_lo < ex_hi ? ngl_gpu_lower_bound(A->in_exc, A->esz, ex_lo, ex_hi, i0) : ex_hi;
         uint64_t sl = sl_lo < sl_hi
                           ? ngl_gpu_lower_bound((const uint8_t *)A->in_sel, 4u, sl_lo, sl_hi, i0)
                           : sl_hi;
@@ -1050,9 +1049,8 @@ NGL_GPU_FN uint32_t ngl_gpu_tk_tile_sel(uint32_t gt, uint32_t eq, uint64_t eq_be
 
 /* Selection mask of a chunk, given the number of ties (key == T) at lower
  * indices. *excmask gets the elements that become exceptions. */
-NGL_GPU_FN uint32_t ngl_gpu_tk_select8(const ngl_gpu_args *A, uint64_t i0, uint32_t n,
-                                       uint32_t T, uint64_t take_eq, uint64_t eq_base,
-                                       uint32_t *excmask)
+NGL_GPU_FN uint32_t ngl_gpu_tk_select8(const ngl_gpu_args *A, uint64_t i0, uint32_t n, uint32_t T,
+                                       uint64_t take_eq, uint64_t eq_base, uint32_t *excmask)
 {
     uint32_t sel = 0, exc = 0;
     NGL_GPU_UNROLL

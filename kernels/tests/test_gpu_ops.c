@@ -6,9 +6,11 @@
  * at FLT_MAX). Runs on the CPU: these are the same functions the GPU
  * kernels inline.
  */
+/* cmocka.h needs these first */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "ngl_gpu_ops.h"

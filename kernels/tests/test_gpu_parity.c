@@ -13,9 +13,11 @@
  * signalling NaN / overflow / subnormal / tiny blocks, and sizes 0, 1, 7,
  * 8, 255, 256, 257, primes and large.
  */
+/* cmocka.h needs these first */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "ngl_cuda.h"
@@ -141,8 +143,8 @@ static void describe(const tcase *tc, char *buf, size_t cap)
 {
     snprintf(buf, cap,
              "codec=%d dtype=%d pred=%d ef=%d topk=%g mask=%g block=%u count=%llu ties=%d",
-             (int)tc->codec, (int)tc->dtype, (int)tc->pred, tc->ef, tc->topk, tc->mask,
-             tc->block, (unsigned long long)tc->count, tc->ties);
+             (int)tc->codec, (int)tc->dtype, (int)tc->pred, tc->ef, tc->topk, tc->mask, tc->block,
+             (unsigned long long)tc->count, tc->ties);
 }
 
 static int first_diff(const void *a, const void *b, size_t n, size_t *at)
@@ -157,16 +159,16 @@ static int first_diff(const void *a, const void *b, size_t n, size_t *at)
     return 0;
 }
 
-#define EXPECT_SAME(a, b, n, what)                                                               \
-    do {                                                                                         \
-        size_t at_;                                                                              \
-        if (first_diff((a), (b), (n), &at_)) {                                                   \
-            char d_[256];                                                                        \
-            describe(tc, d_, sizeof d_);                                                         \
-            fail_msg("%s differ at byte %zu of %zu, step %d: cpu %02x gpu %02x (%s)", (what),  \
-                     at_, (size_t)(n), step, ((const uint8_t *)(a))[at_],                        \
-                     ((const uint8_t *)(b))[at_], d_);                                           \
-        }                                                                                        \
+#define EXPECT_SAME(a, b, n, what)                                                                 \
+    do {                                                                                           \
+        size_t at_;                                                                                \
+        if (first_diff((a), (b), (n), &at_)) {                                                     \
+            char d_[256];                                                                          \
+            describe(tc, d_, sizeof d_);                                                           \
+            fail_msg("%s differ at byte %zu of %zu, step %d: cpu %02x gpu %02x (%s)", (what), at_, \
+                     (size_t)(n), step, ((const uint8_t *)(a))[at_], ((const uint8_t *)(b))[at_],  \
+                     d_);                                                                          \
+        }                                                                                          \
     } while (0)
 
 static void *dev_alloc(size_t n)
@@ -494,6 +496,16 @@ static void test_gpu_parity_large(void **state)
     t.steps = 3;
     run_case(&t);
 }
+
+#if defined(NGL_TEST_CUDA)
+/* Under AddressSanitizer: the CUDA driver maps memory where ASan keeps its
+ * shadow gap, so a GPU run needs the gap unprotected. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "protect_shadow_gap=0";
+}
+#endif
 
 int main(void)
 {

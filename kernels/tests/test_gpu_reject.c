@@ -7,9 +7,11 @@
  * GPU decoder returns exactly the status ngl_decoder_decode() returns, and
  * when both accept a frame they write the same output and state.
  */
+/* cmocka.h needs these first */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include "ngl_cuda.h"
@@ -302,6 +304,66 @@ static void test_gpu_reject_unsupported_config(void **state)
     ngl_cuda_decoder_destroy(NULL);
 }
 
+/* Calls out of order or with bad arguments change nothing. */
+static void test_gpu_reject_api_misuse(void **state)
+{
+    (void)state;
+    ngl_stream_config c;
+    ngl_stream_config_init(&c);
+    c.count = 64;
+    const size_t cap = ngl_encode_bound(&c);
+    ngl_cuda_encoder *e = NULL;
+    ngl_cuda_decoder *d = NULL;
+    assert_int_equal(ngl_cuda_encoder_create(&c, &e), NGL_OK);
+    assert_int_equal(ngl_cuda_decoder_create(&c, &d), NGL_OK);
+    uint8_t *f = malloc(cap);
+    float x[64];
+    for (int i = 0; i < 64; i++) {
+        x[i] = (float)i;
+    }
+    void *dx = NULL;
+    assert_non_null(f);
+    assert_int_equal(ngl_gpu_malloc(&dx, sizeof x), 0);
+    assert_int_equal(ngl_gpu_memcpy_async(dx, x, sizeof x, NULL), 0);
+    assert_int_equal(ngl_gpu_stream_sync(NULL), 0);
+    size_t len = 0;
+    assert_int_equal(ngl_cuda_encoder_finish(e, &len), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_cuda_encode(e, dx, f, cap - 1, &len, NULL), NGL_ERR_DST_TOO_SMALL);
+    assert_int_equal(ngl_cuda_encode(e, NULL, f, cap, &len, NULL), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_cuda_encode(e, dx, NULL, cap, &len, NULL), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_cuda_encoder_step(e), 0);
+    assert_int_equal(ngl_cuda_encoder_submit(e, dx, f, cap, NULL), NGL_OK);
+    assert_int_equal(ngl_cuda_encoder_submit(e, dx, f, cap, NULL), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_cuda_encoder_finish(e, &len), NGL_OK);
+    assert_int_equal(ngl_cuda_encoder_step(e), 1);
+    assert_int_equal(ngl_cuda_decoder_finish(d), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_cuda_decode(d, f, len, dx, 2u, NULL), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_cuda_decode(d, f, len, NULL, 0, NULL), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_cuda_decoder_step(d), 0);
+    assert_int_equal(ngl_cuda_decode(d, f, len, dx, 0, NULL), NGL_OK);
+    assert_int_equal(ngl_cuda_decode(d, f, len, dx, 0, NULL), NGL_ERR_STEP_MISMATCH);
+    assert_true(ngl_cuda_decoder_state_hash(d) == ngl_cuda_encoder_state_hash(e));
+    assert_int_equal(ngl_cuda_encoder_reset(e), NGL_OK);
+    assert_int_equal(ngl_cuda_decoder_reset(d), NGL_OK);
+    assert_int_equal(ngl_cuda_encoder_step(e), 0);
+    assert_int_equal(ngl_cuda_encoder_cuda_error(e), 0);
+    assert_int_equal(ngl_cuda_decoder_cuda_error(d), 0);
+    ngl_gpu_free(dx);
+    free(f);
+    ngl_cuda_decoder_destroy(d);
+    ngl_cuda_encoder_destroy(e);
+}
+
+#if defined(NGL_TEST_CUDA)
+/* Under AddressSanitizer: the CUDA driver maps memory where ASan keeps its
+ * shadow gap, so a GPU run needs the gap unprotected. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "protect_shadow_gap=0";
+}
+#endif
+
 int main(void)
 {
     if (ngl_cuda_device_count() <= 0) {
@@ -312,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_gpu_reject_same_verdicts),
         cmocka_unit_test(test_gpu_reject_config_mismatch),
         cmocka_unit_test(test_gpu_reject_unsupported_config),
+        cmocka_unit_test(test_gpu_reject_api_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
