@@ -13,8 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deps.sh
 . scripts/lib/deps.sh
-# shellcheck source=scripts/lib/gpu.sh
-. scripts/lib/gpu.sh
+# shellcheck source=scripts/lib/kernels-gpu.sh
+. scripts/lib/kernels-gpu.sh
 
 build=${1:-build/gpu}
 logs=${2:-verification/gpu}
