@@ -28,13 +28,14 @@ struct ngl_cuda_encoder {
     uint32_t *exc_idx, *blk_exc;
     float *tk_r, *tk_inv;
     uint32_t *tk_key, *tk_hist, *tk_tiles, *tk_sel, *tk_ga;
-    uint8_t *tk_bitmap;
+    uint8_t *tk_bitmap, *tk_late;
 
     /* pinned host staging */
     ngl_gpu_ctl *h_ctl;
     uint8_t *h_mask;
     uint32_t *h_sent;
     uint32_t *h_sel;
+    uint8_t *h_late;
 
     /* one-shot mask override (ngl_cuda_encoder_set_block_mask) */
     uint8_t *user_mask;
@@ -51,16 +52,16 @@ struct ngl_cuda_encoder {
 
 static void enc_free(ngl_cuda_encoder *e)
 {
-    void *dev[] = {e->ef,      e->st1,      e->st2,    e->gate,   e->skip,
-                   e->sent,    e->ctl,      e->scales, e->codes,  e->exc,
-                   e->exc_idx, e->blk_exc,  e->tk_r,   e->tk_inv, e->tk_key,
-                   e->tk_hist, e->tk_tiles, e->tk_sel, e->tk_ga,  e->tk_bitmap};
+    void *dev[] = {e->ef,    e->st1,       e->st2,    e->gate,    e->skip,     e->sent,
+                   e->ctl,   e->scales,    e->codes,  e->exc,     e->exc_idx,  e->blk_exc,
+                   e->tk_r,  e->tk_inv,    e->tk_key, e->tk_hist, e->tk_tiles, e->tk_sel,
+                   e->tk_ga, e->tk_bitmap, e->tk_late};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) {
         if (dev[i]) {
             ngl_gpu_free(dev[i]);
         }
     }
-    void *host[] = {e->h_ctl, e->h_mask, e->h_sent, e->h_sel};
+    void *host[] = {e->h_ctl, e->h_mask, e->h_sent, e->h_sel, e->h_late};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) {
         if (host[i]) {
             ngl_gpu_host_free(host[i]);
@@ -136,7 +137,9 @@ ngl_status ngl_cuda_encoder_create(const ngl_stream_config *cfg, ngl_cuda_encode
         if (cfg->predictor != NGL_PRED_NONE) {
             DALLOC(e->tk_ga, 2u * nb * sizeof(uint32_t));
         }
+        DALLOC(e->tk_late, km * g->esz);
         HALLOC(e->h_sel, km * sizeof(uint32_t));
+        HALLOC(e->h_late, km * g->esz);
     } else {
         DALLOC(e->scales, nb * 4u);
         DALLOC(e->codes, g->int4 ? NGL_DIV_CEIL(n, 2u) : n);
@@ -251,6 +254,10 @@ static int enc_build_mask(ngl_cuda_encoder *enc)
     } else {
         memset(enc->h_mask, 0, nb);
         unsigned skip = (unsigned)lround(g->cfg.mask_fraction * NGL_MASK_PERIOD);
+        /* as core: one step in every period sends each block */
+        if (skip > NGL_MASK_PERIOD - 1u) {
+            skip = NGL_MASK_PERIOD - 1u;
+        }
         if (skip > 0) {
             for (uint32_t b = 0; b < g->nblocks; b++) {
                 if ((unsigned)((b + enc->step) % NGL_MASK_PERIOD) < skip) {
@@ -292,6 +299,7 @@ static void enc_args(ngl_cuda_encoder *enc, ngl_gpu_args *a, const void *d_src, 
     a->tk_ga = enc->tk_ga;
     a->tk_gc = enc->tk_ga ? enc->tk_ga + g->nblocks : NULL;
     a->tk_bitmap = enc->tk_bitmap;
+    a->tk_late = enc->tk_late;
 }
 
 /* Enqueue a dense step: kernels, then the copies of the mask-independent
@@ -400,6 +408,32 @@ ngl_status ngl_cuda_encoder_submit(ngl_cuda_encoder *enc, const void *d_src, voi
     return NGL_OK;
 }
 
+static int exc_entry_cmp(const void *a, const void *b)
+{
+    uint32_t x = ngl_rd_u32((const uint8_t *)a), y = ngl_rd_u32((const uint8_t *)b);
+    return (x > y) - (x < y);
+}
+
+/* The selected elements whose reconstruction would overflow become
+ * exceptions too (as in core's topk.c); the GPU lists them in any order.
+ * Sort them and merge them, from the back, into the index-ordered list of
+ * n_exc entries at @p exc, which has room for both. */
+static void enc_merge_late(uint8_t *exc, uint32_t n_exc, uint8_t *late, uint32_t n_late,
+                           uint32_t esz)
+{
+    qsort(late, n_late, esz, exc_entry_cmp);
+    uint64_t a = n_exc, b = n_late, w = (uint64_t)n_exc + n_late;
+    while (b > 0) {
+        const uint8_t *src;
+        if (a > 0 && ngl_rd_u32(exc + (a - 1) * esz) > ngl_rd_u32(late + (b - 1) * esz)) {
+            src = exc + --a * esz;
+        } else {
+            src = late + --b * esz;
+        }
+        memmove(exc + --w * esz, src, esz);
+    }
+}
+
 /* Top-K body after the device work: [preamble][topk preamble][mask]
  * [indices][scales][codes][exceptions], index form chosen as topk.c does. */
 static int enc_finish_topk(ngl_cuda_encoder *enc, uint8_t *body, size_t *body_len,
@@ -408,9 +442,9 @@ static int enc_finish_topk(ngl_cuda_encoder *enc, uint8_t *body, size_t *body_le
     const ngl_gpu_geom *g = &enc->g;
     const ngl_gpu_ctl *c = enc->h_ctl;
     const uint64_t k = c->k;
-    const uint32_t n_exc = c->n_exc;
+    const uint32_t n_exc = c->n_exc, n_late = c->n_late;
     ngl_gpu_stream s = enc->stream;
-    if (c->nsel != k || k > g->k_max || n_exc > g->count) {
+    if (c->nsel != k || k > g->k_max || n_late > k || (uint64_t)n_exc + n_late > g->count) {
         ngl_log(NGL_LOG_ERROR, "cuda: top-k selected %llu of k=%llu (bug)",
                 (unsigned long long)c->nsel, (unsigned long long)k);
         *st = NGL_ERR_UNSUPPORTED;
@@ -466,16 +500,22 @@ static int enc_finish_topk(ngl_cuda_encoder *enc, uint8_t *body, size_t *body_le
     if (e == 0 && n_exc > 0) {
         e = ngl_gpu_memcpy_async(body + off, enc->exc, (size_t)n_exc * g->esz, s);
     }
-    off += (size_t)n_exc * g->esz;
+    if (e == 0 && n_late > 0) {
+        e = ngl_gpu_memcpy_async(enc->h_late, enc->tk_late, (size_t)n_late * g->esz, s);
+    }
     if (e == 0) {
         e = ngl_gpu_stream_sync(s);
     }
+    if (e == 0 && n_late > 0) {
+        enc_merge_late(body + off, n_exc, enc->h_late, n_late, g->esz);
+    }
+    off += ((size_t)n_exc + n_late) * g->esz;
     ngl_wr_u32(body + 8, (uint32_t)k);
     ngl_wr_u32(body + 12, (uint32_t)idx_bytes);
     body[16] = (uint8_t)fmt;
     body[17] = body[18] = body[19] = 0;
     *body_len = off;
-    *n_exc_out = n_exc;
+    *n_exc_out = n_exc + n_late;
     return e;
 }
 

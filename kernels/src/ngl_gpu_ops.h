@@ -59,6 +59,8 @@ typedef struct ngl_gpu_ctl {
     uint64_t take_eq; /* Top-K: keys == T to select, lowest indices first */
     uint64_t nsel;    /* Top-K: selected elements (must equal k) */
     uint64_t vbytes;  /* Top-K: bytes of the varint index form */
+    uint32_t n_late;  /* Top-K: selected elements sent as exceptions */
+    uint32_t pad2;
 } ngl_gpu_ctl;
 
 /* Everything a kernel needs, by value. Pointers are device pointers (host
@@ -104,6 +106,7 @@ typedef struct ngl_gpu_args {
     float *tk_inv;           /* per group */
     uint32_t *tk_ga, *tk_gc; /* per block gate evidence, as bits */
     uint8_t *tk_bitmap;
+    uint8_t *tk_late; /* exception entries of selected elements, any order */
 
     /* decoder */
     void *dst;
@@ -179,6 +182,12 @@ NGL_GPU_FN void ngl_gpu_atomic_add64(uint64_t *p, uint64_t v)
 {
     atomicAdd((unsigned long long *)p, (unsigned long long)v);
 }
+
+/* @return the value before the increment. */
+NGL_GPU_FN uint32_t ngl_gpu_atomic_inc32(uint32_t *p)
+{
+    return atomicAdd((unsigned int *)p, 1u);
+}
 #else
 NGL_GPU_FN uint32_t ngl_warp_max(uint32_t v)
 {
@@ -216,6 +225,11 @@ NGL_GPU_FN void ngl_gpu_atomic_add32(uint32_t *p, uint32_t v)
 NGL_GPU_FN void ngl_gpu_atomic_add64(uint64_t *p, uint64_t v)
 {
     *p += v;
+}
+
+NGL_GPU_FN uint32_t ngl_gpu_atomic_inc32(uint32_t *p)
+{
+    return (*p)++;
 }
 #endif
 
@@ -668,23 +682,27 @@ NGL_GPU_FN uint32_t ngl_gpu_enc_finish8(const ngl_gpu_args *A, uint64_t i0, uint
         const float r = k->r[j];
         const float praw = ngl_gpu_praw(A->pred, k->s1[j], k->s2[j], A->hist);
         const float p = use_pred ? praw : 0.0f;
-        float xhat;
-        if (!ngl_f32_finite(r)) {
-            /* NaN/Inf input or overflow: carried exactly, EF cleared */
+        float xhat = p;
+        /* NaN/Inf input or residual overflow: carried exactly */
+        int exc = !ngl_f32_finite(r);
+        if (!exc && !skipped) {
+            float u = ngl_rng_uniform(A->key, (uint32_t)i);
+            q[j] = ngl_sr_quantize(r, inv, u, A->qmax);
+            xhat = p + ngl_dequantize(q[j], scale);
+        }
+        if (!exc && !ngl_f32_finite(xhat)) {
+            /* a finite input whose reconstruction overflows is carried
+             * exactly too: a finite value never decodes to Inf */
+            exc = 1;
+            q[j] = 0;
+        }
+        if (exc) {
             emask |= 1u << j;
             xhat = x;
-            k->e[j] = 0.0f;
-        } else {
-            if (skipped) {
-                xhat = p;
-            } else {
-                float u = ngl_rng_uniform(A->key, (uint32_t)i);
-                q[j] = ngl_sr_quantize(r, inv, u, A->qmax);
-                xhat = p + ngl_dequantize(q[j], scale);
-            }
-            if (A->ef != NULL) {
-                k->e[j] = ngl_gpu_target(x, k->e[j], 1) - xhat;
-            }
+        }
+        if (A->ef != NULL) {
+            /* e <- t - xhat; nothing to carry for a non-finite input */
+            k->e[j] = ngl_f32_finite(x) ? ngl_gpu_target(x, k->e[j], 1) - xhat : 0.0f;
         }
         ngl_gpu_state_update(A, xhat, praw, &k->s1[j], &k->s2[j], a, c);
     }
@@ -1104,16 +1122,15 @@ NGL_GPU_FN void ngl_gpu_tk_rank8(const ngl_gpu_args *A, uint64_t i0, uint32_t n,
         }
         const float praw =
             A->pred != NGL_PRED_NONE ? ngl_gpu_praw(A->pred, k.s1[j], k.s2[j], A->hist) : 0.0f;
-        float xhat;
+        /* An exception is a NaN/Inf input, a residual overflow or a
+         * prediction that is not finite (then r is not finite either). */
+        float xhat = use_pred ? praw : 0.0f;
         if ((excmask >> j) & 1u) {
             ngl_gpu_put_exc(A, A->exc, exc_base++, i);
             xhat = k.x[j];
-            k.e[j] = 0.0f;
-        } else {
-            xhat = use_pred ? praw : 0.0f;
-            if (A->ef != NULL) {
-                k.e[j] = ngl_gpu_target(k.x[j], k.e[j], 1) - xhat;
-            }
+        }
+        if (A->ef != NULL) {
+            k.e[j] = ngl_f32_finite(k.x[j]) ? ngl_gpu_target(k.x[j], k.e[j], 1) - xhat : 0.0f;
         }
         if (A->pred != NGL_PRED_NONE) {
             ngl_gpu_state_update(A, xhat, praw, &k.s1[j], &k.s2[j], &a, &c);
@@ -1174,9 +1191,17 @@ NGL_GPU_FN uint32_t ngl_gpu_tk_quant8(const ngl_gpu_args *A, uint64_t e0, uint32
         float s2 = A->pred == NGL_PRED_LINEAR ? A->st2[i] : 0.0f;
         const float praw = A->pred != NGL_PRED_NONE ? ngl_gpu_praw(A->pred, s1, s2, A->hist) : 0.0f;
         const float p = (A->pred != NGL_PRED_NONE && A->gate[b]) ? praw : 0.0f;
-        const float xhat = p + ngl_dequantize(q[j], scale);
+        float xhat = p + ngl_dequantize(q[j], scale);
+        const float x = ngl_gpu_ld_src1(A, i);
+        if (!ngl_f32_finite(xhat)) {
+            /* a finite input never decodes to Inf: sent exactly, code 0;
+             * joins the exception list (in any order here; the host merges) */
+            q[j] = 0;
+            xhat = x;
+            ngl_gpu_put_exc(A, A->tk_late, ngl_gpu_atomic_inc32(&A->ctl->n_late), i);
+        }
         if (A->ef != NULL) {
-            A->ef[i] = ngl_gpu_target(ngl_gpu_ld_src1(A, i), A->ef[i], 1) - xhat;
+            A->ef[i] = ngl_gpu_target(x, A->ef[i], 1) - xhat;
         }
         if (A->pred != NGL_PRED_NONE) {
             uint32_t a = 0, c = 0;
