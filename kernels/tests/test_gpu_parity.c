@@ -424,6 +424,11 @@ static void test_gpu_parity_masks(void **state)
             t.user_mask_step = 3;
             t.pred = NGL_PRED_MOMENTUM;
             run_case(&t);
+            /* rounds to the whole period: core caps it at 15 of 16 steps */
+            t.user_mask_step = -1;
+            t.mask = 0.99;
+            t.steps = 17;
+            run_case(&t);
         }
     }
 }
