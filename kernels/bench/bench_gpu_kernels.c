@@ -325,6 +325,7 @@ int main(int argc, char **argv)
         k.a.tk_sel = exc_idx;
         k.a.tk_inv = dalloc((size_t)g.ngroups_max * 4u);
         k.a.tk_bitmap = (uint8_t *)out;
+        k.a.tk_late = dalloc((size_t)g.k_max * 8u);
         k.ctl = ctl;
         k.hist = k.a.tk_hist;
         static const ngl_gpu_kernel tk[] = {
@@ -340,6 +341,7 @@ int main(int argc, char **argv)
         cudaFree(k.a.tk_hist);
         cudaFree(k.a.tk_tiles);
         cudaFree(k.a.tk_inv);
+        cudaFree(k.a.tk_late);
     }
 
     /* End to end through the API: kernels, copy to pinned host, CRC. */
