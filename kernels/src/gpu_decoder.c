@@ -362,8 +362,11 @@ static ngl_status validate_topk(ngl_cuda_decoder *dec, const uint8_t *body, size
     if (body[17] | body[18] | body[19]) {
         return NGL_ERR_BAD_FLAGS;
     }
-    if (k > g->k_max) {
+    if (k > g->count) {
         return NGL_ERR_BAD_INDEX;
+    }
+    if (k > g->k_max) {
+        return NGL_ERR_CONFIG_MISMATCH; /* a sender with a larger Top-K fraction */
     }
     uint64_t off = NGL_PREAMBLE_COMMON + NGL_PREAMBLE_TOPK;
     const uint8_t *mask = NULL;
