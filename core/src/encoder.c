@@ -93,6 +93,16 @@ void ngl_encoder_get_stats(const ngl_encoder *enc, ngl_encoder_stats *out)
     }
 }
 
+const ngl_stream *ngl_encoder_stream(const ngl_encoder *enc)
+{
+    return enc ? &enc->s : NULL;
+}
+
+const float *ngl_encoder_ef(const ngl_encoder *enc)
+{
+    return enc ? enc->ef : NULL;
+}
+
 ngl_status ngl_encoder_set_block_mask(ngl_encoder *enc, const uint8_t *skip_bits)
 {
     if (enc == NULL) {

@@ -85,6 +85,12 @@ NGL_HIDDEN ngl_status ngl_eps_encode_body(ngl_stream *s, const void *src, uint8_
 NGL_HIDDEN ngl_status ngl_eps_decode_body(ngl_stream *s, const uint8_t *body, size_t body_len,
                                           void *dst, int accumulate);
 
+/* White-box access to an encoder's closed-loop state and error feedback
+ * (NULL when EF is off), for the CUDA parity tests in kernels/ that compare
+ * GPU state arrays with the CPU encoder's element by element. Read only. */
+NGL_HIDDEN const ngl_stream *ngl_encoder_stream(const ngl_encoder *enc);
+NGL_HIDDEN const float *ngl_encoder_ef(const ngl_encoder *enc);
+
 /* Writes the common preamble. */
 static inline void ngl_write_preamble(const ngl_stream *s, uint8_t *body, uint32_t n_exc)
 {

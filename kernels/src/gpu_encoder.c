@@ -1,0 +1,598 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * gpu_encoder.c -- ngl_cuda_encoder: the GPU computes the body sections
+ * (scales, codes, exceptions, Top-K indices) and the closed-loop state; the
+ * host lays out the body exactly as core's encoder.c / topk.c do and seals
+ * the frame with core's wire code.
+ */
+#include "ngl_gpu_host.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+struct ngl_cuda_encoder {
+    ngl_gpu_geom g;
+    uint64_t step;
+    uint32_t hist;
+    int last_err;
+    int broken; /* a CUDA call failed: state unknown until reset */
+
+    /* device: state */
+    float *ef, *st1, *st2;
+    uint8_t *gate;
+    /* device: mask, sections and scratch */
+    uint8_t *skip;
+    uint32_t *sent;
+    ngl_gpu_ctl *ctl;
+    uint8_t *scales, *codes, *exc;
+    uint32_t *exc_idx, *blk_exc;
+    float *tk_r, *tk_inv;
+    uint32_t *tk_key, *tk_hist, *tk_tiles, *tk_sel, *tk_ga;
+    uint8_t *tk_bitmap, *tk_late;
+
+    /* pinned host staging */
+    ngl_gpu_ctl *h_ctl;
+    uint8_t *h_mask;
+    uint32_t *h_sent;
+    uint32_t *h_sel;
+    uint8_t *h_late;
+
+    /* one-shot mask override (ngl_cuda_encoder_set_block_mask) */
+    uint8_t *user_mask;
+    int user_mask_set;
+
+    /* the submitted step */
+    int pending;
+    ngl_gpu_stream stream;
+    uint8_t *frame;
+    uint64_t frame_step;
+    int has_mask;
+    size_t exc_off; /* dense: body offset of the exception section */
+};
+
+static void enc_free(ngl_cuda_encoder *e)
+{
+    void *dev[] = {e->ef,    e->st1,       e->st2,    e->gate,    e->skip,     e->sent,
+                   e->ctl,   e->scales,    e->codes,  e->exc,     e->exc_idx,  e->blk_exc,
+                   e->tk_r,  e->tk_inv,    e->tk_key, e->tk_hist, e->tk_tiles, e->tk_sel,
+                   e->tk_ga, e->tk_bitmap, e->tk_late};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) {
+        if (dev[i]) {
+            ngl_gpu_free(dev[i]);
+        }
+    }
+    void *host[] = {e->h_ctl, e->h_mask, e->h_sent, e->h_sel, e->h_late};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) {
+        if (host[i]) {
+            ngl_gpu_host_free(host[i]);
+        }
+    }
+    free(e->user_mask);
+    free(e);
+}
+
+ngl_status ngl_cuda_encoder_create(const ngl_stream_config *cfg, ngl_cuda_encoder **out)
+{
+    if (out == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    if (ngl_cuda_device_count() <= 0) {
+        return NGL_ERR_UNSUPPORTED;
+    }
+    ngl_cuda_encoder *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    ngl_status st = ngl_gpu_geom_init(&e->g, cfg);
+    if (st != NGL_OK) {
+        free(e);
+        return st;
+    }
+    const ngl_gpu_geom *g = &e->g;
+    const size_t n = (size_t)g->count;
+    const size_t nb = g->nblocks;
+    int *err = &e->last_err;
+#define DALLOC(ptr, bytes)                                                                         \
+    do {                                                                                           \
+        if (st == NGL_OK) {                                                                        \
+            st = ngl_gpu_alloc((void **)&(ptr), (bytes), err);                                     \
+        }                                                                                          \
+    } while (0)
+#define HALLOC(ptr, bytes)                                                                         \
+    do {                                                                                           \
+        if (st == NGL_OK) {                                                                        \
+            st = ngl_gpu_alloc_host((void **)&(ptr), (bytes), err);                                \
+        }                                                                                          \
+    } while (0)
+    if (g->ef) {
+        DALLOC(e->ef, n * sizeof(float));
+    }
+    if (cfg->predictor != NGL_PRED_NONE) {
+        DALLOC(e->st1, n * sizeof(float));
+        DALLOC(e->gate, nb);
+    }
+    if (cfg->predictor == NGL_PRED_LINEAR) {
+        DALLOC(e->st2, n * sizeof(float));
+    }
+    DALLOC(e->skip, g->mask_bytes);
+    DALLOC(e->sent, nb * sizeof(uint32_t));
+    DALLOC(e->ctl, sizeof(ngl_gpu_ctl));
+    DALLOC(e->exc, n * g->esz);
+    HALLOC(e->h_ctl, sizeof(ngl_gpu_ctl));
+    HALLOC(e->h_mask, g->mask_bytes);
+    HALLOC(e->h_sent, nb * sizeof(uint32_t));
+    if (g->topk) {
+        const size_t ng = (size_t)g->ngroups_max;
+        const size_t km = (size_t)g->k_max;
+        DALLOC(e->scales, ng * 4u);
+        DALLOC(e->codes, g->int4 ? NGL_DIV_CEIL(km, 2u) : km);
+        DALLOC(e->tk_r, n * sizeof(float));
+        DALLOC(e->tk_key, n * sizeof(uint32_t));
+        DALLOC(e->tk_hist, 3u * NGL_GPU_HIST_BINS * sizeof(uint32_t));
+        DALLOC(e->tk_tiles, 6u * (size_t)g->ntiles * sizeof(uint32_t));
+        DALLOC(e->tk_sel, km * sizeof(uint32_t));
+        DALLOC(e->tk_inv, ng * sizeof(float));
+        DALLOC(e->tk_bitmap, NGL_DIV_CEIL(n, 8u));
+        if (cfg->predictor != NGL_PRED_NONE) {
+            DALLOC(e->tk_ga, 2u * nb * sizeof(uint32_t));
+        }
+        DALLOC(e->tk_late, km * g->esz);
+        HALLOC(e->h_sel, km * sizeof(uint32_t));
+        HALLOC(e->h_late, km * g->esz);
+    } else {
+        DALLOC(e->scales, nb * 4u);
+        DALLOC(e->codes, g->int4 ? NGL_DIV_CEIL(n, 2u) : n);
+        DALLOC(e->exc_idx, n * sizeof(uint32_t));
+        DALLOC(e->blk_exc, nb * sizeof(uint32_t));
+    }
+#undef DALLOC
+#undef HALLOC
+    if (st == NGL_OK) {
+        e->user_mask = calloc(1, g->mask_bytes + 1u);
+        if (e->user_mask == NULL) {
+            st = NGL_ERR_NO_MEMORY;
+        }
+    }
+    if (st == NGL_OK) {
+        st = ngl_gpu_state_zero(g, e->st1, e->st2, e->gate, e->ef, err);
+    }
+    if (st != NGL_OK) {
+        enc_free(e);
+        return st;
+    }
+    *out = e;
+    return NGL_OK;
+}
+
+void ngl_cuda_encoder_destroy(ngl_cuda_encoder *enc)
+{
+    if (enc == NULL) {
+        return;
+    }
+    if (enc->pending) {
+        (void)ngl_gpu_stream_sync(enc->stream);
+    }
+    enc_free(enc);
+}
+
+ngl_status ngl_cuda_encoder_reset(ngl_cuda_encoder *enc)
+{
+    if (enc == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    if (enc->pending) {
+        (void)ngl_gpu_stream_sync(enc->stream);
+        enc->pending = 0;
+    }
+    enc->step = 0;
+    enc->hist = 0;
+    enc->user_mask_set = 0;
+    ngl_status st =
+        ngl_gpu_state_zero(&enc->g, enc->st1, enc->st2, enc->gate, enc->ef, &enc->last_err);
+    enc->broken = st != NGL_OK;
+    return st;
+}
+
+uint64_t ngl_cuda_encoder_step(const ngl_cuda_encoder *enc)
+{
+    return enc ? enc->step : 0;
+}
+
+int ngl_cuda_encoder_cuda_error(const ngl_cuda_encoder *enc)
+{
+    return enc ? enc->last_err : 0;
+}
+
+uint64_t ngl_cuda_encoder_state_hash(ngl_cuda_encoder *enc)
+{
+    if (enc == NULL) {
+        return 0;
+    }
+    ngl_status st;
+    return ngl_gpu_state_hash(&enc->g, enc->step, enc->hist, enc->st1, enc->st2, enc->gate,
+                              &enc->last_err, &st);
+}
+
+ngl_status ngl_cuda_encoder_get_state(ngl_cuda_encoder *enc, float *ef, float *st1, float *st2,
+                                      uint8_t *gate)
+{
+    if (enc == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    return ngl_gpu_state_get(&enc->g, enc->ef, enc->st1, enc->st2, enc->gate, ef, st1, st2, gate,
+                             &enc->last_err);
+}
+
+ngl_status ngl_cuda_encoder_set_block_mask(ngl_cuda_encoder *enc, const uint8_t *skip_bits)
+{
+    if (enc == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    if (skip_bits == NULL) {
+        enc->user_mask_set = 0;
+        return NGL_OK;
+    }
+    const size_t nb = enc->g.mask_bytes;
+    memcpy(enc->user_mask, skip_bits, nb);
+    if (enc->g.nblocks % 8u) {
+        enc->user_mask[nb - 1] &= (uint8_t)((1u << (enc->g.nblocks % 8u)) - 1u);
+    }
+    enc->user_mask_set = 1;
+    return NGL_OK;
+}
+
+/* This step's skip bitmap in h_mask, as core's encoder_build_mask().
+ * @return 1 if any block is skipped. */
+static int enc_build_mask(ngl_cuda_encoder *enc)
+{
+    const ngl_gpu_geom *g = &enc->g;
+    const size_t nb = g->mask_bytes;
+    if (enc->user_mask_set) {
+        memcpy(enc->h_mask, enc->user_mask, nb);
+        enc->user_mask_set = 0;
+    } else {
+        memset(enc->h_mask, 0, nb);
+        unsigned skip = (unsigned)lround(g->cfg.mask_fraction * NGL_MASK_PERIOD);
+        /* as core: one step in every period sends each block */
+        if (skip > NGL_MASK_PERIOD - 1u) {
+            skip = NGL_MASK_PERIOD - 1u;
+        }
+        if (skip > 0) {
+            for (uint32_t b = 0; b < g->nblocks; b++) {
+                if ((unsigned)((b + enc->step) % NGL_MASK_PERIOD) < skip) {
+                    enc->h_mask[b >> 3] = (uint8_t)(enc->h_mask[b >> 3] | (1u << (b & 7u)));
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < nb; i++) {
+        if (enc->h_mask[i]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void enc_args(ngl_cuda_encoder *enc, ngl_gpu_args *a, const void *d_src, int has_mask)
+{
+    const ngl_gpu_geom *g = &enc->g;
+    ngl_gpu_args_init(a, g, enc->hist, enc->st1, enc->st2, enc->gate);
+    a->key = ngl_rng_key_make(g->cfg.seed, g->cfg.stream_id, enc->step);
+    a->ef = enc->ef;
+    a->skip = has_mask ? enc->skip : NULL;
+    a->sent = has_mask ? enc->sent : NULL;
+    a->ctl = enc->ctl;
+    a->src = d_src;
+    a->src_vec = ((uintptr_t)d_src & 15u) == 0;
+    a->scales = enc->scales;
+    a->codes = enc->codes;
+    a->exc = enc->exc;
+    a->exc_idx = enc->exc_idx;
+    a->blk_exc = enc->blk_exc;
+    a->tk_r = enc->tk_r;
+    a->tk_key = enc->tk_key;
+    a->tk_hist = enc->tk_hist;
+    a->tk_tiles = enc->tk_tiles;
+    a->tk_sel = enc->tk_sel;
+    a->tk_inv = enc->tk_inv;
+    a->tk_ga = enc->tk_ga;
+    a->tk_gc = enc->tk_ga ? enc->tk_ga + g->nblocks : NULL;
+    a->tk_bitmap = enc->tk_bitmap;
+    a->tk_late = enc->tk_late;
+}
+
+/* Enqueue a dense step: kernels, then the copies of the mask-independent
+ * sections straight into the frame (the exception count is known only
+ * when the stream gets there; finish() copies those). */
+static int enc_submit_dense(ngl_cuda_encoder *enc, const ngl_gpu_args *a, uint8_t *body,
+                            int has_mask, ngl_gpu_stream s)
+{
+    const ngl_gpu_geom *g = &enc->g;
+    uint64_t n_sent = g->nblocks, coded = g->count;
+    size_t off = NGL_PREAMBLE_COMMON;
+    if (has_mask) {
+        ngl_gpu_sent_index(g, enc->h_mask, enc->h_sent, &n_sent, &coded);
+        memcpy(body + off, enc->h_mask, g->mask_bytes);
+        off += g->mask_bytes;
+    }
+    const size_t scales_len = 4u * (size_t)n_sent;
+    const size_t codes_len = g->int4 ? (size_t)NGL_DIV_CEIL(coded, 2u) : (size_t)coded;
+    int e = 0;
+    if (has_mask) {
+        e = ngl_gpu_memcpy_async(enc->skip, enc->h_mask, g->mask_bytes, s);
+        if (e == 0) {
+            e = ngl_gpu_memcpy_async(enc->sent, enc->h_sent, (size_t)g->nblocks * 4u, s);
+        }
+    }
+    if (e == 0) {
+        e = ngl_gpu_launch(NGL_GK_ENC_DENSE, a, s);
+    }
+    if (e == 0) {
+        e = ngl_gpu_launch(NGL_GK_EXC_GATHER, a, s);
+    }
+    if (e == 0 && scales_len > 0) {
+        e = ngl_gpu_memcpy_async(body + off, enc->scales, scales_len, s);
+    }
+    if (e == 0 && codes_len > 0) {
+        e = ngl_gpu_memcpy_async(body + off + scales_len, enc->codes, codes_len, s);
+    }
+    enc->exc_off = off + scales_len + codes_len;
+    return e;
+}
+
+static int enc_submit_topk(ngl_cuda_encoder *enc, const ngl_gpu_args *a, int has_mask,
+                           ngl_gpu_stream s)
+{
+    const ngl_gpu_geom *g = &enc->g;
+    int e = 0;
+    if (has_mask) {
+        e = ngl_gpu_memcpy_async(enc->skip, enc->h_mask, g->mask_bytes, s);
+    }
+    if (e == 0) {
+        e = ngl_gpu_memset_async(enc->tk_hist, 0, 3u * NGL_GPU_HIST_BINS * sizeof(uint32_t), s);
+    }
+    if (e == 0 && enc->tk_ga) {
+        e = ngl_gpu_memset_async(enc->tk_ga, 0, 2u * (size_t)g->nblocks * sizeof(uint32_t), s);
+    }
+    static const ngl_gpu_kernel seq[] = {
+        NGL_GK_TK_KEYS,  NGL_GK_TK_PICK0, NGL_GK_TK_HIST1, NGL_GK_TK_PICK1,
+        NGL_GK_TK_HIST2, NGL_GK_TK_PICK2, NGL_GK_TK_COUNT, NGL_GK_TK_SCAN,
+        NGL_GK_TK_RANK,  NGL_GK_TK_GROUP, NGL_GK_TK_QUANT, NGL_GK_TK_GATE,
+    };
+    for (size_t i = 0; e == 0 && i < sizeof seq / sizeof seq[0]; i++) {
+        e = ngl_gpu_launch(seq[i], a, s);
+    }
+    return e;
+}
+
+ngl_status ngl_cuda_encoder_submit(ngl_cuda_encoder *enc, const void *d_src, void *dst,
+                                   size_t dst_cap, ngl_cuda_stream stream)
+{
+    if (enc == NULL || dst == NULL || (d_src == NULL && enc->g.count > 0) || enc->pending) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    if (enc->broken) {
+        return NGL_ERR_UNSUPPORTED;
+    }
+    if (dst_cap < ngl_encode_bound(&enc->g.cfg)) {
+        return NGL_ERR_DST_TOO_SMALL;
+    }
+    uint8_t *body = (uint8_t *)dst + NGL_FRAME_HEADER_SIZE;
+    const int has_mask = enc_build_mask(enc);
+    ngl_gpu_args a;
+    enc_args(enc, &a, d_src, has_mask);
+
+    int e = ngl_gpu_memset_async(enc->ctl, 0, sizeof(ngl_gpu_ctl), stream);
+    if (e == 0) {
+        e = enc->g.topk ? enc_submit_topk(enc, &a, has_mask, stream)
+                        : enc_submit_dense(enc, &a, body, has_mask, stream);
+    }
+    if (e == 0) {
+        e = ngl_gpu_memcpy_async(enc->h_ctl, enc->ctl, sizeof(ngl_gpu_ctl), stream);
+    }
+    if (e != 0) {
+        enc->broken = 1;
+        return ngl_gpu_check(e, &enc->last_err, "encode submit");
+    }
+    enc->pending = 1;
+    enc->stream = stream;
+    enc->frame = (uint8_t *)dst;
+    enc->frame_step = enc->step;
+    enc->has_mask = has_mask;
+    /* The device state now belongs to the next step (ngl_stream_advance). */
+    enc->step++;
+    if (enc->hist < 2) {
+        enc->hist++;
+    }
+    return NGL_OK;
+}
+
+static int exc_entry_cmp(const void *a, const void *b)
+{
+    uint32_t x = ngl_rd_u32((const uint8_t *)a), y = ngl_rd_u32((const uint8_t *)b);
+    return (x > y) - (x < y);
+}
+
+/* The selected elements whose reconstruction would overflow become
+ * exceptions too (as in core's topk.c); the GPU lists them in any order.
+ * Sort them and merge them, from the back, into the index-ordered list of
+ * n_exc entries at @p exc, which has room for both. */
+static void enc_merge_late(uint8_t *exc, uint32_t n_exc, uint8_t *late, uint32_t n_late,
+                           uint32_t esz)
+{
+    qsort(late, n_late, esz, exc_entry_cmp);
+    uint64_t a = n_exc, b = n_late, w = (uint64_t)n_exc + n_late;
+    while (b > 0) {
+        const uint8_t *src;
+        if (a > 0 && ngl_rd_u32(exc + (a - 1) * esz) > ngl_rd_u32(late + (b - 1) * esz)) {
+            src = exc + --a * esz;
+        } else {
+            src = late + --b * esz;
+        }
+        memmove(exc + --w * esz, src, esz);
+    }
+}
+
+/* Top-K body after the device work: [preamble][topk preamble][mask]
+ * [indices][scales][codes][exceptions], index form chosen as topk.c does. */
+static int enc_finish_topk(ngl_cuda_encoder *enc, uint8_t *body, size_t *body_len,
+                           uint32_t *n_exc_out, ngl_status *st)
+{
+    const ngl_gpu_geom *g = &enc->g;
+    const ngl_gpu_ctl *c = enc->h_ctl;
+    const uint64_t k = c->k;
+    const uint32_t n_exc = c->n_exc, n_late = c->n_late;
+    ngl_gpu_stream s = enc->stream;
+    if (c->nsel != k || k > g->k_max || n_late > k || (uint64_t)n_exc + n_late > g->count) {
+        ngl_log(NGL_LOG_ERROR, "cuda: top-k selected %llu of k=%llu (bug)",
+                (unsigned long long)c->nsel, (unsigned long long)k);
+        *st = NGL_ERR_UNSUPPORTED;
+        return 0;
+    }
+    size_t off = NGL_PREAMBLE_COMMON + NGL_PREAMBLE_TOPK;
+    if (enc->has_mask) {
+        memcpy(body + off, enc->h_mask, g->mask_bytes);
+        off += g->mask_bytes;
+    }
+    const size_t bitmap_bytes = (size_t)NGL_DIV_CEIL(g->count, 8u);
+    const uint64_t ngroups = NGL_DIV_CEIL(k, (uint64_t)g->block);
+    const size_t codes_len = g->int4 ? (size_t)NGL_DIV_CEIL(k, 2u) : (size_t)k;
+    unsigned fmt = NGL_TOPK_FMT_BITMAP;
+    size_t idx_bytes = bitmap_bytes;
+    int e = 0;
+    if (c->vbytes < bitmap_bytes) {
+        /* varint gaps, encoded here from the selected indices */
+        fmt = NGL_TOPK_FMT_VARINT;
+        if (k > 0) {
+            e = ngl_gpu_memcpy_async(enc->h_sel, enc->tk_sel, (size_t)k * 4u, s);
+        }
+        if (e == 0) {
+            e = ngl_gpu_stream_sync(s);
+        }
+        if (e != 0) {
+            return e;
+        }
+        size_t vb = 0;
+        for (uint64_t i = 0; i < k; i++) {
+            uint32_t gap = i == 0 ? enc->h_sel[0] : enc->h_sel[i] - enc->h_sel[i - 1] - 1u;
+            vb += ngl_varint_put(body + off + vb, gap);
+        }
+        if (vb != c->vbytes) {
+            ngl_log(NGL_LOG_ERROR, "cuda: top-k varint bytes %zu != %llu (bug)", vb,
+                    (unsigned long long)c->vbytes);
+            *st = NGL_ERR_UNSUPPORTED;
+            return 0;
+        }
+        idx_bytes = vb;
+    } else if (bitmap_bytes > 0) {
+        e = ngl_gpu_memcpy_async(body + off, enc->tk_bitmap, bitmap_bytes, s);
+    }
+    off += idx_bytes;
+    if (e == 0 && ngroups > 0) {
+        e = ngl_gpu_memcpy_async(body + off, enc->scales, 4u * (size_t)ngroups, s);
+    }
+    off += 4u * (size_t)ngroups;
+    if (e == 0 && codes_len > 0) {
+        e = ngl_gpu_memcpy_async(body + off, enc->codes, codes_len, s);
+    }
+    off += codes_len;
+    if (e == 0 && n_exc > 0) {
+        e = ngl_gpu_memcpy_async(body + off, enc->exc, (size_t)n_exc * g->esz, s);
+    }
+    if (e == 0 && n_late > 0) {
+        e = ngl_gpu_memcpy_async(enc->h_late, enc->tk_late, (size_t)n_late * g->esz, s);
+    }
+    if (e == 0) {
+        e = ngl_gpu_stream_sync(s);
+    }
+    if (e == 0 && n_late > 0) {
+        enc_merge_late(body + off, n_exc, enc->h_late, n_late, g->esz);
+    }
+    off += ((size_t)n_exc + n_late) * g->esz;
+    ngl_wr_u32(body + 8, (uint32_t)k);
+    ngl_wr_u32(body + 12, (uint32_t)idx_bytes);
+    body[16] = (uint8_t)fmt;
+    body[17] = body[18] = body[19] = 0;
+    *body_len = off;
+    *n_exc_out = n_exc + n_late;
+    return e;
+}
+
+ngl_status ngl_cuda_encoder_finish(ngl_cuda_encoder *enc, size_t *out_len)
+{
+    if (enc == NULL || out_len == NULL || !enc->pending) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    const ngl_gpu_geom *g = &enc->g;
+    ngl_gpu_stream s = enc->stream;
+    uint8_t *frame = enc->frame;
+    uint8_t *body = frame + NGL_FRAME_HEADER_SIZE;
+    size_t body_len = 0;
+    uint32_t n_exc = 0;
+    ngl_status st = NGL_OK;
+    enc->pending = 0;
+
+    int e = ngl_gpu_stream_sync(s);
+    if (e == 0 && g->topk) {
+        e = enc_finish_topk(enc, body, &body_len, &n_exc, &st);
+    } else if (e == 0) {
+        n_exc = enc->h_ctl->n_exc;
+        if (n_exc > g->count) {
+            st = NGL_ERR_UNSUPPORTED;
+        } else if (n_exc > 0) {
+            e = ngl_gpu_memcpy_async(body + enc->exc_off, enc->exc, (size_t)n_exc * g->esz, s);
+            if (e == 0) {
+                e = ngl_gpu_stream_sync(s);
+            }
+        }
+        body_len = enc->exc_off + (size_t)n_exc * g->esz;
+    }
+    if (e != 0 || st != NGL_OK) {
+        enc->broken = 1;
+        return e != 0 ? ngl_gpu_check(e, &enc->last_err, "encode finish") : st;
+    }
+
+    /* Common preamble, header and CRC, as core's encoder writes them. */
+    ngl_wr_u32(body, n_exc);
+    ngl_wr_u32(body + 4,
+               g->cfg.predictor == NGL_PRED_MOMENTUM ? ngl_f32_bits(g->cfg.momentum_beta) : 0u);
+    uint16_t flags = 0;
+    if (enc->has_mask) {
+        flags |= NGL_FLAG_MASK;
+    }
+    if (g->ef) {
+        flags |= NGL_FLAG_EF;
+    }
+    if (g->topk) {
+        flags |= NGL_FLAG_TOPK;
+    }
+    ngl_frame_info fi;
+    memset(&fi, 0, sizeof fi);
+    fi.codec = g->cfg.codec;
+    fi.dtype = g->cfg.dtype;
+    fi.predictor = g->cfg.predictor;
+    fi.flags = flags;
+    fi.block_size = g->block;
+    fi.stream_id = g->cfg.stream_id;
+    fi.step = enc->frame_step;
+    fi.count = g->count;
+    fi.payload_len = (uint32_t)body_len;
+    ngl_wire_write_header(frame, &fi);
+    ngl_wire_seal(frame, NGL_FRAME_HEADER_SIZE + body_len);
+    *out_len = NGL_FRAME_HEADER_SIZE + body_len;
+    return NGL_OK;
+}
+
+ngl_status ngl_cuda_encode(ngl_cuda_encoder *enc, const void *d_src, void *dst, size_t dst_cap,
+                           size_t *out_len, ngl_cuda_stream stream)
+{
+    if (out_len == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    ngl_status st = ngl_cuda_encoder_submit(enc, d_src, dst, dst_cap, stream);
+    if (st != NGL_OK) {
+        return st;
+    }
+    return ngl_cuda_encoder_finish(enc, out_len);
+}
