@@ -62,7 +62,11 @@ enum {
     F_AG_DECSUB = 1 << 12  /* this owner's sum is being decoded */
 };
 
-/* Exact slices on device memory are staged through host memory. */
+/* Where a call's buffers are. */
+enum { MEM_SDEV = 1, MEM_RDEV = 2 };
+
+/* Device memory that the GPU does not code (exact slices, or send and recv
+ * in different memories) is staged through pinned host memory. */
 enum { STAGE_NONE = 0, STAGE_IN, STAGE_RUN, STAGE_OUT };
 
 typedef struct {
@@ -76,8 +80,9 @@ typedef struct {
     ngl_dtype dtype;
     size_t esize;
     uint64_t count;
-    int device; /* the slices are in device memory */
-    int staged; /* device memory, exact: coded on the host from a copy */
+    int mem;    /* MEM_* bits: where its calls' send and recv buffers are */
+    int gpu;    /* coded on the GPU: both in device memory, not exact */
+    int staged; /* device memory otherwise: coded on the host from copies */
     const ngl_cc_ops *cc;
     int exact;        /* RAW frames: small slice or NANGILA_MODE=off */
     uint64_t ordinal; /* calls of this class posted so far */
@@ -712,14 +717,14 @@ static int class_bounds(const ngl_coll_comm *c, ngl_dtype dt, uint64_t count, in
     return 0;
 }
 
-static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int device, int *rc)
+static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int mem, int *rc)
 {
     for (int i = 0; i < c->nclasses; i++) {
         class_t *k = c->classes[i];
         if (k->dtype == dt && k->count == count) {
-            if (k->device != device) {
-                /* Its streams live where its first call put them. NCCL gives
-                 * one collComm one kind of staging memory, so this is a
+            if (k->mem != mem) {
+                /* Its streams live where its first call put them. NCCL keeps
+                 * a collComm's staging buffers where they are, so this is a
                  * caller error, not a case to serve. */
                 NGL_PWARN("collNet: slices of %llu elements moved between host and device "
                           "memory; not supported",
@@ -744,12 +749,15 @@ static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int de
     k->esize = ngl_dtype_size(dt);
     k->count = count;
     k->exact = class_exact(c, count, k->esize);
-    k->device = device;
-    /* The GPU codes INT8/INT4; exact (RAW) slices on device memory are
-     * copied to host memory and coded there (they are small, or the user
-     * asked for no compression). */
-    k->staged = device && k->exact;
-    k->cc = (device && !k->exact) ? c->gpu->codec : &ngl_cc_host_ops;
+    k->mem = mem;
+    /* The GPU codes INT8/INT4 from device memory into device memory.
+     * Exact (RAW) slices are copied to host memory and coded there (they
+     * are small, or the user asked for no compression), and so are calls
+     * with one buffer on each side (NCCL does that when GPU Direct is on
+     * for receives only, e.g. NCCL_NET_GDR_READ=0). */
+    k->gpu = mem == (MEM_SDEV | MEM_RDEV) && !k->exact;
+    k->staged = mem != 0 && !k->gpu;
+    k->cc = k->gpu ? c->gpu->codec : &ngl_cc_host_ops;
     k->nlanes = (!k->exact && c->set.collnet_period > 0) ? c->set.collnet_period : 1;
     k->chunk = ngl_coll_chunk_len(count, c->nranks, c->set.block_size);
     k->lanes = calloc(k->nlanes, sizeof(lane_t *));
@@ -874,7 +882,7 @@ static int slot_reserve(ngl_coll_comm *c, slot_t *sl, size_t need, int pinned)
     pinned |= sl->pinned;
     if (pinned && sl->arena != NULL && !c->grew) {
         c->grew = 1;
-        NGL_PINFO(NGL_NCCL_SUBSYS_COLL,
+        NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
                   "collNet rank %d: pinned frame buffers grow to %zu B per call for a larger "
                   "slice (warm-up, once per size)",
                   c->rank, need);
@@ -940,7 +948,7 @@ static int dev_setup(ngl_coll_comm *c, const void *data, size_t size)
         }
         c->cuda_dev = pd;
         if (rc == 0) {
-            NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_COLL,
+            NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
                       "collNet rank %d/%d: device memory on GPU %d; compressing on the GPU (%s)",
                       c->rank, c->nranks, pd, g->name);
         }
@@ -1084,7 +1092,7 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
             return 0;
         }
     }
-    rc = slot_reserve(c, sl, k->arena_need, k->device);
+    rc = slot_reserve(c, sl, k->arena_need, k->mem != 0);
     if (rc != 0) {
         return rc;
     }
@@ -1123,20 +1131,25 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     sl->req = r;
     r->state = R_ACTIVE;
     if (k->staged) {
-        /* Exact slice in device memory: code a host copy (step() goes on
-         * once the copy has landed, and copies the result back). */
+        /* Code host copies of the device buffers: step() goes on once the
+         * input has landed, and copies the result back. */
         sl->h_send = p;
         sl->h_recv = p + align_up(k->count * k->esize);
-        r->src = sl->h_send;
-        r->dst = sl->h_recv;
-        sl->stage = STAGE_IN;
-        rc = c->gpu->copy(sl->h_send, r->send, k->count * k->esize, c->queue);
-        if (rc == 0) {
-            rc = c->gpu->event_record(c->fence[r->slot], c->queue);
+        sl->stage = STAGE_RUN;
+        if (k->mem & MEM_RDEV) {
+            r->dst = sl->h_recv;
         }
-        return rc < 0 ? rc : 1;
+        if (k->mem & MEM_SDEV) {
+            r->src = sl->h_send;
+            sl->stage = STAGE_IN;
+            rc = c->gpu->copy(sl->h_send, r->send, k->count * k->esize, c->queue);
+            if (rc == 0) {
+                rc = c->gpu->event_record(c->fence[r->slot], c->queue);
+            }
+            return rc < 0 ? rc : 1;
+        }
     }
-    if (k->device && !sl->copied) {
+    if (k->gpu && !sl->copied) {
         /* Own exact chunk first: the decodes that add to it follow it on
          * the same stream. In place (send == recv) there is nothing to do. */
         const size_t off = chunk_off(k, me) * k->esize;
@@ -1412,6 +1425,9 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         }
     }
     if (sl->stage == STAGE_RUN) {
+        if (!(k->mem & MEM_RDEV)) {
+            return 1; /* the result is in host memory already */
+        }
         /* Staged: the result goes back to device memory. */
         sl->stage = STAGE_OUT;
         rc = c->gpu->copy(r->recv, sl->h_recv, k->count * k->esize, c->queue);
@@ -1439,7 +1455,7 @@ static void finish(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
      * up a block scale next to valid data. NCCL never reads a send slot
      * after the call completes. Device memory is never written: it may be
      * the user's own buffer (README, "GPU path", stale tails). */
-    if (!k->device) {
+    if (!(k->mem & MEM_SDEV)) {
         memset((void *)(uintptr_t)r->send, 0, r->count * k->esize);
     }
     sl->req = NULL;
@@ -1538,11 +1554,8 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
                   nccl_op, (long long)count);
         return -EINVAL;
     }
-    const int device = mr_type(send_mh) == NGL_NCCL_PTR_CUDA;
-    if (device != (mr_type(recv_mh) == NGL_NCCL_PTR_CUDA)) {
-        NGL_PWARN("collNet iallreduce: send and receive buffers in different kinds of memory");
-        return -EINVAL;
-    }
+    const int mem = (mr_type(send_mh) == NGL_NCCL_PTR_CUDA ? MEM_SDEV : 0) |
+                    (mr_type(recv_mh) == NGL_NCCL_PTR_CUDA ? MEM_RDEV : 0);
     pthread_mutex_lock(&c->lock);
     int saved = -1;
     int rc = c->err;
@@ -1563,14 +1576,14 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
     r->count = (uint64_t)count;
     r->next = NULL;
     c->calls++;
-    c->dev_calls += (uint64_t)device;
+    c->dev_calls += (uint64_t)(mem != 0);
     if (count == 0) {
         r->state = R_DONE; /* nothing to reduce; no rank sends anything */
         r->cls = NULL;
         *req = r;
         goto out;
     }
-    r->cls = class_get(c, dt, (uint64_t)count, device, &rc);
+    r->cls = class_get(c, dt, (uint64_t)count, mem, &rc);
     if (r->cls == NULL) {
         fail(c, rc, "slice class");
         goto out;
@@ -1751,7 +1764,7 @@ void ngl_coll_close(ngl_coll_comm *c)
     if (c == NULL) {
         return;
     }
-    NGL_PINFO(NGL_NCCL_SUBSYS_COLL,
+    NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
               "collNet rank %d/%d closed: %llu calls (%llu exact, %llu on GPU memory), %llu B in, "
               "%llu B of frames sent (ratio %.2f)",
               c->rank, c->nranks, (unsigned long long)c->calls, (unsigned long long)c->exact_calls,

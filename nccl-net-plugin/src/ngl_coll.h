@@ -80,8 +80,8 @@ int ngl_coll_deregmr(ngl_coll_comm *c, void *mhandle);
 
 /**
  * Post an allreduce (Sum) of @p count elements from @p send into @p recv.
- * The memory type comes from the handles (NULL means host memory); both
- * must be of one type. @p send must not change until the request
+ * The memory type comes from the handles (NULL means host memory); send
+ * and recv may differ. @p send must not change until the request
  * completes; for host memory the plugin has then set it to zero (README,
  * "stale tails"); device memory (which may be the user's) is never written
  * except @p recv. @p send == @p recv (in place) is allowed.

@@ -974,9 +974,16 @@ typedef struct {
     uint8_t *region;
     size_t region_size;
     uint8_t *dregion; /* device memory registered as NCCL_PTR_CUDA, or NULL */
+    void *dmh;
+    int mem;
 } coll_ctx;
 
-enum { MEM_HOST = 0, MEM_DEVICE, MEM_MIXED /* rank 0 device, the others host */ };
+enum {
+    MEM_HOST = 0,
+    MEM_DEVICE,
+    MEM_MIXED, /* rank 0 device, the others host */
+    MEM_SPLIT  /* one buffer of each call on each side (GPU Direct one way) */
+};
 
 static void coll_setup_mem(coll_ctx *cx, size_t region_size, int mem)
 {
@@ -1024,11 +1031,12 @@ static void coll_setup_mem(coll_ctx *cx, size_t region_size, int mem)
     cx->region = calloc(1, region_size);
     CHECK(cx->region != NULL, "region");
     cx->dregion = NULL;
-    if (mem == MEM_DEVICE || (mem == MEM_MIXED && g_rank == 0)) {
+    cx->dmh = NULL;
+    cx->mem = mem;
+    NCCL_OK(coll->regMr(cx->cc, cx->region, region_size, NGL_NCCL_PTR_HOST, &cx->mh));
+    if (mem == MEM_DEVICE || mem == MEM_SPLIT || (mem == MEM_MIXED && g_rank == 0)) {
         cx->dregion = dmem_alloc(region_size);
-        NCCL_OK(coll->regMr(cx->cc, cx->dregion, region_size, NGL_NCCL_PTR_CUDA, &cx->mh));
-    } else {
-        NCCL_OK(coll->regMr(cx->cc, cx->region, region_size, NGL_NCCL_PTR_HOST, &cx->mh));
+        NCCL_OK(coll->regMr(cx->cc, cx->dregion, region_size, NGL_NCCL_PTR_CUDA, &cx->dmh));
     }
     if (!cuda) {
         void *bad = NULL;
@@ -1047,6 +1055,9 @@ static void coll_setup(coll_ctx *cx, size_t region_size)
 static void coll_teardown(coll_ctx *cx)
 {
     NCCL_OK(coll->deregMr(cx->cc, cx->mh));
+    if (cx->dmh != NULL) {
+        NCCL_OK(coll->deregMr(cx->cc, cx->dmh));
+    }
     NCCL_OK(coll->closeColl(cx->cc));
     free(cx->region);
     if (cx->dregion != NULL) {
@@ -1087,7 +1098,8 @@ static void coll_run(coll_ctx *cx, coll_call *c, int ncalls, const dtype_info *d
             k->req = NULL;
             NCCL_OK(coll->iallreduce(
                 cx->cc, k->dsend ? k->dsend : k->send, k->drecv ? k->drecv : k->recv, (int)k->count,
-                (ngl_nccl_dtype_t)dt->nccl, NGL_NCCL_SUM, cx->mh, cx->mh, &k->req));
+                (ngl_nccl_dtype_t)dt->nccl, NGL_NCCL_SUM, k->dsend ? cx->dmh : cx->mh,
+                k->drecv ? cx->dmh : cx->mh, &k->req));
             if (k->req == NULL) {
                 break; /* back-pressure: test, then retry */
             }
@@ -1760,8 +1772,14 @@ static void device_calls(coll_ctx *cx, coll_call *c, int n, const size_t *counts
         c[i].send = cx->region + off;
         c[i].recv = cx->region + cx->region_size / 2 + off;
         if (cx->dregion != NULL) {
-            c[i].dsend = cx->dregion + off;
-            c[i].drecv = cx->dregion + cx->region_size / 2 + off;
+            /* split: even ranks send from host memory into device memory,
+             * odd ranks the other way round */
+            if (cx->mem != MEM_SPLIT || g_rank % 2 == 1) {
+                c[i].dsend = cx->dregion + off;
+            }
+            if (cx->mem != MEM_SPLIT || g_rank % 2 == 0) {
+                c[i].drecv = cx->dregion + cx->region_size / 2 + off;
+            }
         }
         off += (bytes + 255) / 256 * 256;
     }
@@ -1779,16 +1797,20 @@ static void device_run(coll_ctx *cx, coll_call *c, int n, const dtype_info *dt,
         memset(c[i].recv, 0xA5, bytes); /* results must overwrite this */
         if (c[i].dsend != NULL) {
             dmem_put(c[i].dsend, c[i].send, bytes);
+        }
+        if (c[i].drecv != NULL) {
             dmem_put(c[i].drecv, c[i].recv, bytes);
         }
     }
     coll_run(cx, c, n, dt, seed);
     for (int i = 0; i < n; i++) {
         const size_t bytes = c[i].count * dt->esize;
+        if (c[i].drecv != NULL) {
+            dmem_get(c[i].recv, c[i].drecv, bytes);
+        }
         if (c[i].dsend == NULL) {
             continue;
         }
-        dmem_get(c[i].recv, c[i].drecv, bytes);
         uint8_t *back = malloc(bytes ? bytes : 1);
         CHECK(back != NULL, "buffer");
         dmem_get(back, c[i].dsend, bytes);
@@ -1821,11 +1843,13 @@ static void expect_same(const coll_call *a, const coll_call *b, int n, const dty
     }
 }
 
-/* The GPU path against the host path: three collComms, one on host memory,
+/* The GPU path against the host path: four collComms, one on host memory,
  * one on device memory, one mixed (rank 0 on device memory, the others on
- * host memory, as with GPU Direct on some nodes only). With the test
- * plugins' fixed stream ids, the same calls must give the same bits on all
- * three, whatever the codec settings (NANGILA_* of the test). */
+ * host memory, as with GPU Direct on some nodes only), one split (send and
+ * recv buffers on different sides, as with GPU Direct for receives only).
+ * With the test plugins' fixed stream ids, the same calls must give the
+ * same bits on all four, whatever the codec settings (NANGILA_* of the
+ * test). */
 static void scenario_device_collnet(const char *plugin, void *arg)
 {
     (void)plugin;
@@ -1836,13 +1860,14 @@ static void scenario_device_collnet(const char *plugin, void *arg)
     const size_t counts[] = {70001, 1000, 131085, 4099, 65536 + 257};
     const int qmax = qmax_of_mode();
     const int plain = getenv("NANGILA_TOPK") == NULL && collnet_period() == 0;
-    const int steps = collnet_period() > 0 ? 2 * collnet_period() : 1;
-    coll_ctx hx, dx, mx;
+    const int steps = collnet_period() > 0 ? collnet_period() : 1;
+    coll_ctx hx, dx, mx, sx;
     coll_setup_mem(&hx, (size_t)16 << 20, MEM_HOST);
     coll_setup_mem(&dx, (size_t)16 << 20, MEM_DEVICE);
     coll_setup_mem(&mx, (size_t)16 << 20, MEM_MIXED);
+    coll_setup_mem(&sx, (size_t)16 << 20, MEM_SPLIT);
     const dtype_info *dts[] = {&DT_F32, &DT_F16, &DT_BF16};
-    coll_call ch[NCALLS], cd[NCALLS], cm[NCALLS];
+    coll_call ch[NCALLS], cd[NCALLS], cm[NCALLS], cs[NCALLS];
     double worst = 0.0;
     for (int d = 0; d < 3; d++) {
         const dtype_info *dt = dts[d];
@@ -1855,12 +1880,15 @@ static void scenario_device_collnet(const char *plugin, void *arg)
             device_calls(&hx, ch, NCALLS, counts, 5, dt, base, SIZE_MAX);
             device_calls(&dx, cd, NCALLS, counts, 5, dt, base, SIZE_MAX);
             device_calls(&mx, cm, NCALLS, counts, 5, dt, base, SIZE_MAX);
+            device_calls(&sx, cs, NCALLS, counts, 5, dt, base, SIZE_MAX);
             g_step = (uint64_t)t;
             device_run(&hx, ch, NCALLS, dt, value_step_cur, 7u + (unsigned)t);
             device_run(&dx, cd, NCALLS, dt, value_step_cur, 9u + (unsigned)g_rank);
             device_run(&mx, cm, NCALLS, dt, value_step_cur, 5u);
+            device_run(&sx, cs, NCALLS, dt, value_step_cur, 3u);
             expect_same(ch, cd, NCALLS, dt, "device memory");
             expect_same(ch, cm, NCALLS, dt, "mixed memory");
+            expect_same(ch, cs, NCALLS, dt, "split memory");
             check_identical(cd, NCALLS, dt);
             for (int i = 0; i < NCALLS && plain; i++) {
                 double w = verify_call(&cd[i], dt, qmax, 1, value_step_cur);
@@ -1893,10 +1921,10 @@ static void scenario_device_collnet(const char *plugin, void *arg)
     while (cd[0].req == NULL) {
         CHECK(now_s() < dl, "iallreduce never accepted");
         NCCL_OK(coll->iallreduce(dx.cc, cd[0].dsend, cd[0].drecv, (int)cd[0].count,
-                                 NGL_NCCL_FLOAT32, NGL_NCCL_SUM, dx.mh, dx.mh, &cd[0].req));
+                                 NGL_NCCL_FLOAT32, NGL_NCCL_SUM, dx.dmh, dx.dmh, &cd[0].req));
     }
     void *fr = NULL;
-    NCCL_OK(coll->iflush(dx.cc, cd[0].drecv, (int)(cd[0].count * 4), dx.mh, &fr));
+    NCCL_OK(coll->iflush(dx.cc, cd[0].drecv, (int)(cd[0].count * 4), dx.dmh, &fr));
     int flush_pending = fr != NULL, fdone = fr == NULL;
     while (!fdone) {
         CHECK(now_s() < dl, "iflush never completed");
@@ -1906,13 +1934,14 @@ static void scenario_device_collnet(const char *plugin, void *arg)
     NCCL_OK(coll->test(cd[0].req, &done, NULL));
     CHECK(done, "iflush completed before the allreduce writing the range");
     fr = NULL;
-    NCCL_OK(coll->iflush(dx.cc, cd[0].drecv, (int)(cd[0].count * 4), dx.mh, &fr));
+    NCCL_OK(coll->iflush(dx.cc, cd[0].drecv, (int)(cd[0].count * 4), dx.dmh, &fr));
     CHECK(fr == NULL, "iflush after completion is pending");
     hub_barrier();
+    coll_teardown(&sx);
     coll_teardown(&mx);
     coll_teardown(&dx);
     coll_teardown(&hx);
-    printf("[rank %d] device-collnet: host, device and mixed memory bit-identical over %d "
+    printf("[rank %d] device-collnet: host, device, mixed and split memory bit-identical over %d "
            "steps x %d calls x 3 dtypes%s; worst error %.2f of bound; iflush %s\n",
            g_rank, steps, NCALLS, plain ? " (+ stale tails)" : "", worst,
            flush_pending ? "waited for the call" : "found the call done");
