@@ -930,17 +930,17 @@ typedef struct {
 static int dev_setup(ngl_coll_comm *c, const void *data, size_t size)
 {
     const ngl_plugin_dev_ops *g = c->gpu;
-    const int pd = g->pointer_device(data);
-    if (pd < 0) {
-        NGL_PWARN("collNet regMr: %p was registered as device memory but is not", data);
-        return -EINVAL;
+    int pd = -1;
+    int rc = ngl_plugin_dev_of(data, &pd);
+    if (rc != 0) {
+        return rc;
     }
     if (c->queue != NULL && pd != c->cuda_dev) {
         NGL_PWARN("collNet regMr: memory of GPU %d on a collComm of GPU %d", pd, c->cuda_dev);
         return -EINVAL;
     }
     int saved = -1;
-    int rc = ngl_plugin_dev_enter(pd, &saved);
+    rc = ngl_plugin_dev_enter(pd, &saved);
     if (rc == 0 && c->queue == NULL) {
         rc = g->queue_create(&c->queue);
         for (int s = 0; s < NGL_COLL_NSLOTS && rc == 0; s++) {

@@ -58,6 +58,12 @@ const ngl_plugin_dev_ops *ngl_plugin_dev(void);
  *  Decided once per process. */
 int ngl_plugin_dev_usable(void);
 
+/** The GPU of device memory at @p p, registered by NCCL as such: CUDA's
+ *  answer, else (memory CUDA's pointer query does not place) the calling
+ *  thread's device. @return 0, -EINVAL (no usable back end), or
+ *  NGL_PLUGIN_EDEVICE. */
+int ngl_plugin_dev_of(const void *p, int *dev);
+
 /** Make @p dev the calling thread's device for the duration of some device
  *  calls: *saved gets the previous one (-1 when nothing changed).
  *  @return 0 or NGL_PLUGIN_EDEVICE. */

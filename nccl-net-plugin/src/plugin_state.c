@@ -231,6 +231,29 @@ int ngl_plugin_dev_usable(void)
     return dev_usable;
 }
 
+int ngl_plugin_dev_of(const void *p, int *dev)
+{
+    const ngl_plugin_dev_ops *d = ngl_plugin_dev();
+    *dev = -1;
+    if (d == NULL || !ngl_plugin_dev_usable()) {
+        return -EINVAL;
+    }
+    *dev = d->pointer_device(p);
+    if (*dev >= 0) {
+        return 0;
+    }
+    /* NCCL said device memory; CUDA's pointer query may not know every
+     * allocation NCCL makes (virtual memory management). Trust NCCL and
+     * use the thread's device: NCCL's proxy threads run on the comm's GPU.
+     * Were it host memory after all, the first kernel fails cleanly. */
+    if (d->get_device(dev) != 0) {
+        return NGL_PLUGIN_EDEVICE;
+    }
+    NGL_PINFO(NGL_NCCL_SUBSYS_NET, "regMr: CUDA does not place %p; using the current GPU %d", p,
+              *dev);
+    return 0;
+}
+
 int ngl_plugin_dev_enter(int dev, int *saved)
 {
     const ngl_plugin_dev_ops *d = ngl_plugin_dev();

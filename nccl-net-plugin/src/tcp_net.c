@@ -938,14 +938,15 @@ int ngl_tcp_regmr(ngl_tcp_comm *c, void *data, size_t size, int type, ngl_tcp_mr
         return 0;
     }
     const ngl_plugin_dev_ops *g = ngl_plugin_dev();
-    const int pd = ngl_plugin_dev_usable() ? g->pointer_device(data) : -1;
-    if (pd < 0) {
-        NGL_PWARN("regMr: %p is not device memory this plugin can serve", data);
+    int pd = -1;
+    int rc = ngl_plugin_dev_of(data, &pd);
+    if (rc != 0) {
+        NGL_PWARN("regMr: device memory, but this plugin has no usable GPU");
         free(mr);
-        return -EINVAL;
+        return rc;
     }
     int saved = -1;
-    int rc = ngl_plugin_dev_enter(pd, &saved);
+    rc = ngl_plugin_dev_enter(pd, &saved);
     pthread_mutex_lock(&c->lock);
     if (rc == 0 && c->queue != NULL && pd != c->cuda_dev) {
         NGL_PWARN("regMr: memory of GPU %d on a comm of GPU %d", pd, c->cuda_dev);
