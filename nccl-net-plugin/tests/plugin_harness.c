@@ -131,14 +131,21 @@ static void sleep_us(long us)
 /* ---- "device" memory --------------------------------------------------------- */
 
 #if defined(NGL_HARNESS_CUDA)
+/* Asked in a child: CUDA does not survive fork(), so the parent, which forks
+ * the ranks, must never initialise it. */
 static int dmem_devices(void)
 {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        (void)cudaGetLastError();
-        n = 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int n = 0;
+        _exit(cudaGetDeviceCount(&n) == cudaSuccess && n > 0 ? 0 : 77);
     }
-    return n;
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) {
+        return 0;
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 static void *dmem_alloc(size_t n)
