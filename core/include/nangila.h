@@ -65,6 +65,7 @@ typedef enum ngl_status {
     NGL_ERR_NO_MEMORY = 2,     /* allocation failed */
     NGL_ERR_DST_TOO_SMALL = 3, /* output capacity below ngl_encode_bound() */
     NGL_ERR_UNSUPPORTED = 4,   /* valid request this build/CPU cannot serve */
+    NGL_ERR_DEVICE = 5,        /* an accelerator (CUDA) call failed at run time */
     /* frame errors: a received frame is rejected; no state was changed */
     NGL_ERR_TRUNCATED = 16,       /* shorter than its header or its payload */
     NGL_ERR_BAD_MAGIC = 17,       /* not a Nangila frame */

@@ -32,6 +32,7 @@ const char *ngl_status_str(ngl_status s)
     case NGL_ERR_NO_MEMORY: return "out of memory";
     case NGL_ERR_DST_TOO_SMALL: return "destination buffer too small";
     case NGL_ERR_UNSUPPORTED: return "unsupported by this build or CPU";
+    case NGL_ERR_DEVICE: return "device (CUDA) call failed";
     case NGL_ERR_TRUNCATED: return "frame truncated";
     case NGL_ERR_BAD_MAGIC: return "bad frame magic";
     case NGL_ERR_BAD_VERSION: return "unknown frame version";

@@ -33,10 +33,16 @@
  * Errors: NGL_ERR_INVALID_ARG / NGL_ERR_DST_TOO_SMALL / frame errors as in
  * nangila.h (nothing enqueued, nothing changed); NGL_ERR_NO_MEMORY when a
  * device or pinned allocation fails; NGL_ERR_UNSUPPORTED when there is no
- * usable device or a CUDA call fails (the CUDA error code is kept, see
+ * usable device or the config is not served on the GPU; NGL_ERR_DEVICE when
+ * a CUDA call fails (the CUDA error code is kept, see
  * ngl_cuda_encoder_cuda_error(), and logged through ngl_set_logger()'s
- * sink). After a CUDA failure in submit()/finish() the object's state is
- * undefined: reset() or destroy() it.
+ * sink). After a CUDA failure in submit()/poll()/finish() the object's
+ * state is undefined: reset() or destroy() it.
+ *
+ * Waiting: finish() blocks until the GPU is done. A caller that must not
+ * block (the NCCL plugin's proxy thread) uses poll() instead, which never
+ * waits: it checks a CUDA event with cudaEventQuery() and, when the work
+ * is done, enqueues what depends on it or completes the frame.
  *
  * Status: none of this has run on a GPU yet (see kernels/README.md).
  */
@@ -54,10 +60,57 @@ extern "C" {
 
 /* cudaStream_t, without including the CUDA headers (same type). */
 typedef struct CUstream_st *ngl_cuda_stream;
+/* cudaEvent_t, without including the CUDA headers (same type). */
+typedef struct CUevent_st *ngl_cuda_event;
 
 /** @return the number of CUDA devices this process can use; 0 when there
  *  is no driver or no device (never an error). */
 int ngl_cuda_device_count(void);
+
+/* ------------------------------------------------------------------------ */
+/* Streams, events and memory for callers that poll (the NCCL plugin). Thin */
+/* wrappers of the CUDA runtime, so that a caller needs no CUDA header and  */
+/* runs on the tests' CPU emulator too. Errors: NGL_ERR_INVALID_ARG for a   */
+/* NULL argument, NGL_ERR_DEVICE when the CUDA call fails (logged).         */
+/* ------------------------------------------------------------------------ */
+
+/** A stream on the current device that does not synchronise with the
+ *  legacy default stream (cudaStreamNonBlocking). */
+ngl_status ngl_cuda_stream_create(ngl_cuda_stream *out);
+/** Destroy @p s (its pending work still completes). NULL is a no-op. */
+void ngl_cuda_stream_destroy(ngl_cuda_stream s);
+
+/** An event without timing (cudaEventDisableTiming). */
+ngl_status ngl_cuda_event_create(ngl_cuda_event *out);
+/** NULL is a no-op. */
+void ngl_cuda_event_destroy(ngl_cuda_event ev);
+/** Mark the work enqueued on @p s so far. */
+ngl_status ngl_cuda_event_record(ngl_cuda_event ev, ngl_cuda_stream s);
+/** Never blocks: *done is 1 once the work marked by the last record() has
+ *  completed (an event never recorded counts as complete), else 0. */
+ngl_status ngl_cuda_event_query(ngl_cuda_event ev, int *done);
+
+/** Enqueue a copy of @p bytes on @p s, in any direction (unified
+ *  addressing tells host from device). Host memory should be page-locked:
+ *  a copy to or from pageable memory makes the CUDA runtime wait.
+ *  @p dst == @p src is a no-op (an in-place operation). */
+ngl_status ngl_cuda_memcpy_async(void *dst, const void *src, size_t bytes, ngl_cuda_stream s);
+
+/** Page-locked host memory (cudaHostAlloc); NGL_ERR_NO_MEMORY on failure. */
+ngl_status ngl_cuda_host_alloc(void **p, size_t bytes);
+/** NULL is a no-op. cudaFreeHost waits for the whole device. */
+void ngl_cuda_host_free(void *p);
+
+/** The calling thread's current device; and a change of it. */
+ngl_status ngl_cuda_get_device(int *dev);
+ngl_status ngl_cuda_set_device(int dev);
+
+/** @return the device that owns the memory at @p p, or -1 for host memory
+ *  (pinned or not), NULL, and addresses CUDA does not know. */
+int ngl_cuda_pointer_device(const void *p);
+
+/** @return a static name for a CUDA error code (cudaGetErrorString). */
+const char *ngl_cuda_error_name(int err);
 
 /* ------------------------------------------------------------------------ */
 /* Encoder                                                                  */
@@ -75,6 +128,15 @@ typedef struct ngl_cuda_encoder ngl_cuda_encoder;
  *         or no device); NGL_ERR_NO_MEMORY.
  */
 ngl_status ngl_cuda_encoder_create(const ngl_stream_config *cfg, ngl_cuda_encoder **out);
+/**
+ * As ngl_cuda_encoder_create(), but the state is zeroed by work enqueued on
+ * @p stream and nothing waits, so that creating an encoder never waits for
+ * other work on the device (create() waits on the legacy default stream,
+ * which also waits for every blocking stream). The first submit() must use
+ * @p stream, or a stream ordered after it.
+ */
+ngl_status ngl_cuda_encoder_create_on(const ngl_stream_config *cfg, ngl_cuda_stream stream,
+                                      ngl_cuda_encoder **out);
 /** Free @p enc (waits for its work). NULL is a no-op. */
 void ngl_cuda_encoder_destroy(ngl_cuda_encoder *enc);
 
@@ -88,7 +150,7 @@ void ngl_cuda_encoder_destroy(ngl_cuda_encoder *enc);
  *                read it before finish() returns.
  * @return NGL_OK (the step is consumed: state advances on the device);
  *         NGL_ERR_INVALID_ARG (NULL pointer, or a submit() pending) /
- *         NGL_ERR_DST_TOO_SMALL with nothing enqueued; NGL_ERR_UNSUPPORTED
+ *         NGL_ERR_DST_TOO_SMALL with nothing enqueued; NGL_ERR_DEVICE
  *         if a CUDA call fails.
  */
 ngl_status ngl_cuda_encoder_submit(ngl_cuda_encoder *enc, const void *d_src, void *dst,
@@ -98,9 +160,23 @@ ngl_status ngl_cuda_encoder_submit(ngl_cuda_encoder *enc, const void *d_src, voi
  * Wait for the submitted step and complete its frame (header, CRC).
  * Blocks the calling thread until the stream has reached the step's work.
  * @return NGL_OK and the frame length in *out_len; NGL_ERR_INVALID_ARG if
- *         nothing is pending; NGL_ERR_UNSUPPORTED if a CUDA call failed.
+ *         nothing is pending; NGL_ERR_DEVICE if a CUDA call failed.
  */
 ngl_status ngl_cuda_encoder_finish(ngl_cuda_encoder *enc, size_t *out_len);
+
+/**
+ * finish() without waiting: checks whether the GPU reached the end of the
+ * submitted step's work (cudaEventQuery). When it has, enqueues the copies
+ * that depend on the step's results (the exception list, Top-K sections)
+ * on the submit() stream and returns; a later call completes the frame.
+ * Call it until *done is 1; then the frame is in dst and *out_len is its
+ * length, exactly as finish() gives them. The frame's bytes are not
+ * meaningful before that.
+ * @return NGL_OK (with *done 0 or 1); NGL_ERR_INVALID_ARG if nothing is
+ *         pending; NGL_ERR_DEVICE if a CUDA call failed (nothing pending
+ *         any more; reset() the encoder).
+ */
+ngl_status ngl_cuda_encoder_poll(ngl_cuda_encoder *enc, int *done, size_t *out_len);
 
 /** submit() then finish(). */
 ngl_status ngl_cuda_encode(ngl_cuda_encoder *enc, const void *d_src, void *dst, size_t dst_cap,
@@ -140,6 +216,9 @@ typedef struct ngl_cuda_decoder ngl_cuda_decoder;
 /** As ngl_cuda_encoder_create(), for the receiving side (no error feedback;
  *  4 bytes per element per state array plus up to 9 of scratch). */
 ngl_status ngl_cuda_decoder_create(const ngl_stream_config *cfg, ngl_cuda_decoder **out);
+/** As ngl_cuda_encoder_create_on(), for a decoder. */
+ngl_status ngl_cuda_decoder_create_on(const ngl_stream_config *cfg, ngl_cuda_stream stream,
+                                      ngl_cuda_decoder **out);
 void ngl_cuda_decoder_destroy(ngl_cuda_decoder *dec);
 
 /**
@@ -150,13 +229,18 @@ void ngl_cuda_decoder_destroy(ngl_cuda_decoder *dec);
  * @p src must stay valid and unchanged until finish() returns.
  * @return NGL_OK (enqueued; state advances); a frame error or
  *         NGL_ERR_INVALID_ARG with nothing enqueued and nothing changed;
- *         NGL_ERR_UNSUPPORTED if a CUDA call fails.
+ *         NGL_ERR_DEVICE if a CUDA call fails.
  */
 ngl_status ngl_cuda_decoder_submit(ngl_cuda_decoder *dec, const void *src, size_t src_len,
                                    void *d_dst, unsigned flags, ngl_cuda_stream stream);
 
 /** Wait until the submitted decode has written d_dst. Blocks. */
 ngl_status ngl_cuda_decoder_finish(ngl_cuda_decoder *dec);
+
+/** finish() without waiting (cudaEventQuery): *done is 1 once the decode
+ *  has written d_dst and the decoder takes the next submit(). Same errors
+ *  as finish(). */
+ngl_status ngl_cuda_decoder_poll(ngl_cuda_decoder *dec, int *done);
 
 /** submit() then finish(). */
 ngl_status ngl_cuda_decode(ngl_cuda_decoder *dec, const void *src, size_t src_len, void *d_dst,

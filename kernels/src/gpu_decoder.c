@@ -30,6 +30,7 @@ struct ngl_cuda_decoder {
     uint32_t *h_sel;
 
     int pending;
+    ngl_gpu_event ev; /* end of the submitted decode */
     ngl_gpu_stream stream;
 };
 
@@ -55,10 +56,14 @@ static void dec_free(ngl_cuda_decoder *d)
     if (d->h_sel) {
         ngl_gpu_host_free(d->h_sel);
     }
+    if (d->ev) {
+        ngl_gpu_event_destroy(d->ev);
+    }
     free(d);
 }
 
-ngl_status ngl_cuda_decoder_create(const ngl_stream_config *cfg, ngl_cuda_decoder **out)
+static ngl_status dec_create(const ngl_stream_config *cfg, ngl_gpu_stream stream, int sync,
+                             ngl_cuda_decoder **out)
 {
     if (out == NULL) {
         return NGL_ERR_INVALID_ARG;
@@ -111,7 +116,10 @@ ngl_status ngl_cuda_decoder_create(const ngl_stream_config *cfg, ngl_cuda_decode
         st = ngl_gpu_alloc_host((void **)&d->h_sel, ((size_t)g->k_max + 1u) * 4u, err);
     }
     if (st == NGL_OK) {
-        st = ngl_gpu_state_zero(g, d->st1, d->st2, d->gate, NULL, err);
+        st = ngl_gpu_check(ngl_gpu_event_create(&d->ev), err, "event create");
+    }
+    if (st == NGL_OK) {
+        st = ngl_gpu_state_zero(g, d->st1, d->st2, d->gate, NULL, stream, sync, err);
     }
     if (st != NGL_OK) {
         dec_free(d);
@@ -119,6 +127,17 @@ ngl_status ngl_cuda_decoder_create(const ngl_stream_config *cfg, ngl_cuda_decode
     }
     *out = d;
     return NGL_OK;
+}
+
+ngl_status ngl_cuda_decoder_create(const ngl_stream_config *cfg, ngl_cuda_decoder **out)
+{
+    return dec_create(cfg, NULL, 1, out);
+}
+
+ngl_status ngl_cuda_decoder_create_on(const ngl_stream_config *cfg, ngl_cuda_stream stream,
+                                      ngl_cuda_decoder **out)
+{
+    return dec_create(cfg, (ngl_gpu_stream)stream, 0, out);
 }
 
 void ngl_cuda_decoder_destroy(ngl_cuda_decoder *dec)
@@ -144,7 +163,7 @@ ngl_status ngl_cuda_decoder_reset(ngl_cuda_decoder *dec)
     dec->step = 0;
     dec->hist = 0;
     ngl_status st =
-        ngl_gpu_state_zero(&dec->g, dec->st1, dec->st2, dec->gate, NULL, &dec->last_err);
+        ngl_gpu_state_zero(&dec->g, dec->st1, dec->st2, dec->gate, NULL, NULL, 1, &dec->last_err);
     dec->broken = st != NGL_OK;
     return st;
 }
@@ -480,7 +499,7 @@ ngl_status ngl_cuda_decoder_submit(ngl_cuda_decoder *dec, const void *src, size_
         return NGL_ERR_INVALID_ARG;
     }
     if (dec->broken) {
-        return NGL_ERR_UNSUPPORTED;
+        return NGL_ERR_DEVICE;
     }
     const ngl_gpu_geom *g = &dec->g;
     gpu_frame f;
@@ -526,6 +545,9 @@ ngl_status ngl_cuda_decoder_submit(ngl_cuda_decoder *dec, const void *src, size_
     if (e == 0) {
         e = ngl_gpu_launch(g->topk ? NGL_GK_DEC_TOPK : NGL_GK_DEC_DENSE, &a, stream);
     }
+    if (e == 0) {
+        e = ngl_gpu_event_record(dec->ev, stream);
+    }
     if (e != 0) {
         dec->broken = 1;
         return ngl_gpu_check(e, &dec->last_err, "decode submit");
@@ -539,13 +561,32 @@ ngl_status ngl_cuda_decoder_submit(ngl_cuda_decoder *dec, const void *src, size_
     return NGL_OK;
 }
 
+ngl_status ngl_cuda_decoder_poll(ngl_cuda_decoder *dec, int *done)
+{
+    if (dec == NULL || done == NULL || !dec->pending) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    *done = 0;
+    int e = ngl_gpu_event_query(dec->ev, done);
+    if (e != 0) {
+        *done = 0;
+        dec->pending = 0;
+        dec->broken = 1;
+        return ngl_gpu_check(e, &dec->last_err, "decode completion");
+    }
+    if (*done) {
+        dec->pending = 0;
+    }
+    return NGL_OK;
+}
+
 ngl_status ngl_cuda_decoder_finish(ngl_cuda_decoder *dec)
 {
     if (dec == NULL || !dec->pending) {
         return NGL_ERR_INVALID_ARG;
     }
     dec->pending = 0;
-    int e = ngl_gpu_stream_sync(dec->stream);
+    int e = ngl_gpu_event_sync(dec->ev);
     if (e != 0) {
         dec->broken = 1;
         return ngl_gpu_check(e, &dec->last_err, "decode finish");

@@ -316,6 +316,81 @@ int ngl_gpu_stream_sync(ngl_gpu_stream s)
     return (int)cudaStreamSynchronize((cudaStream_t)s);
 }
 
+int ngl_gpu_stream_create(ngl_gpu_stream *s)
+{
+    cudaStream_t st = NULL;
+    cudaError_t e = cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+    *s = e == cudaSuccess ? (ngl_gpu_stream)st : NULL;
+    return (int)e;
+}
+
+void ngl_gpu_stream_destroy(ngl_gpu_stream s)
+{
+    if (s != NULL) {
+        (void)cudaStreamDestroy((cudaStream_t)s);
+    }
+}
+
+int ngl_gpu_event_create(ngl_gpu_event *ev)
+{
+    cudaEvent_t e = NULL;
+    cudaError_t r = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+    *ev = r == cudaSuccess ? (ngl_gpu_event)e : NULL;
+    return (int)r;
+}
+
+void ngl_gpu_event_destroy(ngl_gpu_event ev)
+{
+    if (ev != NULL) {
+        (void)cudaEventDestroy((cudaEvent_t)ev);
+    }
+}
+
+int ngl_gpu_event_record(ngl_gpu_event ev, ngl_gpu_stream s)
+{
+    return (int)cudaEventRecord((cudaEvent_t)ev, (cudaStream_t)s);
+}
+
+int ngl_gpu_event_query(ngl_gpu_event ev, int *done)
+{
+    cudaError_t r = cudaEventQuery((cudaEvent_t)ev);
+    *done = r == cudaSuccess;
+    if (r == cudaErrorNotReady) {
+        return 0; /* not an error, and not sticky */
+    }
+    return (int)r;
+}
+
+int ngl_gpu_event_sync(ngl_gpu_event ev)
+{
+    return (int)cudaEventSynchronize((cudaEvent_t)ev);
+}
+
+int ngl_gpu_get_device(int *dev)
+{
+    return (int)cudaGetDevice(dev);
+}
+
+int ngl_gpu_set_device(int dev)
+{
+    return (int)cudaSetDevice(dev);
+}
+
+int ngl_gpu_pointer_device(const void *p, int *dev)
+{
+    cudaPointerAttributes at;
+    *dev = -1;
+    cudaError_t r = cudaPointerGetAttributes(&at, p);
+    if (r != cudaSuccess) {
+        (void)cudaGetLastError(); /* an unknown host pointer is not a failure */
+        return r == cudaErrorInvalidValue ? 0 : (int)r;
+    }
+    if (at.type == cudaMemoryTypeDevice || at.type == cudaMemoryTypeManaged) {
+        *dev = at.device;
+    }
+    return 0;
+}
+
 const char *ngl_gpu_error_name(int err)
 {
     return cudaGetErrorString((cudaError_t)err);

@@ -41,13 +41,21 @@ struct ngl_cuda_encoder {
     uint8_t *user_mask;
     int user_mask_set;
 
-    /* the submitted step */
+    /* the submitted step: phase 1 waits for the kernels and the control
+     * block, phase 2 for the section copies that depend on it */
     int pending;
+    int phase;
+    ngl_gpu_event ev; /* marks the end of the current phase's work */
     ngl_gpu_stream stream;
     uint8_t *frame;
     uint64_t frame_step;
     int has_mask;
-    size_t exc_off; /* dense: body offset of the exception section */
+    size_t exc_off;    /* dense: body offset of the exception section */
+    size_t idx_off;    /* Top-K: body offset of the index section */
+    size_t body_len;   /* known once phase 1 is over */
+    uint32_t n_exc;    /* exception entries in the frame */
+    uint32_t n_late;   /* Top-K: entries to merge on the host */
+    unsigned topk_fmt; /* Top-K: index format */
 };
 
 static void enc_free(ngl_cuda_encoder *e)
@@ -67,11 +75,15 @@ static void enc_free(ngl_cuda_encoder *e)
             ngl_gpu_host_free(host[i]);
         }
     }
+    if (e->ev) {
+        ngl_gpu_event_destroy(e->ev);
+    }
     free(e->user_mask);
     free(e);
 }
 
-ngl_status ngl_cuda_encoder_create(const ngl_stream_config *cfg, ngl_cuda_encoder **out)
+static ngl_status enc_create(const ngl_stream_config *cfg, ngl_gpu_stream stream, int sync,
+                             ngl_cuda_encoder **out)
 {
     if (out == NULL) {
         return NGL_ERR_INVALID_ARG;
@@ -155,7 +167,10 @@ ngl_status ngl_cuda_encoder_create(const ngl_stream_config *cfg, ngl_cuda_encode
         }
     }
     if (st == NGL_OK) {
-        st = ngl_gpu_state_zero(g, e->st1, e->st2, e->gate, e->ef, err);
+        st = ngl_gpu_check(ngl_gpu_event_create(&e->ev), err, "event create");
+    }
+    if (st == NGL_OK) {
+        st = ngl_gpu_state_zero(g, e->st1, e->st2, e->gate, e->ef, stream, sync, err);
     }
     if (st != NGL_OK) {
         enc_free(e);
@@ -163,6 +178,17 @@ ngl_status ngl_cuda_encoder_create(const ngl_stream_config *cfg, ngl_cuda_encode
     }
     *out = e;
     return NGL_OK;
+}
+
+ngl_status ngl_cuda_encoder_create(const ngl_stream_config *cfg, ngl_cuda_encoder **out)
+{
+    return enc_create(cfg, NULL, 1, out);
+}
+
+ngl_status ngl_cuda_encoder_create_on(const ngl_stream_config *cfg, ngl_cuda_stream stream,
+                                      ngl_cuda_encoder **out)
+{
+    return enc_create(cfg, (ngl_gpu_stream)stream, 0, out);
 }
 
 void ngl_cuda_encoder_destroy(ngl_cuda_encoder *enc)
@@ -188,8 +214,8 @@ ngl_status ngl_cuda_encoder_reset(ngl_cuda_encoder *enc)
     enc->step = 0;
     enc->hist = 0;
     enc->user_mask_set = 0;
-    ngl_status st =
-        ngl_gpu_state_zero(&enc->g, enc->st1, enc->st2, enc->gate, enc->ef, &enc->last_err);
+    ngl_status st = ngl_gpu_state_zero(&enc->g, enc->st1, enc->st2, enc->gate, enc->ef, NULL, 1,
+                                       &enc->last_err);
     enc->broken = st != NGL_OK;
     return st;
 }
@@ -373,7 +399,7 @@ ngl_status ngl_cuda_encoder_submit(ngl_cuda_encoder *enc, const void *d_src, voi
         return NGL_ERR_INVALID_ARG;
     }
     if (enc->broken) {
-        return NGL_ERR_UNSUPPORTED;
+        return NGL_ERR_DEVICE;
     }
     if (dst_cap < ngl_encode_bound(&enc->g.cfg)) {
         return NGL_ERR_DST_TOO_SMALL;
@@ -391,11 +417,15 @@ ngl_status ngl_cuda_encoder_submit(ngl_cuda_encoder *enc, const void *d_src, voi
     if (e == 0) {
         e = ngl_gpu_memcpy_async(enc->h_ctl, enc->ctl, sizeof(ngl_gpu_ctl), stream);
     }
+    if (e == 0) {
+        e = ngl_gpu_event_record(enc->ev, stream);
+    }
     if (e != 0) {
         enc->broken = 1;
         return ngl_gpu_check(e, &enc->last_err, "encode submit");
     }
     enc->pending = 1;
+    enc->phase = 1;
     enc->stream = stream;
     enc->frame = (uint8_t *)dst;
     enc->frame_step = enc->step;
@@ -434,21 +464,37 @@ static void enc_merge_late(uint8_t *exc, uint32_t n_exc, uint8_t *late, uint32_t
     }
 }
 
-/* Top-K body after the device work: [preamble][topk preamble][mask]
- * [indices][scales][codes][exceptions], index form chosen as topk.c does. */
-static int enc_finish_topk(ngl_cuda_encoder *enc, uint8_t *body, size_t *body_len,
-                           uint32_t *n_exc_out, ngl_status *st)
+/* Bytes of the varint gap list of @p k sorted indices. */
+static size_t varint_gaps_len(const uint32_t *sel, uint64_t k)
+{
+    size_t vb = 0;
+    for (uint64_t i = 0; i < k; i++) {
+        uint32_t gap = i == 0 ? sel[0] : sel[i] - sel[i - 1] - 1u;
+        do {
+            vb++;
+            gap >>= 7;
+        } while (gap != 0);
+    }
+    return vb;
+}
+
+/* Top-K body after the kernels: [preamble][topk preamble][mask][indices]
+ * [scales][codes][exceptions], index form chosen as topk.c does. The
+ * control block tells every section's size, so the copies of all sections
+ * are enqueued at once (phase 2); the varint index list is written on the
+ * host from the selected indices once they arrived (topk_complete). */
+static ngl_status enc_topk_layout(ngl_cuda_encoder *enc, int *e)
 {
     const ngl_gpu_geom *g = &enc->g;
     const ngl_gpu_ctl *c = enc->h_ctl;
     const uint64_t k = c->k;
     const uint32_t n_exc = c->n_exc, n_late = c->n_late;
     ngl_gpu_stream s = enc->stream;
+    uint8_t *body = enc->frame + NGL_FRAME_HEADER_SIZE;
     if (c->nsel != k || k > g->k_max || n_late > k || (uint64_t)n_exc + n_late > g->count) {
         ngl_log(NGL_LOG_ERROR, "cuda: top-k selected %llu of k=%llu (bug)",
                 (unsigned long long)c->nsel, (unsigned long long)k);
-        *st = NGL_ERR_UNSUPPORTED;
-        return 0;
+        return NGL_ERR_DEVICE;
     }
     size_t off = NGL_PREAMBLE_COMMON + NGL_PREAMBLE_TOPK;
     if (enc->has_mask) {
@@ -458,103 +504,88 @@ static int enc_finish_topk(ngl_cuda_encoder *enc, uint8_t *body, size_t *body_le
     const size_t bitmap_bytes = (size_t)NGL_DIV_CEIL(g->count, 8u);
     const uint64_t ngroups = NGL_DIV_CEIL(k, (uint64_t)g->block);
     const size_t codes_len = g->int4 ? (size_t)NGL_DIV_CEIL(k, 2u) : (size_t)k;
-    unsigned fmt = NGL_TOPK_FMT_BITMAP;
-    size_t idx_bytes = bitmap_bytes;
-    int e = 0;
+    enc->idx_off = off;
     if (c->vbytes < bitmap_bytes) {
-        /* varint gaps, encoded here from the selected indices */
-        fmt = NGL_TOPK_FMT_VARINT;
+        /* varint gaps, written by the host from the selected indices */
+        enc->topk_fmt = NGL_TOPK_FMT_VARINT;
+        if (c->vbytes > 5u * k) {
+            ngl_log(NGL_LOG_ERROR, "cuda: top-k varint bytes %llu for k=%llu (bug)",
+                    (unsigned long long)c->vbytes, (unsigned long long)k);
+            return NGL_ERR_DEVICE;
+        }
         if (k > 0) {
-            e = ngl_gpu_memcpy_async(enc->h_sel, enc->tk_sel, (size_t)k * 4u, s);
+            *e = ngl_gpu_memcpy_async(enc->h_sel, enc->tk_sel, (size_t)k * 4u, s);
         }
-        if (e == 0) {
-            e = ngl_gpu_stream_sync(s);
+        off += (size_t)c->vbytes;
+    } else {
+        enc->topk_fmt = NGL_TOPK_FMT_BITMAP;
+        if (bitmap_bytes > 0) {
+            *e = ngl_gpu_memcpy_async(body + off, enc->tk_bitmap, bitmap_bytes, s);
         }
-        if (e != 0) {
-            return e;
-        }
-        size_t vb = 0;
-        for (uint64_t i = 0; i < k; i++) {
-            uint32_t gap = i == 0 ? enc->h_sel[0] : enc->h_sel[i] - enc->h_sel[i - 1] - 1u;
-            vb += ngl_varint_put(body + off + vb, gap);
-        }
+        off += bitmap_bytes;
+    }
+    if (*e == 0 && ngroups > 0) {
+        *e = ngl_gpu_memcpy_async(body + off, enc->scales, 4u * (size_t)ngroups, s);
+    }
+    off += 4u * (size_t)ngroups;
+    if (*e == 0 && codes_len > 0) {
+        *e = ngl_gpu_memcpy_async(body + off, enc->codes, codes_len, s);
+    }
+    off += codes_len;
+    enc->exc_off = off;
+    if (*e == 0 && n_exc > 0) {
+        *e = ngl_gpu_memcpy_async(body + off, enc->exc, (size_t)n_exc * g->esz, s);
+    }
+    if (*e == 0 && n_late > 0) {
+        *e = ngl_gpu_memcpy_async(enc->h_late, enc->tk_late, (size_t)n_late * g->esz, s);
+    }
+    enc->n_exc = n_exc;
+    enc->n_late = n_late;
+    enc->body_len = off + ((size_t)n_exc + n_late) * g->esz;
+    return NGL_OK;
+}
+
+/* Top-K, once the section copies have landed: index list, late
+ * exceptions, Top-K preamble. */
+static ngl_status enc_topk_complete(ngl_cuda_encoder *enc)
+{
+    const ngl_gpu_geom *g = &enc->g;
+    const ngl_gpu_ctl *c = enc->h_ctl;
+    const uint64_t k = c->k;
+    uint8_t *body = enc->frame + NGL_FRAME_HEADER_SIZE;
+    size_t idx_bytes = (size_t)NGL_DIV_CEIL(g->count, 8u);
+    if (enc->topk_fmt == NGL_TOPK_FMT_VARINT) {
+        size_t vb = varint_gaps_len(enc->h_sel, k);
         if (vb != c->vbytes) {
             ngl_log(NGL_LOG_ERROR, "cuda: top-k varint bytes %zu != %llu (bug)", vb,
                     (unsigned long long)c->vbytes);
-            *st = NGL_ERR_UNSUPPORTED;
-            return 0;
+            return NGL_ERR_DEVICE;
+        }
+        size_t w = 0;
+        for (uint64_t i = 0; i < k; i++) {
+            uint32_t gap = i == 0 ? enc->h_sel[0] : enc->h_sel[i] - enc->h_sel[i - 1] - 1u;
+            w += ngl_varint_put(body + enc->idx_off + w, gap);
         }
         idx_bytes = vb;
-    } else if (bitmap_bytes > 0) {
-        e = ngl_gpu_memcpy_async(body + off, enc->tk_bitmap, bitmap_bytes, s);
     }
-    off += idx_bytes;
-    if (e == 0 && ngroups > 0) {
-        e = ngl_gpu_memcpy_async(body + off, enc->scales, 4u * (size_t)ngroups, s);
+    if (enc->n_late > 0) {
+        enc_merge_late(body + enc->exc_off, enc->n_exc, enc->h_late, enc->n_late, g->esz);
     }
-    off += 4u * (size_t)ngroups;
-    if (e == 0 && codes_len > 0) {
-        e = ngl_gpu_memcpy_async(body + off, enc->codes, codes_len, s);
-    }
-    off += codes_len;
-    if (e == 0 && n_exc > 0) {
-        e = ngl_gpu_memcpy_async(body + off, enc->exc, (size_t)n_exc * g->esz, s);
-    }
-    if (e == 0 && n_late > 0) {
-        e = ngl_gpu_memcpy_async(enc->h_late, enc->tk_late, (size_t)n_late * g->esz, s);
-    }
-    if (e == 0) {
-        e = ngl_gpu_stream_sync(s);
-    }
-    if (e == 0 && n_late > 0) {
-        enc_merge_late(body + off, n_exc, enc->h_late, n_late, g->esz);
-    }
-    off += ((size_t)n_exc + n_late) * g->esz;
     ngl_wr_u32(body + 8, (uint32_t)k);
     ngl_wr_u32(body + 12, (uint32_t)idx_bytes);
-    body[16] = (uint8_t)fmt;
+    body[16] = (uint8_t)enc->topk_fmt;
     body[17] = body[18] = body[19] = 0;
-    *body_len = off;
-    *n_exc_out = n_exc + n_late;
-    return e;
+    enc->n_exc += enc->n_late;
+    return NGL_OK;
 }
 
-ngl_status ngl_cuda_encoder_finish(ngl_cuda_encoder *enc, size_t *out_len)
+/* Common preamble, header and CRC, as core's encoder writes them. */
+static size_t enc_seal(ngl_cuda_encoder *enc)
 {
-    if (enc == NULL || out_len == NULL || !enc->pending) {
-        return NGL_ERR_INVALID_ARG;
-    }
     const ngl_gpu_geom *g = &enc->g;
-    ngl_gpu_stream s = enc->stream;
     uint8_t *frame = enc->frame;
     uint8_t *body = frame + NGL_FRAME_HEADER_SIZE;
-    size_t body_len = 0;
-    uint32_t n_exc = 0;
-    ngl_status st = NGL_OK;
-    enc->pending = 0;
-
-    int e = ngl_gpu_stream_sync(s);
-    if (e == 0 && g->topk) {
-        e = enc_finish_topk(enc, body, &body_len, &n_exc, &st);
-    } else if (e == 0) {
-        n_exc = enc->h_ctl->n_exc;
-        if (n_exc > g->count) {
-            st = NGL_ERR_UNSUPPORTED;
-        } else if (n_exc > 0) {
-            e = ngl_gpu_memcpy_async(body + enc->exc_off, enc->exc, (size_t)n_exc * g->esz, s);
-            if (e == 0) {
-                e = ngl_gpu_stream_sync(s);
-            }
-        }
-        body_len = enc->exc_off + (size_t)n_exc * g->esz;
-    }
-    if (e != 0 || st != NGL_OK) {
-        enc->broken = 1;
-        return e != 0 ? ngl_gpu_check(e, &enc->last_err, "encode finish") : st;
-    }
-
-    /* Common preamble, header and CRC, as core's encoder writes them. */
-    ngl_wr_u32(body, n_exc);
+    ngl_wr_u32(body, enc->n_exc);
     ngl_wr_u32(body + 4,
                g->cfg.predictor == NGL_PRED_MOMENTUM ? ngl_f32_bits(g->cfg.momentum_beta) : 0u);
     uint16_t flags = 0;
@@ -577,11 +608,110 @@ ngl_status ngl_cuda_encoder_finish(ngl_cuda_encoder *enc, size_t *out_len)
     fi.stream_id = g->cfg.stream_id;
     fi.step = enc->frame_step;
     fi.count = g->count;
-    fi.payload_len = (uint32_t)body_len;
+    fi.payload_len = (uint32_t)enc->body_len;
     ngl_wire_write_header(frame, &fi);
-    ngl_wire_seal(frame, NGL_FRAME_HEADER_SIZE + body_len);
-    *out_len = NGL_FRAME_HEADER_SIZE + body_len;
+    ngl_wire_seal(frame, NGL_FRAME_HEADER_SIZE + enc->body_len);
+    return NGL_FRAME_HEADER_SIZE + enc->body_len;
+}
+
+/* The control block is on the host: enqueue the copies that depend on it
+ * (phase 2), or go straight to sealing when there are none. */
+static ngl_status enc_after_ctl(ngl_cuda_encoder *enc, int *e)
+{
+    const ngl_gpu_geom *g = &enc->g;
+    if (g->topk) {
+        ngl_status st = enc_topk_layout(enc, e);
+        if (st != NGL_OK || *e != 0) {
+            return st;
+        }
+        *e = ngl_gpu_event_record(enc->ev, enc->stream);
+        enc->phase = 2;
+        return NGL_OK;
+    }
+    const uint32_t n_exc = enc->h_ctl->n_exc;
+    if (n_exc > g->count) {
+        ngl_log(NGL_LOG_ERROR, "cuda: %u exceptions for %llu elements (bug)", n_exc,
+                (unsigned long long)g->count);
+        return NGL_ERR_DEVICE;
+    }
+    enc->n_exc = n_exc;
+    enc->n_late = 0;
+    enc->body_len = enc->exc_off + (size_t)n_exc * g->esz;
+    if (n_exc == 0) {
+        enc->phase = 3;
+        return NGL_OK;
+    }
+    uint8_t *body = enc->frame + NGL_FRAME_HEADER_SIZE;
+    *e = ngl_gpu_memcpy_async(body + enc->exc_off, enc->exc, (size_t)n_exc * g->esz, enc->stream);
+    if (*e == 0) {
+        *e = ngl_gpu_event_record(enc->ev, enc->stream);
+    }
+    enc->phase = 2;
     return NGL_OK;
+}
+
+ngl_status ngl_cuda_encoder_poll(ngl_cuda_encoder *enc, int *done, size_t *out_len)
+{
+    if (enc == NULL || done == NULL || out_len == NULL || !enc->pending) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    *done = 0;
+    ngl_status st = NGL_OK;
+    int e = 0;
+    /* At most phase 1 -> 2 -> 3 in one call. */
+    for (int round = 0; round < 3 && st == NGL_OK && e == 0; round++) {
+        if (enc->phase == 3) {
+            *out_len = enc_seal(enc);
+            enc->pending = 0;
+            enc->phase = 0;
+            *done = 1;
+            return NGL_OK;
+        }
+        int ready = 0;
+        e = ngl_gpu_event_query(enc->ev, &ready);
+        if (e != 0 || !ready) {
+            break;
+        }
+        if (enc->phase == 1) {
+            st = enc_after_ctl(enc, &e);
+        } else {
+            st = enc->g.topk ? enc_topk_complete(enc) : NGL_OK;
+            enc->phase = 3;
+        }
+    }
+    if (e != 0 || st != NGL_OK) {
+        enc->broken = 1;
+        enc->pending = 0;
+        enc->phase = 0;
+        return e != 0 ? ngl_gpu_check(e, &enc->last_err, "encode completion") : st;
+    }
+    return NGL_OK;
+}
+
+ngl_status ngl_cuda_encoder_finish(ngl_cuda_encoder *enc, size_t *out_len)
+{
+    if (enc == NULL || out_len == NULL || !enc->pending) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    /* Each wait completes one phase: three rounds at most. */
+    for (int round = 0; round < 4; round++) {
+        int done = 0;
+        ngl_status st = ngl_cuda_encoder_poll(enc, &done, out_len);
+        if (st != NGL_OK || done) {
+            return st;
+        }
+        int e = ngl_gpu_event_sync(enc->ev);
+        if (e != 0) {
+            enc->broken = 1;
+            enc->pending = 0;
+            enc->phase = 0;
+            return ngl_gpu_check(e, &enc->last_err, "encode finish");
+        }
+    }
+    enc->broken = 1;
+    enc->pending = 0;
+    ngl_log(NGL_LOG_ERROR, "cuda: encode did not complete after its event (bug)");
+    return NGL_ERR_DEVICE;
 }
 
 ngl_status ngl_cuda_encode(ngl_cuda_encoder *enc, const void *d_src, void *dst, size_t dst_cap,

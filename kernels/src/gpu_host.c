@@ -14,6 +14,115 @@ int ngl_cuda_device_count(void)
     return n;
 }
 
+/* ---- helpers for callers that poll (ngl_cuda.h) ------------------------ */
+
+ngl_status ngl_cuda_stream_create(ngl_cuda_stream *out)
+{
+    int last = 0;
+    if (out == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    return ngl_gpu_check(ngl_gpu_stream_create((ngl_gpu_stream *)out), &last, "stream create");
+}
+
+void ngl_cuda_stream_destroy(ngl_cuda_stream s)
+{
+    ngl_gpu_stream_destroy((ngl_gpu_stream)s);
+}
+
+ngl_status ngl_cuda_event_create(ngl_cuda_event *out)
+{
+    int last = 0;
+    if (out == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    return ngl_gpu_check(ngl_gpu_event_create((ngl_gpu_event *)out), &last, "event create");
+}
+
+void ngl_cuda_event_destroy(ngl_cuda_event ev)
+{
+    if (ev != NULL) {
+        ngl_gpu_event_destroy((ngl_gpu_event)ev);
+    }
+}
+
+ngl_status ngl_cuda_event_record(ngl_cuda_event ev, ngl_cuda_stream s)
+{
+    int last = 0;
+    if (ev == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    return ngl_gpu_check(ngl_gpu_event_record((ngl_gpu_event)ev, (ngl_gpu_stream)s), &last,
+                         "event record");
+}
+
+ngl_status ngl_cuda_event_query(ngl_cuda_event ev, int *done)
+{
+    int last = 0;
+    if (ev == NULL || done == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    *done = 0;
+    return ngl_gpu_check(ngl_gpu_event_query((ngl_gpu_event)ev, done), &last, "event query");
+}
+
+ngl_status ngl_cuda_memcpy_async(void *dst, const void *src, size_t bytes, ngl_cuda_stream s)
+{
+    int last = 0;
+    if (bytes > 0 && (dst == NULL || src == NULL)) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    if (bytes == 0 || dst == src) {
+        return NGL_OK;
+    }
+    return ngl_gpu_check(ngl_gpu_memcpy_async(dst, src, bytes, (ngl_gpu_stream)s), &last, "copy");
+}
+
+ngl_status ngl_cuda_host_alloc(void **p, size_t bytes)
+{
+    int last = 0;
+    if (p == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    return ngl_gpu_alloc_host(p, bytes, &last);
+}
+
+void ngl_cuda_host_free(void *p)
+{
+    if (p != NULL) {
+        ngl_gpu_host_free(p);
+    }
+}
+
+ngl_status ngl_cuda_get_device(int *dev)
+{
+    int last = 0;
+    if (dev == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    return ngl_gpu_check(ngl_gpu_get_device(dev), &last, "get device");
+}
+
+ngl_status ngl_cuda_set_device(int dev)
+{
+    int last = 0;
+    return ngl_gpu_check(ngl_gpu_set_device(dev), &last, "set device");
+}
+
+int ngl_cuda_pointer_device(const void *p)
+{
+    int dev = -1;
+    if (p == NULL || ngl_gpu_pointer_device(p, &dev) != 0) {
+        return -1;
+    }
+    return dev;
+}
+
+const char *ngl_cuda_error_name(int err)
+{
+    return ngl_gpu_error_name(err);
+}
+
 /* Same rule as core's topk_k_max() (stream.c). */
 static uint64_t gpu_k_max(const ngl_stream_config *cfg)
 {
@@ -91,7 +200,7 @@ ngl_status ngl_gpu_check(int err, int *last, const char *what)
     }
     *last = err;
     ngl_log(NGL_LOG_ERROR, "cuda: %s failed: %s (%d)", what, ngl_gpu_error_name(err), err);
-    return NGL_ERR_UNSUPPORTED;
+    return NGL_ERR_DEVICE;
 }
 
 ngl_status ngl_gpu_alloc(void **p, size_t bytes, int *err)
@@ -156,24 +265,24 @@ out:
 }
 
 ngl_status ngl_gpu_state_zero(const ngl_gpu_geom *g, float *d_st1, float *d_st2, uint8_t *d_gate,
-                              float *d_ef, int *last)
+                              float *d_ef, ngl_gpu_stream s, int sync, int *last)
 {
     const size_t fbytes = (size_t)g->count * sizeof(float);
     int e = 0;
     if (d_st1 && e == 0) {
-        e = ngl_gpu_memset_async(d_st1, 0, fbytes, NULL);
+        e = ngl_gpu_memset_async(d_st1, 0, fbytes, s);
     }
     if (d_st2 && e == 0) {
-        e = ngl_gpu_memset_async(d_st2, 0, fbytes, NULL);
+        e = ngl_gpu_memset_async(d_st2, 0, fbytes, s);
     }
     if (d_gate && e == 0) {
-        e = ngl_gpu_memset_async(d_gate, 0, g->nblocks, NULL);
+        e = ngl_gpu_memset_async(d_gate, 0, g->nblocks, s);
     }
     if (d_ef && e == 0) {
-        e = ngl_gpu_memset_async(d_ef, 0, fbytes, NULL);
+        e = ngl_gpu_memset_async(d_ef, 0, fbytes, s);
     }
-    if (e == 0) {
-        e = ngl_gpu_stream_sync(NULL);
+    if (e == 0 && sync) {
+        e = ngl_gpu_stream_sync(s);
     }
     return ngl_gpu_check(e, last, "state reset");
 }

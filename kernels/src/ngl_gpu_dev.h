@@ -13,6 +13,9 @@
  * Every function returns 0 on success or a nonzero backend error code
  * (a cudaError_t for CUDA); ngl_gpu_error_name() names it. Calls on one
  * stream execute in order; ngl_gpu_stream_sync() waits for all of them.
+ * Work is asynchronous on both: the emulator queues it and runs it only
+ * when a synchronisation or an event query reaches it, so host code that
+ * reads a result before waiting for it fails in the tests as on a GPU.
  */
 #ifndef NGL_GPU_DEV_H
 #define NGL_GPU_DEV_H
@@ -33,6 +36,8 @@ extern "C" {
 
 /* cudaStream_t without the CUDA headers; NULL is the legacy default stream. */
 typedef struct CUstream_st *ngl_gpu_stream;
+/* cudaEvent_t without the CUDA headers. */
+typedef struct CUevent_st *ngl_gpu_event;
 
 typedef enum ngl_gpu_kernel {
     NGL_GK_ENC_DENSE = 0, /* warp per block: ngl_gpu_encode_block */
@@ -69,6 +74,28 @@ NGL_GPU_HIDDEN void ngl_gpu_host_free(void *p);
 NGL_GPU_HIDDEN int ngl_gpu_memset_async(void *d, int v, size_t n, ngl_gpu_stream s);
 NGL_GPU_HIDDEN int ngl_gpu_memcpy_async(void *dst, const void *src, size_t n, ngl_gpu_stream s);
 NGL_GPU_HIDDEN int ngl_gpu_stream_sync(ngl_gpu_stream s);
+
+/* A stream that does not synchronise with the legacy default stream
+ * (cudaStreamNonBlocking), on the current device. */
+NGL_GPU_HIDDEN int ngl_gpu_stream_create(ngl_gpu_stream *s);
+NGL_GPU_HIDDEN void ngl_gpu_stream_destroy(ngl_gpu_stream s);
+
+/* Completion markers (no timing). record() marks the work enqueued on @p s
+ * so far; query() never blocks and sets *done to 1 once all of it has
+ * completed (an event never recorded counts as complete); sync() waits. */
+NGL_GPU_HIDDEN int ngl_gpu_event_create(ngl_gpu_event *e);
+NGL_GPU_HIDDEN void ngl_gpu_event_destroy(ngl_gpu_event e);
+NGL_GPU_HIDDEN int ngl_gpu_event_record(ngl_gpu_event e, ngl_gpu_stream s);
+NGL_GPU_HIDDEN int ngl_gpu_event_query(ngl_gpu_event e, int *done);
+NGL_GPU_HIDDEN int ngl_gpu_event_sync(ngl_gpu_event e);
+
+/* The calling thread's current device, and a change of it. */
+NGL_GPU_HIDDEN int ngl_gpu_get_device(int *dev);
+NGL_GPU_HIDDEN int ngl_gpu_set_device(int dev);
+
+/* The device that owns memory at @p p in *dev, or -1 for host memory
+ * (pinned or not) and addresses CUDA does not know. */
+NGL_GPU_HIDDEN int ngl_gpu_pointer_device(const void *p, int *dev);
 
 /* Enqueue kernel @p k with arguments @p a (copied) on @p s. Grids are
  * sized from a: nblocks, count, ntiles, k_max; an empty grid is a no-op. */

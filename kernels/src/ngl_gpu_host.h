@@ -45,7 +45,7 @@ NGL_HIDDEN ngl_status ngl_gpu_alloc(void **p, size_t bytes, int *err);
 NGL_HIDDEN ngl_status ngl_gpu_alloc_host(void **p, size_t bytes, int *err);
 
 /* Record backend error @p err for @p what, log it, and map it to a status:
- * 0 -> NGL_OK, anything else -> NGL_ERR_UNSUPPORTED. */
+ * 0 -> NGL_OK, anything else -> NGL_ERR_DEVICE. */
 NGL_HIDDEN ngl_status ngl_gpu_check(int err, int *last, const char *what);
 
 /* FNV-1a over (step, hist, st1, st2, gate) exactly as ngl_stream_hash();
@@ -54,9 +54,11 @@ NGL_HIDDEN uint64_t ngl_gpu_state_hash(const ngl_gpu_geom *g, uint64_t step, uin
                                        const float *d_st1, const float *d_st2,
                                        const uint8_t *d_gate, int *last, ngl_status *st);
 
-/* Zero the closed-loop state arrays that exist (synchronous). */
+/* Zero the closed-loop state arrays that exist, on stream @p s; waits for
+ * @p s when @p sync is 1. */
 NGL_HIDDEN ngl_status ngl_gpu_state_zero(const ngl_gpu_geom *g, float *d_st1, float *d_st2,
-                                         uint8_t *d_gate, float *d_ef, int *last);
+                                         uint8_t *d_gate, float *d_ef, ngl_gpu_stream s, int sync,
+                                         int *last);
 
 /* Copy the state arrays that exist to the non-NULL host arrays. */
 NGL_HIDDEN ngl_status ngl_gpu_state_get(const ngl_gpu_geom *g, const float *d_ef,

@@ -18,6 +18,7 @@
 #include "ngl_gpu_dev.h"
 #include "ngl_stream.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,109 @@ static void test_gpu_reject_api_misuse(void **state)
     ngl_cuda_encoder_destroy(e);
 }
 
+/* poll() completes exactly the frames finish() completes, and decodes the
+ * same bits, without ever blocking: dense with exceptions (a second copy
+ * phase), Top-K with varint and bitmap indices, on a non-blocking stream
+ * with create_on(). Polls are bounded; each must eventually say done. */
+static void test_gpu_reject_poll(void **state)
+{
+    (void)state;
+    static const struct {
+        ngl_codec codec;
+        double topk;
+        uint64_t count;
+    } pc[] = {
+        {NGL_CODEC_INT8, 0.0, 4099},
+        {NGL_CODEC_INT4, 0.0, 70001},
+        {NGL_CODEC_INT8, 0.01, 65536},
+        {NGL_CODEC_INT8, 0.5, 1021},
+    };
+    ngl_cuda_stream q = NULL;
+    assert_int_equal(ngl_cuda_stream_create(&q), NGL_OK);
+    for (size_t t = 0; t < sizeof pc / sizeof pc[0]; t++) {
+        ngl_stream_config c;
+        ngl_stream_config_init(&c);
+        c.codec = pc[t].codec;
+        c.topk_fraction = pc[t].topk;
+        c.count = pc[t].count;
+        c.error_feedback = 1;
+        const size_t n = (size_t)c.count, cap = ngl_encode_bound(&c);
+        float *x = malloc(n * sizeof(float));
+        float *oc = malloc(n * sizeof(float)), *og = malloc(n * sizeof(float));
+        uint8_t *fc = malloc(cap), *fg = NULL;
+        void *dx = NULL, *dout = NULL;
+        assert_non_null(x);
+        assert_non_null(oc);
+        assert_non_null(og);
+        assert_non_null(fc);
+        assert_int_equal(ngl_cuda_host_alloc((void **)&fg, cap), NGL_OK);
+        assert_int_equal(ngl_gpu_malloc(&dx, n * sizeof(float)), 0);
+        assert_int_equal(ngl_gpu_malloc(&dout, n * sizeof(float)), 0);
+        ngl_encoder *ce = NULL;
+        ngl_decoder *cd = NULL;
+        ngl_cuda_encoder *ge = NULL;
+        ngl_cuda_decoder *gd = NULL;
+        assert_int_equal(ngl_encoder_create(&c, &ce), NGL_OK);
+        assert_int_equal(ngl_decoder_create(&c, &cd), NGL_OK);
+        assert_int_equal(ngl_cuda_encoder_create_on(&c, q, &ge), NGL_OK);
+        assert_int_equal(ngl_cuda_decoder_create_on(&c, q, &gd), NGL_OK);
+        int done = 0;
+        size_t lg = 0, lc = 0;
+        assert_int_equal(ngl_cuda_encoder_poll(ge, &done, &lg), NGL_ERR_INVALID_ARG);
+        assert_int_equal(ngl_cuda_decoder_poll(gd, &done), NGL_ERR_INVALID_ARG);
+        for (int step = 0; step < 3; step++) {
+            for (size_t i = 0; i < n; i++) {
+                x[i] = (float)(rnd() % 20001) * 1e-4f - 1.0f;
+            }
+            x[(size_t)step * 7 % n] = step == 1 ? (float)INFINITY : (float)NAN;
+            assert_int_equal(ngl_encoder_encode(ce, x, fc, cap, &lc), NGL_OK);
+            assert_int_equal(ngl_cuda_memcpy_async(dx, x, n * sizeof(float), q), NGL_OK);
+            assert_int_equal(ngl_cuda_encoder_submit(ge, dx, fg, cap, q), NGL_OK);
+            int polls = 0;
+            for (done = 0; !done; polls++) {
+                assert_true(polls < 1000000);
+                assert_int_equal(ngl_cuda_encoder_poll(ge, &done, &lg), NGL_OK);
+            }
+            assert_int_equal(lg, lc);
+            assert_memory_equal(fg, fc, lc);
+            assert_int_equal(ngl_decoder_decode(cd, fc, lc, oc, 0), NGL_OK);
+            assert_int_equal(ngl_cuda_decoder_submit(gd, fg, lg, dout, 0, q), NGL_OK);
+            for (done = 0, polls = 0; !done; polls++) {
+                assert_true(polls < 1000000);
+                assert_int_equal(ngl_cuda_decoder_poll(gd, &done), NGL_OK);
+            }
+            assert_int_equal(ngl_cuda_memcpy_async(og, dout, n * sizeof(float), q), NGL_OK);
+            assert_int_equal(ngl_gpu_stream_sync(q), 0);
+            assert_memory_equal(og, oc, n * sizeof(float));
+        }
+        ngl_cuda_decoder_destroy(gd);
+        ngl_cuda_encoder_destroy(ge);
+        ngl_decoder_destroy(cd);
+        ngl_encoder_destroy(ce);
+        ngl_gpu_free(dout);
+        ngl_gpu_free(dx);
+        ngl_cuda_host_free(fg);
+        free(fc);
+        free(og);
+        free(oc);
+        free(x);
+    }
+    /* Events: a fresh event counts as complete; a recorded one completes. */
+    ngl_cuda_event ev = NULL;
+    int done = 0;
+    assert_int_equal(ngl_cuda_event_create(&ev), NGL_OK);
+    assert_int_equal(ngl_cuda_event_query(ev, &done), NGL_OK);
+    assert_int_equal(done, 1);
+    assert_int_equal(ngl_cuda_event_record(ev, q), NGL_OK);
+    for (int polls = 0, d = 0; !d; polls++) {
+        assert_true(polls < 1000000);
+        assert_int_equal(ngl_cuda_event_query(ev, &d), NGL_OK);
+    }
+    assert_int_equal(ngl_cuda_event_query(NULL, &done), NGL_ERR_INVALID_ARG);
+    ngl_cuda_event_destroy(ev);
+    ngl_cuda_stream_destroy(q);
+}
+
 #if defined(NGL_TEST_CUDA)
 /* Under AddressSanitizer: the CUDA driver maps memory where ASan keeps its
  * shadow gap, so a GPU run needs the gap unprotected. */
@@ -375,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_gpu_reject_config_mismatch),
         cmocka_unit_test(test_gpu_reject_unsupported_config),
         cmocka_unit_test(test_gpu_reject_api_misuse),
+        cmocka_unit_test(test_gpu_reject_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

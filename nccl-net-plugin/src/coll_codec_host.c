@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* coll_codec_host.c -- the collNet's compression calls for host memory. */
+/* coll_codec_host.c -- the collNet's compression calls for host memory:
+ * the core's encoder and decoder, complete as soon as they return. */
 #include "ngl_coll_codec.h"
 
 #include <stdlib.h>
@@ -8,10 +9,13 @@
 struct ngl_cc_stream {
     ngl_encoder *enc; /* exactly one of enc/dec is set */
     ngl_decoder *dec;
+    size_t len; /* length of the last frame encoded */
 };
 
-static ngl_status host_create(const ngl_stream_config *cfg, int is_encoder, ngl_cc_stream **out)
+static ngl_status host_create(const ngl_stream_config *cfg, int is_encoder, void *queue,
+                              ngl_cc_stream **out)
 {
+    (void)queue;
     *out = NULL;
     ngl_cc_stream *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -37,10 +41,9 @@ static void host_destroy(ngl_cc_stream *s)
     free(s);
 }
 
-static ngl_status host_encode(ngl_cc_stream *s, const void *src, void *frame, size_t cap,
-                              size_t *len)
+static ngl_status host_encode(ngl_cc_stream *s, const void *src, void *frame, size_t cap)
 {
-    return ngl_encoder_encode(s->enc, src, frame, cap, len);
+    return ngl_encoder_encode(s->enc, src, frame, cap, &s->len);
 }
 
 static ngl_status host_decode(ngl_cc_stream *s, const void *frame, size_t len, void *dst,
@@ -49,29 +52,19 @@ static ngl_status host_decode(ngl_cc_stream *s, const void *frame, size_t len, v
     return ngl_decoder_decode(s->dec, frame, len, dst, accumulate ? NGL_DECODE_ACCUMULATE : 0u);
 }
 
-static void host_copy(void *dst, const void *src, size_t bytes)
+static ngl_status host_poll(ngl_cc_stream *s, int *done, size_t *len)
 {
-    if (bytes > 0) {
-        memcpy(dst, src, bytes);
+    *done = 1;
+    if (len != NULL) {
+        *len = s->len;
     }
+    return NGL_OK;
 }
 
-static void host_zero(void *dst, size_t bytes)
+static int host_busy(const ngl_cc_stream *s)
 {
-    if (bytes > 0) {
-        memset(dst, 0, bytes);
-    }
-}
-
-static void host_stats(const ngl_cc_stream *s, uint64_t *bytes_in, uint64_t *bytes_out)
-{
-    ngl_encoder_stats st;
-    memset(&st, 0, sizeof st);
-    if (s != NULL && s->enc != NULL) {
-        ngl_encoder_get_stats(s->enc, &st);
-    }
-    *bytes_in = st.bytes_in;
-    *bytes_out = st.bytes_out;
+    (void)s;
+    return 0;
 }
 
 const ngl_cc_ops ngl_cc_host_ops = {
@@ -80,7 +73,6 @@ const ngl_cc_ops ngl_cc_host_ops = {
     .destroy = host_destroy,
     .encode = host_encode,
     .decode = host_decode,
-    .copy = host_copy,
-    .zero = host_zero,
-    .stats = host_stats,
+    .poll = host_poll,
+    .busy = host_busy,
 };

@@ -10,11 +10,17 @@
  *     takes its turn, so both ends skip the same calls;
  *   - every stream (encoder or decoder) is used in seq order, so frame steps
  *     match on both ends.
+ *
+ * Device memory (README, "GPU path"): the same state machine, with coding
+ * started on the collComm's CUDA stream and completed by polling events;
+ * a step that waits for the GPU returns and is retried on the next test().
+ * Per-peer "started" bits (F_*_ENC, F_*_DECSUB) sit beside the "done" bits.
  */
 #include "ngl_coll.h"
 
 #include "ngl_coll_codec.h"
 #include "ngl_plugin.h"
+#include "ngl_plugin_dev.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +32,12 @@
 #define HELLO_SIZE  24
 #define MAX_CLASSES 256
 #define FRAME_ALIGN 64
+/* Slices up to this size get their pinned frame buffers when NCCL
+ * registers device memory: CollNetChain slices are at most 8 x 256 KiB.
+ * Frame bounds assume every element is an exception (7-9 bytes per
+ * element), so this costs 8 slots x (3N-2) frames of pinned memory; larger
+ * slices (CollNetDirect, registered user buffers) grow it at warm-up. */
+#define DEV_PRESIZE_BYTES ((uint64_t)2 << 20)
 
 enum { MESH_RS = 0, MESH_AG = 1, NMESH = 2 };
 /* Transport comms per peer, in this order, for the memory handles. */
@@ -43,8 +55,19 @@ enum {
     F_AG_RPOSTED = 1 << 7,
     F_AG_RDONE = 1 << 8,
     F_AG_DECODED = 1 << 9,
-    F_ALL = (1 << 10) - 1
+    F_ALL = (1 << 10) - 1,
+    /* started, not yet done (device memory; the host completes at once) */
+    F_RS_ENC = 1 << 10,    /* my frame for this owner is encoded */
+    F_RS_DECSUB = 1 << 11, /* this sender's frame is being added */
+    F_AG_DECSUB = 1 << 12  /* this owner's sum is being decoded */
 };
+
+/* Where a call's buffers are. */
+enum { MEM_SDEV = 1, MEM_RDEV = 2 };
+
+/* Device memory that the GPU does not code (exact slices, or send and recv
+ * in different memories) is staged through pinned host memory. */
+enum { STAGE_NONE = 0, STAGE_IN, STAGE_RUN, STAGE_OUT };
 
 typedef struct {
     ngl_cc_stream **rs_enc; /* [N] my chunk-j input -> owner j */
@@ -57,6 +80,10 @@ typedef struct {
     ngl_dtype dtype;
     size_t esize;
     uint64_t count;
+    int mem;    /* MEM_* bits: where its calls' send and recv buffers are */
+    int gpu;    /* coded on the GPU: both in device memory, not exact */
+    int staged; /* device memory otherwise: coded on the host from copies */
+    const ngl_cc_ops *cc;
     int exact;        /* RAW frames: small slice or NANGILA_MODE=off */
     uint64_t ordinal; /* calls of this class posted so far */
     uint32_t nlanes;
@@ -66,14 +93,16 @@ typedef struct {
     size_t arena_need; /* bytes of frame buffers one call needs */
 } class_t;
 
-enum { R_FREE = 0, R_QUEUED, R_ACTIVE, R_DONE };
+enum { R_FREE = 0, R_QUEUED, R_ACTIVE, R_DONE, R_FLUSH };
 
 struct ngl_coll_req {
     ngl_coll_comm *comm;
     int state;
-    uint64_t seq;
+    uint64_t seq; /* R_FLUSH: complete once no call up to this seq is left */
     const uint8_t *send;
     uint8_t *recv;
+    const uint8_t *src; /* what the codec reads and writes: send and recv, */
+    uint8_t *dst;       /* or their host copies for a staged call */
     uint64_t count;
     class_t *cls;
     uint32_t lane;
@@ -92,9 +121,21 @@ typedef struct {
     size_t *rs_slen, *rs_rlen, *ag_rlen;
     size_t ag_slen;
     void **rs_sreq, **rs_rreq, **ag_sreq, **ag_rreq;
-    int copied;     /* own chunk copied into recv */
-    int ag_encoded; /* own sum encoded (and decoded into recv) */
+    int copied;               /* own chunk copied into recv */
+    int ag_enc_sub;           /* own sum's encode started (its turn taken) */
+    int ag_encoded;           /* own sum's frame complete */
+    int pinned;               /* arena is page-locked (device calls need that) */
+    int stage;                /* STAGE_*: staged exact call on device memory */
+    uint8_t *h_send, *h_recv; /* host copies of a staged call's slice */
 } slot_t;
+
+/* Pinned arenas replaced at warm-up: freeing page-locked memory waits for
+ * the whole device, which may be running NCCL kernels that wait for us,
+ * so they are freed when the comm closes. */
+typedef struct retired_arena {
+    void *mem;
+    struct retired_arena *next;
+} retired_arena;
 
 struct ngl_coll_listen {
     int dev;
@@ -104,10 +145,17 @@ struct ngl_coll_listen {
 struct ngl_coll_comm {
     pthread_mutex_t lock;
     const ngl_nccl_net_v8_t *net;
-    const ngl_cc_ops *cc;
     ngl_settings set;
     int nranks, rank, dev;
-    uint64_t hash; /* same on every rank: derived from all handles */
+    uint64_t hash;     /* same on every rank: derived from all handles */
+    uint64_t sid_base; /* stream ids derive from it (normally the hash) */
+    /* device memory: set up by the first regMr of CUDA memory */
+    const ngl_plugin_dev_ops *gpu;
+    void *queue;                  /* our CUDA stream */
+    void *fence[NGL_COLL_NSLOTS]; /* per slot: staged copies' completion */
+    int cuda_dev;                 /* device of the registered memory */
+    int grew;                     /* pinned arenas grew after set-up (logged once) */
+    retired_arena *retired;
     void **send[NMESH], **recv[NMESH];
     int err;
     uint64_t next_seq;
@@ -121,7 +169,7 @@ struct ngl_coll_comm {
     class_t *classes[MAX_CLASSES];
     int nclasses;
     /* statistics */
-    uint64_t calls, exact_calls, raw_bytes, wire_bytes;
+    uint64_t calls, exact_calls, dev_calls, raw_bytes, wire_bytes;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -180,7 +228,18 @@ static void fail(ngl_coll_comm *c, int rc, const char *what)
     if (c->err == 0) {
         c->err = rc;
         NGL_PWARN("collNet rank %d/%d: %s failed (%s); the communicator cannot continue", c->rank,
-                  c->nranks, what, strerror(-rc));
+                  c->nranks, what, rc == NGL_PLUGIN_EDEVICE ? "a CUDA call failed" : strerror(-rc));
+    }
+}
+
+/* A codec status as -errno: device failures stay recognisable. */
+static int cc_rc(ngl_status st)
+{
+    switch (st) {
+    case NGL_OK: return 0;
+    case NGL_ERR_DEVICE: return NGL_PLUGIN_EDEVICE;
+    case NGL_ERR_NO_MEMORY: return -ENOMEM;
+    default: return -EINVAL;
     }
 }
 
@@ -424,7 +483,8 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         return -ENOMEM;
     }
     c->net = ngl_plugin_transport();
-    c->cc = &ngl_cc_host_ops;
+    c->gpu = ngl_plugin_dev();
+    c->cuda_dev = -1;
     c->set = *ngl_plugin_settings();
     c->nranks = nranks;
     c->rank = rank;
@@ -444,6 +504,11 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         }
     }
     c->hash = h;
+    /* Test builds may ask for ids that do not depend on the random nonces
+     * in the handles, so that two collComms of one process code alike. */
+    c->sid_base = (c->gpu != NULL && c->gpu->fixed_stream_ids)
+                      ? ngl_plugin_mix64(0x6669786564ull ^ (uint64_t)nranks)
+                      : h;
     int rc = comm_alloc_arrays(c);
     if (rc != 0) {
         goto fail_comm;
@@ -532,57 +597,25 @@ fail_comm:
     return rc;
 }
 
-/* ---- memory registration (NCCL's staging region) ------------------------ */
-
-typedef struct {
-    void *base;
-    size_t size;
-} coll_mr;
-
-int ngl_coll_regmr(ngl_coll_comm *c, void *data, size_t size, int type, void **mhandle)
-{
-    (void)c;
-    *mhandle = NULL;
-    if (type != NGL_NCCL_PTR_HOST) {
-        NGL_PWARN("collNet regMr: memory type %d; this build reads host memory only", type);
-        return -EINVAL;
-    }
-    coll_mr *mr = malloc(sizeof *mr);
-    if (mr == NULL) {
-        return -ENOMEM;
-    }
-    mr->base = data;
-    mr->size = size;
-    *mhandle = mr;
-    return 0;
-}
-
-int ngl_coll_deregmr(ngl_coll_comm *c, void *mhandle)
-{
-    (void)c;
-    free(mhandle);
-    return 0;
-}
-
 /* ---- classes and lanes --------------------------------------------------- */
 
-static void lane_free(const ngl_coll_comm *c, lane_t *ln)
+static void lane_free(const class_t *k, int nranks, lane_t *ln)
 {
     if (ln == NULL) {
         return;
     }
-    for (int j = 0; j < c->nranks; j++) {
+    for (int j = 0; j < nranks; j++) {
         if (ln->rs_enc) {
-            c->cc->destroy(ln->rs_enc[j]);
+            k->cc->destroy(ln->rs_enc[j]);
         }
         if (ln->rs_dec) {
-            c->cc->destroy(ln->rs_dec[j]);
+            k->cc->destroy(ln->rs_dec[j]);
         }
         if (ln->ag_dec) {
-            c->cc->destroy(ln->ag_dec[j]);
+            k->cc->destroy(ln->ag_dec[j]);
         }
     }
-    c->cc->destroy(ln->ag_enc);
+    k->cc->destroy(ln->ag_enc);
     free(ln->rs_enc);
     free(ln->rs_dec);
     free(ln->ag_dec);
@@ -596,7 +629,7 @@ static void class_free(const ngl_coll_comm *c, class_t *k)
     }
     if (k->lanes != NULL) {
         for (uint32_t i = 0; i < k->nlanes; i++) {
-            lane_free(c, k->lanes[i]);
+            lane_free(k, c->nranks, k->lanes[i]);
         }
     }
     free(k->lanes);
@@ -607,11 +640,13 @@ static void class_free(const ngl_coll_comm *c, class_t *k)
 enum { SID_RS = 1, SID_AG = 2 };
 
 /* Stream id: a function of values every rank shares (collComm hash, class,
- * lane, direction), so sender and receiver configure the same stream. */
+ * lane, direction), so sender and receiver configure the same stream. The
+ * memory type is not part of it: a rank on device memory and a rank on
+ * host memory code the same frames. */
 static uint64_t stream_id(const ngl_coll_comm *c, const class_t *k, uint32_t lane, int kind,
                           int from, int to)
 {
-    uint64_t h = c->hash;
+    uint64_t h = c->sid_base;
     h = ngl_plugin_mix64(
         h ^ ((uint64_t)kind << 56 | (uint64_t)k->dtype << 48 | (uint64_t)k->exact << 40));
     h = ngl_plugin_mix64(h ^ k->count);
@@ -620,29 +655,84 @@ static uint64_t stream_id(const ngl_coll_comm *c, const class_t *k, uint32_t lan
     return h;
 }
 
-static void stream_config(const ngl_coll_comm *c, const class_t *k, uint64_t count,
+static void stream_config(const ngl_coll_comm *c, ngl_dtype dt, int exact, uint64_t count,
                           ngl_stream_config *cfg)
 {
     ngl_stream_config_init(cfg);
-    const int stateful = !k->exact && c->set.collnet_period > 0;
+    const int stateful = !exact && c->set.collnet_period > 0;
     cfg->codec =
-        k->exact ? NGL_CODEC_RAW : (c->set.mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8);
-    cfg->dtype = k->dtype;
+        exact ? NGL_CODEC_RAW : (c->set.mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8);
+    cfg->dtype = dt;
     /* Without a period there is no slice identity to carry state across
      * steps: error feedback and prediction would mix unrelated slices. */
     cfg->predictor = stateful ? c->set.predictor : NGL_PRED_NONE;
     cfg->error_feedback = stateful ? c->set.error_feedback : 0;
-    cfg->topk_fraction = k->exact ? 0.0 : c->set.topk;
+    cfg->topk_fraction = exact ? 0.0 : c->set.topk;
     cfg->block_size = c->set.block_size;
     cfg->seed = c->set.seed;
     cfg->count = count;
 }
 
-static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int *rc)
+static int class_exact(const ngl_coll_comm *c, uint64_t count, size_t esize)
+{
+    return c->set.mode == NGL_MODE_OFF || count * esize < c->set.min_bytes;
+}
+
+/* Frame bounds of a slice of @p count elements: per owner in @p bound (may
+ * be NULL), and the bytes of frame buffers one call needs, plus room for
+ * the host copies of a staged call when @p staged. @return 0 or -EINVAL. */
+static int class_bounds(const ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int staged,
+                        size_t *bound, size_t *need)
+{
+    const size_t esize = ngl_dtype_size(dt);
+    const int exact = class_exact(c, count, esize);
+    const uint64_t chunk = ngl_coll_chunk_len(count, c->nranks, c->set.block_size);
+    size_t mine = 0, sum = 0;
+    for (int j = 0; j < c->nranks; j++) {
+        uint64_t o = chunk * (uint64_t)j;
+        o = o < count ? o : count;
+        uint64_t e = o + chunk < count ? o + chunk : count;
+        ngl_stream_config cfg;
+        stream_config(c, dt, exact, e - o, &cfg);
+        size_t b = align_up(ngl_encode_bound(&cfg));
+        if (b == 0) {
+            return -EINVAL;
+        }
+        if (bound != NULL) {
+            bound[j] = b;
+        }
+        /* rs send to each peer, rs recv from each peer (my chunk), ag recv
+         * from each peer (their chunk); ag send (my chunk) below. */
+        if (j == c->rank) {
+            mine = b;
+        } else {
+            sum += 2 * b;
+        }
+    }
+    sum += mine * (size_t)c->nranks; /* N-1 rs receives of my chunk + my ag frame */
+    if (staged) {
+        sum += 2 * align_up(count * esize);
+    }
+    *need = sum;
+    return 0;
+}
+
+static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int mem, int *rc)
 {
     for (int i = 0; i < c->nclasses; i++) {
-        if (c->classes[i]->dtype == dt && c->classes[i]->count == count) {
-            return c->classes[i];
+        class_t *k = c->classes[i];
+        if (k->dtype == dt && k->count == count) {
+            if (k->mem != mem) {
+                /* Its streams live where its first call put them. NCCL keeps
+                 * a collComm's staging buffers where they are, so this is a
+                 * caller error, not a case to serve. */
+                NGL_PWARN("collNet: slices of %llu elements moved between host and device "
+                          "memory; not supported",
+                          (unsigned long long)count);
+                *rc = -EINVAL;
+                return NULL;
+            }
+            return k;
         }
     }
     if (c->nclasses == MAX_CLASSES) {
@@ -658,7 +748,16 @@ static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int *r
     k->dtype = dt;
     k->esize = ngl_dtype_size(dt);
     k->count = count;
-    k->exact = c->set.mode == NGL_MODE_OFF || count * k->esize < c->set.min_bytes;
+    k->exact = class_exact(c, count, k->esize);
+    k->mem = mem;
+    /* The GPU codes INT8/INT4 from device memory into device memory.
+     * Exact (RAW) slices are copied to host memory and coded there (they
+     * are small, or the user asked for no compression), and so are calls
+     * with one buffer on each side (NCCL does that when GPU Direct is on
+     * for receives only, e.g. NCCL_NET_GDR_READ=0). */
+    k->gpu = mem == (MEM_SDEV | MEM_RDEV) && !k->exact;
+    k->staged = mem != 0 && !k->gpu;
+    k->cc = k->gpu ? c->gpu->codec : &ngl_cc_host_ops;
     k->nlanes = (!k->exact && c->set.collnet_period > 0) ? c->set.collnet_period : 1;
     k->chunk = ngl_coll_chunk_len(count, c->nranks, c->set.block_size);
     k->lanes = calloc(k->nlanes, sizeof(lane_t *));
@@ -668,26 +767,11 @@ static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int *r
         *rc = -ENOMEM;
         return NULL;
     }
-    size_t need = 0;
-    for (int j = 0; j < c->nranks; j++) {
-        ngl_stream_config cfg;
-        stream_config(c, k, chunk_len(k, j), &cfg);
-        k->bound[j] = align_up(ngl_encode_bound(&cfg));
-        if (k->bound[j] == 0) {
-            class_free(c, k);
-            *rc = -EINVAL;
-            return NULL;
-        }
+    if (class_bounds(c, dt, count, k->staged, k->bound, &k->arena_need) != 0) {
+        class_free(c, k);
+        *rc = -EINVAL;
+        return NULL;
     }
-    /* rs send to each peer, rs recv from each peer (my chunk), ag send (my
-     * chunk), ag recv from each peer (their chunk). */
-    for (int j = 0; j < c->nranks; j++) {
-        if (j != c->rank) {
-            need += k->bound[j] + k->bound[c->rank] + k->bound[j];
-        }
-    }
-    need += k->bound[c->rank];
-    k->arena_need = need;
     c->classes[c->nclasses++] = k;
     return k;
 }
@@ -695,6 +779,7 @@ static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int *r
 static int lane_make(ngl_coll_comm *c, class_t *k, uint32_t li, lane_t **out)
 {
     const int n = c->nranks, me = c->rank;
+    void *q = k->cc == &ngl_cc_host_ops ? NULL : c->queue;
     lane_t *ln = calloc(1, sizeof *ln);
     if (ln == NULL) {
         return -ENOMEM;
@@ -703,7 +788,7 @@ static int lane_make(ngl_coll_comm *c, class_t *k, uint32_t li, lane_t **out)
     ln->rs_dec = calloc((size_t)n, sizeof(ngl_cc_stream *));
     ln->ag_dec = calloc((size_t)n, sizeof(ngl_cc_stream *));
     if (ln->rs_enc == NULL || ln->rs_dec == NULL || ln->ag_dec == NULL) {
-        lane_free(c, ln);
+        lane_free(k, n, ln);
         return -ENOMEM;
     }
     ngl_status st = NGL_OK;
@@ -712,31 +797,31 @@ static int lane_make(ngl_coll_comm *c, class_t *k, uint32_t li, lane_t **out)
     for (int j = 0; j < n && st == NGL_OK; j++) {
         const uint64_t len = chunk_len(k, j);
         if (j != me && len > 0) {
-            stream_config(c, k, len, &cfg);
+            stream_config(c, k->dtype, k->exact, len, &cfg);
             cfg.stream_id = stream_id(c, k, li, SID_RS, me, j);
-            st = c->cc->create(&cfg, 1, &ln->rs_enc[j]);
+            st = k->cc->create(&cfg, 1, q, &ln->rs_enc[j]);
         }
         if (st == NGL_OK && j != me && mine > 0) {
-            stream_config(c, k, mine, &cfg);
+            stream_config(c, k->dtype, k->exact, mine, &cfg);
             cfg.stream_id = stream_id(c, k, li, SID_RS, j, me);
-            st = c->cc->create(&cfg, 0, &ln->rs_dec[j]);
+            st = k->cc->create(&cfg, 0, q, &ln->rs_dec[j]);
         }
         if (st == NGL_OK && len > 0) {
-            stream_config(c, k, len, &cfg);
+            stream_config(c, k->dtype, k->exact, len, &cfg);
             cfg.stream_id = stream_id(c, k, li, SID_AG, j, -1);
-            st = c->cc->create(&cfg, 0, &ln->ag_dec[j]);
+            st = k->cc->create(&cfg, 0, q, &ln->ag_dec[j]);
         }
     }
     if (st == NGL_OK && mine > 0) {
-        stream_config(c, k, mine, &cfg);
+        stream_config(c, k->dtype, k->exact, mine, &cfg);
         cfg.stream_id = stream_id(c, k, li, SID_AG, me, -1);
-        st = c->cc->create(&cfg, 1, &ln->ag_enc);
+        st = k->cc->create(&cfg, 1, q, &ln->ag_enc);
     }
     if (st != NGL_OK) {
-        NGL_PWARN("collNet: cannot create streams for %llu elements: %s",
+        NGL_PWARN("collNet: cannot create %s streams for %llu elements: %s", k->cc->name,
                   (unsigned long long)k->count, ngl_status_str(st));
-        lane_free(c, ln);
-        return st == NGL_ERR_NO_MEMORY ? -ENOMEM : -EINVAL;
+        lane_free(k, n, ln);
+        return cc_rc(st);
     }
     *out = ln;
     return 0;
@@ -754,7 +839,9 @@ static void *transport_comm(const ngl_coll_comm *c, int kind, int peer)
     }
 }
 
-static void slot_release_arena(ngl_coll_comm *c, slot_t *sl)
+/* Deregister and drop the slot's arena. A pinned one is retired (freed at
+ * close) unless @p closing. */
+static void slot_release_arena(ngl_coll_comm *c, slot_t *sl, int closing)
 {
     const int n = c->nranks;
     for (int kind = 0; kind < NKIND; kind++) {
@@ -766,26 +853,53 @@ static void slot_release_arena(ngl_coll_comm *c, slot_t *sl)
             }
         }
     }
-    free(sl->arena);
+    if (sl->arena != NULL && sl->pinned) {
+        retired_arena *ra = closing ? NULL : malloc(sizeof *ra);
+        if (ra != NULL) {
+            ra->mem = sl->arena;
+            ra->next = c->retired;
+            c->retired = ra;
+        } else {
+            c->gpu->host_free(sl->arena);
+        }
+    } else {
+        free(sl->arena);
+    }
     sl->arena = NULL;
     sl->cap = 0;
+    sl->pinned = 0;
 }
 
-/* Grow the slot's arena to @p need bytes and register it with every
- * transport comm (an inner RDMA plugin needs that). Warm-up only: a class
- * needs the same size every time. */
-static int slot_reserve(ngl_coll_comm *c, slot_t *sl, size_t need)
+/* Grow the slot's arena to @p need bytes (page-locked when @p pinned, or
+ * when it was already) and register it with every transport comm (an inner
+ * RDMA plugin needs that). Set-up or warm-up only: a class needs the same
+ * size every time. */
+static int slot_reserve(ngl_coll_comm *c, slot_t *sl, size_t need, int pinned)
 {
-    if (sl->cap >= need) {
+    if (sl->cap >= need && (sl->pinned || !pinned)) {
         return 0;
     }
-    slot_release_arena(c, sl);
+    pinned |= sl->pinned;
+    if (pinned && sl->arena != NULL && !c->grew) {
+        c->grew = 1;
+        NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
+                  "collNet rank %d: pinned frame buffers grow to %zu B per call for a larger "
+                  "slice (warm-up, once per size)",
+                  c->rank, need);
+    }
+    slot_release_arena(c, sl, 0);
     void *mem = NULL;
-    if (posix_memalign(&mem, 4096, need) != 0) {
+    if (pinned) {
+        if (c->gpu->host_alloc(&mem, need) != 0) {
+            NGL_PWARN("collNet: cannot allocate %zu bytes of pinned host memory", need);
+            return -ENOMEM;
+        }
+    } else if (posix_memalign(&mem, 4096, need) != 0) {
         return -ENOMEM;
     }
     sl->arena = mem;
     sl->cap = need;
+    sl->pinned = pinned;
     const int n = c->nranks;
     for (int kind = 0; kind < NKIND; kind++) {
         for (int p = 0; p < n; p++) {
@@ -802,8 +916,165 @@ static int slot_reserve(ngl_coll_comm *c, slot_t *sl, size_t need)
     return 0;
 }
 
+/* ---- memory registration (NCCL's staging region, or user buffers) ------- */
+
+typedef struct {
+    void *base;
+    size_t size;
+    int type; /* NGL_NCCL_PTR_HOST or NGL_NCCL_PTR_CUDA */
+} coll_mr;
+
+/* First device registration: our stream, the slots' events, and pinned
+ * frame buffers for the slices such a region carries, so that the data
+ * path allocates nothing (README, "GPU path"). Lock held. */
+static int dev_setup(ngl_coll_comm *c, const void *data, size_t size)
+{
+    const ngl_plugin_dev_ops *g = c->gpu;
+    int pd = -1;
+    int rc = ngl_plugin_dev_of(data, &pd);
+    if (rc != 0) {
+        return rc;
+    }
+    if (c->queue != NULL && pd != c->cuda_dev) {
+        NGL_PWARN("collNet regMr: memory of GPU %d on a collComm of GPU %d", pd, c->cuda_dev);
+        return -EINVAL;
+    }
+    int saved = -1;
+    rc = ngl_plugin_dev_enter(pd, &saved);
+    if (rc == 0 && c->queue == NULL) {
+        rc = g->queue_create(&c->queue);
+        for (int s = 0; s < NGL_COLL_NSLOTS && rc == 0; s++) {
+            rc = g->event_create(&c->fence[s]);
+        }
+        c->cuda_dev = pd;
+        if (rc == 0) {
+            NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
+                      "collNet rank %d/%d: device memory on GPU %d; compressing on the GPU (%s)",
+                      c->rank, c->nranks, pd, g->name);
+        }
+    }
+    /* Worst case over the dtypes: f16/bf16 slices hold the most elements. */
+    const uint64_t bytes = size < DEV_PRESIZE_BYTES ? size : DEV_PRESIZE_BYTES;
+    size_t need = 0;
+    static const ngl_dtype dts[] = {NGL_DTYPE_F32, NGL_DTYPE_F16, NGL_DTYPE_BF16};
+    for (size_t i = 0; i < sizeof dts / sizeof dts[0] && rc == 0; i++) {
+        const uint64_t count = bytes / ngl_dtype_size(dts[i]);
+        size_t nd = 0;
+        const int staged = class_exact(c, count, ngl_dtype_size(dts[i]));
+        if (count > 0 && class_bounds(c, dts[i], count, staged, NULL, &nd) == 0 && nd > need) {
+            need = nd;
+        }
+    }
+    for (int s = 0; s < NGL_COLL_NSLOTS && rc == 0 && need > 0; s++) {
+        rc = slot_reserve(c, &c->slots[s], need, 1);
+    }
+    ngl_plugin_dev_leave(saved);
+    return rc;
+}
+
+int ngl_coll_regmr(ngl_coll_comm *c, void *data, size_t size, int type, void **mhandle)
+{
+    *mhandle = NULL;
+    if (type != NGL_NCCL_PTR_HOST && type != NGL_NCCL_PTR_CUDA) {
+        NGL_PWARN("collNet regMr: memory type %d is not supported", type);
+        return -EINVAL;
+    }
+    if (type == NGL_NCCL_PTR_CUDA) {
+        if (!ngl_plugin_dev_usable()) {
+            NGL_PWARN("collNet regMr: device memory, but this plugin %s",
+                      ngl_plugin_dev() == NULL ? "was built without CUDA" : "found no usable GPU");
+            return -EINVAL;
+        }
+        pthread_mutex_lock(&c->lock);
+        int rc = dev_setup(c, data, size);
+        pthread_mutex_unlock(&c->lock);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    coll_mr *mr = malloc(sizeof *mr);
+    if (mr == NULL) {
+        return -ENOMEM;
+    }
+    mr->base = data;
+    mr->size = size;
+    mr->type = type;
+    *mhandle = mr;
+    return 0;
+}
+
+int ngl_coll_deregmr(ngl_coll_comm *c, void *mhandle)
+{
+    (void)c;
+    free(mhandle);
+    return 0;
+}
+
 /* ---- the call state machine -------------------------------------------- */
 
+static int poll_op(ngl_coll_comm *c, const class_t *k, ngl_cc_stream *s, uint16_t *flags,
+                   uint16_t done_bit, size_t *len, const char *what)
+{
+    int done = 0;
+    ngl_status st = k->cc->poll(s, &done, len);
+    if (st != NGL_OK) {
+        NGL_PWARN("collNet rank %d: %s failed: %s", c->rank, what, ngl_status_str(st));
+        return cc_rc(st);
+    }
+    if (done) {
+        *flags |= done_bit;
+    }
+    return 0;
+}
+
+/* Completion of my reduce-scatter frame for owner @p j. */
+static int rs_encode_poll(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl, int j)
+{
+    const class_t *k = r->cls;
+    if (sl->flags[j] & F_RS_ENC) {
+        return 0;
+    }
+    int rc = poll_op(c, k, k->lanes[r->lane]->rs_enc[j], &sl->flags[j], F_RS_ENC, &sl->rs_slen[j],
+                     "encode");
+    if (rc == 0 && (sl->flags[j] & F_RS_ENC)) {
+        c->raw_bytes += chunk_len(k, j) * k->esize;
+        c->wire_bytes += sl->rs_slen[j];
+    }
+    return rc;
+}
+
+/* Start the reduce-scatter frames: the input is complete at post time. */
+static int rs_encode_start(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
+{
+    const class_t *k = r->cls;
+    lane_t *ln = k->lanes[r->lane];
+    for (int j = 0; j < c->nranks; j++) {
+        if (j == c->rank || chunk_len(k, j) == 0) {
+            continue;
+        }
+        ngl_status st = k->cc->encode(ln->rs_enc[j], r->src + chunk_off(k, j) * k->esize,
+                                      sl->rs_sbuf[j], k->bound[j]);
+        if (st != NGL_OK) {
+            NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
+            return cc_rc(st);
+        }
+        int rc = rs_encode_poll(c, r, sl, j);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Query the slot's fence. @return 0 or -errno, *done. */
+static int fence_query(ngl_coll_comm *c, const ngl_coll_req *r, int *done)
+{
+    *done = 0;
+    return c->gpu->event_query(c->fence[r->slot], done);
+}
+
+/* @return 1 when the call is on the wire, 0 when a stream of its lane is
+ * still busy with an earlier call (try again later), or -errno. */
 static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 {
     class_t *k = r->cls;
@@ -815,11 +1086,16 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
             return rc;
         }
     }
-    rc = slot_reserve(c, sl, k->arena_need);
+    lane_t *ln = k->lanes[r->lane];
+    for (int j = 0; j < n; j++) {
+        if (ln->rs_enc[j] != NULL && k->cc->busy(ln->rs_enc[j])) {
+            return 0;
+        }
+    }
+    rc = slot_reserve(c, sl, k->arena_need, k->mem != 0);
     if (rc != 0) {
         return rc;
     }
-    lane_t *ln = k->lanes[r->lane];
     uint8_t *p = sl->arena;
     const uint64_t mine = chunk_len(k, me);
     for (int j = 0; j < n; j++) {
@@ -838,32 +1114,53 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         /* Transfers that do not happen are marked done here; the turns
          * they stand for are still taken in order (post_turn, step). */
         if (chunk_len(k, j) == 0) {
-            sl->flags[j] |= F_RS_SDONE | F_AG_RDONE; /* owner j has nothing */
+            sl->flags[j] |= F_RS_SDONE | F_AG_RDONE | F_RS_ENC; /* owner j has nothing */
         }
         if (mine == 0) {
             sl->flags[j] |= F_RS_RDONE | F_AG_SDONE; /* I own nothing */
         }
     }
     sl->ag_sbuf = p;
+    p += k->bound[me];
     sl->copied = mine == 0;
+    sl->ag_enc_sub = 0;
     sl->ag_encoded = 0;
-    /* Reduce-scatter frames, coded now: the input is complete at post time. */
-    for (int j = 0; j < n; j++) {
-        if (j == me || chunk_len(k, j) == 0) {
-            continue;
-        }
-        ngl_status st = c->cc->encode(ln->rs_enc[j], r->send + chunk_off(k, j) * k->esize,
-                                      sl->rs_sbuf[j], k->bound[j], &sl->rs_slen[j]);
-        if (st != NGL_OK) {
-            NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
-            return -EINVAL;
-        }
-        c->raw_bytes += chunk_len(k, j) * k->esize;
-        c->wire_bytes += sl->rs_slen[j];
-    }
+    sl->stage = STAGE_NONE;
+    r->src = r->send;
+    r->dst = r->recv;
     sl->req = r;
     r->state = R_ACTIVE;
-    return 0;
+    if (k->staged) {
+        /* Code host copies of the device buffers: step() goes on once the
+         * input has landed, and copies the result back. */
+        sl->h_send = p;
+        sl->h_recv = p + align_up(k->count * k->esize);
+        sl->stage = STAGE_RUN;
+        if (k->mem & MEM_RDEV) {
+            r->dst = sl->h_recv;
+        }
+        if (k->mem & MEM_SDEV) {
+            r->src = sl->h_send;
+            sl->stage = STAGE_IN;
+            rc = c->gpu->copy(sl->h_send, r->send, k->count * k->esize, c->queue);
+            if (rc == 0) {
+                rc = c->gpu->event_record(c->fence[r->slot], c->queue);
+            }
+            return rc < 0 ? rc : 1;
+        }
+    }
+    if (k->gpu && !sl->copied) {
+        /* Own exact chunk first: the decodes that add to it follow it on
+         * the same stream. In place (send == recv) there is nothing to do. */
+        const size_t off = chunk_off(k, me) * k->esize;
+        rc = c->gpu->copy(r->dst + off, r->src + off, mine * k->esize, c->queue);
+        if (rc != 0) {
+            return rc;
+        }
+        sl->copied = 1;
+    }
+    rc = rs_encode_start(c, r, sl);
+    return rc < 0 ? rc : 1;
 }
 
 /* Post or skip the message of call @p r to/from @p peer on one mesh, in turn.
@@ -890,8 +1187,9 @@ static int post_turn(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl, int peer, in
     void *req = NULL;
     ngl_nccl_result_t res;
     if (is_send) {
-        if (mesh == MESH_AG && !sl->ag_encoded) {
-            return 0;
+        if ((mesh == MESH_AG && !sl->ag_encoded) ||
+            (mesh == MESH_RS && !(sl->flags[peer] & F_RS_ENC))) {
+            return 0; /* the frame is not complete yet */
         }
         void *buf = mesh == MESH_RS ? sl->rs_sbuf[peer] : sl->ag_sbuf;
         size_t len = mesh == MESH_RS ? sl->rs_slen[peer] : sl->ag_slen;
@@ -940,16 +1238,25 @@ static int test_one(ngl_coll_comm *c, void **req, uint16_t *flags, uint16_t done
     return 0;
 }
 
-static int decode_frame(ngl_coll_comm *c, ngl_cc_stream *s, const uint8_t *frame, size_t len,
-                        void *dst, int accumulate, int from)
+/* Start decoding a received frame, and poll it once (the host is done
+ * then). @return 0 or -errno. */
+static int decode_start(ngl_coll_comm *c, const class_t *k, ngl_cc_stream *s, const uint8_t *frame,
+                        size_t len, void *dst, int accumulate, int from, uint16_t *flags,
+                        uint16_t started_bit, uint16_t done_bit)
 {
-    ngl_status st = c->cc->decode(s, frame, len, dst, accumulate);
+    ngl_status st = k->cc->decode(s, frame, len, dst, accumulate);
     if (st != NGL_OK) {
+        if (st == NGL_ERR_DEVICE) {
+            NGL_PWARN("collNet rank %d: decode of rank %d's frame failed on the GPU", c->rank,
+                      from);
+            return NGL_PLUGIN_EDEVICE;
+        }
         NGL_PWARN("collNet rank %d: frame from rank %d rejected: %s", c->rank, from,
                   ngl_status_str(st));
         return -EPROTO;
     }
-    return 0;
+    *flags |= started_bit;
+    return poll_op(c, k, s, flags, done_bit, NULL, "decode");
 }
 
 /* Advance one active call as far as it goes. @return 1 when finished. */
@@ -959,9 +1266,25 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     class_t *k = r->cls;
     lane_t *ln = k->lanes[r->lane];
     const uint64_t mine = chunk_len(k, me);
-    uint8_t *my_out = r->recv + chunk_off(k, me) * k->esize;
+    uint8_t *my_out = r->dst + chunk_off(k, me) * k->esize;
     int rc = 0;
 
+    if (sl->stage == STAGE_IN) {
+        int landed = 0;
+        rc = fence_query(c, r, &landed);
+        if (rc == 0 && landed) {
+            sl->stage = STAGE_RUN;
+            rc = rs_encode_start(c, r, sl);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    for (int j = 0; j < n && rc == 0 && sl->stage != STAGE_IN; j++) {
+        if (j != me) {
+            rc = rs_encode_poll(c, r, sl, j);
+        }
+    }
     for (int p = 0; p < n && rc == 0; p++) {
         if (p == me) {
             continue;
@@ -983,59 +1306,89 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
             rc = test_one(c, &sl->ag_rreq[p], &sl->flags[p], F_AG_RDONE, &sl->ag_rlen[p]);
         }
     }
+    if (rc != 0 || sl->stage == STAGE_IN) {
+        return rc;
+    }
+    /* Reduce: own exact chunk first (device memory: enqueued at
+     * activation), then peers in rank order, so the sum is the same from
+     * run to run; on a GPU the adds run in the order they were started. */
+    if (!sl->copied) {
+        memcpy(my_out, r->src + chunk_off(k, me) * k->esize, mine * k->esize);
+        sl->copied = 1;
+    }
+    int started = 1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (i == me) {
+            continue;
+        }
+        if (sl->flags[i] & F_RS_DECSUB) {
+            if (!(sl->flags[i] & F_RS_DECODED)) {
+                rc = poll_op(c, k, ln->rs_dec[i], &sl->flags[i], F_RS_DECODED, NULL, "decode");
+            }
+            continue;
+        }
+        if (!started || c->rs_dec_next[i] != r->seq ||
+            (mine > 0 && (!(sl->flags[i] & F_RS_RDONE) || k->cc->busy(ln->rs_dec[i])))) {
+            started = 0;
+            continue;
+        }
+        if (mine > 0) {
+            rc = decode_start(c, k, ln->rs_dec[i], sl->rs_rbuf[i], sl->rs_rlen[i], my_out, 1, i,
+                              &sl->flags[i], F_RS_DECSUB, F_RS_DECODED);
+        } else {
+            sl->flags[i] |= F_RS_DECSUB | F_RS_DECODED;
+        }
+        c->rs_dec_next[i]++;
+    }
     if (rc != 0) {
         return rc;
     }
-    /* Reduce: own exact chunk first, then peers in rank order, so the sum
-     * is the same from run to run. */
-    if (!sl->copied) {
-        c->cc->copy(my_out, r->send + chunk_off(k, me) * k->esize, mine * k->esize);
-        sl->copied = 1;
-    }
-    int reduced = 1;
-    for (int i = 0; i < n; i++) {
-        if (i == me || (sl->flags[i] & F_RS_DECODED)) {
-            continue;
-        }
-        if (c->rs_dec_next[i] != r->seq || (mine > 0 && !(sl->flags[i] & F_RS_RDONE))) {
-            reduced = 0;
-            break;
-        }
-        if (mine > 0) {
-            rc = decode_frame(c, ln->rs_dec[i], sl->rs_rbuf[i], sl->rs_rlen[i], my_out, 1, i);
-            if (rc != 0) {
-                return rc;
-            }
-        }
-        sl->flags[i] |= F_RS_DECODED;
-        c->rs_dec_next[i]++;
-    }
     /* Allgather: code the sum once; the owner decodes its own frame like
      * everyone else, so all ranks hold the same bits. Every stream takes its
-     * turn in seq order even when this call has nothing for it. */
-    if (reduced && !sl->ag_encoded && c->ag_enc_next == r->seq) {
+     * turn in seq order even when this call has nothing for it. On a GPU
+     * the encode follows the adds on the stream, so it may start before
+     * they are done. */
+    if (started && !sl->ag_enc_sub && c->ag_enc_next == r->seq &&
+        (mine == 0 || !k->cc->busy(ln->ag_enc))) {
         if (mine > 0) {
-            ngl_status st =
-                c->cc->encode(ln->ag_enc, my_out, sl->ag_sbuf, k->bound[me], &sl->ag_slen);
+            ngl_status st = k->cc->encode(ln->ag_enc, my_out, sl->ag_sbuf, k->bound[me]);
             if (st != NGL_OK) {
                 NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
-                return -EINVAL;
+                return cc_rc(st);
             }
+        } else {
+            sl->ag_encoded = 1;
+        }
+        sl->ag_enc_sub = 1;
+        c->ag_enc_next++;
+    }
+    if (sl->ag_enc_sub && !sl->ag_encoded) {
+        uint16_t f = 0;
+        rc = poll_op(c, k, ln->ag_enc, &f, 1, &sl->ag_slen, "encode");
+        if (rc != 0) {
+            return rc;
+        }
+        if (f) {
+            sl->ag_encoded = 1;
             c->raw_bytes += mine * k->esize * (uint64_t)(n - 1);
             c->wire_bytes += sl->ag_slen * (uint64_t)(n - 1);
         }
-        sl->ag_encoded = 1;
-        c->ag_enc_next++;
     }
-    if (sl->ag_encoded && !(sl->flags[me] & F_AG_DECODED) && c->ag_dec_next[me] == r->seq) {
+    uint16_t *mf = &sl->flags[me];
+    if (sl->ag_encoded && !(*mf & F_AG_DECSUB) && c->ag_dec_next[me] == r->seq &&
+        (mine == 0 || !k->cc->busy(ln->ag_dec[me]))) {
         if (mine > 0) {
-            rc = decode_frame(c, ln->ag_dec[me], sl->ag_sbuf, sl->ag_slen, my_out, 0, me);
+            rc = decode_start(c, k, ln->ag_dec[me], sl->ag_sbuf, sl->ag_slen, my_out, 0, me, mf,
+                              F_AG_DECSUB, F_AG_DECODED);
             if (rc != 0) {
                 return rc;
             }
+        } else {
+            *mf |= F_AG_DECSUB | F_AG_DECODED;
         }
-        sl->flags[me] |= F_AG_DECODED;
         c->ag_dec_next[me]++;
+    } else if ((*mf & F_AG_DECSUB) && !(*mf & F_AG_DECODED)) {
+        rc = poll_op(c, k, ln->ag_dec[me], mf, F_AG_DECODED, NULL, "decode");
     }
     for (int p = 0; p < n && rc == 0; p++) {
         if (p == me) {
@@ -1045,16 +1398,22 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         if (rc == 0) {
             rc = test_one(c, &sl->ag_sreq[p], &sl->flags[p], F_AG_SDONE, NULL);
         }
-        if (rc == 0 && (sl->flags[p] & F_AG_RDONE) && !(sl->flags[p] & F_AG_DECODED) &&
-            c->ag_dec_next[p] == r->seq) {
-            if (chunk_len(k, p) > 0) {
-                rc = decode_frame(c, ln->ag_dec[p], sl->ag_rbuf[p], sl->ag_rlen[p],
-                                  r->recv + chunk_off(k, p) * k->esize, 0, p);
+        uint16_t *pf = &sl->flags[p];
+        const uint64_t theirs = chunk_len(k, p);
+        if (rc == 0 && (*pf & F_AG_RDONE) && !(*pf & F_AG_DECSUB) && c->ag_dec_next[p] == r->seq &&
+            (theirs == 0 || !k->cc->busy(ln->ag_dec[p]))) {
+            if (theirs > 0) {
+                rc = decode_start(c, k, ln->ag_dec[p], sl->ag_rbuf[p], sl->ag_rlen[p],
+                                  r->dst + chunk_off(k, p) * k->esize, 0, p, pf, F_AG_DECSUB,
+                                  F_AG_DECODED);
+            } else {
+                *pf |= F_AG_DECSUB | F_AG_DECODED;
             }
             if (rc == 0) {
-                sl->flags[p] |= F_AG_DECODED;
                 c->ag_dec_next[p]++;
             }
+        } else if (rc == 0 && (*pf & F_AG_DECSUB) && !(*pf & F_AG_DECODED)) {
+            rc = poll_op(c, k, ln->ag_dec[p], pf, F_AG_DECODED, NULL, "decode");
         }
     }
     if (rc != 0) {
@@ -1064,6 +1423,25 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         if ((sl->flags[p] & F_ALL) != F_ALL) {
             return 0;
         }
+    }
+    if (sl->stage == STAGE_RUN) {
+        if (!(k->mem & MEM_RDEV)) {
+            return 1; /* the result is in host memory already */
+        }
+        /* Staged: the result goes back to device memory. */
+        sl->stage = STAGE_OUT;
+        rc = c->gpu->copy(r->recv, sl->h_recv, k->count * k->esize, c->queue);
+        if (rc == 0) {
+            rc = c->gpu->event_record(c->fence[r->slot], c->queue);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (sl->stage == STAGE_OUT) {
+        int landed = 0;
+        rc = fence_query(c, r, &landed);
+        return rc != 0 ? rc : landed;
     }
     return 1;
 }
@@ -1075,10 +1453,14 @@ static void finish(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
      * the GPU wrote. Zeroing the slot after use means the stale part of
      * the next slice in this slot is zeros, not old values that could blow
      * up a block scale next to valid data. NCCL never reads a send slot
-     * after the call completes. */
-    c->cc->zero((void *)(uintptr_t)r->send, r->count * k->esize);
+     * after the call completes. Device memory is never written: it may be
+     * the user's own buffer (README, "GPU path", stale tails). */
+    if (!(k->mem & MEM_SDEV)) {
+        memset((void *)(uintptr_t)r->send, 0, r->count * k->esize);
+    }
     sl->req = NULL;
     r->state = R_DONE;
+    (void)c;
 }
 
 static void fifo_remove(ngl_coll_comm *c, ngl_coll_req *r)
@@ -1103,9 +1485,9 @@ static void progress(ngl_coll_comm *c)
     if (c->err != 0) {
         return;
     }
-    /* Calls finish in seq order: a call can only finish after the ones
-     * before it have taken every per-peer turn, so activation in order and
-     * completion in order go together. */
+    /* Calls are activated in seq order. They usually finish in that order
+     * too, but on a GPU a call may finish while an earlier one still waits
+     * for its device work; nothing depends on the finishing order. */
     for (ngl_coll_req *r = c->fifo_head; r != NULL;) {
         ngl_coll_req *next = r->next;
         if (r->state == R_QUEUED) {
@@ -1120,9 +1502,12 @@ static void progress(ngl_coll_comm *c)
                 break;
             }
             int rc = activate(c, r, sl);
-            if (rc != 0) {
+            if (rc < 0) {
                 fail(c, rc, "activating an allreduce");
                 return;
+            }
+            if (rc == 0) {
+                break; /* later calls wait for this one */
             }
         }
         slot_t *sl = &c->slots[r->slot];
@@ -1139,8 +1524,27 @@ static void progress(ngl_coll_comm *c)
     }
 }
 
+/* Device calls need the comm's GPU current on this thread. */
+static int comm_enter(ngl_coll_comm *c, int *saved)
+{
+    *saved = -1;
+    if (c->queue == NULL) {
+        return 0;
+    }
+    int rc = ngl_plugin_dev_enter(c->cuda_dev, saved);
+    if (rc != 0) {
+        fail(c, rc, "selecting the GPU");
+    }
+    return rc;
+}
+
+static int mr_type(const void *mhandle)
+{
+    return mhandle != NULL ? ((const coll_mr *)mhandle)->type : NGL_NCCL_PTR_HOST;
+}
+
 int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count, int nccl_dtype,
-                        int nccl_op, ngl_coll_req **req)
+                        int nccl_op, void *send_mh, void *recv_mh, ngl_coll_req **req)
 {
     *req = NULL;
     ngl_dtype dt;
@@ -1150,9 +1554,12 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
                   nccl_op, (long long)count);
         return -EINVAL;
     }
+    const int mem = (mr_type(send_mh) == NGL_NCCL_PTR_CUDA ? MEM_SDEV : 0) |
+                    (mr_type(recv_mh) == NGL_NCCL_PTR_CUDA ? MEM_RDEV : 0);
     pthread_mutex_lock(&c->lock);
+    int saved = -1;
     int rc = c->err;
-    if (rc != 0) {
+    if (rc != 0 || (rc = comm_enter(c, &saved)) != 0) {
         goto out;
     }
     ngl_coll_req *r = NULL;
@@ -1169,13 +1576,14 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
     r->count = (uint64_t)count;
     r->next = NULL;
     c->calls++;
+    c->dev_calls += (uint64_t)(mem != 0);
     if (count == 0) {
         r->state = R_DONE; /* nothing to reduce; no rank sends anything */
         r->cls = NULL;
         *req = r;
         goto out;
     }
-    r->cls = class_get(c, dt, (uint64_t)count, &rc);
+    r->cls = class_get(c, dt, (uint64_t)count, mem, &rc);
     if (r->cls == NULL) {
         fail(c, rc, "slice class");
         goto out;
@@ -1194,8 +1602,64 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
     *req = r;
     progress(c);
 out:
+    ngl_plugin_dev_leave(saved);
     pthread_mutex_unlock(&c->lock);
     return rc;
+}
+
+int ngl_coll_iflush(ngl_coll_comm *c, void *data, size_t size, void *mhandle, ngl_coll_req **req)
+{
+    *req = NULL;
+    if (mr_type(mhandle) != NGL_NCCL_PTR_CUDA) {
+        return 0; /* the CPU wrote host memory: nothing to flush */
+    }
+    /* Our GPU writes to device memory are ordered on our stream, and a call
+     * completes only after cudaEventQuery saw its last write done, which
+     * makes the writes visible to any later work on the device. So the
+     * range is flushed once no call that writes into it is left; NCCL
+     * flushes after test() said done, when none is. */
+    const uint8_t *lo = data, *hi = (const uint8_t *)data + size;
+    pthread_mutex_lock(&c->lock);
+    int rc = c->err;
+    uint64_t last = 0;
+    int found = 0;
+    for (const ngl_coll_req *r = c->fifo_head; r != NULL && rc == 0; r = r->next) {
+        const size_t bytes = r->count * r->cls->esize;
+        if (r->recv < hi && r->recv + bytes > lo) {
+            last = r->seq;
+            found = 1;
+        }
+    }
+    if (rc == 0 && found) {
+        ngl_coll_req *f = NULL;
+        for (int i = 0; i < NGL_COLL_NREQ && f == NULL; i++) {
+            if (c->reqs[i].state == R_FREE) {
+                f = &c->reqs[i];
+            }
+        }
+        if (f != NULL) {
+            f->state = R_FLUSH;
+            f->seq = last;
+            f->cls = NULL;
+            f->next = NULL;
+            *req = f;
+        } else {
+            rc = -EBUSY; /* 64 requests in flight already: NCCL never does this */
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+/* 1 when no call up to @p seq is queued or active. Lock held. */
+static int flushed(const ngl_coll_comm *c, uint64_t seq)
+{
+    for (const ngl_coll_req *r = c->fifo_head; r != NULL; r = r->next) {
+        if (r->seq <= seq) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int ngl_coll_test(ngl_coll_req *r, int *done, size_t *bytes)
@@ -1203,12 +1667,13 @@ int ngl_coll_test(ngl_coll_req *r, int *done, size_t *bytes)
     ngl_coll_comm *c = r->comm;
     *done = 0;
     pthread_mutex_lock(&c->lock);
+    int saved = -1;
     int rc = 0;
     if (r->state == R_FREE) {
         rc = -EINVAL;
-    } else {
+    } else if (comm_enter(c, &saved) == 0) {
         progress(c);
-        if (r->state == R_DONE) {
+        if (r->state == R_DONE || (r->state == R_FLUSH && c->err == 0 && flushed(c, r->seq))) {
             *done = 1;
             if (bytes != NULL) {
                 *bytes = r->cls ? r->count * r->cls->esize : 0;
@@ -1217,7 +1682,10 @@ int ngl_coll_test(ngl_coll_req *r, int *done, size_t *bytes)
         } else {
             rc = c->err;
         }
+    } else {
+        rc = c->err;
     }
+    ngl_plugin_dev_leave(saved);
     pthread_mutex_unlock(&c->lock);
     return rc;
 }
@@ -1226,10 +1694,18 @@ int ngl_coll_test(ngl_coll_req *r, int *done, size_t *bytes)
 
 static void comm_free(ngl_coll_comm *c)
 {
+    int saved = -1;
+    if (c->queue != NULL) {
+        (void)ngl_plugin_dev_enter(c->cuda_dev, &saved);
+    }
+    /* Streams first: destroying one waits for its device work. */
+    for (int i = 0; i < c->nclasses; i++) {
+        class_free(c, c->classes[i]);
+    }
     for (int s = 0; s < NGL_COLL_NSLOTS; s++) {
         slot_t *sl = &c->slots[s];
         if (sl->mh != NULL) {
-            slot_release_arena(c, sl);
+            slot_release_arena(c, sl, 1);
         }
         free(sl->mh);
         free(sl->flags);
@@ -1244,9 +1720,23 @@ static void comm_free(ngl_coll_comm *c)
         free(sl->ag_sreq);
         free(sl->ag_rreq);
     }
-    for (int i = 0; i < c->nclasses; i++) {
-        class_free(c, c->classes[i]);
+    while (c->retired != NULL) {
+        retired_arena *ra = c->retired;
+        c->retired = ra->next;
+        c->gpu->host_free(ra->mem);
+        free(ra);
     }
+    if (c->gpu != NULL) {
+        for (int s = 0; s < NGL_COLL_NSLOTS; s++) {
+            if (c->fence[s] != NULL) {
+                c->gpu->event_destroy(c->fence[s]);
+            }
+        }
+        if (c->queue != NULL) {
+            c->gpu->queue_destroy(c->queue);
+        }
+    }
+    ngl_plugin_dev_leave(saved);
     for (int m = 0; m < NMESH; m++) {
         for (int p = 0; p < c->nranks; p++) {
             if (c->send[m] != NULL && c->send[m][p] != NULL) {
@@ -1274,11 +1764,12 @@ void ngl_coll_close(ngl_coll_comm *c)
     if (c == NULL) {
         return;
     }
-    NGL_PINFO(NGL_NCCL_SUBSYS_COLL,
-              "collNet rank %d/%d closed: %llu calls (%llu exact), %llu B in, %llu B of frames "
-              "sent (ratio %.2f)",
+    NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
+              "collNet rank %d/%d closed: %llu calls (%llu exact, %llu on GPU memory), %llu B in, "
+              "%llu B of frames sent (ratio %.2f)",
               c->rank, c->nranks, (unsigned long long)c->calls, (unsigned long long)c->exact_calls,
-              (unsigned long long)c->raw_bytes, (unsigned long long)c->wire_bytes,
+              (unsigned long long)c->dev_calls, (unsigned long long)c->raw_bytes,
+              (unsigned long long)c->wire_bytes,
               c->wire_bytes ? (double)c->raw_bytes / (double)c->wire_bytes : 0.0);
     comm_free(c);
 }

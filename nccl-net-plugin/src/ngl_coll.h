@@ -25,8 +25,11 @@
  * (lane 0 with error feedback and prediction off when the period is 0).
  *
  * Progress is driven by iallreduce() and test() on NCCL's proxy thread;
- * coding happens there too. Every function takes the collComm's lock.
- * Errors: 0 or -errno; a collComm that failed keeps failing.
+ * coding happens there too (host memory), or is started there on the GPU
+ * and completed by polling CUDA events (device memory). Neither call ever
+ * waits. Every function takes the collComm's lock.
+ * Errors: 0 or -errno (NGL_PLUGIN_EDEVICE: a CUDA call failed); a collComm
+ * that failed keeps failing.
  */
 #ifndef NGL_COLL_H
 #define NGL_COLL_H
@@ -64,22 +67,41 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
 /** @return 1 for Sum on fp32, fp16 and bf16, else 0. */
 int ngl_coll_reduce_supported(int nccl_dtype, int nccl_op);
 
-/** Accept host memory (type NGL_NCCL_PTR_HOST) only; -EINVAL otherwise. */
+/**
+ * Register host memory (NGL_NCCL_PTR_HOST), or device memory
+ * (NGL_NCCL_PTR_CUDA) when the plugin has a device back end and a GPU. The
+ * first device registration creates the comm's CUDA stream and events and
+ * its pinned frame buffers (set-up time, not the data path).
+ * @return 0 and *mhandle (it records the memory type), -EINVAL for memory
+ *         this build cannot serve, -ENOMEM, or NGL_PLUGIN_EDEVICE.
+ */
 int ngl_coll_regmr(ngl_coll_comm *c, void *data, size_t size, int type, void **mhandle);
 int ngl_coll_deregmr(ngl_coll_comm *c, void *mhandle);
 
 /**
  * Post an allreduce (Sum) of @p count elements from @p send into @p recv.
- * @p send must not change until the request completes; on completion the
- * plugin has set it to zero (see README, "stale tails").
+ * The memory type comes from the handles (NULL means host memory); send
+ * and recv may differ. @p send must not change until the request
+ * completes; for host memory the plugin has then set it to zero (README,
+ * "stale tails"); device memory (which may be the user's) is never written
+ * except @p recv. @p send == @p recv (in place) is allowed.
  * @return 0 with *req set, 0 with *req NULL (pool full: call again later),
- *         -EINVAL (unsupported dtype/op/count) or the comm's error.
+ *         -EINVAL (unsupported dtype/op/count/memory) or the comm's error.
  */
 int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count, int nccl_dtype,
-                        int nccl_op, ngl_coll_req **req);
+                        int nccl_op, void *send_mh, void *recv_mh, ngl_coll_req **req);
 
 /**
- * Progress and test @p r. When *done is 1 the request is released.
+ * Make results in [data, data + size) visible to the GPU. Host memory, and
+ * device memory that no unfinished call writes: nothing to do (*req NULL).
+ * Otherwise *req completes in test() once those calls have finished.
+ * @return 0, or the comm's error.
+ */
+int ngl_coll_iflush(ngl_coll_comm *c, void *data, size_t size, void *mhandle, ngl_coll_req **req);
+
+/**
+ * Progress and test @p r (an allreduce or a flush). Never blocks. When
+ * *done is 1 the request is released.
  * @return 0 or the comm's error.
  */
 int ngl_coll_test(ngl_coll_req *r, int *done, size_t *bytes);

@@ -6,6 +6,8 @@
  *
  * Error convention inside the plugin: functions return 0 or a negative errno
  * value; plugin_api.c alone translates them into NCCL result codes.
+ * NGL_PLUGIN_EDEVICE stands for "a CUDA call failed" and becomes
+ * ncclUnhandledCudaError.
  */
 #ifndef NGL_PLUGIN_H
 #define NGL_PLUGIN_H
@@ -13,9 +15,13 @@
 #include "nangila.h"
 #include "ngl_nccl_abi.h"
 
+#include <errno.h>
 #include <stdint.h>
 
 #define NGL_PLUGIN_NAME "nangila"
+
+/* A device (CUDA) call failed; kernels/ logged which one and why. */
+#define NGL_PLUGIN_EDEVICE (-ENXIO)
 
 /* ---- logging ---------------------------------------------------------- */
 

@@ -17,6 +17,14 @@
  * there are no helper threads. Nothing here blocks. A comm and its requests
  * may be used from any thread; each comm has its own lock.
  *
+ * Device memory (a device back end, ngl_plugin_dev.h): a registered device
+ * range gets a pinned host mirror of the same size at regMr. A send is
+ * first copied into the mirror on the comm's CUDA stream (the sockets start
+ * once cudaEventQuery says the copy landed, and messages behind it wait);
+ * a receive lands in the mirror and is copied back, and its request
+ * completes once that copy landed. So a completed receive is in device
+ * memory and visible to later GPU work: iflush has nothing left to do.
+ *
  * Errors: 0 or a negative errno. -ECONNRESET / -EPIPE / -EPROTO mean the
  * peer went away or spoke nonsense; a comm that saw an error keeps failing.
  */
@@ -38,6 +46,7 @@
 typedef struct ngl_tcp_listen ngl_tcp_listen;
 typedef struct ngl_tcp_comm ngl_tcp_comm;
 typedef struct ngl_tcp_req ngl_tcp_req;
+typedef struct ngl_tcp_mr ngl_tcp_mr;
 
 /* ---- devices (tcp_dev.c) ---------------------------------------------- */
 
@@ -56,7 +65,8 @@ int ngl_tcp_device_count(void);
 /**
  * Honest properties of @p dev: interface name, PCI path (NULL for virtual
  * interfaces), link speed from sysfs (10000 Mbit/s when the kernel does not
- * know it, e.g. loopback and veth), host pointers only.
+ * know it, e.g. loopback and veth), host pointers, and device pointers when
+ * a device back end has a usable GPU.
  * @return 0 or -EINVAL for a bad index.
  */
 int ngl_tcp_device_props(int dev, ngl_nccl_props_v8_t *props);
@@ -97,19 +107,35 @@ int ngl_tcp_accept_step(ngl_tcp_listen *l, ngl_tcp_comm **out);
 void ngl_tcp_comm_close(ngl_tcp_comm *c);
 
 /**
- * Post a send of @p size bytes (any size, 0 included) on send comm @p c.
- * @p data must stay valid until the request completes.
- * @return 0 with *req set, 0 with *req NULL (NGL_TCP_NREQ requests busy,
- *         retry later), or -errno (comm failed).
+ * Register [data, data + size) for comm @p c. Host memory: a record of the
+ * range. Device memory (type NGL_NCCL_PTR_CUDA): a pinned mirror of the
+ * range, and on the comm's first one its CUDA stream and events.
+ * @return 0 and *out; -EINVAL (no device back end, not device memory,
+ *         another GPU), -ENOMEM, or NGL_PLUGIN_EDEVICE.
  */
-int ngl_tcp_isend(ngl_tcp_comm *c, const void *data, size_t size, ngl_tcp_req **req);
+int ngl_tcp_regmr(ngl_tcp_comm *c, void *data, size_t size, int type, ngl_tcp_mr **out);
+
+/** Free @p mr (its mirror: cudaFreeHost waits for the device). NULL is a
+ *  no-op. */
+void ngl_tcp_deregmr(ngl_tcp_mr *mr);
+
+/**
+ * Post a send of @p size bytes (any size, 0 included) on send comm @p c.
+ * @p data must stay valid until the request completes. @p mr (NULL means
+ * host memory) tells where @p data lives.
+ * @return 0 with *req set, 0 with *req NULL (NGL_TCP_NREQ requests busy,
+ *         retry later), -EINVAL (device range outside @p mr), or -errno
+ *         (comm failed).
+ */
+int ngl_tcp_isend(ngl_tcp_comm *c, const void *data, size_t size, const ngl_tcp_mr *mr,
+                  ngl_tcp_req **req);
 
 /**
  * Post a receive of at most @p cap bytes into @p data on recv comm @p c.
  * A message longer than @p cap fails the comm with -EMSGSIZE.
  * @return as ngl_tcp_isend().
  */
-int ngl_tcp_irecv(ngl_tcp_comm *c, void *data, size_t cap, ngl_tcp_req **req);
+int ngl_tcp_irecv(ngl_tcp_comm *c, void *data, size_t cap, const ngl_tcp_mr *mr, ngl_tcp_req **req);
 
 /**
  * Progress @p r's comm and report whether @p r finished. Once *done is 1

@@ -10,6 +10,7 @@
 
 #include "ngl_coll.h"
 #include "ngl_plugin.h"
+#include "ngl_plugin_dev.h"
 #include "ngl_tcp.h"
 
 #include <errno.h>
@@ -17,11 +18,6 @@
 #include <string.h>
 
 /* ---- our TCP transport as an ncclNet v8 table ---------------------------- */
-
-typedef struct {
-    void *base;
-    size_t size;
-} tcp_mr;
 
 static ngl_nccl_result_t tcp_init(ngl_nccl_logger_t logger)
 {
@@ -82,25 +78,17 @@ static ngl_nccl_result_t tcp_reg_mr(void *comm, void *data, size_t size, int typ
         return NGL_NCCL_INTERNAL_ERROR;
     }
     *mhandle = NULL;
-    if (type != NGL_NCCL_PTR_HOST) {
-        NGL_PWARN("regMr: memory type %d, but this transport moves host memory only", type);
+    if (type != NGL_NCCL_PTR_HOST && !(type == NGL_NCCL_PTR_CUDA && ngl_plugin_dev_usable())) {
+        NGL_PWARN("regMr: memory type %d is not supported by this build", type);
         return NGL_NCCL_INTERNAL_ERROR;
     }
-    /* Sockets need no registration; the handle only records the range. */
-    tcp_mr *mr = malloc(sizeof *mr);
-    if (mr == NULL) {
-        return NGL_NCCL_SYSTEM_ERROR;
-    }
-    mr->base = data;
-    mr->size = size;
-    *mhandle = mr;
-    return NGL_NCCL_SUCCESS;
+    return ngl_plugin_result(ngl_tcp_regmr(comm, data, size, type, (ngl_tcp_mr **)mhandle));
 }
 
 static ngl_nccl_result_t tcp_dereg_mr(void *comm, void *mhandle)
 {
     (void)comm;
-    free(mhandle);
+    ngl_tcp_deregmr(mhandle);
     return NGL_NCCL_SUCCESS;
 }
 
@@ -108,18 +96,17 @@ static ngl_nccl_result_t tcp_isend(void *send_comm, void *data, int size, int ta
                                    void **request)
 {
     (void)tag; /* messages match in posting order */
-    (void)mhandle;
     if (send_comm == NULL || request == NULL || size < 0) {
         return NGL_NCCL_INTERNAL_ERROR;
     }
-    return ngl_plugin_result(ngl_tcp_isend(send_comm, data, (size_t)size, (ngl_tcp_req **)request));
+    return ngl_plugin_result(
+        ngl_tcp_isend(send_comm, data, (size_t)size, mhandle, (ngl_tcp_req **)request));
 }
 
 static ngl_nccl_result_t tcp_irecv(void *recv_comm, int n, void **data, int *sizes, int *tags,
                                    void **mhandles, void **request)
 {
     (void)tags;
-    (void)mhandles;
     if (recv_comm == NULL || request == NULL || data == NULL || sizes == NULL) {
         return NGL_NCCL_INTERNAL_ERROR;
     }
@@ -127,8 +114,9 @@ static ngl_nccl_result_t tcp_irecv(void *recv_comm, int n, void **data, int *siz
         NGL_PWARN("irecv: %d grouped receives, but maxRecvs is 1", n);
         return NGL_NCCL_INTERNAL_ERROR;
     }
-    return ngl_plugin_result(
-        ngl_tcp_irecv(recv_comm, data[0], (size_t)sizes[0], (ngl_tcp_req **)request));
+    return ngl_plugin_result(ngl_tcp_irecv(recv_comm, data[0], (size_t)sizes[0],
+                                           mhandles != NULL ? mhandles[0] : NULL,
+                                           (ngl_tcp_req **)request));
 }
 
 static ngl_nccl_result_t tcp_iflush(void *recv_comm, int n, void **data, int *sizes,
@@ -139,8 +127,10 @@ static ngl_nccl_result_t tcp_iflush(void *recv_comm, int n, void **data, int *si
     (void)data;
     (void)sizes;
     (void)mhandles;
-    /* Host memory is coherent once recv() returned: nothing to flush, which
-     * NCCL reads from a NULL request. */
+    /* Host memory is coherent once recv() returned; device memory was
+     * written by our own copy, and the receive completed only once that
+     * copy had landed (ngl_tcp.h). Nothing to flush, which NCCL reads from a
+     * NULL request. */
     if (request != NULL) {
         *request = NULL;
     }
@@ -326,15 +316,17 @@ ngl_nccl_result_t ngl_api_coll_devices(int *ndev)
 ngl_nccl_result_t ngl_api_coll_get_properties(int dev, ngl_nccl_props_v8_t *props)
 {
     /* Same name, PCI path and speed as the net device, so NCCL's topology
-     * merges them into one NIC; but we read the staging buffers with the
-     * CPU, so host memory only, whatever the transport can do. */
+     * merges them into one NIC. Device memory when a GPU back end serves it
+     * (and the transport under us takes it too: NCCL then enables GPU
+     * Direct for the merged NIC's point-to-point traffic as well). */
     const ngl_nccl_net_v8_t *t = ngl_plugin_transport();
     if (t == NULL || props == NULL) {
         return NGL_NCCL_INTERNAL_ERROR;
     }
     ngl_nccl_result_t r = t->getProperties(dev, props);
     if (r == NGL_NCCL_SUCCESS) {
-        props->ptrSupport = NGL_NCCL_PTR_HOST;
+        const int cuda = (props->ptrSupport & NGL_NCCL_PTR_CUDA) && ngl_plugin_dev_usable();
+        props->ptrSupport = NGL_NCCL_PTR_HOST | (cuda ? NGL_NCCL_PTR_CUDA : 0);
         props->regIsGlobal = 0;
         props->maxRecvs = 1;
         props->netDeviceType = NGL_NCCL_NET_DEVICE_HOST;
@@ -396,13 +388,12 @@ ngl_nccl_result_t ngl_api_coll_iallreduce(void *coll_comm, void *send_data, void
                                           int count, ngl_nccl_dtype_t dtype, ngl_nccl_redop_t op,
                                           void *send_mhandle, void *recv_mhandle, void **request)
 {
-    (void)send_mhandle;
-    (void)recv_mhandle;
     if (coll_comm == NULL || request == NULL) {
         return NGL_NCCL_INTERNAL_ERROR;
     }
     return ngl_plugin_result(ngl_coll_iallreduce(coll_comm, send_data, recv_data, count, (int)dtype,
-                                                 (int)op, (ngl_coll_req **)request));
+                                                 (int)op, send_mhandle, recv_mhandle,
+                                                 (ngl_coll_req **)request));
 }
 
 ngl_nccl_result_t ngl_api_coll_iallgather(void *coll_comm, void *send_data, int n_recv_parts,
@@ -454,15 +445,14 @@ ngl_nccl_result_t ngl_api_coll_ireducescatter(void *coll_comm, int n_send_parts,
 ngl_nccl_result_t ngl_api_coll_iflush(void *coll_comm, void *data, int size, void *mhandle,
                                       void **request)
 {
-    (void)coll_comm;
-    (void)data;
-    (void)size;
-    (void)mhandle;
-    /* Results are written by the CPU into host memory: nothing to flush. */
-    if (request != NULL) {
-        *request = NULL;
+    if (coll_comm == NULL || request == NULL || size < 0) {
+        return NGL_NCCL_INTERNAL_ERROR;
     }
-    return NGL_NCCL_SUCCESS;
+    /* Host memory: written by the CPU, nothing to flush. Device memory:
+     * written by our own stream, flushed once those writes completed
+     * (collnet.c, ngl_coll_iflush()). A NULL request means done. */
+    return ngl_plugin_result(
+        ngl_coll_iflush(coll_comm, data, (size_t)size, mhandle, (ngl_coll_req **)request));
 }
 
 ngl_nccl_result_t ngl_api_coll_test(void *request, int *done, int *size)

@@ -2,6 +2,7 @@
 /* tcp_dev.c -- which network interfaces the TCP transport uses, and what it
  * tells NCCL about them. */
 #include "ngl_plugin.h"
+#include "ngl_plugin_dev.h"
 #include "ngl_tcp.h"
 
 #include <errno.h>
@@ -160,7 +161,8 @@ int ngl_tcp_device_props(int dev, ngl_nccl_props_v8_t *props)
     props->name = devs[dev].ifname;
     props->pciPath = devs[dev].pci_path;
     props->guid = (uint64_t)dev;
-    props->ptrSupport = NGL_NCCL_PTR_HOST;
+    /* Device memory moves through pinned mirrors (tcp_net.c). */
+    props->ptrSupport = NGL_NCCL_PTR_HOST | (ngl_plugin_dev_usable() ? NGL_NCCL_PTR_CUDA : 0);
     props->regIsGlobal = 0;
     props->speed = devs[dev].speed_mbps;
     props->port = 0;

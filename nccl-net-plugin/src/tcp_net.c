@@ -4,6 +4,7 @@
  * The protocol is described in ngl_tcp.h.
  */
 #include "ngl_plugin.h"
+#include "ngl_plugin_dev.h"
 #include "ngl_tcp.h"
 
 #include <errno.h>
@@ -90,10 +91,12 @@ static uint64_t rd_u64(const uint8_t *p)
 
 struct ngl_tcp_req {
     ngl_tcp_comm *comm;
-    uint8_t *data;
-    size_t cap;   /* recv: posted capacity; send: the size */
-    size_t size;  /* message size (recv: known once the header arrived) */
-    uint64_t seq; /* posting index on the comm */
+    uint8_t *data; /* what the sockets move: the posted buffer, or its mirror */
+    uint8_t *dev;  /* device memory: the posted buffer (NULL for host memory) */
+    int dev_ready; /* send: the mirror holds the data; recv: copy-back posted */
+    size_t cap;    /* recv: posted capacity; send: the size */
+    size_t size;   /* message size (recv: known once the header arrived) */
+    uint64_t seq;  /* posting index on the comm */
     int size_known;
     int in_use; /* posted and not yet released by a completed test */
     int complete;
@@ -111,6 +114,17 @@ struct ngl_tcp_comm {
     uint64_t cur[NGL_TCP_MAX_SOCKS]; /* message each socket works on next */
     int err;                         /* sticky -errno */
     ngl_tcp_req req[NGL_TCP_NREQ];   /* slot = seq % NGL_TCP_NREQ */
+    /* device memory: created by the first device registration */
+    void *queue;
+    void *ev[NGL_TCP_NREQ]; /* per request slot: its copy */
+    int cuda_dev;
+};
+
+struct ngl_tcp_mr {
+    uint8_t *base;
+    size_t size;
+    int type;
+    uint8_t *mirror; /* device memory: pinned host copy of the range */
 };
 
 typedef struct {
@@ -634,6 +648,18 @@ void ngl_tcp_comm_close(ngl_tcp_comm *c)
     for (int k = 0; k < c->nsocks; k++) {
         close_fd(&c->fd[k]);
     }
+    if (c->queue != NULL) {
+        const ngl_plugin_dev_ops *g = ngl_plugin_dev();
+        int saved = -1;
+        (void)ngl_plugin_dev_enter(c->cuda_dev, &saved);
+        g->queue_destroy(c->queue); /* its copies still complete */
+        for (int i = 0; i < NGL_TCP_NREQ; i++) {
+            if (c->ev[i] != NULL) {
+                g->event_destroy(c->ev[i]);
+            }
+        }
+        ngl_plugin_dev_leave(saved);
+    }
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -650,8 +676,34 @@ static int io_errno(void)
 
 /* Move bytes of request @p r on socket @p k. @return 1 when socket k is done
  * with @p r, 0 when it would block (or waits for the header), or -errno. */
+/* Device memory: has the copy into the mirror landed? @return 1, 0, -errno. */
+static int dev_copied(ngl_tcp_comm *c, ngl_tcp_req *r)
+{
+    if (r->dev == NULL || r->dev_ready) {
+        return 1;
+    }
+    int done = 0;
+    int saved = -1;
+    int rc = ngl_plugin_dev_enter(c->cuda_dev, &saved);
+    if (rc == 0) {
+        rc = ngl_plugin_dev()->event_query(c->ev[r->seq % NGL_TCP_NREQ], &done);
+    }
+    ngl_plugin_dev_leave(saved);
+    if (rc != 0) {
+        return rc;
+    }
+    r->dev_ready = done;
+    return done;
+}
+
 static int sock_send_step(ngl_tcp_comm *c, int k, ngl_tcp_req *r)
 {
+    /* Messages leave in order: a device message whose bytes are still on
+     * their way to the mirror holds back the ones behind it. */
+    int ready = dev_copied(c, r);
+    if (ready <= 0) {
+        return ready;
+    }
     size_t off, len;
     ngl_tcp_part(r->size, c->nsocks, k, &off, &len);
     while (1) {
@@ -760,18 +812,54 @@ static void comm_progress(ngl_tcp_comm *c)
     }
 }
 
-static int post(ngl_tcp_comm *c, void *data, size_t size, int is_send, ngl_tcp_req **out)
+/* Device memory: where the sockets read or write @p data's bytes.
+ * @return 0, or -EINVAL when [data, data + size) is not in @p mr. */
+static int dev_mirror(const ngl_tcp_mr *mr, uint8_t *data, size_t size, uint8_t **host)
+{
+    if (data < mr->base || size > mr->size || (size_t)(data - mr->base) > mr->size - size) {
+        NGL_PWARN("%zu bytes at %p are outside the registered device range", size, (void *)data);
+        return -EINVAL;
+    }
+    *host = mr->mirror + (data - mr->base);
+    return 0;
+}
+
+static int post(ngl_tcp_comm *c, void *data, size_t size, const ngl_tcp_mr *mr, int is_send,
+                ngl_tcp_req **out)
 {
     *out = NULL;
     if (c == NULL || (data == NULL && size > 0) || c->is_send != is_send) {
+        return -EINVAL;
+    }
+    const int dev = mr != NULL && mr->type == NGL_NCCL_PTR_CUDA;
+    uint8_t *host = data;
+    if (dev && (c->queue == NULL || dev_mirror(mr, data, size, &host) != 0)) {
         return -EINVAL;
     }
     pthread_mutex_lock(&c->lock);
     int rc = c->err;
     if (rc == 0) {
         ngl_tcp_req *r = &c->req[c->posted % NGL_TCP_NREQ];
-        if (!r->in_use) {
-            r->data = data;
+        if (!r->in_use && dev && is_send) {
+            /* Bytes go to the mirror first; the sockets wait for the copy. */
+            int saved = -1;
+            rc = ngl_plugin_dev_enter(c->cuda_dev, &saved);
+            if (rc == 0) {
+                rc = ngl_plugin_dev()->copy(host, data, size, c->queue);
+            }
+            if (rc == 0) {
+                rc = ngl_plugin_dev()->event_record(c->ev[c->posted % NGL_TCP_NREQ], c->queue);
+            }
+            ngl_plugin_dev_leave(saved);
+            if (rc != 0) {
+                NGL_PWARN("send from device memory: a CUDA call failed");
+                c->err = rc;
+            }
+        }
+        if (rc == 0 && !r->in_use) {
+            r->data = host;
+            r->dev = dev ? data : NULL;
+            r->dev_ready = 0;
             r->cap = size;
             r->size = is_send ? size : 0;
             r->size_known = is_send;
@@ -794,14 +882,107 @@ static int post(ngl_tcp_comm *c, void *data, size_t size, int is_send, ngl_tcp_r
     return rc;
 }
 
-int ngl_tcp_isend(ngl_tcp_comm *c, const void *data, size_t size, ngl_tcp_req **req)
+int ngl_tcp_isend(ngl_tcp_comm *c, const void *data, size_t size, const ngl_tcp_mr *mr,
+                  ngl_tcp_req **req)
 {
-    return post(c, (void *)(uintptr_t)data, size, 1, req);
+    return post(c, (void *)(uintptr_t)data, size, mr, 1, req);
 }
 
-int ngl_tcp_irecv(ngl_tcp_comm *c, void *data, size_t cap, ngl_tcp_req **req)
+int ngl_tcp_irecv(ngl_tcp_comm *c, void *data, size_t cap, const ngl_tcp_mr *mr, ngl_tcp_req **req)
 {
-    return post(c, data, cap, 0, req);
+    return post(c, data, cap, mr, 0, req);
+}
+
+/* Received into the mirror: copy back to device memory, then report done
+ * once the copy landed. @return 1 done, 0 not yet, -errno. Lock held. */
+static int dev_copy_back(ngl_tcp_comm *c, ngl_tcp_req *r)
+{
+    const ngl_plugin_dev_ops *g = ngl_plugin_dev();
+    void *ev = c->ev[r->seq % NGL_TCP_NREQ];
+    int saved = -1, done = 0;
+    int rc = ngl_plugin_dev_enter(c->cuda_dev, &saved);
+    if (rc == 0 && !r->dev_ready) {
+        rc = g->copy(r->dev, r->data, r->size, c->queue);
+        if (rc == 0) {
+            rc = g->event_record(ev, c->queue);
+        }
+        r->dev_ready = rc == 0;
+    }
+    if (rc == 0) {
+        rc = g->event_query(ev, &done);
+    }
+    ngl_plugin_dev_leave(saved);
+    if (rc != 0) {
+        NGL_PWARN("receive into device memory: a CUDA call failed");
+        c->err = rc;
+        return rc;
+    }
+    return done;
+}
+
+int ngl_tcp_regmr(ngl_tcp_comm *c, void *data, size_t size, int type, ngl_tcp_mr **out)
+{
+    *out = NULL;
+    if (c == NULL || (type != NGL_NCCL_PTR_HOST && type != NGL_NCCL_PTR_CUDA)) {
+        return -EINVAL;
+    }
+    ngl_tcp_mr *mr = calloc(1, sizeof *mr);
+    if (mr == NULL) {
+        return -ENOMEM;
+    }
+    mr->base = data;
+    mr->size = size;
+    mr->type = type;
+    if (type == NGL_NCCL_PTR_HOST) {
+        *out = mr; /* sockets need no registration: the handle records the range */
+        return 0;
+    }
+    const ngl_plugin_dev_ops *g = ngl_plugin_dev();
+    int pd = -1;
+    int rc = ngl_plugin_dev_of(data, &pd);
+    if (rc != 0) {
+        NGL_PWARN("regMr: device memory, but this plugin has no usable GPU");
+        free(mr);
+        return rc;
+    }
+    int saved = -1;
+    rc = ngl_plugin_dev_enter(pd, &saved);
+    pthread_mutex_lock(&c->lock);
+    if (rc == 0 && c->queue != NULL && pd != c->cuda_dev) {
+        NGL_PWARN("regMr: memory of GPU %d on a comm of GPU %d", pd, c->cuda_dev);
+        rc = -EINVAL;
+    }
+    if (rc == 0 && c->queue == NULL) {
+        c->cuda_dev = pd;
+        rc = g->queue_create(&c->queue);
+        for (int i = 0; i < NGL_TCP_NREQ && rc == 0; i++) {
+            rc = g->event_create(&c->ev[i]);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    /* Sockets read and write host memory: device bytes travel through a
+     * pinned copy of the whole range, allocated now, not per message. */
+    if (rc == 0) {
+        rc = g->host_alloc((void **)&mr->mirror, size > 0 ? size : 1);
+    }
+    ngl_plugin_dev_leave(saved);
+    if (rc != 0) {
+        free(mr);
+        return rc;
+    }
+    *out = mr;
+    return 0;
+}
+
+void ngl_tcp_deregmr(ngl_tcp_mr *mr)
+{
+    if (mr == NULL) {
+        return;
+    }
+    if (mr->mirror != NULL) {
+        ngl_plugin_dev()->host_free(mr->mirror);
+    }
+    free(mr);
 }
 
 int ngl_tcp_test(ngl_tcp_req *r, int *done, size_t *size)
@@ -819,6 +1000,11 @@ int ngl_tcp_test(ngl_tcp_req *r, int *done, size_t *size)
         finished &= c->cur[k] > r->seq;
     }
     int rc = 0;
+    if (finished && r->dev != NULL && !c->is_send) {
+        int landed = dev_copy_back(c, r);
+        finished = landed == 1;
+        rc = landed < 0 ? landed : 0;
+    }
     if (finished) {
         *done = 1;
         if (size != NULL) {

@@ -11,10 +11,20 @@
  * usage: ngl_plugin_harness <plugin.so> <scenario> [options]
  *   scenarios: p2p reuse kill-p2p collnet collnet-period collnet-exact
  *              collnet-int4 kill-collnet inner settings bench
+ *              device-p2p device-collnet (device memory, see below)
  *   bench options: --ranks N --sizes 1,4,16 (MiB) --iters K --netns PREFIX
  *                  --label TEXT
  *
  * Every wait is bounded; a hang is a failure, never a stuck test.
+ *
+ * Device memory: the device-* scenarios hand the plugin "device" buffers
+ * registered as NCCL_PTR_CUDA. Built with NGL_HARNESS_CUDA they are
+ * cudaMalloc'ed and the program exits 77 without a GPU; built without, they
+ * are plain host memory, which is what the test plugin built on kernels/'
+ * CPU emulator takes for device memory (libnccl-net-nangila-emu.so). Both
+ * test plugins derive stream ids from fixed values, so a host-memory
+ * collComm and a device-memory collComm of one process must give the same
+ * bits for the same inputs: that is what device-collnet checks.
  */
 #include "ngl_nccl_abi.h"
 
@@ -34,6 +44,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(NGL_HARNESS_CUDA)
+#include <cuda_runtime.h>
+#endif
 
 #define MAX_RANKS  8
 #define DEADLINE_S 60.0
@@ -113,6 +127,85 @@ static void sleep_us(long us)
     struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
 }
+
+/* ---- "device" memory --------------------------------------------------------- */
+
+#if defined(NGL_HARNESS_CUDA)
+/* Asked in a child: CUDA does not survive fork(), so the parent, which forks
+ * the ranks, must never initialise it. */
+static int dmem_devices(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int n = 0;
+        _exit(cudaGetDeviceCount(&n) == cudaSuccess && n > 0 ? 0 : 77);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) {
+        return 0;
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void *dmem_alloc(size_t n)
+{
+    void *p = NULL;
+    CHECK(cudaMalloc(&p, n ? n : 1) == cudaSuccess, "cudaMalloc of %zu bytes", n);
+    CHECK(cudaMemset(p, 0, n ? n : 1) == cudaSuccess, "cudaMemset");
+    return p;
+}
+
+static void dmem_free(void *p)
+{
+    (void)cudaFree(p);
+}
+
+static void dmem_put(void *d, const void *h, size_t n)
+{
+    CHECK(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice) == cudaSuccess, "cudaMemcpy H2D");
+}
+
+static void dmem_get(void *h, const void *d, size_t n)
+{
+    CHECK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost) == cudaSuccess, "cudaMemcpy D2H");
+}
+
+/* Under AddressSanitizer the CUDA driver needs ASan's shadow gap. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "protect_shadow_gap=0";
+}
+#else
+/* The emulator plugin's device memory is host memory. */
+static int dmem_devices(void)
+{
+    return 1;
+}
+
+static void *dmem_alloc(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    CHECK(p != NULL, "allocation of %zu bytes", n);
+    return p;
+}
+
+static void dmem_free(void *p)
+{
+    free(p);
+}
+
+static void dmem_put(void *d, const void *h, size_t n)
+{
+    memcpy(d, h, n);
+}
+
+static void dmem_get(void *h, const void *d, size_t n)
+{
+    memcpy(h, d, n);
+}
+#endif
 
 /* ---- hub: allgather through the parent ------------------------------------ */
 
@@ -508,7 +601,10 @@ static void check_props(int expect_inner)
     ngl_nccl_props_v8_t p;
     NCCL_OK(net->getProperties(0, &p));
     CHECK(p.name != NULL && p.name[0] != '\0', "device name");
-    CHECK(p.ptrSupport == NGL_NCCL_PTR_HOST, "ptrSupport %d", p.ptrSupport);
+    /* Device memory only with a device back end and a GPU. */
+    CHECK((p.ptrSupport & NGL_NCCL_PTR_HOST) &&
+              !(p.ptrSupport & ~(NGL_NCCL_PTR_HOST | NGL_NCCL_PTR_CUDA)),
+          "ptrSupport %d", p.ptrSupport);
     CHECK(p.speed > 0 && p.maxRecvs == 1 && p.maxComms > 0, "speed/maxRecvs/maxComms");
     CHECK(p.netDeviceType == NGL_NCCL_NET_DEVICE_HOST, "device type");
     CHECK((strncmp(p.name, "inner-", 6) == 0) == expect_inner, "device %s: inner forwarding %s",
@@ -884,9 +980,19 @@ typedef struct {
     void *mh;
     uint8_t *region;
     size_t region_size;
+    uint8_t *dregion; /* device memory registered as NCCL_PTR_CUDA, or NULL */
+    void *dmh;
+    int mem;
 } coll_ctx;
 
-static void coll_setup(coll_ctx *cx, size_t region_size)
+enum {
+    MEM_HOST = 0,
+    MEM_DEVICE,
+    MEM_MIXED, /* rank 0 device, the others host */
+    MEM_SPLIT  /* one buffer of each call on each side (GPU Direct one way) */
+};
+
+static void coll_setup_mem(coll_ctx *cx, size_t region_size, int mem)
 {
     NCCL_OK(net->init(logger));
     NCCL_OK(coll->init(logger));
@@ -898,7 +1004,12 @@ static void coll_setup(coll_ctx *cx, size_t region_size)
     NCCL_OK(coll->getProperties(0, &pc));
     CHECK(strcmp(pn.name, pc.name) == 0, "collNet device %s is not net device %s", pc.name,
           pn.name);
-    CHECK(pc.ptrSupport == NGL_NCCL_PTR_HOST, "collNet ptrSupport %d", pc.ptrSupport);
+    CHECK((pc.ptrSupport & NGL_NCCL_PTR_HOST) &&
+              !(pc.ptrSupport & ~(NGL_NCCL_PTR_HOST | NGL_NCCL_PTR_CUDA)),
+          "collNet ptrSupport %d", pc.ptrSupport);
+    const int cuda = (pc.ptrSupport & NGL_NCCL_PTR_CUDA) != 0;
+    CHECK(mem == MEM_HOST || cuda, "collNet does not offer device memory (ptrSupport %d)",
+          pc.ptrSupport);
     for (int op = 0; op < 5; op++) {
         for (int dt = 0; dt < 12; dt++) {
             int sup = -1;
@@ -920,23 +1031,45 @@ static void coll_setup(coll_ctx *cx, size_t region_size)
     NCCL_OK(coll->connect(hp, g_nranks, g_rank, lc, &cx->cc));
     CHECK(cx->cc != NULL, "collNet connect gave no comm");
     NCCL_OK(coll->closeListen(lc)); /* NCCL closes it right after connect */
-    /* NCCL's staging region: calloc'ed host memory, registered once. */
+    /* NCCL's staging region: calloc'ed host memory, registered once; with
+     * GPU Direct, device memory registered as such. The calls' host buffers
+     * stay in cx->region either way: device runs copy through them. */
     cx->region_size = region_size;
     cx->region = calloc(1, region_size);
     CHECK(cx->region != NULL, "region");
+    cx->dregion = NULL;
+    cx->dmh = NULL;
+    cx->mem = mem;
     NCCL_OK(coll->regMr(cx->cc, cx->region, region_size, NGL_NCCL_PTR_HOST, &cx->mh));
-    void *bad = NULL;
-    g_quiet = 1; /* the refusal below logs a warning on purpose */
-    CHECK(coll->regMr(cx->cc, cx->region, 16, NGL_NCCL_PTR_CUDA, &bad) != NGL_NCCL_SUCCESS,
-          "collNet regMr accepted device memory");
-    g_quiet = 0;
+    if (mem == MEM_DEVICE || mem == MEM_SPLIT || (mem == MEM_MIXED && g_rank == 0)) {
+        cx->dregion = dmem_alloc(region_size);
+        NCCL_OK(coll->regMr(cx->cc, cx->dregion, region_size, NGL_NCCL_PTR_CUDA, &cx->dmh));
+    }
+    if (!cuda) {
+        void *bad = NULL;
+        g_quiet = 1; /* the refusal below logs a warning on purpose */
+        CHECK(coll->regMr(cx->cc, cx->region, 16, NGL_NCCL_PTR_CUDA, &bad) != NGL_NCCL_SUCCESS,
+              "collNet regMr accepted device memory");
+        g_quiet = 0;
+    }
+}
+
+static void coll_setup(coll_ctx *cx, size_t region_size)
+{
+    coll_setup_mem(cx, region_size, MEM_HOST);
 }
 
 static void coll_teardown(coll_ctx *cx)
 {
     NCCL_OK(coll->deregMr(cx->cc, cx->mh));
+    if (cx->dmh != NULL) {
+        NCCL_OK(coll->deregMr(cx->cc, cx->dmh));
+    }
     NCCL_OK(coll->closeColl(cx->cc));
     free(cx->region);
+    if (cx->dregion != NULL) {
+        dmem_free(cx->dregion);
+    }
 }
 
 /* Deterministic input of rank @p r, call @p call, element @p i: smooth
@@ -951,7 +1084,8 @@ static float input_value(int r, uint64_t call, size_t i)
 
 typedef struct {
     size_t count;
-    uint8_t *send, *recv;
+    uint8_t *send, *recv;   /* host buffers: inputs and results */
+    uint8_t *dsend, *drecv; /* device memory the plugin sees, or NULL */
     void *req;
     int done;
     size_t valid; /* elements written "by the GPU"; the rest is stale */
@@ -969,9 +1103,10 @@ static void coll_run(coll_ctx *cx, coll_call *c, int ncalls, const dtype_info *d
         while (posted < ncalls) {
             coll_call *k = &c[posted];
             k->req = NULL;
-            NCCL_OK(coll->iallreduce(cx->cc, k->send, k->recv, (int)k->count,
-                                     (ngl_nccl_dtype_t)dt->nccl, NGL_NCCL_SUM, cx->mh, cx->mh,
-                                     &k->req));
+            NCCL_OK(coll->iallreduce(
+                cx->cc, k->dsend ? k->dsend : k->send, k->drecv ? k->drecv : k->recv, (int)k->count,
+                (ngl_nccl_dtype_t)dt->nccl, NGL_NCCL_SUM, k->dsend ? cx->dmh : cx->mh,
+                k->drecv ? cx->dmh : cx->mh, &k->req));
             if (k->req == NULL) {
                 break; /* back-pressure: test, then retry */
             }
@@ -1141,6 +1276,21 @@ static float value_tail_cur(int r, uint64_t call, size_t i, size_t valid)
     return load_elem(g_dt, tmp, 0);
 }
 
+/* Device scenarios: main inputs, a little different in every step. */
+static uint64_t g_step;
+
+static float value_step_cur(int r, uint64_t call, size_t i, size_t valid)
+{
+    (void)valid;
+    float v = value_main_dt(g_dt, r, call, i);
+    if (g_step > 0 && isfinite(v)) {
+        v += (float)(0.05 * (double)v * (double)((int)(mix64(g_step ^ i) % 21) - 10) / 10.0);
+    }
+    uint8_t tmp[4];
+    store_elem(g_dt, tmp, 0, v);
+    return load_elem(g_dt, tmp, 0);
+}
+
 static void check_identical(const coll_call *c, int ncalls, const dtype_info *dt)
 {
     uint64_t mine = 0, all[MAX_RANKS];
@@ -1158,6 +1308,7 @@ static void collnet_concurrent(coll_ctx *cx, const dtype_info *dt, uint64_t call
     enum { NCALLS = 64 };
     const size_t counts[] = {1000, 70001, 131085, 4099};
     coll_call c[NCALLS];
+    memset(c, 0, sizeof c);
     const int qmax = qmax_of_mode();
     size_t off = 0;
     g_dt = dt;
@@ -1273,6 +1424,7 @@ static void collnet_error_feedback(coll_ctx *cx, const dtype_info *dt)
     double *step_abs = calloc(SLICES * count, sizeof(double));
     uint8_t *excluded = calloc(SLICES * count, 1);
     coll_call c[SLICES];
+    memset(c, 0, sizeof c);
     for (int t = 0; t < STEPS; t++) {
         for (int s = 0; s < SLICES; s++) {
             c[s].count = count;
@@ -1371,6 +1523,7 @@ static void collnet_exact_dtype(coll_ctx *cx, const dtype_info *dt)
     const size_t counts[] = {1000, 70001, 4099, 131085};
     const size_t block = (size_t)env_int("NANGILA_BLOCK", 256);
     coll_call c[NCALLS];
+    memset(c, 0, sizeof c);
     size_t off = 0;
     g_dt = dt;
     for (int i = 0; i < NCALLS; i++) {
@@ -1434,6 +1587,7 @@ static void scenario_kill_collnet(const char *plugin, void *arg)
     g_dt = dt;
     enum { NCALLS = 4 };
     coll_call c[NCALLS];
+    memset(c, 0, sizeof c);
     const size_t count = 262144;
     for (int i = 0; i < NCALLS; i++) {
         c[i].count = count;
@@ -1498,6 +1652,306 @@ static void scenario_inner(const char *plugin, void *arg)
     collnet_concurrent(&cx, &DT_BF16, 100);
     coll_teardown(&cx);
     printf("[rank %d] inner forwarding ok\n", g_rank);
+}
+
+/* ---- scenarios: device memory ------------------------------------------------------ */
+
+/* Point-to-point through our ncclNet with device buffers on either end:
+ * bytes must arrive intact, in order, for every mix of host and device
+ * memory, and iflush of a completed device receive has nothing left to do. */
+static void scenario_device_p2p(const char *plugin, void *arg)
+{
+    (void)plugin;
+    (void)arg;
+    init_net();
+    ngl_nccl_props_v8_t p;
+    NCCL_OK(net->getProperties(0, &p));
+    CHECK(p.ptrSupport & NGL_NCCL_PTR_CUDA, "ncclNet does not offer device memory (%d)",
+          p.ptrSupport);
+    uint8_t handle[NGL_NCCL_HANDLE_MAXSIZE], all[MAX_RANKS][NGL_NCCL_HANDLE_MAXSIZE];
+    void *lc = NULL, *sc = NULL, *rc = NULL;
+    NCCL_OK(net->listen(0, handle, &lc));
+    hub_allgather(handle, sizeof handle, all);
+    connect_accept(all[(g_rank + 1) % g_nranks], lc, &sc, &rc);
+    enum { NMSG = 24 };
+    static const size_t sizes[] = {0, 1, 4093, 131072, 131073, (1u << 20) + 5u, 3u << 20};
+    const size_t nsz = sizeof sizes / sizeof sizes[0];
+    const size_t slot = (size_t)4 << 20;
+    /* One registered device range per direction, as NCCL's buffers. */
+    uint8_t *dsend = dmem_alloc(slot * 4), *drecv = dmem_alloc(slot * 4);
+    uint8_t *hsend = malloc(slot * 4), *hrecv = malloc(slot * 4), *tmp = malloc(slot);
+    CHECK(hsend && hrecv && tmp, "host buffers");
+    void *dsmh = NULL, *drmh = NULL, *hsmh = NULL, *hrmh = NULL;
+    NCCL_OK(net->regMr(sc, dsend, slot * 4, NGL_NCCL_PTR_CUDA, &dsmh));
+    NCCL_OK(net->regMr(rc, drecv, slot * 4, NGL_NCCL_PTR_CUDA, &drmh));
+    NCCL_OK(net->regMr(sc, hsend, slot * 4, NGL_NCCL_PTR_HOST, &hsmh));
+    NCCL_OK(net->regMr(rc, hrecv, slot * 4, NGL_NCCL_PTR_HOST, &hrmh));
+    const int peer = (g_rank + g_nranks - 1) % g_nranks; /* who sends to me */
+    void *sreq[NMSG] = {0}, *rreq[NMSG] = {0};
+    int sdone[NMSG] = {0}, rdone[NMSG] = {0}, rsize[NMSG] = {0};
+    double dl = now_s() + DEADLINE_S;
+    int left = 0;
+    /* Up to 4 messages in flight each way; the memory kind changes with
+     * the message index on both ends, independently. */
+    for (int m0 = 0; m0 < NMSG; m0 += 4) {
+        for (int m = m0; m < m0 + 4; m++) {
+            const size_t sz = sizes[(size_t)m % nsz], off = slot * (size_t)(m % 4);
+            const int sdev = (m + g_rank) % 3 != 0, rdev = (m / 2) % 2 == 0;
+            fill_pattern(tmp, sz, 1000u * (uint64_t)g_rank + (uint64_t)m);
+            if (sdev) {
+                dmem_put(dsend + off, tmp, sz);
+            } else {
+                memcpy(hsend + off, tmp, sz);
+            }
+            void *rdata = (rdev ? drecv : hrecv) + off;
+            int cap = (int)slot, tag = 0;
+            while (rreq[m] == NULL) {
+                CHECK(now_s() < dl, "irecv never accepted");
+                NCCL_OK(net->irecv(rc, 1, &rdata, &cap, &tag, rdev ? &drmh : &hrmh, &rreq[m]));
+            }
+            while (sreq[m] == NULL) {
+                CHECK(now_s() < dl, "isend never accepted");
+                NCCL_OK(net->isend(sc, (sdev ? dsend : hsend) + off, (int)sz, 0, sdev ? dsmh : hsmh,
+                                   &sreq[m]));
+            }
+            left += 2;
+        }
+        while (left > 0) {
+            CHECK(now_s() < dl, "device transfers did not complete (%d left)", left);
+            for (int m = m0 + 3; m >= m0; m--) { /* newest first */
+                int size = 0;
+                if (!sdone[m]) {
+                    NCCL_OK(net->test(sreq[m], &sdone[m], &size));
+                    left -= sdone[m];
+                }
+                if (!rdone[m]) {
+                    NCCL_OK(net->test(rreq[m], &rdone[m], &rsize[m]));
+                    left -= rdone[m];
+                }
+            }
+        }
+        for (int m = m0; m < m0 + 4; m++) {
+            const size_t sz = sizes[(size_t)m % nsz], off = slot * (size_t)(m % 4);
+            const int rdev = (m / 2) % 2 == 0;
+            CHECK(rsize[m] == (int)sz, "message %d: %d bytes, expected %zu", m, rsize[m], sz);
+            if (rdev) {
+                void *fr = NULL, *data = drecv + off;
+                int n = (int)sz;
+                NCCL_OK(net->iflush(rc, 1, &data, &n, &drmh, &fr));
+                CHECK(fr == NULL, "iflush of a completed device receive is pending");
+                dmem_get(tmp, drecv + off, sz);
+            } else {
+                memcpy(tmp, hrecv + off, sz);
+            }
+            char what[64];
+            snprintf(what, sizeof what, "%s message %d", rdev ? "device" : "host", m);
+            check_pattern(tmp, sz, 1000u * (uint64_t)peer + (uint64_t)m, what);
+        }
+    }
+    NCCL_OK(net->deregMr(sc, dsmh));
+    NCCL_OK(net->deregMr(rc, drmh));
+    NCCL_OK(net->deregMr(sc, hsmh));
+    NCCL_OK(net->deregMr(rc, hrmh));
+    NCCL_OK(net->closeSend(sc));
+    NCCL_OK(net->closeRecv(rc));
+    NCCL_OK(net->closeListen(lc));
+    dmem_free(dsend);
+    dmem_free(drecv);
+    free(hsend);
+    free(hrecv);
+    free(tmp);
+    printf("[rank %d] device-p2p: %d messages between host and device memory ok\n", g_rank, NMSG);
+}
+
+/* Lay out @p n calls of @p counts (cycled) in @p cx: host buffers in
+ * cx->region, device buffers at the same offsets of cx->dregion. */
+static void device_calls(coll_ctx *cx, coll_call *c, int n, const size_t *counts, size_t ncounts,
+                         const dtype_info *dt, uint64_t call_base, size_t valid_cap)
+{
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].count = counts[(size_t)i % ncounts];
+        c[i].valid = c[i].count < valid_cap ? c[i].count : valid_cap;
+        c[i].call = call_base + (uint64_t)i;
+        size_t bytes = c[i].count * dt->esize;
+        CHECK(2 * (off + bytes) <= cx->region_size, "region too small");
+        c[i].send = cx->region + off;
+        c[i].recv = cx->region + cx->region_size / 2 + off;
+        if (cx->dregion != NULL) {
+            /* split: even ranks send from host memory into device memory,
+             * odd ranks the other way round */
+            if (cx->mem != MEM_SPLIT || g_rank % 2 == 1) {
+                c[i].dsend = cx->dregion + off;
+            }
+            if (cx->mem != MEM_SPLIT || g_rank % 2 == 0) {
+                c[i].drecv = cx->dregion + cx->region_size / 2 + off;
+            }
+        }
+        off += (bytes + 255) / 256 * 256;
+    }
+}
+
+/* Inputs in, run, results out. Device inputs must be unchanged afterwards:
+ * the plugin never writes device memory other than the results (it may be
+ * the user's own buffer). */
+static void device_run(coll_ctx *cx, coll_call *c, int n, const dtype_info *dt,
+                       float (*value)(int, uint64_t, size_t, size_t), unsigned seed)
+{
+    for (int i = 0; i < n; i++) {
+        fill_call(&c[i], dt, value);
+        const size_t bytes = c[i].count * dt->esize;
+        memset(c[i].recv, 0xA5, bytes); /* results must overwrite this */
+        if (c[i].dsend != NULL) {
+            dmem_put(c[i].dsend, c[i].send, bytes);
+        }
+        if (c[i].drecv != NULL) {
+            dmem_put(c[i].drecv, c[i].recv, bytes);
+        }
+    }
+    coll_run(cx, c, n, dt, seed);
+    for (int i = 0; i < n; i++) {
+        const size_t bytes = c[i].count * dt->esize;
+        if (c[i].drecv != NULL) {
+            dmem_get(c[i].recv, c[i].drecv, bytes);
+        }
+        if (c[i].dsend == NULL) {
+            continue;
+        }
+        uint8_t *back = malloc(bytes ? bytes : 1);
+        CHECK(back != NULL, "buffer");
+        dmem_get(back, c[i].dsend, bytes);
+        CHECK(memcmp(back, c[i].send, bytes) == 0, "call %llu: device send buffer was modified",
+              (unsigned long long)c[i].call);
+        free(back);
+    }
+}
+
+/* Bit for bit, except that two NaNs count as equal: where a NaN meets a
+ * NaN in an accumulating decode, which one survives is up to the CPU
+ * compiler's operand order on the host and is the accumulator's on a GPU
+ * (kernels/README.md); either is a NaN, as without us. */
+static void expect_same(const coll_call *a, const coll_call *b, int n, const dtype_info *dt,
+                        const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        const size_t bytes = a[i].count * dt->esize;
+        if (memcmp(a[i].recv, b[i].recv, bytes) == 0) {
+            continue;
+        }
+        for (size_t e = 0; e < a[i].count; e++) {
+            const uint8_t *x = a[i].recv + e * dt->esize, *y = b[i].recv + e * dt->esize;
+            float fx = load_elem(dt, a[i].recv, e), fy = load_elem(dt, b[i].recv, e);
+            if (memcmp(x, y, dt->esize) != 0 && !(isnan(fx) && isnan(fy))) {
+                die("%s %s call %d (%zu elements): element %zu is %.9g on host memory, %.9g", what,
+                    dt->name, i, a[i].count, e, (double)fx, (double)fy);
+            }
+        }
+    }
+}
+
+/* The GPU path against the host path: four collComms, one on host memory,
+ * one on device memory, one mixed (rank 0 on device memory, the others on
+ * host memory, as with GPU Direct on some nodes only), one split (send and
+ * recv buffers on different sides, as with GPU Direct for receives only).
+ * With the test plugins' fixed stream ids, the same calls must give the
+ * same bits on all four, whatever the codec settings (NANGILA_* of the
+ * test). */
+static void scenario_device_collnet(const char *plugin, void *arg)
+{
+    (void)plugin;
+    (void)arg;
+    enum { NCALLS = 12 };
+    /* Exact (below NANGILA_MIN_BYTES: staged through host memory) and
+     * compressed classes, including ragged chunks. */
+    const size_t counts[] = {70001, 1000, 131085, 4099, 65536 + 257};
+    const int qmax = qmax_of_mode();
+    const int plain = getenv("NANGILA_TOPK") == NULL && collnet_period() == 0;
+    const int steps = collnet_period() > 0 ? collnet_period() : 1;
+    coll_ctx hx, dx, mx, sx;
+    coll_setup_mem(&hx, (size_t)16 << 20, MEM_HOST);
+    coll_setup_mem(&dx, (size_t)16 << 20, MEM_DEVICE);
+    coll_setup_mem(&mx, (size_t)16 << 20, MEM_MIXED);
+    coll_setup_mem(&sx, (size_t)16 << 20, MEM_SPLIT);
+    const dtype_info *dts[] = {&DT_F32, &DT_F16, &DT_BF16};
+    coll_call ch[NCALLS], cd[NCALLS], cm[NCALLS], cs[NCALLS];
+    double worst = 0.0;
+    for (int d = 0; d < 3; d++) {
+        const dtype_info *dt = dts[d];
+        g_dt = dt;
+        for (int t = 0; t < steps; t++) {
+            /* With a period, the same slices come back every step (state
+             * lanes); the inputs change a little from step to step. */
+            const uint64_t base =
+                1000u * (uint64_t)d + (collnet_period() ? 0u : 100u * (uint64_t)t);
+            device_calls(&hx, ch, NCALLS, counts, 5, dt, base, SIZE_MAX);
+            device_calls(&dx, cd, NCALLS, counts, 5, dt, base, SIZE_MAX);
+            device_calls(&mx, cm, NCALLS, counts, 5, dt, base, SIZE_MAX);
+            device_calls(&sx, cs, NCALLS, counts, 5, dt, base, SIZE_MAX);
+            g_step = (uint64_t)t;
+            device_run(&hx, ch, NCALLS, dt, value_step_cur, 7u + (unsigned)t);
+            device_run(&dx, cd, NCALLS, dt, value_step_cur, 9u + (unsigned)g_rank);
+            device_run(&mx, cm, NCALLS, dt, value_step_cur, 5u);
+            device_run(&sx, cs, NCALLS, dt, value_step_cur, 3u);
+            expect_same(ch, cd, NCALLS, dt, "device memory");
+            expect_same(ch, cm, NCALLS, dt, "mixed memory");
+            expect_same(ch, cs, NCALLS, dt, "split memory");
+            check_identical(cd, NCALLS, dt);
+            for (int i = 0; i < NCALLS && plain; i++) {
+                double w = verify_call(&cd[i], dt, qmax, 1, value_step_cur);
+                worst = w > worst ? w : worst;
+            }
+        }
+    }
+    /* Stale NaN/Inf tails on device memory: the valid prefix within bound,
+     * identical to the host path. */
+    for (int d = 0; d < 3 && plain; d++) {
+        const dtype_info *dt = dts[d];
+        const size_t tail[] = {65536 + 4096};
+        g_dt = dt;
+        device_calls(&hx, ch, 2, tail, 1, dt, 5000u + 10u * (uint64_t)d, 40013);
+        device_calls(&dx, cd, 2, tail, 1, dt, 5000u + 10u * (uint64_t)d, 40013);
+        device_run(&hx, ch, 2, dt, value_tail_cur, 3u);
+        device_run(&dx, cd, 2, dt, value_tail_cur, 3u);
+        expect_same(ch, cd, 2, dt, "stale tail on device memory");
+        for (int i = 0; i < 2; i++) {
+            (void)verify_call(&cd[i], dt, qmax, 1, value_tail_cur);
+        }
+    }
+    /* iflush: nothing to do after a call completed; pending while a call
+     * that writes the range is in flight, and done once it finished. */
+    g_dt = &DT_F32;
+    device_calls(&dx, cd, 1, counts, 1, &DT_F32, 9000u, SIZE_MAX);
+    fill_call(&cd[0], &DT_F32, value_main_cur);
+    dmem_put(cd[0].dsend, cd[0].send, cd[0].count * 4);
+    const double dl = now_s() + DEADLINE_S;
+    while (cd[0].req == NULL) {
+        CHECK(now_s() < dl, "iallreduce never accepted");
+        NCCL_OK(coll->iallreduce(dx.cc, cd[0].dsend, cd[0].drecv, (int)cd[0].count,
+                                 NGL_NCCL_FLOAT32, NGL_NCCL_SUM, dx.dmh, dx.dmh, &cd[0].req));
+    }
+    void *fr = NULL;
+    NCCL_OK(coll->iflush(dx.cc, cd[0].drecv, (int)(cd[0].count * 4), dx.dmh, &fr));
+    int flush_pending = fr != NULL, fdone = fr == NULL;
+    while (!fdone) {
+        CHECK(now_s() < dl, "iflush never completed");
+        NCCL_OK(coll->test(fr, &fdone, NULL));
+    }
+    int done = 0;
+    NCCL_OK(coll->test(cd[0].req, &done, NULL));
+    CHECK(done, "iflush completed before the allreduce writing the range");
+    fr = NULL;
+    NCCL_OK(coll->iflush(dx.cc, cd[0].drecv, (int)(cd[0].count * 4), dx.dmh, &fr));
+    CHECK(fr == NULL, "iflush after completion is pending");
+    hub_barrier();
+    coll_teardown(&sx);
+    coll_teardown(&mx);
+    coll_teardown(&dx);
+    coll_teardown(&hx);
+    printf("[rank %d] device-collnet: host, device, mixed and split memory bit-identical over %d "
+           "steps x %d calls x 3 dtypes%s; worst error %.2f of bound; iflush %s\n",
+           g_rank, steps, NCALLS, plain ? " (+ stale tails)" : "", worst,
+           flush_pending ? "waited for the call" : "found the call done");
 }
 
 /* ---- scenario: settings (single process) ---------------------------------------- */
@@ -1859,6 +2313,19 @@ int main(int argc, char **argv)
         rc = run_ranks(2, plugin, scenario_inner, NULL, -1, 180);
     } else if (!strcmp(sc, "settings")) {
         rc = scenario_settings(plugin);
+    } else if (!strncmp(sc, "device-", 7)) {
+        if (dmem_devices() <= 0) {
+            printf("%s: no GPU here; skipped\n", sc);
+            return 77;
+        }
+        if (!strcmp(sc, "device-p2p")) {
+            rc = run_ranks(2, plugin, scenario_device_p2p, NULL, -1, 180);
+        } else if (!strcmp(sc, "device-collnet")) {
+            rc = run_ranks(3, plugin, scenario_device_collnet, NULL, -1, 280);
+        } else {
+            fprintf(stderr, "unknown scenario %s\n", sc);
+            return 2;
+        }
     } else if (!strcmp(sc, "bench")) {
         if (bo.nsizes == 0) {
             const double dflt[] = {1, 4, 16, 64, 256};

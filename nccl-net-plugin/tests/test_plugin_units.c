@@ -111,10 +111,10 @@ static void test_tcp_loopback_round_trip(void **state)
         src[i] = (uint8_t)(i * 131u + 7u);
     }
     ngl_tcp_req *sr[2], *rr[2];
-    assert_int_equal(ngl_tcp_irecv(r, dst, n + 100, &rr[0]), 0);
-    assert_int_equal(ngl_tcp_irecv(r, dst, 10, &rr[1]), 0);
-    assert_int_equal(ngl_tcp_isend(s, src, n, &sr[0]), 0);
-    assert_int_equal(ngl_tcp_isend(s, src, 0, &sr[1]), 0);
+    assert_int_equal(ngl_tcp_irecv(r, dst, n + 100, NULL, &rr[0]), 0);
+    assert_int_equal(ngl_tcp_irecv(r, dst, 10, NULL, &rr[1]), 0);
+    assert_int_equal(ngl_tcp_isend(s, src, n, NULL, &sr[0]), 0);
+    assert_int_equal(ngl_tcp_isend(s, src, 0, NULL, &sr[1]), 0);
     int left = 4, guard = 0;
     int done_s[2] = {0, 0}, done_r[2] = {0, 0};
     size_t size_r[2] = {0, 0};
@@ -138,8 +138,8 @@ static void test_tcp_loopback_round_trip(void **state)
 
     /* A message larger than the posted buffer fails the comm, cleanly. */
     ngl_tcp_req *big_s, *small_r;
-    assert_int_equal(ngl_tcp_irecv(r, dst, 16, &small_r), 0);
-    assert_int_equal(ngl_tcp_isend(s, src, 1000, &big_s), 0);
+    assert_int_equal(ngl_tcp_irecv(r, dst, 16, NULL, &small_r), 0);
+    assert_int_equal(ngl_tcp_isend(s, src, 1000, NULL, &big_s), 0);
     int d = 0, rc = 0;
     for (int i = 0; i < 1000000 && rc == 0 && !d; i++) {
         size_t sz;
