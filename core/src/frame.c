@@ -263,9 +263,12 @@ static ngl_status validate_dense(const ngl_stream_config *cfg, ngl_frame_view *v
 }
 
 /* The Top-K index section into sel: k indices, increasing, below count,
- * none in a skipped block. */
-static ngl_status parse_indices(const ngl_stream_config *cfg, const uint8_t *idx, size_t idx_bytes,
-                                unsigned fmt, uint64_t k, const uint8_t *mask, uint32_t *sel)
+ * none in a skipped block. Kept out of line: inlined into the validator,
+ * its varint loop runs out of registers (measured ~15% slower decode). */
+static __attribute__((noinline)) ngl_status parse_indices(const ngl_stream_config *cfg,
+                                                          const uint8_t *idx, size_t idx_bytes,
+                                                          unsigned fmt, uint64_t k,
+                                                          const uint8_t *mask, uint32_t *sel)
 {
     const uint64_t n = cfg->count;
     uint64_t got = 0;
