@@ -2,7 +2,6 @@
 /* encoder.c -- the sender side of a stream: one frame per step. */
 #include "ngl_stream.h"
 
-#include <math.h>
 
 struct ngl_encoder {
     ngl_stream s;
@@ -115,11 +114,7 @@ ngl_status ngl_encoder_set_block_mask(ngl_encoder *enc, const uint8_t *skip_bits
         enc->user_mask_set = 0;
         return NGL_OK;
     }
-    size_t nb = ngl_mask_bytes(enc->s.nblocks);
-    memcpy(enc->user_mask, skip_bits, nb);
-    if (enc->s.nblocks % 8u) {
-        enc->user_mask[nb - 1] &= (uint8_t)((1u << (enc->s.nblocks % 8u)) - 1u);
-    }
+    ngl_mask_copy(enc->user_mask, skip_bits, enc->s.nblocks);
     enc->user_mask_set = 1;
     return NGL_OK;
 }
@@ -128,32 +123,9 @@ ngl_status ngl_encoder_set_block_mask(ngl_encoder *enc, const uint8_t *skip_bits
 static int encoder_build_mask(ngl_encoder *enc)
 {
     ngl_stream *s = &enc->s;
-    size_t nb = ngl_mask_bytes(s->nblocks);
-    if (enc->user_mask_set) {
-        memcpy(s->mask, enc->user_mask, nb);
-        enc->user_mask_set = 0;
-    } else {
-        memset(s->mask, 0, nb);
-        unsigned skip = (unsigned)lround(s->cfg.mask_fraction * NGL_MASK_PERIOD);
-        /* mask_fraction >= 31/32 would round to the whole period and skip
-         * every block for ever; one step in each period always sends. */
-        if (skip > NGL_MASK_PERIOD - 1u) {
-            skip = NGL_MASK_PERIOD - 1u;
-        }
-        if (skip > 0) {
-            for (uint32_t b = 0; b < s->nblocks; b++) {
-                if ((unsigned)((b + s->step) % NGL_MASK_PERIOD) < skip) {
-                    ngl_bit_set(s->mask, b);
-                }
-            }
-        }
-    }
-    for (size_t i = 0; i < nb; i++) {
-        if (s->mask[i]) {
-            return 1;
-        }
-    }
-    return 0;
+    const uint8_t *user = enc->user_mask_set ? enc->user_mask : NULL;
+    enc->user_mask_set = 0;
+    return ngl_mask_build(s->mask, s->nblocks, user, s->cfg.mask_fraction, s->step);
 }
 
 /* Dense INT8/INT4 body: [preamble][mask][scales][codes][exceptions]. */
@@ -170,12 +142,7 @@ static ngl_status encode_dense_body(ngl_encoder *enc, const float *x, const void
         size_t mb = ngl_mask_bytes(s->nblocks);
         memcpy(body + off, s->mask, mb);
         off += mb;
-        for (uint32_t b = 0; b < s->nblocks; b++) {
-            if (ngl_bit_get(s->mask, b)) {
-                n_sent--;
-                coded -= ngl_block_len(s, b);
-            }
-        }
+        ngl_mask_count(s->mask, s->nblocks, s->block, s->count, &n_sent, &coded);
     }
     ngl_dense_job job;
     memset(&job, 0, sizeof job);
@@ -195,7 +162,7 @@ static ngl_status encode_dense_body(ngl_encoder *enc, const float *x, const void
     job.scales = body + off;
     off += 4u * (size_t)n_sent;
     job.codes = body + off;
-    size_t codes_len = int4 ? (size_t)NGL_DIV_CEIL(coded, 2u) : (size_t)coded;
+    size_t codes_len = (size_t)ngl_codes_bytes(coded, int4);
     if (int4 && codes_len > 0) {
         body[off + codes_len - 1] = 0; /* the unused high nibble must be 0 */
     }
@@ -211,7 +178,7 @@ static ngl_status encode_dense_body(ngl_encoder *enc, const float *x, const void
 
     s->k->encode_dense(&job, 0, s->nblocks, 0);
 
-    ngl_write_preamble(s, body, job.n_exc);
+    ngl_write_preamble(&s->cfg, body, job.n_exc);
     *body_len = off + (size_t)job.n_exc * (4u + s->dsize);
     *n_exc = job.n_exc;
     *gated = job.gated_blocks;
@@ -220,7 +187,7 @@ static ngl_status encode_dense_body(ngl_encoder *enc, const float *x, const void
 
 static size_t encode_raw_body(const ngl_stream *s, const void *src, uint8_t *body)
 {
-    ngl_write_preamble(s, body, 0);
+    ngl_write_preamble(&s->cfg, body, 0);
     size_t bytes = (size_t)s->count * s->dsize;
     /* The wire is little-endian and so are the hosts we build for. */
     if (bytes) {
@@ -319,20 +286,7 @@ ngl_status ngl_encoder_encode(ngl_encoder *enc, const void *src, void *dst, size
                                   : encoder_emit_payload(s, body, body_len, payload, &backend);
     flags |= (uint16_t)(backend << NGL_FLAG_BACKEND_SHIFT);
 
-    ngl_frame_info fi;
-    memset(&fi, 0, sizeof fi);
-    fi.codec = s->cfg.codec;
-    fi.dtype = s->cfg.dtype;
-    fi.predictor = s->cfg.predictor;
-    fi.flags = flags;
-    fi.block_size = s->block;
-    fi.stream_id = s->cfg.stream_id;
-    fi.step = s->step;
-    fi.count = s->count;
-    fi.payload_len = (uint32_t)payload_len;
-    ngl_wire_write_header(frame, &fi);
-    ngl_wire_seal(frame, NGL_FRAME_HEADER_SIZE + payload_len);
-    *out_len = NGL_FRAME_HEADER_SIZE + payload_len;
+    *out_len = ngl_frame_seal(frame, &s->cfg, flags, s->step, payload_len);
 
     ngl_stream_advance(s);
     enc->stats.steps++;

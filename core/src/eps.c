@@ -174,7 +174,7 @@ ngl_status ngl_eps_encode_body(ngl_stream *s, const void *src, uint8_t *body, si
             e++;
         }
     }
-    ngl_write_preamble(s, body, (uint32_t)n_exc);
+    ngl_write_preamble(&s->cfg, body, (uint32_t)n_exc);
     ngl_wr_u64(body + 8, ngl_f64_bits(eps));
     ngl_wr_u32(body + 16, (uint32_t)w);
     ngl_wr_u32(body + 20, 0);
@@ -183,85 +183,42 @@ ngl_status ngl_eps_encode_body(ngl_stream *s, const void *src, uint8_t *body, si
     return NGL_OK;
 }
 
-ngl_status ngl_eps_decode_body(ngl_stream *s, const uint8_t *body, size_t body_len, void *dst,
-                               int accumulate)
+/* Reconstruct a frame ngl_frame_validate() accepted and update the state. */
+void ngl_eps_decode_body(ngl_stream *s, const ngl_frame_view *v, void *dst, int accumulate)
 {
     const ngl_dtype dt = s->cfg.dtype;
     const size_t ds = s->dsize;
     const size_t esz = 4u + ds;
-    if (body_len < NGL_PREAMBLE_COMMON + NGL_PREAMBLE_EPS) {
-        return NGL_ERR_BAD_SECTION;
-    }
-    const uint32_t n_exc = ngl_rd_u32(body);
-    const double eps = ngl_bits_f64(ngl_rd_u64(body + 8));
-    const uint64_t code_bytes = ngl_rd_u32(body + 16);
-    if (ngl_rd_u32(body + 20) != 0) {
-        return NGL_ERR_BAD_FLAGS;
-    }
-    if (!(ngl_f64_finite(eps) && eps > 0.0)) {
-        return NGL_ERR_BAD_SCALE;
-    }
-    if (ngl_f64_bits(eps) != ngl_f64_bits(s->cfg.eps)) {
-        return NGL_ERR_CONFIG_MISMATCH;
-    }
-    const uint64_t codes_off = NGL_PREAMBLE_COMMON + NGL_PREAMBLE_EPS;
-    const uint64_t exc_off = codes_off + code_bytes;
-    if (n_exc > s->count || exc_off + (uint64_t)n_exc * esz != body_len) {
-        return NGL_ERR_BAD_SECTION;
-    }
-    /* codes: exactly count canonical varints, |q| <= 2^30, nothing left */
-    const uint8_t *codes = body + codes_off;
-    memset(s->flags, 0, NGL_DIV_CEIL((size_t)s->count, 8u));
+    const uint32_t n_exc = v->n_exc;
+    const double eps = v->eps;
+    const uint8_t *codes = v->codes;
+    const size_t code_bytes = (size_t)v->codes_len;
     size_t pos = 0;
-    for (uint64_t i = 0; i < s->count; i++) {
-        uint32_t z;
-        size_t used = ngl_varint_get32(codes + pos, (size_t)code_bytes - pos, &z);
-        if (used == 0 || z > 0x80000000u) {
-            return NGL_ERR_BAD_CODE;
-        }
-        if (z == 0) {
-            ngl_bit_set(s->flags, i);
-        }
-        pos += used;
-    }
-    if (pos != code_bytes) {
-        return NGL_ERR_BAD_CODE;
-    }
-    for (uint32_t e = 0; e < n_exc; e++) {
-        uint64_t i = ngl_rd_u32(body + exc_off + (uint64_t)e * esz);
-        if (i >= s->count || (e > 0 && i <= ngl_rd_u32(body + exc_off + (uint64_t)(e - 1) * esz))) {
-            return NGL_ERR_BAD_EXCEPTION;
-        }
-        if (!ngl_bit_get(s->flags, i)) {
-            return NGL_ERR_BAD_CODE;
-        }
-    }
 
     eps_ctx c;
     eps_ctx_init(s, &c);
     const double two_eps = eps + eps;
-    const uint8_t *exc = body + exc_off;
+    const uint8_t *exc = v->exc;
     uint32_t ecur = 0;
-    pos = 0;
     for (uint32_t b = 0; b < s->nblocks; b++) {
         const uint64_t lo = (uint64_t)b * s->block, hi = lo + ngl_block_len(s, b);
         const int use_pred = c.pred != NGL_PRED_NONE && c.gate[b];
         double a = 0.0, m = 0.0;
         for (uint64_t i = lo; i < hi; i++) {
             uint32_t z = 0;
-            pos += ngl_varint_get32(codes + pos, (size_t)code_bytes - pos, &z);
+            pos += ngl_varint_get32(codes + pos, code_bytes - pos, &z);
             double praw = eps_pred_raw(&c, i);
             double p = use_pred ? praw : 0.0;
             double xhat;
             uint64_t raw_bits = 0;
             int is_exc = ecur < n_exc && ngl_rd_u32(exc + (size_t)ecur * esz) == i;
             if (is_exc) {
-                const uint8_t *v = exc + (size_t)ecur * esz + 4;
+                const uint8_t *val = exc + (size_t)ecur * esz + 4;
                 if (ds == 8) {
-                    raw_bits = ngl_rd_u64(v);
+                    raw_bits = ngl_rd_u64(val);
                     xhat = ngl_bits_f64(raw_bits);
                 } else {
-                    raw_bits = ngl_rd_u32(v);
+                    raw_bits = ngl_rd_u32(val);
                     xhat = (double)ngl_bits_f32((uint32_t)raw_bits);
                 }
                 ecur++;
@@ -295,5 +252,4 @@ ngl_status ngl_eps_decode_body(ngl_stream *s, const uint8_t *body, size_t body_l
             c.gate[b] = (uint8_t)(a < m);
         }
     }
-    return NGL_OK;
 }

@@ -11,8 +11,7 @@
 #ifndef NGL_STREAM_H
 #define NGL_STREAM_H
 
-#include "ngl_kernels.h"
-#include "ngl_wire.h"
+#include "ngl_frame.h"
 
 typedef struct ngl_stream {
     ngl_stream_config cfg;
@@ -51,16 +50,16 @@ NGL_HIDDEN ngl_status ngl_stream_init(ngl_stream *s, const ngl_stream_config *cf
 NGL_HIDDEN void ngl_stream_fini(ngl_stream *s);
 NGL_HIDDEN void ngl_stream_reset(ngl_stream *s);
 NGL_HIDDEN uint64_t ngl_stream_hash(const ngl_stream *s);
+/* The state fingerprint of ngl_stream_hash(): FNV-1a over step and hist
+ * (little-endian u64, u32), then st1, st2 (st_bytes each) and the nblocks
+ * gate bytes, each only if not NULL. Also used by the CUDA path after it
+ * copied its state to the host. */
+NGL_HIDDEN uint64_t ngl_state_hash(uint64_t step, uint32_t hist, const void *st1, const void *st2,
+                                   size_t st_bytes, const uint8_t *gate, uint32_t nblocks);
 NGL_HIDDEN void ngl_stream_advance(ngl_stream *s);
 
 /* Worst-case body size for cfg (no header, no back-end prefix). */
 NGL_HIDDEN uint64_t ngl_body_bound(const ngl_stream_config *cfg);
-
-/* Bytes the mask section takes for nblocks blocks. */
-static inline size_t ngl_mask_bytes(uint32_t nblocks)
-{
-    return NGL_DIV_CEIL((size_t)nblocks, 8u);
-}
 
 /* Elements in block b. */
 static inline uint32_t ngl_block_len(const ngl_stream *s, uint32_t b)
@@ -69,53 +68,25 @@ static inline uint32_t ngl_block_len(const ngl_stream *s, uint32_t b)
     return (uint32_t)NGL_MIN((uint64_t)s->block, s->count - lo);
 }
 
-/* Per-codec entry points (encoder.c, decoder.c, topk.c, eps.c). Each
- * writes a complete body at @p body and returns its length in *body_len,
- * and reports the header flags it needs. */
+/* Per-codec entry points (encoder.c, decoder.c, topk.c, eps.c). An encoder
+ * writes a complete body at @p body and returns its length in *body_len;
+ * a decoder reconstructs a frame that ngl_frame_validate() accepted. */
 typedef struct ngl_encoder ngl_encoder;
 NGL_HIDDEN ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x,
                                            const void *src_raw, const uint8_t *skip,
                                            uint8_t *body, size_t *body_len, uint64_t *n_exc,
                                            uint64_t *gated);
-NGL_HIDDEN ngl_status ngl_topk_decode_body(ngl_stream *s, const uint8_t *body, size_t body_len,
-                                           int has_mask, float *out, int accumulate,
-                                           uint64_t *n_exc);
+NGL_HIDDEN void ngl_topk_decode_body(ngl_stream *s, const ngl_frame_view *v, float *out,
+                                     int accumulate);
 NGL_HIDDEN ngl_status ngl_eps_encode_body(ngl_stream *s, const void *src, uint8_t *body,
                                           size_t *body_len, uint64_t *n_exc, uint64_t *gated);
-NGL_HIDDEN ngl_status ngl_eps_decode_body(ngl_stream *s, const uint8_t *body, size_t body_len,
-                                          void *dst, int accumulate);
+NGL_HIDDEN void ngl_eps_decode_body(ngl_stream *s, const ngl_frame_view *v, void *dst,
+                                    int accumulate);
 
 /* White-box access to an encoder's closed-loop state and error feedback
  * (NULL when EF is off), for the CUDA parity tests in kernels/ that compare
  * GPU state arrays with the CPU encoder's element by element. Read only. */
 NGL_HIDDEN const ngl_stream *ngl_encoder_stream(const ngl_encoder *enc);
 NGL_HIDDEN const float *ngl_encoder_ef(const ngl_encoder *enc);
-
-/* Writes the common preamble. */
-static inline void ngl_write_preamble(const ngl_stream *s, uint8_t *body, uint32_t n_exc)
-{
-    ngl_wr_u32(body, n_exc);
-    uint32_t param = 0;
-    if (s->cfg.predictor == NGL_PRED_MOMENTUM) {
-        param = ngl_f32_bits(s->cfg.momentum_beta);
-    }
-    ngl_wr_u32(body + 4, param);
-}
-
-/* Checks the common preamble's predictor parameter against the stream. */
-static inline ngl_status ngl_check_preamble(const ngl_stream *s, const uint8_t *body)
-{
-    uint32_t param = ngl_rd_u32(body + 4);
-    uint32_t want = s->cfg.predictor == NGL_PRED_MOMENTUM ? ngl_f32_bits(s->cfg.momentum_beta) : 0u;
-    if (s->cfg.predictor == NGL_PRED_MOMENTUM) {
-        float beta = ngl_bits_f32(param);
-        if (!(beta >= 0.0f && beta < 1.0f)) {
-            return NGL_ERR_BAD_FLAGS;
-        }
-    }
-    return param == want ? NGL_OK : (s->cfg.predictor == NGL_PRED_MOMENTUM
-                                         ? NGL_ERR_CONFIG_MISMATCH
-                                         : NGL_ERR_BAD_FLAGS);
-}
 
 #endif /* NGL_STREAM_H */

@@ -25,7 +25,7 @@ static int is_quantizer(ngl_codec c)
     return c == NGL_CODEC_INT8 || c == NGL_CODEC_INT4;
 }
 
-static uint64_t topk_k_max(const ngl_stream_config *cfg)
+uint64_t ngl_topk_k_max(const ngl_stream_config *cfg)
 {
     if (!(cfg->topk_fraction > 0.0) || cfg->count == 0) {
         return 0;
@@ -58,7 +58,7 @@ uint64_t ngl_body_bound(const ngl_stream_config *cfg)
     const int int4 = cfg->codec == NGL_CODEC_INT4;
     total += NGL_DIV_CEIL(nblocks, 8u); /* a mask may be set at any step */
     if (cfg->topk_fraction > 0.0) {
-        const uint64_t k = topk_k_max(cfg);
+        const uint64_t k = ngl_topk_k_max(cfg);
         total += NGL_PREAMBLE_TOPK + NGL_DIV_CEIL(n, 8u); /* indices <= bitmap */
         total += 4u * NGL_DIV_CEIL(k, B);
         total += int4 ? NGL_DIV_CEIL(k, 2u) : k;
@@ -187,7 +187,7 @@ ngl_status ngl_stream_init(ngl_stream *s, const ngl_stream_config *cfg, int enco
     s->nblocks = (uint32_t)NGL_DIV_CEIL(cfg->count, (uint64_t)cfg->block_size);
     s->dsize = ngl_dtype_size(cfg->dtype);
     s->topk = cfg->topk_fraction > 0.0;
-    s->k_max = topk_k_max(cfg);
+    s->k_max = ngl_topk_k_max(cfg);
 
     const size_t n = (size_t)s->count;
     const size_t state_elem = cfg->codec == NGL_CODEC_EPS ? sizeof(double) : sizeof(float);
@@ -293,21 +293,28 @@ void ngl_stream_advance(ngl_stream *s)
     }
 }
 
+uint64_t ngl_state_hash(uint64_t step, uint32_t hist, const void *st1, const void *st2,
+                        size_t st_bytes, const uint8_t *gate, uint32_t nblocks)
+{
+    uint8_t head[12];
+    ngl_wr_u64(head, step);
+    ngl_wr_u32(head + 8, hist);
+    uint64_t h = ngl_fnv1a(NGL_FNV_INIT, head, sizeof head);
+    if (st1) {
+        h = ngl_fnv1a(h, st1, st_bytes);
+    }
+    if (st2) {
+        h = ngl_fnv1a(h, st2, st_bytes);
+    }
+    if (gate) {
+        h = ngl_fnv1a(h, gate, nblocks);
+    }
+    return h;
+}
+
 uint64_t ngl_stream_hash(const ngl_stream *s)
 {
     const size_t state_elem = s->cfg.codec == NGL_CODEC_EPS ? sizeof(double) : sizeof(float);
-    uint8_t head[12];
-    ngl_wr_u64(head, s->step);
-    ngl_wr_u32(head + 8, s->hist);
-    uint64_t h = ngl_fnv1a(NGL_FNV_INIT, head, sizeof head);
-    if (s->st1) {
-        h = ngl_fnv1a(h, s->st1, (size_t)s->count * state_elem);
-    }
-    if (s->st2) {
-        h = ngl_fnv1a(h, s->st2, (size_t)s->count * state_elem);
-    }
-    if (s->gate) {
-        h = ngl_fnv1a(h, s->gate, s->nblocks);
-    }
-    return h;
+    return ngl_state_hash(s->step, s->hist, s->st1, s->st2, (size_t)s->count * state_elem, s->gate,
+                          s->nblocks);
 }

@@ -13,7 +13,6 @@
 #include "ngl_stream.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 #define TK_SELECTED 0xffffffffu /* key sentinel once an element is chosen */
 
@@ -140,12 +139,6 @@ typedef struct topk_out {
     uint64_t n_late;     /* selected elements turned exceptions (s->tk_late) */
 } topk_out;
 
-static int exc_entry_cmp(const void *a, const void *b)
-{
-    uint32_t x = ngl_rd_u32((const uint8_t *)a), y = ngl_rd_u32((const uint8_t *)b);
-    return (x > y) - (x < y);
-}
-
 /* Append the late exceptions (selected elements whose reconstruction would
  * overflow) and restore index order. They are rare: a plain sort will do. */
 static void topk_merge_late(ngl_stream *s, ngl_dense_job *j, uint64_t n_late)
@@ -156,7 +149,7 @@ static void topk_merge_late(ngl_stream *s, ngl_dense_job *j, uint64_t n_late)
     for (uint64_t e = 0; e < n_late; e++) {
         ngl_exc_append(j, s->tk_late[e]);
     }
-    qsort(j->exc, j->n_exc, 4u + j->exc_dsize, exc_entry_cmp);
+    ngl_exc_sort(j->exc, j->n_exc, 4u + j->exc_dsize);
 }
 
 /* Target t = x + e as in pass A (the same operations, so the same bits). */
@@ -356,10 +349,7 @@ static ngl_status topk_encode_nopred(ngl_stream *s, float *ef, const float *x,
 
     /* index section: the smaller of bitmap and varint gaps */
     const size_t bitmap_bytes = NGL_DIV_CEIL((size_t)n, 8u);
-    size_t varint_bytes = 0;
-    for (uint64_t e = 0; e < nsel; e++) {
-        varint_bytes += ngl_varint_len(e == 0 ? s->tk_sel[0] : s->tk_sel[e] - s->tk_sel[e - 1] - 1u);
-    }
+    const size_t varint_bytes = ngl_topk_gaps_len(s->tk_sel, nsel);
     const unsigned fmt = varint_bytes < bitmap_bytes ? NGL_TOPK_FMT_VARINT : NGL_TOPK_FMT_BITMAP;
     const size_t idx_bytes = fmt == NGL_TOPK_FMT_VARINT ? varint_bytes : bitmap_bytes;
     size_t off = NGL_PREAMBLE_COMMON + NGL_PREAMBLE_TOPK;
@@ -375,10 +365,7 @@ static ngl_status topk_encode_nopred(ngl_stream *s, float *ef, const float *x,
             ngl_bit_set(idx, s->tk_sel[e]);
         }
     } else {
-        size_t w = 0;
-        for (uint64_t e = 0; e < nsel; e++) {
-            w += ngl_varint_put(idx + w, e == 0 ? s->tk_sel[0] : s->tk_sel[e] - s->tk_sel[e - 1] - 1u);
-        }
+        ngl_topk_gaps_put(idx, s->tk_sel, nsel);
     }
     off += idx_bytes;
     const uint64_t ngroups = NGL_DIV_CEIL(nsel, (uint64_t)s->block);
@@ -441,11 +428,8 @@ static ngl_status topk_encode_nopred(ngl_stream *s, float *ef, const float *x,
     while (late < n_late) {
         ngl_exc_append(&j, s->tk_late[late++]);
     }
-    ngl_write_preamble(s, body, j.n_exc);
-    ngl_wr_u32(body + 8, (uint32_t)nsel);
-    ngl_wr_u32(body + 12, (uint32_t)idx_bytes);
-    body[16] = (uint8_t)fmt;
-    body[17] = body[18] = body[19] = 0;
+    ngl_write_preamble(&s->cfg, body, j.n_exc);
+    ngl_topk_write_preamble(body, nsel, idx_bytes, fmt);
     *body_len = off + (size_t)j.n_exc * (4u + s->dsize);
     *n_exc_out = j.n_exc;
     return NGL_OK;
@@ -531,165 +515,32 @@ ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x, const 
         memmove(idx + varint_bytes, idx + bitmap_bytes, tail);
     }
 
-    ngl_write_preamble(s, body, j.n_exc);
-    ngl_wr_u32(body + 8, (uint32_t)k);
-    ngl_wr_u32(body + 12, (uint32_t)idx_bytes);
-    body[16] = (uint8_t)fmt;
-    body[17] = body[18] = body[19] = 0;
+    ngl_write_preamble(&s->cfg, body, j.n_exc);
+    ngl_topk_write_preamble(body, k, idx_bytes, fmt);
     *body_len = off + idx_bytes + tail;
     *n_exc_out = j.n_exc;
     return NGL_OK;
 }
 
-/* Parse and validate the index section into s->tk_sel. */
-static ngl_status parse_indices(ngl_stream *s, const uint8_t *idx, size_t idx_bytes, unsigned fmt,
-                                uint64_t k, const uint8_t *mask)
-{
-    const uint64_t n = s->count;
-    uint64_t got = 0;
-    if (fmt == NGL_TOPK_FMT_BITMAP) {
-        if (idx_bytes != NGL_DIV_CEIL(n, 8u)) {
-            return NGL_ERR_BAD_INDEX;
-        }
-        if ((n % 8u) && (idx[idx_bytes - 1] >> (n % 8u))) {
-            return NGL_ERR_BAD_INDEX;
-        }
-        for (size_t byte = 0; byte < idx_bytes; byte++) {
-            uint8_t v = idx[byte];
-            while (v) {
-                unsigned bit = (unsigned)__builtin_ctz(v);
-                v &= (uint8_t)(v - 1u);
-                if (got >= k) {
-                    return NGL_ERR_BAD_INDEX;
-                }
-                s->tk_sel[got++] = (uint32_t)(byte * 8u + bit);
-            }
-        }
-    } else if (fmt == NGL_TOPK_FMT_VARINT) {
-        size_t pos = 0;
-        uint64_t prev = 0;
-        for (got = 0; got < k; got++) {
-            uint32_t v;
-            size_t used = ngl_varint_get32(idx + pos, idx_bytes - pos, &v);
-            if (used == 0) {
-                return NGL_ERR_BAD_INDEX;
-            }
-            pos += used;
-            uint64_t i = got == 0 ? v : prev + 1u + v;
-            if (i >= n) {
-                return NGL_ERR_BAD_INDEX;
-            }
-            s->tk_sel[got] = (uint32_t)i;
-            prev = i;
-        }
-        if (pos != idx_bytes) {
-            return NGL_ERR_BAD_INDEX;
-        }
-    } else {
-        return NGL_ERR_BAD_INDEX;
-    }
-    if (got != k) {
-        return NGL_ERR_BAD_INDEX;
-    }
-    if (mask) {
-        for (uint64_t e = 0; e < k; e++) {
-            if (ngl_bit_get(mask, s->tk_sel[e] / s->block)) {
-                return NGL_ERR_BAD_INDEX;
-            }
-        }
-    }
-    return NGL_OK;
-}
-
-ngl_status ngl_topk_decode_body(ngl_stream *s, const uint8_t *body, size_t body_len, int has_mask,
-                                float *out, int accumulate, uint64_t *n_exc_out)
+/* Reconstruct a frame ngl_frame_validate() accepted (selected indices in
+ * v->sel) and update the state. */
+void ngl_topk_decode_body(ngl_stream *s, const ngl_frame_view *v, float *out, int accumulate)
 {
     const int int4 = s->cfg.codec == NGL_CODEC_INT4;
     const size_t esz = 4u + s->dsize;
-    if (body_len < NGL_PREAMBLE_COMMON + NGL_PREAMBLE_TOPK) {
-        return NGL_ERR_BAD_SECTION;
-    }
-    const uint32_t n_exc = ngl_rd_u32(body);
-    const uint64_t k = ngl_rd_u32(body + 8);
-    const uint64_t idx_bytes = ngl_rd_u32(body + 12);
-    const unsigned fmt = body[16];
-    if (body[17] | body[18] | body[19]) {
-        return NGL_ERR_BAD_FLAGS;
-    }
-    if (k > s->count) {
-        return NGL_ERR_BAD_INDEX;
-    }
-    if (k > s->k_max) {
-        return NGL_ERR_CONFIG_MISMATCH; /* a sender with a larger Top-K fraction */
-    }
-    uint64_t off = NGL_PREAMBLE_COMMON + NGL_PREAMBLE_TOPK;
-    const uint8_t *mask = NULL;
-    if (has_mask) {
-        size_t mb = ngl_mask_bytes(s->nblocks);
-        if (off + mb > body_len) {
-            return NGL_ERR_BAD_SECTION;
-        }
-        mask = body + off;
-        if ((s->nblocks % 8u) && (mask[mb - 1] >> (s->nblocks % 8u))) {
-            return NGL_ERR_BAD_MASK;
-        }
-        off += mb;
-    }
-    const uint64_t idx_off = off;
-    const uint64_t ngroups = NGL_DIV_CEIL(k, (uint64_t)s->block);
-    const uint64_t scales_off = idx_off + idx_bytes;
-    const uint64_t codes_off = scales_off + 4u * ngroups;
-    const uint64_t codes_len = int4 ? NGL_DIV_CEIL(k, 2u) : k;
-    const uint64_t exc_off = codes_off + codes_len;
-    if (n_exc > s->count || exc_off + (uint64_t)n_exc * esz != body_len) {
-        return NGL_ERR_BAD_SECTION;
-    }
-    ngl_status st = parse_indices(s, body + idx_off, (size_t)idx_bytes, fmt, k, mask);
-    if (st != NGL_OK) {
-        return st;
-    }
-    for (uint64_t g = 0; g < ngroups; g++) {
-        uint32_t bits = ngl_rd_u32(body + scales_off + 4 * g);
-        if ((bits & 0x80000000u) || (bits & 0x7f800000u) == 0x7f800000u) {
-            return NGL_ERR_BAD_SCALE;
-        }
-    }
-    const uint8_t *codes = body + codes_off;
-    for (uint64_t e = 0; e < k; e++) {
-        int32_t q = get_code(codes, e, int4);
-        if (q < -(int4 ? NGL_QMAX_INT4 : NGL_QMAX_INT8)) {
-            return NGL_ERR_BAD_CODE;
-        }
-    }
-    if (int4 && (k & 1u) && (codes[codes_len - 1] & 0xf0u)) {
-        return NGL_ERR_BAD_CODE;
-    }
-    /* exceptions: strictly increasing, in range, code 0 if selected */
-    {
-        uint64_t cur = 0, prev = 0;
-        for (uint32_t e = 0; e < n_exc; e++) {
-            uint64_t i = ngl_rd_u32(body + exc_off + (uint64_t)e * esz);
-            if (i >= s->count || (e > 0 && i <= prev)) {
-                return NGL_ERR_BAD_EXCEPTION;
-            }
-            prev = i;
-            while (cur < k && s->tk_sel[cur] < i) {
-                cur++;
-            }
-            if (cur < k && s->tk_sel[cur] == i && get_code(codes, cur, int4) != 0) {
-                return NGL_ERR_BAD_CODE;
-            }
-        }
-    }
+    const uint32_t n_exc = v->n_exc;
+    const uint64_t k = v->k;
+    const uint32_t *sel = v->sel;
+    const uint8_t *scales = v->scales;
+    const uint8_t *codes = v->codes;
 
-    /* Everything checked: reconstruct and update state. */
     if (s->cfg.predictor == NGL_PRED_NONE) {
         /* No state: x-hat is 0 + r-hat where selected, the exception value
          * where listed (exceptions win over a zero-coded selection), +0
          * elsewhere. Storing can scatter over zeros; accumulating must add
          * x-hat exactly once per element (adding +0 turns -0 into +0). */
         float *o = out;
-        const uint8_t *exc = body + exc_off;
+        const uint8_t *exc = v->exc;
         ngl_dense_job jx;
         job_for_state(s, &jx);
         uint32_t ecur = 0;
@@ -697,12 +548,12 @@ ngl_status ngl_topk_decode_body(ngl_stream *s, const uint8_t *body, size_t body_
         if (accumulate) {
             for (uint64_t i = 0; i < s->count; i++) {
                 float xhat = 0.0f;
-                int is_sel = e < k && s->tk_sel[e] == i;
+                int is_sel = e < k && sel[e] == i;
                 if (ecur < n_exc && ngl_rd_u32(exc + (size_t)ecur * esz) == i) {
                     xhat = ngl_exc_value(&jx, exc + (size_t)ecur * esz + 4);
                     ecur++;
                 } else if (is_sel) {
-                    float scale = ngl_bits_f32(ngl_rd_u32(body + scales_off + 4 * (e / s->block)));
+                    float scale = ngl_bits_f32(ngl_rd_u32(scales + 4 * (e / s->block)));
                     xhat = 0.0f + ngl_dequantize(get_code(codes, e, int4), scale);
                 }
                 e += (uint64_t)is_sel;
@@ -711,22 +562,19 @@ ngl_status ngl_topk_decode_body(ngl_stream *s, const uint8_t *body, size_t body_
         } else {
             memset(o, 0, (size_t)s->count * sizeof(float));
             for (e = 0; e < k; e++) {
-                float scale = ngl_bits_f32(ngl_rd_u32(body + scales_off + 4 * (e / s->block)));
-                o[s->tk_sel[e]] = 0.0f + ngl_dequantize(get_code(codes, e, int4), scale);
+                float scale = ngl_bits_f32(ngl_rd_u32(scales + 4 * (e / s->block)));
+                o[sel[e]] = 0.0f + ngl_dequantize(get_code(codes, e, int4), scale);
             }
             for (ecur = 0; ecur < n_exc; ecur++) {
                 const uint8_t *en = exc + (size_t)ecur * esz;
                 o[ngl_rd_u32(en)] = ngl_exc_value(&jx, en + 4);
             }
         }
-        if (n_exc_out) {
-            *n_exc_out = n_exc;
-        }
-        return NGL_OK;
+        return;
     }
     ngl_dense_job j;
     job_for_state(s, &j);
-    j.exc = (uint8_t *)(uintptr_t)(body + exc_off);
+    j.exc = (uint8_t *)(uintptr_t)v->exc;
     j.n_exc = n_exc;
     uint64_t cur = 0;
     for (uint32_t b = 0; b < s->nblocks; b++) {
@@ -737,12 +585,12 @@ ngl_status ngl_topk_decode_body(ngl_stream *s, const uint8_t *body, size_t body_
             float praw = ngl_pred_raw(&j, i);
             float p = use_pred ? praw : 0.0f;
             float xhat = p;
-            int selected = cur < k && s->tk_sel[cur] == i;
+            int selected = cur < k && sel[cur] == i;
             if (j.exc_cursor < n_exc && ngl_rd_u32(j.exc + (size_t)j.exc_cursor * esz) == i) {
                 xhat = ngl_exc_value(&j, j.exc + (size_t)j.exc_cursor * esz + 4);
                 j.exc_cursor++;
             } else if (selected) {
-                float scale = ngl_bits_f32(ngl_rd_u32(body + scales_off + 4 * (cur / s->block)));
+                float scale = ngl_bits_f32(ngl_rd_u32(scales + 4 * (cur / s->block)));
                 xhat = p + ngl_dequantize(get_code(codes, cur, int4), scale);
             }
             cur += (uint64_t)selected;
@@ -755,8 +603,4 @@ ngl_status ngl_topk_decode_body(ngl_stream *s, const uint8_t *body, size_t body_
         }
         ngl_gate_store(&j, b, a, c);
     }
-    if (n_exc_out) {
-        *n_exc_out = n_exc;
-    }
-    return NGL_OK;
 }

@@ -7,7 +7,6 @@
  */
 #include "ngl_gpu_host.h"
 
-#include <math.h>
 #include <stdlib.h>
 
 struct ngl_cuda_encoder {
@@ -259,45 +258,19 @@ ngl_status ngl_cuda_encoder_set_block_mask(ngl_cuda_encoder *enc, const uint8_t 
         enc->user_mask_set = 0;
         return NGL_OK;
     }
-    const size_t nb = enc->g.mask_bytes;
-    memcpy(enc->user_mask, skip_bits, nb);
-    if (enc->g.nblocks % 8u) {
-        enc->user_mask[nb - 1] &= (uint8_t)((1u << (enc->g.nblocks % 8u)) - 1u);
-    }
+    ngl_mask_copy(enc->user_mask, skip_bits, enc->g.nblocks);
     enc->user_mask_set = 1;
     return NGL_OK;
 }
 
-/* This step's skip bitmap in h_mask, as core's encoder_build_mask().
+/* This step's skip bitmap in h_mask, by core's rule (ngl_mask_build()).
  * @return 1 if any block is skipped. */
 static int enc_build_mask(ngl_cuda_encoder *enc)
 {
     const ngl_gpu_geom *g = &enc->g;
-    const size_t nb = g->mask_bytes;
-    if (enc->user_mask_set) {
-        memcpy(enc->h_mask, enc->user_mask, nb);
-        enc->user_mask_set = 0;
-    } else {
-        memset(enc->h_mask, 0, nb);
-        unsigned skip = (unsigned)lround(g->cfg.mask_fraction * NGL_MASK_PERIOD);
-        /* as core: one step in every period sends each block */
-        if (skip > NGL_MASK_PERIOD - 1u) {
-            skip = NGL_MASK_PERIOD - 1u;
-        }
-        if (skip > 0) {
-            for (uint32_t b = 0; b < g->nblocks; b++) {
-                if ((unsigned)((b + enc->step) % NGL_MASK_PERIOD) < skip) {
-                    enc->h_mask[b >> 3] = (uint8_t)(enc->h_mask[b >> 3] | (1u << (b & 7u)));
-                }
-            }
-        }
-    }
-    for (size_t i = 0; i < nb; i++) {
-        if (enc->h_mask[i]) {
-            return 1;
-        }
-    }
-    return 0;
+    const uint8_t *user = enc->user_mask_set ? enc->user_mask : NULL;
+    enc->user_mask_set = 0;
+    return ngl_mask_build(enc->h_mask, g->nblocks, user, g->cfg.mask_fraction, enc->step);
 }
 
 static void enc_args(ngl_cuda_encoder *enc, ngl_gpu_args *a, const void *d_src, int has_mask)
@@ -343,7 +316,7 @@ static int enc_submit_dense(ngl_cuda_encoder *enc, const ngl_gpu_args *a, uint8_
         off += g->mask_bytes;
     }
     const size_t scales_len = 4u * (size_t)n_sent;
-    const size_t codes_len = g->int4 ? (size_t)NGL_DIV_CEIL(coded, 2u) : (size_t)coded;
+    const size_t codes_len = (size_t)ngl_codes_bytes(coded, g->int4);
     int e = 0;
     if (has_mask) {
         e = ngl_gpu_memcpy_async(enc->skip, enc->h_mask, g->mask_bytes, s);
@@ -438,12 +411,6 @@ ngl_status ngl_cuda_encoder_submit(ngl_cuda_encoder *enc, const void *d_src, voi
     return NGL_OK;
 }
 
-static int exc_entry_cmp(const void *a, const void *b)
-{
-    uint32_t x = ngl_rd_u32((const uint8_t *)a), y = ngl_rd_u32((const uint8_t *)b);
-    return (x > y) - (x < y);
-}
-
 /* The selected elements whose reconstruction would overflow become
  * exceptions too (as in core's topk.c); the GPU lists them in any order.
  * Sort them and merge them, from the back, into the index-ordered list of
@@ -451,7 +418,7 @@ static int exc_entry_cmp(const void *a, const void *b)
 static void enc_merge_late(uint8_t *exc, uint32_t n_exc, uint8_t *late, uint32_t n_late,
                            uint32_t esz)
 {
-    qsort(late, n_late, esz, exc_entry_cmp);
+    ngl_exc_sort(late, n_late, esz);
     uint64_t a = n_exc, b = n_late, w = (uint64_t)n_exc + n_late;
     while (b > 0) {
         const uint8_t *src;
@@ -462,20 +429,6 @@ static void enc_merge_late(uint8_t *exc, uint32_t n_exc, uint8_t *late, uint32_t
         }
         memmove(exc + --w * esz, src, esz);
     }
-}
-
-/* Bytes of the varint gap list of @p k sorted indices. */
-static size_t varint_gaps_len(const uint32_t *sel, uint64_t k)
-{
-    size_t vb = 0;
-    for (uint64_t i = 0; i < k; i++) {
-        uint32_t gap = i == 0 ? sel[0] : sel[i] - sel[i - 1] - 1u;
-        do {
-            vb++;
-            gap >>= 7;
-        } while (gap != 0);
-    }
-    return vb;
 }
 
 /* Top-K body after the kernels: [preamble][topk preamble][mask][indices]
@@ -503,7 +456,7 @@ static ngl_status enc_topk_layout(ngl_cuda_encoder *enc, int *e)
     }
     const size_t bitmap_bytes = (size_t)NGL_DIV_CEIL(g->count, 8u);
     const uint64_t ngroups = NGL_DIV_CEIL(k, (uint64_t)g->block);
-    const size_t codes_len = g->int4 ? (size_t)NGL_DIV_CEIL(k, 2u) : (size_t)k;
+    const size_t codes_len = (size_t)ngl_codes_bytes(k, g->int4);
     enc->idx_off = off;
     if (c->vbytes < bitmap_bytes) {
         /* varint gaps, written by the host from the selected indices */
@@ -555,39 +508,27 @@ static ngl_status enc_topk_complete(ngl_cuda_encoder *enc)
     uint8_t *body = enc->frame + NGL_FRAME_HEADER_SIZE;
     size_t idx_bytes = (size_t)NGL_DIV_CEIL(g->count, 8u);
     if (enc->topk_fmt == NGL_TOPK_FMT_VARINT) {
-        size_t vb = varint_gaps_len(enc->h_sel, k);
+        size_t vb = ngl_topk_gaps_len(enc->h_sel, k);
         if (vb != c->vbytes) {
             ngl_log(NGL_LOG_ERROR, "cuda: top-k varint bytes %zu != %llu (bug)", vb,
                     (unsigned long long)c->vbytes);
             return NGL_ERR_DEVICE;
         }
-        size_t w = 0;
-        for (uint64_t i = 0; i < k; i++) {
-            uint32_t gap = i == 0 ? enc->h_sel[0] : enc->h_sel[i] - enc->h_sel[i - 1] - 1u;
-            w += ngl_varint_put(body + enc->idx_off + w, gap);
-        }
-        idx_bytes = vb;
+        idx_bytes = ngl_topk_gaps_put(body + enc->idx_off, enc->h_sel, k);
     }
     if (enc->n_late > 0) {
         enc_merge_late(body + enc->exc_off, enc->n_exc, enc->h_late, enc->n_late, g->esz);
     }
-    ngl_wr_u32(body + 8, (uint32_t)k);
-    ngl_wr_u32(body + 12, (uint32_t)idx_bytes);
-    body[16] = (uint8_t)enc->topk_fmt;
-    body[17] = body[18] = body[19] = 0;
+    ngl_topk_write_preamble(body, k, idx_bytes, enc->topk_fmt);
     enc->n_exc += enc->n_late;
     return NGL_OK;
 }
 
-/* Common preamble, header and CRC, as core's encoder writes them. */
+/* Common preamble, header and CRC, with core's writers. */
 static size_t enc_seal(ngl_cuda_encoder *enc)
 {
     const ngl_gpu_geom *g = &enc->g;
-    uint8_t *frame = enc->frame;
-    uint8_t *body = frame + NGL_FRAME_HEADER_SIZE;
-    ngl_wr_u32(body, enc->n_exc);
-    ngl_wr_u32(body + 4,
-               g->cfg.predictor == NGL_PRED_MOMENTUM ? ngl_f32_bits(g->cfg.momentum_beta) : 0u);
+    ngl_write_preamble(&g->cfg, enc->frame + NGL_FRAME_HEADER_SIZE, enc->n_exc);
     uint16_t flags = 0;
     if (enc->has_mask) {
         flags |= NGL_FLAG_MASK;
@@ -598,20 +539,7 @@ static size_t enc_seal(ngl_cuda_encoder *enc)
     if (g->topk) {
         flags |= NGL_FLAG_TOPK;
     }
-    ngl_frame_info fi;
-    memset(&fi, 0, sizeof fi);
-    fi.codec = g->cfg.codec;
-    fi.dtype = g->cfg.dtype;
-    fi.predictor = g->cfg.predictor;
-    fi.flags = flags;
-    fi.block_size = g->block;
-    fi.stream_id = g->cfg.stream_id;
-    fi.step = enc->frame_step;
-    fi.count = g->count;
-    fi.payload_len = (uint32_t)enc->body_len;
-    ngl_wire_write_header(frame, &fi);
-    ngl_wire_seal(frame, NGL_FRAME_HEADER_SIZE + enc->body_len);
-    return NGL_FRAME_HEADER_SIZE + enc->body_len;
+    return ngl_frame_seal(enc->frame, &g->cfg, flags, enc->frame_step, enc->body_len);
 }
 
 /* The control block is on the host: enqueue the copies that depend on it

@@ -2,7 +2,6 @@
 /* gpu_host.c -- geometry, allocation and state helpers of the GPU path. */
 #include "ngl_gpu_host.h"
 
-#include <math.h>
 #include <stdlib.h>
 
 int ngl_cuda_device_count(void)
@@ -123,19 +122,6 @@ const char *ngl_cuda_error_name(int err)
     return ngl_gpu_error_name(err);
 }
 
-/* Same rule as core's topk_k_max() (stream.c). */
-static uint64_t gpu_k_max(const ngl_stream_config *cfg)
-{
-    if (!(cfg->topk_fraction > 0.0) || cfg->count == 0) {
-        return 0;
-    }
-    double k = ceil(cfg->topk_fraction * (double)cfg->count);
-    if (k > (double)cfg->count) {
-        k = (double)cfg->count;
-    }
-    return (uint64_t)k;
-}
-
 ngl_status ngl_gpu_geom_init(ngl_gpu_geom *g, const ngl_stream_config *cfg)
 {
     const char *why = NULL;
@@ -164,10 +150,10 @@ ngl_status ngl_gpu_geom_init(ngl_gpu_geom *g, const ngl_stream_config *cfg)
     g->int4 = cfg->codec == NGL_CODEC_INT4;
     g->topk = cfg->topk_fraction > 0.0;
     g->ef = cfg->error_feedback != 0;
-    g->k_max = gpu_k_max(cfg);
+    g->k_max = ngl_topk_k_max(cfg);
     g->ngroups_max = NGL_DIV_CEIL(g->k_max, (uint64_t)g->block);
     g->ntiles = (uint32_t)NGL_DIV_CEIL(cfg->count, (uint64_t)NGL_GPU_TILE);
-    g->mask_bytes = NGL_DIV_CEIL((size_t)g->nblocks, 8u);
+    g->mask_bytes = ngl_mask_bytes(g->nblocks);
     return NGL_OK;
 }
 
@@ -232,36 +218,29 @@ ngl_status ngl_gpu_alloc_host(void **p, size_t bytes, int *err)
 uint64_t ngl_gpu_state_hash(const ngl_gpu_geom *g, uint64_t step, uint32_t hist, const float *d_st1,
                             const float *d_st2, const uint8_t *d_gate, int *last, ngl_status *st)
 {
-    uint8_t head[12];
-    ngl_wr_u64(head, step);
-    ngl_wr_u32(head + 8, hist);
-    uint64_t h = ngl_fnv1a(NGL_FNV_INIT, head, sizeof head);
     *st = NGL_OK;
     if (d_st1 == NULL) {
-        return h;
+        return ngl_state_hash(step, hist, NULL, NULL, 0, NULL, 0);
     }
     const size_t n = (size_t)g->count;
     float *s1 = malloc(n * sizeof(float) + 1u);
     float *s2 = malloc(n * sizeof(float) + 1u);
     uint8_t *gt = malloc((size_t)g->nblocks + 1u);
+    uint64_t h = 0;
     if (s1 == NULL || s2 == NULL || gt == NULL) {
         *st = NGL_ERR_NO_MEMORY;
         goto out;
     }
     *st = ngl_gpu_state_get(g, NULL, d_st1, d_st2, d_gate, NULL, s1, s2, gt, last);
-    if (*st != NGL_OK) {
-        goto out;
+    if (*st == NGL_OK) {
+        h = ngl_state_hash(step, hist, s1, d_st2 != NULL ? s2 : NULL, n * sizeof(float), gt,
+                           g->nblocks);
     }
-    h = ngl_fnv1a(h, s1, n * sizeof(float));
-    if (d_st2 != NULL) {
-        h = ngl_fnv1a(h, s2, n * sizeof(float));
-    }
-    h = ngl_fnv1a(h, gt, g->nblocks);
 out:
     free(gt);
     free(s2);
     free(s1);
-    return *st == NGL_OK ? h : 0;
+    return h;
 }
 
 ngl_status ngl_gpu_state_zero(const ngl_gpu_geom *g, float *d_st1, float *d_st2, uint8_t *d_gate,

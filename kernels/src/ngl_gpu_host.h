@@ -9,7 +9,7 @@
 
 #include "ngl_cuda.h"
 #include "ngl_gpu_dev.h"
-#include "ngl_wire.h"
+#include "ngl_stream.h"
 
 /* Geometry of a stream on the GPU path (what ngl_stream_init derives). */
 typedef struct ngl_gpu_geom {
@@ -48,7 +48,7 @@ NGL_HIDDEN ngl_status ngl_gpu_alloc_host(void **p, size_t bytes, int *err);
  * 0 -> NGL_OK, anything else -> NGL_ERR_DEVICE. */
 NGL_HIDDEN ngl_status ngl_gpu_check(int err, int *last, const char *what);
 
-/* FNV-1a over (step, hist, st1, st2, gate) exactly as ngl_stream_hash();
+/* ngl_state_hash() of (step, hist, st1, st2, gate), as ngl_stream_hash();
  * the state arrays are copied from the device first. *st gets the status. */
 NGL_HIDDEN uint64_t ngl_gpu_state_hash(const ngl_gpu_geom *g, uint64_t step, uint32_t hist,
                                        const float *d_st1, const float *d_st2,
