@@ -30,9 +30,12 @@
 
 /* Segment size bounds in elements: small enough to pipeline a few MiB,
  * large enough that per-message costs stay small. */
-#define NGL_PMPI_SEG_MIN (16u * 1024u)
-#define NGL_PMPI_SEG_MAX (256u * 1024u)
+#define NGL_PMPI_SEG_MIN    (16u * 1024u)
+#define NGL_PMPI_SEG_MAX    (256u * 1024u)
 #define NGL_PMPI_SEG_TARGET 4u /* aim for this many segments per chunk */
+/* Elements of one segment round over all owners: bounds the frame buffers
+ * (NGL_PMPI_WINDOW rounds of 3P frames) when there are many ranks. */
+#define NGL_PMPI_ROUND_ELEMS (4u * 1024u * 1024u)
 
 void ngl_pmpi_layout(uint64_t count, int nranks, uint32_t block, uint64_t *chunk_lo,
                      uint64_t *seg_elems, uint32_t *nseg)
@@ -55,6 +58,10 @@ void ngl_pmpi_layout(uint64_t count, int nranks, uint32_t block, uint64_t *chunk
     uint64_t seg = (maxchunk + NGL_PMPI_SEG_TARGET - 1) / NGL_PMPI_SEG_TARGET;
     seg = seg < NGL_PMPI_SEG_MIN ? NGL_PMPI_SEG_MIN : seg;
     seg = seg > NGL_PMPI_SEG_MAX ? NGL_PMPI_SEG_MAX : seg;
+    const uint64_t per_owner = NGL_PMPI_ROUND_ELEMS / P;
+    if (seg > per_owner) {
+        seg = per_owner > NGL_PMPI_SEG_MIN ? per_owner : NGL_PMPI_SEG_MIN;
+    }
     seg = (seg + block - 1) / block * block;
     *seg_elems = seg;
     *nseg = (uint32_t)((maxchunk + seg - 1) / seg);
@@ -204,8 +211,8 @@ static int seg_start(run *r, unsigned w, uint32_t seg)
         unsigned char *out = frame_buf(r, w, K_RS_SEND, j);
         size_t flen = 0;
         const double t0 = ngl_pmpi_now();
-        const ngl_status st = ngl_encoder_encode(slot->rs_enc[(size_t)seg * (size_t)r->P + (size_t)j],
-                                                 r->src + off, out, r->cap, &flen);
+        const ngl_status st = ngl_encoder_encode(
+            slot->rs_enc[(size_t)seg * (size_t)r->P + (size_t)j], r->src + off, out, r->cap, &flen);
         ctx->stats.t_encode += ngl_pmpi_now() - t0;
         if (st != NGL_OK) {
             fatal_codec(r, "reduce-scatter encode", st);
@@ -252,9 +259,9 @@ static int seg_reduce(run *r, unsigned w)
         if (i == r->me) {
             continue;
         }
-        const ngl_status st =
-            ngl_decoder_decode(slot->rs_dec[base + (size_t)i], frame_buf(r, w, K_RS_RECV, i),
-                               ctx->lens[req_index(r, w, K_RS_RECV, i)], acc, NGL_DECODE_ACCUMULATE);
+        const ngl_status st = ngl_decoder_decode(
+            slot->rs_dec[base + (size_t)i], frame_buf(r, w, K_RS_RECV, i),
+            ctx->lens[req_index(r, w, K_RS_RECV, i)], acc, NGL_DECODE_ACCUMULATE);
         if (st != NGL_OK) {
             fatal_codec(r, "reduce-scatter decode", st);
             return MPI_ERR_INTERN;

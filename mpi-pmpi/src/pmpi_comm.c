@@ -132,8 +132,8 @@ static void stats_print(void)
             (unsigned long long)(calls - t->calls_compressed), desc, (double)t->bytes_in * mib,
             (double)t->frame_out * mib, ratio(t->frame_in, t->frame_out),
             (double)t->bytes_sent * mib, (double)t->bytes_ring * mib,
-            ratio(t->bytes_ring, t->bytes_sent), t->t_total, t->t_encode + t->t_decode,
-            t->t_encode, t->t_decode, t->t_total - t->t_encode - t->t_decode);
+            ratio(t->bytes_ring, t->bytes_sent), t->t_total, t->t_encode + t->t_decode, t->t_encode,
+            t->t_decode, t->t_total - t->t_encode - t->t_decode);
     fflush(stderr);
 }
 

@@ -65,7 +65,7 @@ static uint64_t token_mix(uint64_t h, uint64_t v)
 /* Predefined op index, or 0 for user-defined ones. */
 static unsigned op_class(MPI_Op op)
 {
-    const MPI_Op ops[] = {MPI_SUM, MPI_MAX, MPI_MIN, MPI_PROD, MPI_LAND, MPI_BAND, MPI_LOR,
+    const MPI_Op ops[] = {MPI_SUM, MPI_MAX,  MPI_MIN,  MPI_PROD,   MPI_LAND,   MPI_BAND,   MPI_LOR,
                           MPI_BOR, MPI_LXOR, MPI_BXOR, MPI_MAXLOC, MPI_MINLOC, MPI_REPLACE};
     for (unsigned i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         if (op == ops[i]) {
@@ -243,8 +243,8 @@ NGL_PMPI_EXPORT void MPI_ALLREDUCE(void *sendbuf, void *recvbuf, MPI_Fint *count
                                    MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
                                    MPI_Fint *ierr);
 
-void mpi_allreduce_(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype,
-                    MPI_Fint *op, MPI_Fint *comm, MPI_Fint *ierr)
+void mpi_allreduce_(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype, MPI_Fint *op,
+                    MPI_Fint *comm, MPI_Fint *ierr)
 {
     const MPI_Comm c = PMPI_Comm_f2c(*comm);
     const MPI_Datatype t = PMPI_Type_f2c(*datatype);

@@ -63,32 +63,31 @@ void ngl_pmpi_log(ngl_log_level level, const char *fmt, ...) NGL_PMPI_PRINTF(2, 
  * the reduce-scatter).
  */
 typedef struct ngl_pmpi_slot {
-    uint64_t token;   /* call token (see pmpi_keytrack.h) */
-    uint32_t k;       /* occurrence index or NGL_KT_TRANSIENT */
-    uint64_t count;   /* floats per call */
+    uint64_t token; /* call token (see pmpi_keytrack.h) */
+    uint32_t k;     /* occurrence index or NGL_KT_TRANSIENT */
+    uint64_t count; /* floats per call */
     uint64_t last_use;
-    size_t state_bytes;
     uint32_t nseg;
     uint64_t seg_elems;
-    uint64_t *chunk_lo;       /* P + 1 chunk boundaries */
-    ngl_encoder **rs_enc;     /* [s*P + j]: my part of owner j's chunk */
-    ngl_decoder **rs_dec;     /* [s*P + i]: rank i's part of my chunk */
-    ngl_encoder **ag_enc;     /* [s]: my reduced chunk */
-    ngl_decoder **ag_dec;     /* [s*P + o]: owner o's reduced chunk */
-    struct ngl_pmpi_slot *hnext;              /* hash chain */
+    uint64_t *chunk_lo;                        /* P + 1 chunk boundaries */
+    ngl_encoder **rs_enc;                      /* [s*P + j]: my part of owner j's chunk */
+    ngl_decoder **rs_dec;                      /* [s*P + i]: rank i's part of my chunk */
+    ngl_encoder **ag_enc;                      /* [s]: my reduced chunk */
+    ngl_decoder **ag_dec;                      /* [s*P + o]: owner o's reduced chunk */
+    struct ngl_pmpi_slot *hnext;               /* hash chain */
     struct ngl_pmpi_slot *lru_prev, *lru_next; /* most recent first */
 } ngl_pmpi_slot;
 
 /* Per-rank counters, summed over communicators for the NANGILA_STATS report. */
 typedef struct ngl_pmpi_stats {
     uint64_t calls_compressed;
-    uint64_t bytes_in;         /* fp32 bytes of the compressed calls */
-    uint64_t bytes_ring;       /* what a ring allreduce sends: 2(P-1)/P x bytes_in */
-    uint64_t frame_in;         /* fp32 bytes encoded into frames */
-    uint64_t frame_out;        /* frame bytes produced, headers included */
-    uint64_t bytes_sent;       /* frame bytes this rank put on the wire */
-    uint64_t transient_calls;  /* compressed calls without carried state */
-    double t_total;            /* seconds inside compressed calls */
+    uint64_t bytes_in;        /* fp32 bytes of the compressed calls */
+    uint64_t bytes_ring;      /* what a ring allreduce sends: 2(P-1)/P x bytes_in */
+    uint64_t frame_in;        /* fp32 bytes encoded into frames */
+    uint64_t frame_out;       /* frame bytes produced, headers included */
+    uint64_t bytes_sent;      /* frame bytes this rank put on the wire */
+    uint64_t transient_calls; /* compressed calls without carried state */
+    double t_total;           /* seconds inside compressed calls */
     double t_encode;
     double t_decode;
 } ngl_pmpi_stats;
@@ -105,26 +104,25 @@ enum {
 
 /* Per-communicator context, cached as an attribute on the user's communicator. */
 typedef struct ngl_pmpi_comm {
-    MPI_Comm comm;  /* the user's communicator (handle; not owned) */
-    MPI_Comm ic;    /* private duplicate for our point-to-point traffic */
+    MPI_Comm comm; /* the user's communicator (handle; not owned) */
+    MPI_Comm ic;   /* private duplicate for our point-to-point traffic */
     int rank, size;
     int status;
-    uint64_t uid;   /* agreed by all ranks at set-up; salts stream ids */
+    uint64_t uid; /* agreed by all ranks at set-up; salts stream ids */
     int tag_ub;
     ngl_pmpi_keytrack kt;
     /* slots */
     ngl_pmpi_slot *buckets[NGL_PMPI_SLOT_BUCKETS];
     ngl_pmpi_slot *lru_head, *lru_tail;
     size_t nslots;
-    size_t state_bytes;
     /* scratch for one call, grown on demand, kept between calls */
-    size_t frame_cap;           /* bytes per frame buffer */
-    unsigned char *frames;      /* window * 3P frame buffers */
-    MPI_Request *reqs;          /* window * 4P */
+    size_t frame_cap;      /* bytes per frame buffer */
+    unsigned char *frames; /* window * 3P frame buffers */
+    MPI_Request *reqs;     /* window * 4P */
     MPI_Status *statuses;
     int *indices;
-    size_t *lens;               /* window * 4P received/sent frame lengths */
-    float *bounce;              /* aligned copy for misaligned user buffers */
+    size_t *lens;  /* window * 4P received/sent frame lengths */
+    float *bounce; /* aligned copy for misaligned user buffers */
     size_t bounce_cap;
     ngl_pmpi_stats stats;
     struct ngl_pmpi_comm *reg_prev, *reg_next; /* registry of live contexts */
@@ -181,8 +179,7 @@ void ngl_pmpi_layout(uint64_t count, int nranks, uint32_t block, uint64_t *chunk
                      uint64_t *seg_elems, uint32_t *nseg);
 
 /* Elements of owner @p o's chunk inside segment @p s. */
-static inline uint64_t ngl_pmpi_seg_len(const ngl_pmpi_slot *slot, int o, uint32_t s,
-                                        uint64_t *off)
+static inline uint64_t ngl_pmpi_seg_len(const ngl_pmpi_slot *slot, int o, uint32_t s, uint64_t *off)
 {
     const uint64_t lo = slot->chunk_lo[o] + (uint64_t)s * slot->seg_elems;
     const uint64_t hi = slot->chunk_lo[o + 1];

@@ -115,10 +115,14 @@ uint32_t ngl_pmpi_keytrack_next(ngl_pmpi_keytrack *kt, uint64_t token, int keyed
      * a failing one accepts any, so a program that changes its pattern
      * relocks.
      */
-    const int recent_miss = kt->period == 0 ||
-                            kt->ncalls - kt->last_miss <= 2u * (uint64_t)kt->period;
+    const int recent_miss =
+        kt->period == 0 || kt->ncalls - kt->last_miss <= 2u * (uint64_t)kt->period;
     if (recent_miss) {
-        const uint32_t p = find_period(kt, matched ? kt->period + 1 : 1, kt->period);
+        /* A matching call only looks for a longer cycle, and a tail the lock
+         * explains is no evidence for one. A failing lock takes any period,
+         * its own length included (the same shape with new sizes). */
+        const uint32_t p =
+            matched ? find_period(kt, kt->period + 1, kt->period) : find_period(kt, 1, 0);
         if (p != 0) {
             lock_period(kt, p);
             return kt->occ[p - 1];

@@ -49,13 +49,13 @@
 #define NGL_KT_SEARCH_BUDGET (1u << 16)
 
 typedef struct ngl_pmpi_keytrack {
-    uint64_t hist[NGL_KT_HIST];       /* ring buffer of the last tokens */
-    uint64_t ncalls;                  /* tokens seen so far */
-    uint32_t period;                  /* locked cycle length, 0 = none */
-    uint32_t phase;                   /* next expected position in ref */
-    uint64_t last_miss;               /* ncalls after the last call off the cycle */
-    uint64_t ref[NGL_KT_HIST / 2];    /* the locked cycle */
-    uint32_t occ[NGL_KT_HIST / 2];    /* occ[i]: ref[i]'s earlier occurrences in ref */
+    uint64_t hist[NGL_KT_HIST];    /* ring buffer of the last tokens */
+    uint64_t ncalls;               /* tokens seen so far */
+    uint32_t period;               /* locked cycle length, 0 = none */
+    uint32_t phase;                /* next expected position in ref */
+    uint64_t last_miss;            /* ncalls after the last call off the cycle */
+    uint64_t ref[NGL_KT_HIST / 2]; /* the locked cycle */
+    uint32_t occ[NGL_KT_HIST / 2]; /* occ[i]: ref[i]'s earlier occurrences in ref */
     /* counters, for statistics and tests */
     uint64_t n_matched;   /* calls that matched the locked cycle */
     uint64_t n_transient; /* keyed calls answered NGL_KT_TRANSIENT */

@@ -34,15 +34,14 @@
 static int g_rank, g_size;
 static int g_fail;
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "pmpi_check[%d] FAIL %s:%d: ", g_rank, __FILE__, \
-                    __LINE__);                                             \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-            g_fail = 1;                                                    \
-        }                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "pmpi_check[%d] FAIL %s:%d: ", g_rank, __FILE__, __LINE__);            \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            g_fail = 1;                                                                            \
+        }                                                                                          \
     } while (0)
 
 /* ---- inputs ------------------------------------------------------------- */
@@ -513,7 +512,8 @@ static int mode_nan(void)
             nonfinite += fclass(z[i]) != 0;
         }
         CHECK(nonfinite >= 3, "test did not inject enough non-finite values (%d)", nonfinite);
-        CHECK(same_everywhere(y, N * sizeof(float), MPI_COMM_WORLD), "results differ between ranks");
+        CHECK(same_everywhere(y, N * sizeof(float), MPI_COMM_WORLD),
+              "results differ between ranks");
         /* finite neighbours of the specials are still accurate */
         for (int i = 0; i < 64; i++) {
             if (fclass(z[i]) == 0) {

@@ -15,6 +15,8 @@
 #                            matching REGEX (extended grep)
 #     --expect-min N REGEX   ... at least N lines
 #     --no-preload           run without the wrapper (a baseline)
+#     --no-leak-check        no LeakSanitizer at exit (sanitized builds; for
+#                            uninstrumented programs such as python3)
 #
 # Meson passes NGL_PMPI_PRELOAD (the library, preceded by libasan in
 # sanitized builds), NGL_PMPI_LSAN_SUPP and MPIRUN in the environment.
@@ -24,6 +26,7 @@ np=4
 limit=120
 expect_fail=0
 preload=1
+leaks=1
 envs=()
 declare -A rank_envs=()
 counts=()
@@ -37,6 +40,7 @@ while [ $# -gt 0 ]; do
     --expect-count) counts+=("=$2" "$3"); shift 3 ;;
     --expect-min) counts+=(">$2" "$3"); shift 3 ;;
     --no-preload) preload=0; shift ;;
+    --no-leak-check) leaks=0; shift ;;
     --) shift; break ;;
     *) echo "pmpi_run.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -62,7 +66,9 @@ if [ -n "${NGL_PMPI_LSAN_SUPP:-}" ]; then
     # frames below them, which the suppressions then match; leaks of ours
     # have no such frame and are still reported.
     xs+=(-x "LSAN_OPTIONS=suppressions=${NGL_PMPI_LSAN_SUPP}:print_suppressions=0")
-    xs+=(-x "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0")
+    asan="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+    [ "$leaks" = 0 ] && asan="$asan:detect_leaks=0"
+    xs+=(-x "ASAN_OPTIONS=$asan")
 fi
 for e in "${envs[@]}"; do
     xs+=(-x "$e")

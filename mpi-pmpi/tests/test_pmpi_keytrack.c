@@ -186,6 +186,25 @@ static void test_keytrack_relocks_when_the_pattern_changes(void **state)
     assert_int_equal(kt->period, 5);
 }
 
+static void test_keytrack_relocks_to_a_new_size_of_the_same_period(void **state)
+{
+    ngl_pmpi_keytrack *kt = *state;
+    /* A benchmark loop: many calls of one size, then of another. */
+    uint32_t k = 0;
+    for (int i = 0; i < 20; i++) {
+        ngl_pmpi_keytrack_next(kt, 1000, 1);
+    }
+    for (unsigned i = 0; i < 20; i++) {
+        k = ngl_pmpi_keytrack_next(kt, 2000, 1);
+        if (i + 1 >= NGL_KT_MIN_EVIDENCE) {
+            assert_int_equal(k, 0);
+        }
+    }
+    assert_int_equal(kt->period, 1);
+    assert_int_equal(kt->ref[0], 2000);
+    assert_int_equal(kt->n_transient, NGL_KT_MIN_EVIDENCE - 1 + NGL_KT_MIN_EVIDENCE - 1);
+}
+
 static void test_keytrack_back_to_back_same_size_is_the_known_limit(void **state)
 {
     ngl_pmpi_keytrack *kt = *state;
@@ -250,6 +269,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_keytrack_relocks_when_the_pattern_changes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_keytrack_relocks_to_a_new_size_of_the_same_period,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_keytrack_back_to_back_same_size_is_the_known_limit,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_keytrack_no_structure_stays_transient, setup,
