@@ -11,7 +11,7 @@ compress those calls.
 The text is what ships with every Debian system: the licence texts in
 /usr/share/common-licenses (the last 10% is held out for validation).
 
-    mpirun -np 4 python3 examples/mpi_train_charlm.py --steps 300 --csv loss.csv
+    mpirun -np 4 python3 examples/mpi_train_charlm.py --steps 400 --csv loss.csv
 
 Rank 0 prints a final line
     final: val_loss=1.62 train_loss=1.55 steps=... allreduce_s=... identical_params=1
@@ -61,13 +61,13 @@ class CharLM(nn.Module):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=8, help="sequences per rank per step")
     ap.add_argument("--ctx", type=int, default=64)
     ap.add_argument("--d", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--csv", help="rank 0 writes step,train_loss,val_loss here")

@@ -57,7 +57,7 @@ trap 'rm -rf "$tmp"' EXIT
 for m in "${models[@]}"; do
     case "$m" in
     digits) script=examples/mpi_train_digits.py; args=(--epochs 40) ;;
-    charlm) script=examples/mpi_train_charlm.py; args=(--steps 300) ;;
+    charlm) script=examples/mpi_train_charlm.py; args=(--steps 400) ;;
     *) echo "train-mpi.sh: unknown model $m" >&2; exit 2 ;;
     esac
     runs=()
