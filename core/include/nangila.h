@@ -357,7 +357,7 @@ typedef struct ngl_settings {
 #define NGL_COLLNET_PERIOD_MAX 65536u
 
 /** Default for NANGILA_MIN_BYTES (from the allreduce crossover benchmark). */
-#define NGL_DEFAULT_MIN_BYTES (64u * 1024u)
+#define NGL_DEFAULT_MIN_BYTES (256u * 1024u)
 
 /** Fill @p s with the documented defaults. */
 NGL_API void ngl_settings_defaults(ngl_settings *s);

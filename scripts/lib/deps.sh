@@ -13,9 +13,9 @@ NANGILA_DEBS=(
     iproute2
 )
 
-nangila_missing_debs() {
+nangila_missing_debs() { # extra package names may follow
     local p missing=()
-    for p in "${NANGILA_DEBS[@]}"; do
+    for p in "${NANGILA_DEBS[@]}" "$@"; do
         if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
             missing+=("$p")
         fi
@@ -23,9 +23,11 @@ nangila_missing_debs() {
     echo "${missing[@]:-}"
 }
 
+# Extra arguments: packages only some scripts need (python3-torch for
+# scripts/train-mpi.sh --model charlm), installed on demand.
 nangila_ensure_deps() {
     local missing
-    missing=$(nangila_missing_debs)
+    missing=$(nangila_missing_debs "$@")
     if [ -z "$missing" ]; then
         return 0
     fi

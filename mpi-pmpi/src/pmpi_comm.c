@@ -1,0 +1,666 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pmpi_comm.c -- global set-up, per-communicator contexts, stream slots,
+ * statistics and teardown.
+ *
+ * State lives in an attribute on the user's communicator (keyval with
+ * MPI_COMM_NULL_COPY_FN, so duplicates start fresh, and a delete callback,
+ * so MPI_Comm_free releases it). One attribute on MPI_COMM_SELF is the
+ * finalize hook: MPI deletes MPI_COMM_SELF's attributes first inside
+ * MPI_Finalize, while MPI is still fully usable, and its callback deletes
+ * every remaining context and prints the statistics.
+ */
+#include "pmpi_internal.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { G_NEW = 0, G_READY = 1, G_FINALIZED = 2 };
+
+static struct {
+    atomic_int state;
+    pthread_mutex_t init_lock;
+    pthread_mutex_t lock; /* registry and totals */
+    ngl_settings s;
+    int comm_keyval;
+    int self_keyval;
+    int world_rank;
+    atomic_uint_fast64_t serial;
+    atomic_uint_fast64_t calls_seen;
+    ngl_pmpi_comm *reg_head;
+    ngl_pmpi_stats totals;
+    char skip_marker; /* its address marks communicators we never compress on */
+} G = {
+    .state = G_NEW,
+    .init_lock = PTHREAD_MUTEX_INITIALIZER,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .comm_keyval = MPI_KEYVAL_INVALID,
+    .self_keyval = MPI_KEYVAL_INVALID,
+};
+
+double ngl_pmpi_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const ngl_settings *ngl_pmpi_settings(void)
+{
+    return &G.s;
+}
+
+/* ---- logging ------------------------------------------------------------ */
+
+static const char *level_name(ngl_log_level level)
+{
+    static const char *names[] = {"none", "error", "warn", "info", "debug", "trace"};
+    return (unsigned)level < 6u ? names[level] : "?";
+}
+
+static void log_sink(void *user, ngl_log_level level, const char *msg)
+{
+    (void)user;
+    fprintf(stderr, "nangila[%d] %s: %s\n", G.world_rank, level_name(level), msg);
+}
+
+void ngl_pmpi_log(ngl_log_level level, const char *fmt, ...)
+{
+    if (level == NGL_LOG_NONE || level > G.s.log_level) {
+        return;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_sink(NULL, level, msg);
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+void ngl_pmpi_note_call(void)
+{
+    atomic_fetch_add_explicit(&G.calls_seen, 1, memory_order_relaxed);
+}
+
+void ngl_pmpi_stats_merge(const ngl_pmpi_stats *s)
+{
+    pthread_mutex_lock(&G.lock);
+    ngl_pmpi_stats *t = &G.totals;
+    t->calls_compressed += s->calls_compressed;
+    t->bytes_in += s->bytes_in;
+    t->bytes_ring += s->bytes_ring;
+    t->frame_in += s->frame_in;
+    t->frame_out += s->frame_out;
+    t->bytes_sent += s->bytes_sent;
+    t->transient_calls += s->transient_calls;
+    t->t_total += s->t_total;
+    t->t_encode += s->t_encode;
+    t->t_decode += s->t_decode;
+    pthread_mutex_unlock(&G.lock);
+}
+
+static double ratio(uint64_t a, uint64_t b)
+{
+    return b ? (double)a / (double)b : 0.0;
+}
+
+static void stats_print(void)
+{
+    const ngl_pmpi_stats *t = &G.totals;
+    const uint64_t calls = atomic_load(&G.calls_seen);
+    const double mib = 1.0 / (1024.0 * 1024.0);
+    char desc[256];
+    ngl_settings_describe(&G.s, desc, sizeof desc);
+    fprintf(stderr,
+            "nangila: MPI_Allreduce summary (rank 0): %llu calls seen, %llu compressed "
+            "(%llu without carried state), %llu passed through; %s\n"
+            "nangila:   compressed data: %.1f MiB fp32 -> frames %.1f MiB, wire ratio %.2fx "
+            "(headers included)\n"
+            "nangila:   sent by rank 0: %.1f MiB; a ring allreduce sends 2(P-1)/P x input = "
+            "%.1f MiB, %.2fx more\n"
+            "nangila:   time in compressed calls %.3f s: codec %.3f s (encode %.3f, decode %.3f), "
+            "communication and waiting %.3f s\n",
+            (unsigned long long)calls, (unsigned long long)t->calls_compressed,
+            (unsigned long long)t->transient_calls,
+            (unsigned long long)(calls - t->calls_compressed), desc, (double)t->bytes_in * mib,
+            (double)t->frame_out * mib, ratio(t->frame_in, t->frame_out),
+            (double)t->bytes_sent * mib, (double)t->bytes_ring * mib,
+            ratio(t->bytes_ring, t->bytes_sent), t->t_total, t->t_encode + t->t_decode, t->t_encode,
+            t->t_decode, t->t_total - t->t_encode - t->t_decode);
+    fflush(stderr);
+}
+
+/* ---- slots -------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+enum { STAGE_RS = 1, STAGE_AG = 2 };
+
+/* Stream id of (stage, sender, receiver, segment) of a slot; the same on
+ * both ends, different for every stream so rounding noise is independent. */
+static uint64_t stream_id(const ngl_pmpi_comm *ctx, const ngl_pmpi_slot *slot, int stage,
+                          int sender, int receiver, uint32_t seg)
+{
+    uint64_t h = mix64(ctx->uid ^ 0x6e616e67696c61ull);
+    h = mix64(h ^ slot->token);
+    h = mix64(h ^ slot->k);
+    h = mix64(h ^ ((uint64_t)stage << 56 | (uint64_t)(uint32_t)sender << 24 | (uint32_t)receiver));
+    return mix64(h ^ seg);
+}
+
+static void slot_config(const ngl_pmpi_comm *ctx, const ngl_pmpi_slot *slot, uint64_t count,
+                        uint64_t sid, ngl_stream_config *cfg)
+{
+    const ngl_settings *s = &G.s;
+    const int transient = slot->k == NGL_KT_TRANSIENT;
+    (void)ctx;
+    ngl_stream_config_init(cfg);
+    cfg->codec = s->mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8;
+    cfg->dtype = NGL_DTYPE_F32;
+    cfg->predictor = transient ? NGL_PRED_NONE : s->predictor;
+    cfg->error_feedback = transient ? 0 : s->error_feedback;
+    cfg->topk_fraction = s->topk;
+    cfg->block_size = s->block_size;
+    cfg->seed = s->seed;
+    cfg->stream_id = sid;
+    cfg->count = count;
+}
+
+static void slot_destroy(const ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot)
+{
+    if (slot == NULL) {
+        return;
+    }
+    const size_t n = (size_t)slot->nseg * (size_t)ctx->size;
+    for (size_t i = 0; slot->rs_enc && i < n; i++) {
+        ngl_encoder_destroy(slot->rs_enc[i]);
+    }
+    for (size_t i = 0; slot->rs_dec && i < n; i++) {
+        ngl_decoder_destroy(slot->rs_dec[i]);
+    }
+    for (size_t i = 0; slot->ag_dec && i < n; i++) {
+        ngl_decoder_destroy(slot->ag_dec[i]);
+    }
+    for (size_t i = 0; slot->ag_enc && i < slot->nseg; i++) {
+        ngl_encoder_destroy(slot->ag_enc[i]);
+    }
+    free(slot->rs_enc);
+    free(slot->rs_dec);
+    free(slot->ag_dec);
+    free(slot->ag_enc);
+    free(slot->chunk_lo);
+    free(slot);
+}
+
+/* Allocate every stream of a new slot. @return 1 on success, 0 on failure
+ * (the slot is then partly built and must be destroyed). */
+static int slot_build(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot, size_t *frame_cap)
+{
+    const int P = ctx->size, me = ctx->rank;
+    slot->chunk_lo = calloc((size_t)P + 1, sizeof *slot->chunk_lo);
+    if (slot->chunk_lo == NULL) {
+        return 0;
+    }
+    ngl_pmpi_layout(slot->count, P, G.s.block_size, slot->chunk_lo, &slot->seg_elems, &slot->nseg);
+    const size_t n = (size_t)slot->nseg * (size_t)P;
+    slot->rs_enc = calloc(n, sizeof *slot->rs_enc);
+    slot->rs_dec = calloc(n, sizeof *slot->rs_dec);
+    slot->ag_dec = calloc(n, sizeof *slot->ag_dec);
+    slot->ag_enc = calloc(slot->nseg, sizeof *slot->ag_enc);
+    if (!slot->rs_enc || !slot->rs_dec || !slot->ag_dec || !slot->ag_enc) {
+        return 0;
+    }
+    ngl_stream_config cfg;
+    slot_config(ctx, slot, slot->seg_elems, 0, &cfg);
+    *frame_cap = ngl_encode_bound(&cfg);
+    if (*frame_cap == 0) {
+        return 0;
+    }
+    for (uint32_t s = 0; s < slot->nseg; s++) {
+        uint64_t off;
+        const uint64_t mine = ngl_pmpi_seg_len(slot, me, s, &off);
+        for (int r = 0; r < P; r++) {
+            const uint64_t theirs = ngl_pmpi_seg_len(slot, r, s, &off);
+            const size_t at = (size_t)s * (size_t)P + (size_t)r;
+            if (r != me && theirs > 0) {
+                slot_config(ctx, slot, theirs, stream_id(ctx, slot, STAGE_RS, me, r, s), &cfg);
+                if (ngl_encoder_create(&cfg, &slot->rs_enc[at]) != NGL_OK) {
+                    return 0;
+                }
+            }
+            if (r != me && mine > 0) {
+                slot_config(ctx, slot, mine, stream_id(ctx, slot, STAGE_RS, r, me, s), &cfg);
+                if (ngl_decoder_create(&cfg, &slot->rs_dec[at]) != NGL_OK) {
+                    return 0;
+                }
+            }
+            if (theirs > 0) {
+                slot_config(ctx, slot, theirs, stream_id(ctx, slot, STAGE_AG, r, -1, s), &cfg);
+                if (ngl_decoder_create(&cfg, &slot->ag_dec[at]) != NGL_OK) {
+                    return 0;
+                }
+            }
+        }
+        if (mine > 0) {
+            slot_config(ctx, slot, mine, stream_id(ctx, slot, STAGE_AG, me, -1, s), &cfg);
+            if (ngl_encoder_create(&cfg, &slot->ag_enc[s]) != NGL_OK) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+static size_t slot_bucket(uint64_t token, uint32_t k)
+{
+    return (size_t)(mix64(token ^ ((uint64_t)k << 32 | k)) % NGL_PMPI_SLOT_BUCKETS);
+}
+
+static void lru_unlink(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot)
+{
+    if (slot->lru_prev) {
+        slot->lru_prev->lru_next = slot->lru_next;
+    } else {
+        ctx->lru_head = slot->lru_next;
+    }
+    if (slot->lru_next) {
+        slot->lru_next->lru_prev = slot->lru_prev;
+    } else {
+        ctx->lru_tail = slot->lru_prev;
+    }
+    slot->lru_prev = slot->lru_next = NULL;
+}
+
+static void lru_push_front(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot)
+{
+    slot->lru_prev = NULL;
+    slot->lru_next = ctx->lru_head;
+    if (ctx->lru_head) {
+        ctx->lru_head->lru_prev = slot;
+    }
+    ctx->lru_head = slot;
+    if (ctx->lru_tail == NULL) {
+        ctx->lru_tail = slot;
+    }
+}
+
+static void slot_remove(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot)
+{
+    ngl_pmpi_slot **pp = &ctx->buckets[slot_bucket(slot->token, slot->k)];
+    while (*pp && *pp != slot) {
+        pp = &(*pp)->hnext;
+    }
+    if (*pp) {
+        *pp = slot->hnext;
+    }
+    lru_unlink(ctx, slot);
+    ctx->nslots--;
+    slot_destroy(ctx, slot);
+}
+
+/* Slots unused for this many calls on the communicator are dropped. The
+ * call count is the same on every rank, so every rank drops the same. */
+#define NGL_PMPI_EVICT_MIN 1024u
+#define NGL_PMPI_MAX_SLOTS 4096u
+
+void ngl_pmpi_slots_evict(ngl_pmpi_comm *ctx)
+{
+    uint64_t limit = 4u * (uint64_t)ctx->kt.period;
+    if (limit < NGL_PMPI_EVICT_MIN) {
+        limit = NGL_PMPI_EVICT_MIN;
+    }
+    const uint64_t now = ctx->kt.ncalls;
+    while (ctx->lru_tail &&
+           (now - ctx->lru_tail->last_use > limit || ctx->nslots > NGL_PMPI_MAX_SLOTS)) {
+        ngl_pmpi_log(NGL_LOG_DEBUG, "dropping the streams of a %llu-float allreduce (key %u)",
+                     (unsigned long long)ctx->lru_tail->count, ctx->lru_tail->k);
+        slot_remove(ctx, ctx->lru_tail);
+    }
+}
+
+ngl_pmpi_slot *ngl_pmpi_slot_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k, uint64_t count,
+                                 int *rc)
+{
+    *rc = MPI_SUCCESS;
+    const size_t b = slot_bucket(token, k);
+    for (ngl_pmpi_slot *it = ctx->buckets[b]; it; it = it->hnext) {
+        if (it->token == token && it->k == k && it->count == count) {
+            it->last_use = ctx->kt.ncalls;
+            lru_unlink(ctx, it);
+            lru_push_front(ctx, it);
+            return it;
+        }
+    }
+
+    ngl_pmpi_slot *slot = calloc(1, sizeof *slot);
+    int ok = slot != NULL;
+    size_t frame_cap = 0;
+    if (ok) {
+        slot->token = token;
+        slot->k = k;
+        slot->count = count;
+        slot->last_use = ctx->kt.ncalls;
+        ok = slot_build(ctx, slot, &frame_cap) && ngl_pmpi_scratch_reserve(ctx, frame_cap);
+    }
+    /* Every rank must take the same path, so agree on success. */
+    int all_ok = ok;
+    *rc = PMPI_Allreduce(MPI_IN_PLACE, &all_ok, 1, MPI_INT, MPI_MIN, ctx->ic);
+    if (*rc != MPI_SUCCESS || !all_ok) {
+        if (*rc == MPI_SUCCESS) {
+            ngl_pmpi_log(NGL_LOG_WARN,
+                         "cannot allocate the streams of a %llu-float allreduce on %s; "
+                         "this call runs uncompressed",
+                         (unsigned long long)count, ok ? "another rank" : "this rank");
+        }
+        slot_destroy(ctx, slot);
+        return NULL;
+    }
+    slot->hnext = ctx->buckets[b];
+    ctx->buckets[b] = slot;
+    lru_push_front(ctx, slot);
+    ctx->nslots++;
+    ngl_pmpi_log(NGL_LOG_DEBUG, "new streams for a %llu-float allreduce: key %u, %u segment(s)",
+                 (unsigned long long)count, k, slot->nseg);
+    return slot;
+}
+
+int ngl_pmpi_scratch_reserve(ngl_pmpi_comm *ctx, size_t frame_cap)
+{
+    if (frame_cap <= ctx->frame_cap) {
+        return 1;
+    }
+    const size_t P = (size_t)ctx->size;
+    const size_t nframes = NGL_PMPI_WINDOW * (3u * P + 1u);
+    const size_t nreq = NGL_PMPI_WINDOW * 4u * P;
+    if (frame_cap > SIZE_MAX / nframes) {
+        return 0;
+    }
+    /* malloc, not calloc: only the pages frames actually use get touched. */
+    unsigned char *frames = malloc(nframes * frame_cap);
+    if (frames == NULL) {
+        return 0;
+    }
+    free(ctx->frames);
+    ctx->frames = frames;
+    ctx->frame_cap = frame_cap;
+    if (ctx->reqs == NULL) {
+        ctx->reqs = malloc(nreq * sizeof *ctx->reqs);
+        ctx->statuses = malloc(nreq * sizeof *ctx->statuses);
+        ctx->indices = malloc(nreq * sizeof *ctx->indices);
+        ctx->lens = calloc(nreq, sizeof *ctx->lens);
+        if (!ctx->reqs || !ctx->statuses || !ctx->indices || !ctx->lens) {
+            return 0;
+        }
+        for (size_t i = 0; i < nreq; i++) {
+            ctx->reqs[i] = MPI_REQUEST_NULL;
+        }
+    }
+    return 1;
+}
+
+/* ---- per-communicator contexts ------------------------------------------ */
+
+static void registry_add(ngl_pmpi_comm *ctx)
+{
+    pthread_mutex_lock(&G.lock);
+    ctx->reg_prev = NULL;
+    ctx->reg_next = G.reg_head;
+    if (G.reg_head) {
+        G.reg_head->reg_prev = ctx;
+    }
+    G.reg_head = ctx;
+    pthread_mutex_unlock(&G.lock);
+}
+
+static void registry_remove(ngl_pmpi_comm *ctx)
+{
+    pthread_mutex_lock(&G.lock);
+    if (ctx->reg_prev) {
+        ctx->reg_prev->reg_next = ctx->reg_next;
+    } else if (G.reg_head == ctx) {
+        G.reg_head = ctx->reg_next;
+    }
+    if (ctx->reg_next) {
+        ctx->reg_next->reg_prev = ctx->reg_prev;
+    }
+    ctx->reg_prev = ctx->reg_next = NULL;
+    pthread_mutex_unlock(&G.lock);
+}
+
+static void ctx_destroy(ngl_pmpi_comm *ctx)
+{
+    while (ctx->lru_head) {
+        slot_remove(ctx, ctx->lru_head);
+    }
+    if (ctx->ic != MPI_COMM_NULL) {
+        PMPI_Comm_free(&ctx->ic);
+    }
+    free(ctx->bounce);
+    free(ctx->lens);
+    free(ctx->indices);
+    free(ctx->statuses);
+    free(ctx->reqs);
+    free(ctx->frames);
+    free(ctx);
+}
+
+/* Delete callback of the communicator keyval: MPI_Comm_free, or our own
+ * teardown at MPI_Finalize. */
+static int ctx_delete_fn(MPI_Comm comm, int keyval, void *attr, void *extra)
+{
+    (void)comm;
+    (void)keyval;
+    (void)extra;
+    if (attr == NULL || attr == &G.skip_marker) {
+        return MPI_SUCCESS;
+    }
+    ngl_pmpi_comm *ctx = attr;
+    registry_remove(ctx);
+    ngl_pmpi_stats_merge(&ctx->stats);
+    ctx_destroy(ctx);
+    return MPI_SUCCESS;
+}
+
+/* Delete callback of the MPI_COMM_SELF attribute: the first thing
+ * MPI_Finalize does. */
+static int self_delete_fn(MPI_Comm comm, int keyval, void *attr, void *extra)
+{
+    (void)comm;
+    (void)keyval;
+    (void)attr;
+    (void)extra;
+    for (;;) {
+        pthread_mutex_lock(&G.lock);
+        ngl_pmpi_comm *ctx = G.reg_head;
+        pthread_mutex_unlock(&G.lock);
+        if (ctx == NULL) {
+            break;
+        }
+        /* Runs ctx_delete_fn, which unregisters ctx. If MPI refuses (the
+         * handle is gone), clean up by hand so the loop ends. */
+        if (PMPI_Comm_delete_attr(ctx->comm, G.comm_keyval) != MPI_SUCCESS) {
+            ctx_delete_fn(ctx->comm, G.comm_keyval, ctx, NULL);
+        }
+    }
+    if (G.s.stats && G.world_rank == 0) {
+        stats_print();
+    }
+    if (G.comm_keyval != MPI_KEYVAL_INVALID) {
+        PMPI_Comm_free_keyval(&G.comm_keyval);
+    }
+    atomic_store(&G.state, G_FINALIZED);
+    return MPI_SUCCESS;
+}
+
+int ngl_pmpi_comm_is_skipped(MPI_Comm comm)
+{
+    void *val = NULL;
+    int flag = 0;
+    if (PMPI_Comm_get_attr(comm, G.comm_keyval, &val, &flag) != MPI_SUCCESS) {
+        return 1;
+    }
+    return flag && val == &G.skip_marker;
+}
+
+void ngl_pmpi_comm_mark_skipped(MPI_Comm comm)
+{
+    PMPI_Comm_set_attr(comm, G.comm_keyval, &G.skip_marker);
+}
+
+static uint64_t fnv1a(const char *str)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *str; str++) {
+        h ^= (unsigned char)*str;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static const char *status_name(int st)
+{
+    switch (st) {
+    case NGL_PMPI_ACTIVE: return "active";
+    case NGL_PMPI_OFF: return "off";
+    case NGL_PMPI_MISMATCH: return "settings mismatch";
+    default: return "set-up failed";
+    }
+}
+
+ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
+{
+    void *val = NULL;
+    int flag = 0;
+    if (PMPI_Comm_get_attr(comm, G.comm_keyval, &val, &flag) != MPI_SUCCESS) {
+        return NULL;
+    }
+    if (flag) {
+        return val == &G.skip_marker ? NULL : val;
+    }
+    if (!create) {
+        return NULL;
+    }
+
+    ngl_pmpi_comm *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL) {
+        /* Cannot even take part in the check; the others would wait for
+         * us, so this is fatal rather than a silent fallback. */
+        fprintf(stderr, "nangila: out of memory creating a communicator context\n");
+        PMPI_Abort(comm, 1);
+        return NULL;
+    }
+    ctx->comm = comm;
+    ctx->ic = MPI_COMM_NULL;
+    PMPI_Comm_rank(comm, &ctx->rank);
+    PMPI_Comm_size(comm, &ctx->size);
+    ngl_pmpi_keytrack_init(&ctx->kt);
+
+    /*
+     * Settings check: every rank contributes the hash of its canonical
+     * settings and its hash's complement to one MPI_MAX reduction, which
+     * yields max and (the complement of) min at once. They are equal only
+     * if every rank has the same settings; all ranks see the same answer,
+     * so all take the same path. The third value salts stream ids.
+     */
+    char desc[256];
+    ngl_settings_describe(&G.s, desc, sizeof desc);
+    const uint64_t h = fnv1a(desc);
+    uint64_t v[3] = {h, ~h, atomic_fetch_add(&G.serial, 1)};
+    int rc = PMPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_UINT64_T, MPI_MAX, comm);
+    if (rc != MPI_SUCCESS) {
+        ctx->status = NGL_PMPI_FAILED;
+    } else if (v[0] != ~v[1]) {
+        ctx->status = NGL_PMPI_MISMATCH;
+        ngl_pmpi_log(NGL_LOG_ERROR,
+                     "NANGILA_* settings differ between the %d ranks of a communicator; this "
+                     "rank has: %s. MPI_Allreduce stays uncompressed on this communicator.",
+                     ctx->size, desc);
+    } else if (G.s.mode == NGL_MODE_OFF) {
+        ctx->status = NGL_PMPI_OFF;
+    } else {
+        ctx->uid = mix64(v[2] ^ ((uint64_t)ctx->size << 40));
+        rc = PMPI_Comm_dup(comm, &ctx->ic);
+        if (rc != MPI_SUCCESS) {
+            ctx->ic = MPI_COMM_NULL;
+            ctx->status = NGL_PMPI_FAILED;
+        } else {
+            void *ub = NULL;
+            int has_ub = 0;
+            PMPI_Comm_get_attr(ctx->ic, MPI_TAG_UB, &ub, &has_ub);
+            ctx->tag_ub = has_ub && ub ? *(int *)ub : 32767;
+        }
+    }
+    ngl_pmpi_log(NGL_LOG_INFO, "communicator of %d ranks: %s (%s)", ctx->size,
+                 status_name(ctx->status), desc);
+    if (PMPI_Comm_set_attr(comm, G.comm_keyval, ctx) != MPI_SUCCESS) {
+        ctx_destroy(ctx);
+        return NULL;
+    }
+    registry_add(ctx);
+    return ctx;
+}
+
+/* ---- global set-up ------------------------------------------------------ */
+
+int ngl_pmpi_global_init(void)
+{
+    const int st = atomic_load(&G.state);
+    if (st != G_NEW) {
+        return st == G_READY;
+    }
+    int ready = 0;
+    pthread_mutex_lock(&G.init_lock);
+    if (atomic_load(&G.state) != G_NEW) {
+        ready = atomic_load(&G.state) == G_READY;
+        goto out;
+    }
+    int inited = 0, finalized = 0;
+    PMPI_Initialized(&inited);
+    PMPI_Finalized(&finalized);
+    if (!inited || finalized) {
+        goto out;
+    }
+    PMPI_Comm_rank(MPI_COMM_WORLD, &G.world_rank);
+
+    char err[512];
+    if (ngl_settings_from_env(&G.s, err, sizeof err) != NGL_OK) {
+        fprintf(stderr, "nangila[%d]: %s\n", G.world_rank, err);
+        fflush(stderr);
+        PMPI_Abort(MPI_COMM_WORLD, 1);
+        goto out;
+    }
+    ngl_set_logger(log_sink, NULL, G.s.log_level);
+
+    if (PMPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, ctx_delete_fn, &G.comm_keyval, NULL) !=
+            MPI_SUCCESS ||
+        PMPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, self_delete_fn, &G.self_keyval, NULL) !=
+            MPI_SUCCESS ||
+        PMPI_Comm_set_attr(MPI_COMM_SELF, G.self_keyval, NULL) != MPI_SUCCESS) {
+        ngl_pmpi_log(NGL_LOG_ERROR, "cannot create MPI keyvals; compression disabled");
+        atomic_store(&G.state, G_FINALIZED);
+        goto out;
+    }
+    char desc[256];
+    ngl_settings_describe(&G.s, desc, sizeof desc);
+    ngl_pmpi_log(NGL_LOG_INFO, "libnangila-mpi %s ready: %s", ngl_version_string(), desc);
+    atomic_store(&G.state, G_READY);
+    ready = 1;
+out:
+    pthread_mutex_unlock(&G.init_lock);
+    return ready;
+}

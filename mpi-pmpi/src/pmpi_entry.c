@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pmpi_entry.c -- the symbols libnangila-mpi.so exports: MPI_Init,
+ * MPI_Init_thread, MPI_Allreduce and the Fortran MPI_ALLREDUCE bindings.
+ *
+ * Decision order for MPI_Allreduce (each "pass" is PMPI_Allreduce with the
+ * caller's arguments, untouched):
+ *   1. re-entry from inside the wrapper, MPI not initialized, count <= 0,
+ *      null handles                                            -> pass
+ *   2. not MPI_FLOAT/MPI_REAL + MPI_SUM on a communicator that has no
+ *      context yet                                             -> pass
+ *   3. intercommunicator or a single rank                      -> pass (remembered)
+ *   4. first float sum on a communicator: create its context, which checks
+ *      that all ranks have the same settings (collective)
+ *   5. context off (NANGILA_MODE=off), mismatched or failed    -> pass
+ *   6. the call is recorded in the communicator's call history; below
+ *      NANGILA_MIN_BYTES, or not a float sum                   -> pass
+ *   7. compressed reduce-scatter + allgather.
+ * Every test in 1-6 depends only on arguments that MPI requires to match
+ * across ranks, or on settings checked to match in 4, so all ranks decide
+ * alike. MPI_Iallreduce and MPI_Allreduce_c are not wrapped and reach the
+ * MPI library unchanged.
+ */
+#include "pmpi_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NGL_PMPI_EXPORT __attribute__((visibility("default")))
+
+/* Set while this thread is inside the wrapper: nested MPI_Allreduce calls
+ * (from MPI itself, a callback, or the Fortran binding) go straight to PMPI. */
+static _Thread_local int ngl_pmpi_busy;
+
+NGL_PMPI_EXPORT int MPI_Init(int *argc, char ***argv);
+NGL_PMPI_EXPORT int MPI_Init_thread(int *argc, char ***argv, int required, int *provided);
+NGL_PMPI_EXPORT int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count,
+                                  MPI_Datatype datatype, MPI_Op op, MPI_Comm comm);
+
+int MPI_Init(int *argc, char ***argv)
+{
+    const int rc = PMPI_Init(argc, argv);
+    if (rc == MPI_SUCCESS) {
+        ngl_pmpi_global_init();
+    }
+    return rc;
+}
+
+int MPI_Init_thread(int *argc, char ***argv, int required, int *provided)
+{
+    const int rc = PMPI_Init_thread(argc, argv, required, provided);
+    if (rc == MPI_SUCCESS) {
+        ngl_pmpi_global_init();
+    }
+    return rc;
+}
+
+static uint64_t token_mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h;
+}
+
+/* Predefined op index, or 0 for user-defined ones. */
+static unsigned op_class(MPI_Op op)
+{
+    const MPI_Op ops[] = {MPI_SUM, MPI_MAX,  MPI_MIN,  MPI_PROD,   MPI_LAND,   MPI_BAND,   MPI_LOR,
+                          MPI_BOR, MPI_LXOR, MPI_BXOR, MPI_MAXLOC, MPI_MINLOC, MPI_REPLACE};
+    for (unsigned i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        if (op == ops[i]) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* One token per call for the call history: byte size, op and whether it is
+ * a float sum. Datatype handles are process-local addresses in Open MPI,
+ * so only their size enters. */
+static uint64_t call_token(int count, MPI_Datatype dt, MPI_Op op, int float_sum)
+{
+    int tsize = 0;
+    PMPI_Type_size(dt, &tsize);
+    uint64_t h = token_mix(0x4e474c, (uint64_t)(uint32_t)count * (uint64_t)(uint32_t)tsize);
+    h = token_mix(h, op_class(op));
+    return token_mix(h, (uint64_t)float_sum);
+}
+
+static int is_float(MPI_Datatype dt)
+{
+    if (dt == MPI_FLOAT || dt == MPI_REAL) {
+        return 1;
+    }
+#if defined(OMPI_HAVE_FORTRAN_REAL4) && OMPI_HAVE_FORTRAN_REAL4
+    if (dt == MPI_REAL4) {
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+static int bounce_reserve(ngl_pmpi_comm *ctx, size_t count)
+{
+    if (count <= ctx->bounce_cap) {
+        return 1;
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, 64, count * sizeof(float)) != 0) {
+        return 0;
+    }
+    free(ctx->bounce);
+    ctx->bounce = p;
+    ctx->bounce_cap = count;
+    return 1;
+}
+
+static int run_compressed(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot, const void *sendbuf,
+                          void *recvbuf, size_t count)
+{
+    const float *src = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
+    float *dst = recvbuf;
+    if ((uintptr_t)src % sizeof(float) == 0 && (uintptr_t)dst % sizeof(float) == 0) {
+        return ngl_pmpi_allreduce_run(ctx, slot, src, dst);
+    }
+    /* MPI allows any address; the codec wants aligned floats. Rare enough
+     * for a copy, and the decision stays local (no rank can pass through
+     * alone, which would deadlock the others). */
+    if (!bounce_reserve(ctx, count)) {
+        ngl_pmpi_log(NGL_LOG_ERROR, "out of memory for an aligned copy of %zu floats", count);
+        PMPI_Abort(ctx->comm, MPI_ERR_NO_MEM);
+        return MPI_ERR_NO_MEM;
+    }
+    memcpy(ctx->bounce, src, count * sizeof(float));
+    const int rc = ngl_pmpi_allreduce_run(ctx, slot, ctx->bounce, ctx->bounce);
+    if (rc == MPI_SUCCESS) {
+        memcpy(dst, ctx->bounce, count * sizeof(float));
+    }
+    return rc;
+}
+
+static int allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dt, MPI_Op op,
+                     MPI_Comm comm)
+{
+#define PASS() PMPI_Allreduce(sendbuf, recvbuf, count, dt, op, comm)
+    if (!ngl_pmpi_global_init()) {
+        return PASS();
+    }
+    ngl_pmpi_note_call();
+    if (count <= 0 || comm == MPI_COMM_NULL || dt == MPI_DATATYPE_NULL || op == MPI_OP_NULL ||
+        recvbuf == NULL || sendbuf == recvbuf) {
+        return PASS();
+    }
+    const int float_sum = is_float(dt) && op == MPI_SUM;
+    ngl_pmpi_comm *ctx = ngl_pmpi_comm_get(comm, 0);
+    if (ctx == NULL) {
+        if (!float_sum || ngl_pmpi_comm_is_skipped(comm)) {
+            return PASS();
+        }
+        int inter = 0, size = 0;
+        if (PMPI_Comm_test_inter(comm, &inter) != MPI_SUCCESS ||
+            PMPI_Comm_size(comm, &size) != MPI_SUCCESS) {
+            return PASS();
+        }
+        if (inter || size < 2) {
+            ngl_pmpi_comm_mark_skipped(comm);
+            return PASS();
+        }
+        ctx = ngl_pmpi_comm_get(comm, 1);
+        if (ctx == NULL) {
+            return PASS();
+        }
+    }
+    if (ctx->status != NGL_PMPI_ACTIVE) {
+        return PASS();
+    }
+    const ngl_settings *s = ngl_pmpi_settings();
+    const uint64_t bytes = (uint64_t)count * sizeof(float);
+    const int compress = float_sum && bytes >= s->min_bytes;
+    const uint64_t token = call_token(count, dt, op, float_sum);
+    const uint32_t k = ngl_pmpi_keytrack_next(&ctx->kt, token, compress);
+    if (!compress) {
+        return PASS();
+    }
+
+    const double t0 = ngl_pmpi_now();
+    int rc = MPI_SUCCESS;
+    ngl_pmpi_slot *slot = ngl_pmpi_slot_get(ctx, token, k, (uint64_t)count, &rc);
+    if (slot == NULL) {
+        return rc == MPI_SUCCESS ? PASS() : rc;
+    }
+    rc = run_compressed(ctx, slot, sendbuf, recvbuf, (size_t)count);
+    if (rc != MPI_SUCCESS) {
+        /* The pipeline stopped half way on some rank; never try again here. */
+        ctx->status = NGL_PMPI_FAILED;
+        return rc;
+    }
+    ngl_pmpi_stats *st = &ctx->stats;
+    st->calls_compressed++;
+    st->transient_calls += k == NGL_KT_TRANSIENT;
+    st->bytes_in += bytes;
+    st->bytes_ring += 2u * (uint64_t)(ctx->size - 1) * bytes / (uint64_t)ctx->size;
+    st->t_total += ngl_pmpi_now() - t0;
+    ngl_pmpi_slots_evict(ctx);
+    return MPI_SUCCESS;
+#undef PASS
+}
+
+int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
+                  MPI_Comm comm)
+{
+    if (ngl_pmpi_busy) {
+        return PMPI_Allreduce(sendbuf, recvbuf, count, datatype, op, comm);
+    }
+    ngl_pmpi_busy = 1;
+    const int rc = allreduce(sendbuf, recvbuf, count, datatype, op, comm);
+    ngl_pmpi_busy = 0;
+    return rc;
+}
+
+/* ---- Fortran (mpif.h and `use mpi`) ------------------------------------- */
+#ifdef NGL_PMPI_FORTRAN
+/*
+ * Open MPI's Fortran MPI_ALLREDUCE calls PMPI_Allreduce directly, so the C
+ * wrapper never sees it; these definitions interpose on the Fortran symbol
+ * itself. Fortran passes handles as MPI_Fint and MPI_IN_PLACE / MPI_BOTTOM
+ * as the addresses of Open MPI's common-block sentinels, which the build
+ * found in libmpi (weak, in case a later library version lacks them).
+ */
+extern int mpi_fortran_in_place_ __attribute__((weak));
+extern int mpi_fortran_bottom_ __attribute__((weak));
+
+NGL_PMPI_EXPORT void mpi_allreduce_(void *sendbuf, void *recvbuf, MPI_Fint *count,
+                                    MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
+                                    MPI_Fint *ierr);
+NGL_PMPI_EXPORT void mpi_allreduce__(void *sendbuf, void *recvbuf, MPI_Fint *count,
+                                     MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
+                                     MPI_Fint *ierr);
+NGL_PMPI_EXPORT void mpi_allreduce(void *sendbuf, void *recvbuf, MPI_Fint *count,
+                                   MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
+                                   MPI_Fint *ierr);
+NGL_PMPI_EXPORT void MPI_ALLREDUCE(void *sendbuf, void *recvbuf, MPI_Fint *count,
+                                   MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
+                                   MPI_Fint *ierr);
+
+void mpi_allreduce_(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype, MPI_Fint *op,
+                    MPI_Fint *comm, MPI_Fint *ierr)
+{
+    const MPI_Comm c = PMPI_Comm_f2c(*comm);
+    const MPI_Datatype t = PMPI_Type_f2c(*datatype);
+    const MPI_Op o = PMPI_Op_f2c(*op);
+    if (&mpi_fortran_in_place_ != NULL && sendbuf == (void *)&mpi_fortran_in_place_) {
+        sendbuf = MPI_IN_PLACE;
+    }
+    if (&mpi_fortran_bottom_ != NULL) {
+        if (sendbuf == (void *)&mpi_fortran_bottom_) {
+            sendbuf = MPI_BOTTOM;
+        }
+        if (recvbuf == (void *)&mpi_fortran_bottom_) {
+            recvbuf = MPI_BOTTOM;
+        }
+    }
+    const int rc = MPI_Allreduce(sendbuf, recvbuf, (int)*count, t, o, c);
+    if (ierr != NULL) {
+        *ierr = (MPI_Fint)rc;
+    }
+}
+
+void mpi_allreduce__(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype,
+                     MPI_Fint *op, MPI_Fint *comm, MPI_Fint *ierr)
+{
+    mpi_allreduce_(sendbuf, recvbuf, count, datatype, op, comm, ierr);
+}
+
+void mpi_allreduce(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype, MPI_Fint *op,
+                   MPI_Fint *comm, MPI_Fint *ierr)
+{
+    mpi_allreduce_(sendbuf, recvbuf, count, datatype, op, comm, ierr);
+}
+
+void MPI_ALLREDUCE(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype, MPI_Fint *op,
+                   MPI_Fint *comm, MPI_Fint *ierr)
+{
+    mpi_allreduce_(sendbuf, recvbuf, count, datatype, op, comm, ierr);
+}
+#endif /* NGL_PMPI_FORTRAN */

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* pmpi_keytrack.c -- period detection over the MPI_Allreduce call history. */
+#include "pmpi_keytrack.h"
+
+#include <string.h>
+
+void ngl_pmpi_keytrack_init(ngl_pmpi_keytrack *kt)
+{
+    memset(kt, 0, sizeof *kt);
+}
+
+static uint64_t hist_at(const ngl_pmpi_keytrack *kt, uint64_t idx)
+{
+    return kt->hist[idx % NGL_KT_HIST];
+}
+
+/* 1 if the last @p span tokens are @p p-periodic; spends the budget. */
+static int tail_periodic(const ngl_pmpi_keytrack *kt, uint64_t p, uint64_t span, uint32_t *budget)
+{
+    const uint64_t last = kt->ncalls - 1;
+    for (uint64_t j = 0; j + p < span; j++) {
+        if (*budget == 0) {
+            return 0;
+        }
+        (*budget)--;
+        if (hist_at(kt, last - j) != hist_at(kt, last - j - p)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * Smallest period p >= pmin such that the last max(2p, NGL_KT_MIN_EVIDENCE)
+ * tokens are p-periodic (at least two full copies of the cycle), or 0.
+ * The evidence floor keeps a doubled call ([.. B B]) from passing for a
+ * period-1 cycle. A tail that is also @p avoid-periodic (the current lock)
+ * is no evidence of a longer cycle: [A A A A] fits every period. Bounded by
+ * NGL_KT_SEARCH_BUDGET comparisons, so a history without structure costs
+ * microseconds, not milliseconds.
+ */
+static uint32_t find_period(const ngl_pmpi_keytrack *kt, uint32_t pmin, uint32_t avoid)
+{
+    const uint64_t n = kt->ncalls;
+    const uint64_t last = n - 1;
+    const uint64_t cur = hist_at(kt, last);
+    uint32_t budget = NGL_KT_SEARCH_BUDGET;
+    for (uint64_t p = pmin; p <= NGL_KT_HIST / 2; p++) {
+        const uint64_t span = 2u * p > NGL_KT_MIN_EVIDENCE ? 2u * p : NGL_KT_MIN_EVIDENCE;
+        if (span > n || budget == 0) {
+            return 0;
+        }
+        budget--;
+        if (hist_at(kt, last - p) != cur || !tail_periodic(kt, p, span, &budget)) {
+            continue;
+        }
+        if (avoid != 0 && avoid < span && tail_periodic(kt, avoid, span, &budget)) {
+            continue;
+        }
+        return (uint32_t)p;
+    }
+    return 0;
+}
+
+/* Lock onto the last @p p tokens as the cycle; the current call is its end. */
+static void lock_period(ngl_pmpi_keytrack *kt, uint32_t p)
+{
+    const uint64_t first = kt->ncalls - p;
+    for (uint32_t i = 0; i < p; i++) {
+        kt->ref[i] = hist_at(kt, first + i);
+        uint32_t c = 0;
+        for (uint32_t j = 0; j < i; j++) {
+            c += kt->ref[j] == kt->ref[i];
+        }
+        kt->occ[i] = c;
+    }
+    kt->period = p;
+    kt->phase = 0;
+    kt->n_locks++;
+}
+
+uint32_t ngl_pmpi_keytrack_next(ngl_pmpi_keytrack *kt, uint64_t token, int keyed)
+{
+    kt->hist[kt->ncalls % NGL_KT_HIST] = token;
+    kt->ncalls++;
+
+    /* Does the call fit the locked cycle, possibly after a short skip? */
+    int matched = 0;
+    uint32_t k = 0;
+    if (kt->period != 0) {
+        for (uint32_t j = 0; j <= NGL_KT_MAX_SKIP && kt->phase + j < kt->period; j++) {
+            if (kt->ref[kt->phase + j] == token) {
+                kt->n_skipped += j;
+                kt->phase += j;
+                k = kt->occ[kt->phase];
+                kt->phase = kt->phase + 1 == kt->period ? 0 : kt->phase + 1;
+                kt->n_matched++;
+                matched = 1;
+                break;
+            }
+        }
+    }
+    if (!matched) {
+        kt->last_miss = kt->ncalls;
+    }
+    if (!keyed) {
+        return 0;
+    }
+
+    /*
+     * Look for an exact period while the lock is missing or was recently
+     * broken: a spurious short lock (the per-layer pattern inside one step)
+     * breaks at every step boundary, and the true, longer period becomes
+     * visible two steps in. A matching call only accepts a longer period;
+     * a failing one accepts any, so a program that changes its pattern
+     * relocks.
+     */
+    const int recent_miss =
+        kt->period == 0 || kt->ncalls - kt->last_miss <= 2u * (uint64_t)kt->period;
+    if (recent_miss) {
+        /* A matching call only looks for a longer cycle, and a tail the lock
+         * explains is no evidence for one. A failing lock takes any period,
+         * its own length included (the same shape with new sizes). */
+        const uint32_t p =
+            matched ? find_period(kt, kt->period + 1, kt->period) : find_period(kt, 1, 0);
+        if (p != 0) {
+            lock_period(kt, p);
+            return kt->occ[p - 1];
+        }
+    }
+    if (matched) {
+        return k;
+    }
+    kt->n_transient++;
+    return NGL_KT_TRANSIENT;
+}

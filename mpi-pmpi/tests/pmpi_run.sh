@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# pmpi_run.sh -- run one multi-rank test under mpirun with libnangila-mpi.so
+# preloaded into the ranks only (not into mpirun), over TCP on loopback.
+#
+#   pmpi_run.sh [options] -- program [args...]
+#     --np N                 ranks (default 4)
+#     --timeout S            hard limit in seconds (default 120); hitting it
+#                            is a failure ("hang"), never a pass
+#     --env VAR=VAL          environment for every rank (repeatable)
+#     --rank-env R VAR=VAL   environment for rank R only (repeatable; MPMD)
+#     --expect-fail          the job must fail, and must do so before the
+#                            time limit (a dead rank must not hang the job)
+#     --expect-count N REGEX the combined output must have exactly N lines
+#                            matching REGEX (extended grep)
+#     --expect-min N REGEX   ... at least N lines
+#     --no-preload           run without the wrapper (a baseline)
+#     --no-leak-check        no LeakSanitizer at exit (sanitized builds; for
+#                            uninstrumented programs such as python3)
+#
+# Meson passes NGL_PMPI_PRELOAD (the library, preceded by libasan in
+# sanitized builds), NGL_PMPI_LSAN_SUPP and MPIRUN in the environment.
+set -uo pipefail
+
+np=4
+limit=120
+expect_fail=0
+preload=1
+leaks=1
+envs=()
+declare -A rank_envs=()
+counts=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --np) np=$2; shift 2 ;;
+    --timeout) limit=$2; shift 2 ;;
+    --env) envs+=("$2"); shift 2 ;;
+    --rank-env) rank_envs[$2]="${rank_envs[$2]:-} $3"; shift 3 ;;
+    --expect-fail) expect_fail=1; shift ;;
+    --expect-count) counts+=("=$2" "$3"); shift 3 ;;
+    --expect-min) counts+=(">$2" "$3"); shift 3 ;;
+    --no-preload) preload=0; shift ;;
+    --no-leak-check) leaks=0; shift ;;
+    --) shift; break ;;
+    *) echo "pmpi_run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "pmpi_run.sh: no program" >&2; exit 2; }
+
+: "${MPIRUN:=mpirun}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# The wrapper rejects unknown NANGILA_* variables by design; scripts/test.sh
+# exports NANGILA_PYTHON for its own use, which the ranks must not see.
+unset NANGILA_PYTHON
+
+common=(--oversubscribe --bind-to none
+        --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo
+        --mca mpi_yield_when_idle 1)
+xs=()
+if [ "$preload" = 1 ]; then
+    xs+=(-x "LD_PRELOAD=${NGL_PMPI_PRELOAD:?NGL_PMPI_PRELOAD not set}")
+fi
+if [ -n "${NGL_PMPI_LSAN_SUPP:-}" ]; then
+    # Open MPI leaves allocations behind at exit, some made by components
+    # it has already unloaded. Full (slow) unwinding records the libmpi
+    # frames below them, which the suppressions then match; leaks of ours
+    # have no such frame and are still reported.
+    xs+=(-x "LSAN_OPTIONS=suppressions=${NGL_PMPI_LSAN_SUPP}:print_suppressions=0")
+    asan="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+    [ "$leaks" = 0 ] && asan="$asan:detect_leaks=0"
+    xs+=(-x "ASAN_OPTIONS=$asan")
+fi
+for e in "${envs[@]}"; do
+    xs+=(-x "$e")
+done
+
+cmd=("$MPIRUN" "${common[@]}")
+if [ ${#rank_envs[@]} -eq 0 ]; then
+    cmd+=(-np "$np" "${xs[@]}" "$@")
+else
+    for ((r = 0; r < np; r++)); do
+        [ "$r" -gt 0 ] && cmd+=(:)
+        cmd+=(-np 1 "${xs[@]}")
+        for e in ${rank_envs[$r]:-}; do
+            cmd+=(-x "$e")
+        done
+        cmd+=("$@")
+    done
+fi
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+start=$(date +%s)
+timeout --kill-after=10 "$limit" "${cmd[@]}" >"$out" 2>&1
+rc=$?
+elapsed=$(( $(date +%s) - start ))
+cat "$out"
+echo "pmpi_run.sh: exit $rc after ${elapsed}s: ${cmd[*]}"
+
+status=0
+# timeout(1) exits 124 when the limit hit (mpirun itself exits 128+signal
+# when a rank was killed, e.g. 137).
+if [ "$rc" = 124 ]; then
+    echo "pmpi_run.sh: FAIL: hit the ${limit}s limit (hang?)"
+    exit 1
+fi
+if [ "$expect_fail" = 1 ]; then
+    if [ "$rc" = 0 ]; then
+        echo "pmpi_run.sh: FAIL: the job was expected to fail"
+        status=1
+    fi
+elif [ "$rc" != 0 ]; then
+    [ "$rc" = 77 ] && exit 77
+    echo "pmpi_run.sh: FAIL: exit $rc"
+    status=1
+fi
+for ((i = 0; i < ${#counts[@]}; i += 2)); do
+    want=${counts[$i]:1}
+    op=${counts[$i]:0:1}
+    re=${counts[$((i + 1))]}
+    got=$(grep -cE -- "$re" "$out" || true)
+    if { [ "$op" = "=" ] && [ "$got" -ne "$want" ]; } ||
+        { [ "$op" = ">" ] && [ "$got" -lt "$want" ]; }; then
+        echo "pmpi_run.sh: FAIL: $got lines match /$re/, expected ${op/>/at least }$want"
+        status=1
+    fi
+done
+exit $status
