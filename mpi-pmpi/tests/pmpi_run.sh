@@ -49,9 +49,6 @@ done
 
 : "${MPIRUN:=mpirun}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# The wrapper rejects unknown NANGILA_* variables by design; scripts/test.sh
-# exports NANGILA_PYTHON for its own use, which the ranks must not see.
-unset NANGILA_PYTHON
 
 common=(--oversubscribe --bind-to none
         --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo
