@@ -238,6 +238,19 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
 ngl_status ngl_hpc_dump_verify(FILE *original, FILE *decoded, const ngl_hpc_dump_opts *opts,
                                ngl_hpc_dump_report *report);
 
+/** Called by ngl_hpc_dump_scan() once per snapshot; nonzero stops the scan. */
+typedef int (*ngl_hpc_dump_frame_fn)(void *user, uint64_t index, const ngl_hpc_frame *f);
+
+/**
+ * Parse a LAMMPS text dump and hand each snapshot's coordinates to @p fn as a
+ * frame of doubles (the atoms of its canonical lines, in file order, with ids
+ * and the box as the compressor would use them). For tools and benchmarks.
+ * @return NGL_OK; NGL_ERR_INVALID_ARG for bad input (message set) or when
+ *         @p fn stops; NGL_ERR_NO_MEMORY.
+ */
+ngl_status ngl_hpc_dump_scan(FILE *in, ngl_hpc_dump_frame_fn fn, void *user,
+                             ngl_hpc_dump_report *report);
+
 #ifdef __cplusplus
 }
 #endif
