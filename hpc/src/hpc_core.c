@@ -206,7 +206,8 @@ ngl_status hpc_core_prev_map(hpc_core *c)
     }
     for (uint64_t i = 0; i < c->n; i++) {
         /* previous ids are unique: checked when that frame was coded */
-        (void)hpc_idmap_insert(&c->prev_map, c->ids[i], (uint32_t)i);
+        int64_t id = c->ids_identity ? (int64_t)i : c->ids[i];
+        (void)hpc_idmap_insert(&c->prev_map, id, (uint32_t)i);
     }
     return NGL_OK;
 }

@@ -60,14 +60,7 @@ ngl_status ngl_hpc_decoder_create(ngl_hpc_decoder **out)
     if (st != NGL_OK) {
         goto fail;
     }
-#if defined(NGL_HAVE_ZSTD)
-    dec->zd = ZSTD_createDCtx();
-    if (dec->zd == NULL) {
-        st = NGL_ERR_NO_MEMORY;
-        goto fail;
-    }
-#endif
-    *out = dec;
+    *out = dec; /* the zstd context is created on first use */
     return NGL_OK;
 fail:
     ngl_hpc_decoder_destroy(dec);
@@ -428,6 +421,9 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
                 }
                 dec->idraw = nb;
                 dec->idraw_cap = rawlen + 1;
+            }
+            if (dec->zd == NULL && (dec->zd = ZSTD_createDCtx()) == NULL) {
+                return fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
             }
             size_t got = ZSTD_decompressDCtx(dec->zd, dec->idraw, rawlen, sb + 4, sbl - 4);
             if (ZSTD_isError(got) || got != rawlen) {

@@ -49,6 +49,12 @@
 #define CK_INT 4u
 #define CK_TEXT 5u
 
+/* Largest snapshot (atom lines) read or written; a fuzzing build lowers it so
+ * that a crafted count cannot exhaust memory before anything is checked. */
+#ifndef NGL_HPC_DUMP_MAX_ATOMS
+#define NGL_HPC_DUMP_MAX_ATOMS NGL_HPC_MAX_ATOMS
+#endif
+
 /* the library's share of the bound: the rest is for printing (§7.5) */
 #define DUMP_EPS_LIB (1.0 - 0x1p-7)
 
@@ -198,7 +204,7 @@ static ssize_t rd_line(reader *r, int *nl, char *msg, size_t msgcap)
         return -2;
     }
     if (memchr(r->line, '\0', (size_t)n) != NULL) {
-        snprintf(msg, msgcap, "line %" PRIu64 " contains a NUL byte: not a text dump",
+        snprintf(msg, msgcap, "not a LAMMPS text dump: line %" PRIu64 " contains a NUL byte",
                  r->lineno);
         return -2;
     }
@@ -329,6 +335,11 @@ static int snap_parse_header(snap *s, char *msg, size_t msgcap)
             const char *t = line_at(&s->hdr, i + 1, &l2);
             if (parse_count(t, l2, &s->natoms) != 0) {
                 snprintf(msg, msgcap, "bad atom count '%.*s'", (int)(l2 > 40 ? 40 : l2), t);
+                return -1;
+            }
+            if (s->natoms > NGL_HPC_DUMP_MAX_ATOMS) {
+                snprintf(msg, msgcap, "%" PRIu64 " atoms in one snapshot: more than %" PRIu64,
+                         s->natoms, (uint64_t)NGL_HPC_DUMP_MAX_ATOMS);
                 return -1;
             }
             have_n = 1;
@@ -1055,16 +1066,23 @@ static int read_record(FILE *f, buf *b, uint8_t *type, uint64_t *bytes, char *ms
         snprintf(msg, msgcap, "record length %zu at byte %" PRIu64 " too large", len, *bytes);
         return -(int)NGL_ERR_BAD_LENGTH;
     }
+    /* Grow the buffer only as bytes arrive: a corrupted length field must not
+     * make us allocate gigabytes for a short file. */
     b->len = 0;
-    if (buf_reserve(b, len + 4) != 0) {
-        snprintf(msg, msgcap, "out of memory");
-        return -(int)NGL_ERR_NO_MEMORY;
-    }
-    got = fread(b->p, 1, len + 4, f);
-    if (got != len + 4) {
-        snprintf(msg, msgcap, "truncated container: record at byte %" PRIu64
-                 " has %zu of %zu bytes", *bytes, got + 8, len + 12);
-        return -(int)NGL_ERR_TRUNCATED;
+    size_t want = len + 4;
+    while (b->len < want) {
+        size_t chunk = want - b->len < ((size_t)1 << 20) ? want - b->len : ((size_t)1 << 20);
+        if (buf_reserve(b, chunk) != 0) {
+            snprintf(msg, msgcap, "out of memory");
+            return -(int)NGL_ERR_NO_MEMORY;
+        }
+        got = fread(b->p + b->len, 1, chunk, f);
+        b->len += got;
+        if (got != chunk) {
+            snprintf(msg, msgcap, "truncated container: record at byte %" PRIu64
+                     " has %zu of %zu bytes", *bytes, b->len + 8, len + 12);
+            return -(int)NGL_ERR_TRUNCATED;
+        }
     }
     uint32_t crc = ngl_crc32c(ngl_crc32c(0, h, 8), b->p, len);
     if (crc != hpc_get_u32(b->p + len)) {
@@ -1101,14 +1119,7 @@ typedef struct dumpctx {
 
 static int ctx_init(dumpctx *d)
 {
-    memset(d, 0, sizeof(*d));
-#if defined(NGL_HAVE_ZSTD)
-    d->zc = ZSTD_createCCtx();
-    d->zd = ZSTD_createDCtx();
-    if (d->zc == NULL || d->zd == NULL) {
-        return -1;
-    }
-#endif
+    memset(d, 0, sizeof(*d)); /* zstd contexts are created on first use */
     return 0;
 }
 
@@ -1149,7 +1160,10 @@ static int ensure_i64(int64_t **p, size_t *cap, size_t n)
 static int put_packed(dumpctx *d, buf *rec, const buf *raw)
 {
 #if defined(NGL_HAVE_ZSTD)
-    if (raw->len >= 32) {
+    if (d->zc == NULL && raw->len >= 32) {
+        d->zc = ZSTD_createCCtx();
+    }
+    if (raw->len >= 32 && d->zc != NULL) {
         size_t zb = ZSTD_compressBound(raw->len);
         d->tmp.len = 0;
         if (buf_reserve(&d->tmp, zb) != 0) {
@@ -1194,12 +1208,39 @@ static int get_packed(dumpctx *d, const uint8_t *p, size_t len, size_t limit, co
     if (raw > limit) {
         return -(int)NGL_ERR_BAD_BACKEND;
     }
-    d->tmp.len = 0;
-    if (buf_reserve(&d->tmp, raw + 1) != 0) {
+    if (d->zd == NULL && (d->zd = ZSTD_createDCtx()) == NULL) {
         return -(int)NGL_ERR_NO_MEMORY;
     }
-    size_t got = ZSTD_decompressDCtx(d->zd, d->tmp.p, raw, p + 5, len - 5);
-    if (ZSTD_isError(got) || got != raw) {
+    /* Stream it, growing the buffer with the output actually produced: a
+     * corrupted length must not make us allocate it up front. */
+    ZSTD_DCtx_reset(d->zd, ZSTD_reset_session_only);
+    d->tmp.len = 0;
+    ZSTD_inBuffer zin = {p + 5, len - 5, 0};
+    for (;;) {
+        size_t room = raw - d->tmp.len + 1; /* one spare byte detects overlong data */
+        if (room > ((size_t)1 << 20)) {
+            room = (size_t)1 << 20;
+        }
+        if (buf_reserve(&d->tmp, room) != 0) {
+            return -(int)NGL_ERR_NO_MEMORY;
+        }
+        ZSTD_outBuffer zout = {d->tmp.p + d->tmp.len, room, 0};
+        size_t rc = ZSTD_decompressStream(d->zd, &zout, &zin);
+        if (ZSTD_isError(rc)) {
+            return -(int)NGL_ERR_BAD_BACKEND;
+        }
+        d->tmp.len += zout.pos;
+        if (d->tmp.len > raw) {
+            return -(int)NGL_ERR_BAD_BACKEND;
+        }
+        if (rc == 0) {
+            break; /* frame complete */
+        }
+        if (zin.pos == zin.size && zout.pos == 0) {
+            return -(int)NGL_ERR_BAD_BACKEND; /* truncated frame */
+        }
+    }
+    if (d->tmp.len != raw || zin.pos != zin.size) {
         return -(int)NGL_ERR_BAD_BACKEND;
     }
     *out = d->tmp.p;
@@ -1820,7 +1861,7 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
         /* text columns: split into tokens, kept as offsets in d.sf */
         const uint8_t *tb;
         size_t tblen;
-        g = get_packed(&d, sec.p[4], sec.len[4], DUMP_MAX_RECORD, &tb, &tblen);
+        g = get_packed(&d, sec.p[4], sec.len[4], (size_t)m * DUMP_MAX_LINE, &tb, &tblen);
         if (g < 0) {
             FAILF((ngl_status)-g, "snapshot %" PRIu64 ": bad text section", index);
         }

@@ -114,14 +114,7 @@ ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out
     enc->c.dtype = p->dtype;
     enc->c.level = p->level;
     enc->c.rel = p->rel;
-#if defined(NGL_HAVE_ZSTD)
-    enc->zc = ZSTD_createCCtx();
-    if (enc->zc == NULL) {
-        st = NGL_ERR_NO_MEMORY;
-        goto fail;
-    }
-#endif
-    *out = enc;
+    *out = enc; /* the zstd context is created on first use */
     return NGL_OK;
 fail:
     ngl_hpc_encoder_destroy(enc);
@@ -610,7 +603,10 @@ static size_t write_ids(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, uint8_t *d
     }
     *zstd = 0;
 #if defined(NGL_HAVE_ZSTD)
-    if (pos >= 64) {
+    if (pos >= 64 && enc->zc == NULL) {
+        enc->zc = ZSTD_createCCtx();
+    }
+    if (pos >= 64 && enc->zc != NULL) {
         size_t zb = ZSTD_compressBound(pos);
         /* compress straight into dst after the two length words when it fits */
         uint8_t *zdst = dst + 8;

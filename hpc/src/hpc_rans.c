@@ -5,22 +5,37 @@
  */
 #include "hpc_rans.h"
 
+#include <stddef.h>
+
 void hpc_ctx_init(hpc_ctx *c, hpc_ctx_kind kind)
 {
-    memset(c, 0, sizeof(*c));
+    /* The initial tables, written directly: they are exactly what
+     * hpc_ctx_build() makes of these counts (checked by an assert). */
+    memset(c, 0, offsetof(hpc_ctx, lut));
     c->kind = (uint16_t)kind;
     if (kind == HPC_CTX_BINARY) {
         c->nsym = 2;
         c->acc[0] = 1;
         c->acc[1] = 1;
         c->total = 2;
+        c->freq[0] = c->freq[1] = HPC_PROB_SCALE / 2;
+        c->cum[1] = HPC_PROB_SCALE / 2;
+        for (unsigned s = 2; s <= HPC_NSYM; s++) {
+            c->cum[s] = HPC_PROB_SCALE;
+        }
+        memset(c->lut, 0, sizeof(c->lut) / 2);
+        memset(c->lut + sizeof(c->lut) / 2, 1, sizeof(c->lut) / 2);
     } else {
         c->nsym = HPC_NSYM;
         c->acc[HPC_TOK_RARE] = 1;
         c->total = 1;
+        c->freq[HPC_TOK_RARE] = (uint16_t)HPC_PROB_SCALE;
+        for (unsigned s = HPC_TOK_RARE + 1; s <= HPC_NSYM; s++) {
+            c->cum[s] = HPC_PROB_SCALE;
+        }
+        memset(c->lut, HPC_TOK_RARE, sizeof(c->lut));
     }
     c->since = 0;
-    hpc_ctx_build(c);
 }
 
 void hpc_ctx_halve(hpc_ctx *c)
@@ -28,7 +43,7 @@ void hpc_ctx_halve(hpc_ctx *c)
     uint32_t total = 0;
     for (unsigned s = 0; s < c->nsym; s++) {
         /* ceil(acc/2): a symbol once seen stays codable without escape */
-        c->acc[s] = c->acc[s] - (c->acc[s] >> 1);
+        c->acc[s] = (uint16_t)(c->acc[s] - (c->acc[s] >> 1));
         total += c->acc[s];
     }
     c->total = total;
