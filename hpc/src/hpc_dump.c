@@ -934,7 +934,7 @@ typedef struct intmem {
     unsigned nint;
     int64_t *keys;
     int64_t *vals; /* n * nint */
-    size_t cap;
+    size_t cap, keycap;
     hpc_idmap map;
     int mapped; /* map holds keys */
 } intmem;
@@ -990,14 +990,17 @@ static inline uint32_t intmem_find(const intmem *im, const int64_t *keys, uint64
 static int intmem_store(intmem *im, const char *layout, const int64_t *keys, uint64_t m,
                         unsigned nint, const int64_t *vals)
 {
-    if ((size_t)m * (nint ? nint : 1) > im->cap || im->keys == NULL) {
-        size_t cap = (size_t)m * (nint ? nint : 1);
-        cap = cap < 64 ? 64 : cap;
-        int64_t *k = realloc(im->keys, (m ? m : 1) * sizeof(int64_t));
+    size_t nk = (size_t)(m ? m : 1), nv = (size_t)m * (nint ? nint : 1);
+    if (nk > im->keycap || im->keys == NULL) {
+        int64_t *k = realloc(im->keys, nk * sizeof(int64_t));
         if (k == NULL) {
             return -1;
         }
         im->keys = k;
+        im->keycap = nk;
+    }
+    if (nv > im->cap || im->vals == NULL) {
+        size_t cap = nv < 64 ? 64 : nv;
         int64_t *v = realloc(im->vals, cap * sizeof(int64_t));
         if (v == NULL) {
             return -1;
