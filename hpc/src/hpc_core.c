@@ -44,6 +44,8 @@ void hpc_core_free(hpc_core *c)
     free(c->F);
     free(c->Fcur);
     free(c->sel);
+    free(c->vres);
+    free(c->vinfo);
     free(c->stamp);
     hpc_idmap_free(&c->prev_map);
     hpc_idmap_free(&c->new_map);
@@ -116,7 +118,9 @@ ngl_status hpc_core_reserve(hpc_core *c, uint64_t n)
         grow((void **)&c->pos, sizeof(double), cap * 3) ||
         grow((void **)&c->valid, 1, cap) || grow((void **)&c->F, sizeof(int64_t), cap * 3) ||
         grow((void **)&c->Fcur, sizeof(int64_t), cap * 3) || grow((void **)&c->sel, 1, nblocks) ||
-        grow((void **)&c->stamp, sizeof(uint32_t), cap)) {
+        grow((void **)&c->stamp, sizeof(uint32_t), cap) ||
+        grow((void **)&c->vres, sizeof(int64_t), cap * 3) ||
+        grow((void **)&c->vinfo, sizeof(uint16_t), cap * 3)) {
         return NGL_ERR_NO_MEMORY;
     }
     /* new stamps must not look used */

@@ -39,6 +39,15 @@ typedef struct hpc_model {
 
 #define HPC_NONE UINT32_MAX
 
+/* vinfo bits of the coding passes (not part of the format) */
+#define HPC_VI_MB 0x000Fu      /* magnitude bucket of the last residual */
+#define HPC_VI_SPATIAL 0x000Fu /* ... all ones: no history, spatial predictor */
+#define HPC_VI_PC_SHIFT 4      /* prediction class, 3 bits */
+#define HPC_VI_W_SHIFT 7       /* wrap context + 1, 3 bits (0: no wrap symbol) */
+#define HPC_VI_WRAP 0x0400u    /* the image changed */
+#define HPC_VI_EXACT 0x0800u   /* value stored bit for bit */
+#define HPC_VI_DOWN 0x1000u    /* a wrap would lower the image (decoder) */
+
 typedef struct hpc_idmap {
     int64_t *key;
     uint32_t *val;
@@ -78,6 +87,8 @@ typedef struct hpc_core {
     int64_t *F;        /* force term of the previous frame's atoms (Q12 lattice units) */
     int64_t *Fcur;     /* the same, in this frame's order */
     uint8_t *sel;      /* per block predictor */
+    int64_t *vres;     /* per value scratch of the coding passes */
+    uint16_t *vinfo;
     hpc_idmap prev_map, new_map;
     uint32_t *stamp;   /* previous positions used (decoder validation) */
     uint32_t stamp_gen;
@@ -187,24 +198,31 @@ static inline unsigned hpc_ob(int have_prev_axis, unsigned prev_axis_bucket, uns
     return prev_axis_bucket < mb ? 0u : (prev_axis_bucket == mb ? 1u : 2u);
 }
 
-/* Periodic wrap test on the prediction. @return the wrap context (0-3) when the
- * predicted position is close enough to a face for the atom to cross it, with
- * *dimg the image change a crossing implies; -1 otherwise. */
-static inline int hpc_wrap_ctx(int64_t p, int32_t img, double lo, double hi, double step,
-                               double inv_step, unsigned mag, int *dimg)
+/* One periodic axis of the current frame in lattice units: the box bounds
+ * and length divided by the lattice step (FORMAT.md §6.4). */
+typedef struct hpc_waxis {
+    double loq, hiq, lenq;
+} hpc_waxis;
+
+static inline hpc_waxis hpc_waxis_make(double lo, double hi, double inv_step)
 {
-    const double len = hi - lo;
-    const double pw = (double)p * step - (double)img * len;
-    const double dhi = (hi - pw) * inv_step;
-    const double dlo = (pw - lo) * inv_step;
-    double d;
-    if (dhi < dlo) {
-        d = dhi;
-        *dimg = 1;
-    } else {
-        d = dlo;
-        *dimg = -1;
-    }
+    hpc_waxis w = {lo * inv_step, hi * inv_step, (hi - lo) * inv_step};
+    return w;
+}
+
+/* Periodic wrap test on the prediction @p p (lattice units, unwrapped with
+ * image @p img). @return the wrap context (0-3) when the predicted position is
+ * close enough to a face for the atom to cross it, with *dimg the image
+ * change a crossing implies (+1 at the upper face); -1 otherwise. */
+static inline int hpc_wrap_ctx(int64_t p, int32_t img, const hpc_waxis *w, unsigned mag,
+                               int *dimg)
+{
+    const double u = (double)p - (double)img * w->lenq;
+    const double dhi = w->hiq - u;
+    const double dlo = u - w->loq;
+    const int up = dhi < dlo;
+    const double d = up ? dhi : dlo;
+    *dimg = up ? 1 : -1;
     const double typ = mag < 2 ? 2.0 : (double)mag;
     if (!(d < 16.0 + 8.0 * typ)) {
         return -1;

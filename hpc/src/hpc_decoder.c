@@ -568,6 +568,10 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
     const int spatial2 = (flags & HPC_FF_SPATIAL2) != 0;
     const double step = c->step, inv = c->inv_step;
     const int f32 = c->dtype == NGL_HPC_F32;
+    hpc_waxis wax[3];
+    for (int a = 0; a < 3; a++) {
+        wax[a] = hpc_waxis_make(lo[a], hi[a], inv);
+    }
     float *o32 = xyz;
     double *o64 = xyz;
     uint64_t exact_count = 0, wraps = 0;
@@ -602,7 +606,7 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
             int wctx = -1, dimg = 0;
             unsigned wrap = 0;
             if (!lossless && age && per[a]) {
-                wctx = hpc_wrap_ctx(pred, img, lo[a], hi[a], step, inv, e1->mag, &dimg);
+                wctx = hpc_wrap_ctx(pred, img, &wax[a], e1->mag, &dimg);
                 if (wctx >= 0) {
                     wrap = hpc_rdec_sym(&rdx, &ctx[HPC_CTX_WRAP + (unsigned)wctx]);
                     hpc_ctx_count(&ctx[HPC_CTX_WRAP + (unsigned)wctx], wrap);

@@ -17,7 +17,7 @@
 #include <zstd.h>
 #endif
 
-#define FIT_SAMPLES 384u        /* atoms sampled for the taps-only fit */
+#define FIT_SAMPLES 256u        /* atoms sampled for the taps-only fit */
 #define FIT_SAMPLES_FORCE 384u  /* atoms sampled when the force term is tried */
 #define FIT_EVERY 4u            /* after the first frames, refit every FIT_EVERY frames */
 #define SEL_STRIDE 16u          /* atoms of a block sampled for the predictor choice */
@@ -43,6 +43,7 @@ struct ngl_hpc_encoder {
     uint64_t scratch_cap; /* atoms the scratch above holds */
     int force_active;
     uint64_t last_force_try;
+    uint64_t prev_exact; /* values stored exactly last frame: they restart without history */
     ngl_hpc_stats stats;
     char err[256];
 #if defined(NGL_HAVE_ZSTD)
@@ -208,22 +209,22 @@ static ngl_status reserve_scratch(ngl_hpc_encoder *enc, uint64_t n)
     }
     enc->idbuf = idb;
     enc->idbuf_cap = idcap;
-    uint32_t *smp = realloc(enc->samples, FIT_SAMPLES * 2 * sizeof(*smp));
+    uint32_t *smp = realloc(enc->samples, FIT_SAMPLES_FORCE * 2 * sizeof(*smp));
     if (smp == NULL) {
         return NGL_ERR_NO_MEMORY;
     }
     enc->samples = smp;
-    double *feat = realloc(enc->feat, (size_t)FIT_SAMPLES * 2 * 3 * HPC_KNOTS * sizeof(*feat));
+    double *feat = realloc(enc->feat, (size_t)FIT_SAMPLES_FORCE * 3 * HPC_KNOTS * sizeof(*feat));
     if (feat == NULL) {
         return NGL_ERR_NO_MEMORY;
     }
     enc->feat = feat;
-    double *ff = realloc(enc->fit_f, (size_t)FIT_SAMPLES * 3 * HPC_LS_MAX * sizeof(*ff));
+    double *ff = realloc(enc->fit_f, (size_t)FIT_SAMPLES_FORCE * 3 * HPC_LS_MAX * sizeof(*ff));
     if (ff == NULL) {
         return NGL_ERR_NO_MEMORY;
     }
     enc->fit_f = ff;
-    double *fy = realloc(enc->fit_y, (size_t)FIT_SAMPLES * 3 * sizeof(*fy));
+    double *fy = realloc(enc->fit_y, (size_t)FIT_SAMPLES_FORCE * 3 * sizeof(*fy));
     if (fy == NULL) {
         return NGL_ERR_NO_MEMORY;
     }
@@ -295,7 +296,7 @@ static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_fr
     if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
         return -1;
     }
-    *q = (int64_t)floor(qd + 0.5);
+    *q = hpc_floor_i64(qd + 0.5);
     return 0;
 }
 
@@ -384,7 +385,7 @@ static void fit_model(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_
     if (m < 16) {
         return;
     }
-    uint32_t *plist = enc->samples + FIT_SAMPLES; /* previous-frame indices */
+    uint32_t *plist = enc->samples + FIT_SAMPLES_FORCE; /* previous-frame indices */
     for (size_t i = 0; i < m; i++) {
         plist[i] = gathered ? c->pmap[enc->samples[i]] : enc->samples[i];
     }
@@ -671,6 +672,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
 
     /* ---- ids: same order, identity, or a general mapping */
     int same = 0;
+    uint64_t fresh = 0; /* atoms without history in this frame */
     const int identity = f->ids == NULL;
     if (c->frame > 0 && c->n == n) {
         same = identity ? c->ids_identity
@@ -690,6 +692,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
                 return NGL_ERR_INVALID_ARG;
             }
             c->pmap[k] = c->frame > 0 ? hpc_idmap_find(&c->prev_map, id) : HPC_NONE;
+            fresh += c->pmap[k] == HPC_NONE;
         }
     } else {
         for (uint64_t k = 0; k < n; k++) {
@@ -750,7 +753,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
 
     /* spatial predictor order for atoms without history */
     int spatial2 = 0;
-    {
+    if (fresh > 0 || enc->prev_exact > 0) {
         double c1 = 0, c2 = 0;
         int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
         unsigned ch[3] = {0, 0, 0};
@@ -770,7 +773,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
                     if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
                         continue;
                     }
-                    q = (int64_t)floor(qd + 0.5);
+                    q = hpc_floor_i64(qd + 0.5);
                 }
                 c1 += cost_bits(hpc_wsub(q, ch[a] ? s1[a] : 0));
                 c2 += cost_bits(hpc_wsub(q, ch[a] >= 2 ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
@@ -871,38 +874,36 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     const int lossless = c->lossless;
     const double step = c->step, inv = c->inv_step, eps = c->eps;
     const int f32 = c->dtype == NGL_HPC_F32;
+    hpc_waxis wax[3];
+    for (int a = 0; a < 3; a++) {
+        wax[a] = hpc_waxis_make(g.lo[a], g.hi[a], inv);
+    }
     float *dec32 = enc->dec;
     double *dec64 = enc->dec;
+    int64_t *vres = c->vres;
+    uint16_t *vinfo = c->vinfo;
     uint64_t exact_count = 0, wraps = 0;
+    /* Pass 1, independent per value: predict, choose the image, quantize,
+     * check the bound on the decoder's reconstruction, residual. */
     for (uint64_t k = 0; k < n; k++) {
         const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
-        int have_prev_axis = 0;
-        unsigned prev_bucket = 0;
         for (unsigned a = 0; a < 3; a++) {
             const uint64_t v = 3 * k + a;
-            if (v != 0 && v % HPC_CHUNK == 0) {
-                hpc_ctxset_refresh(ctx, HPC_NCTX);
-            }
             hpc_ent *rv = RW + v * HPC_HIST;
             const hpc_ent *e1 = &rv[head];
             const unsigned age = e1->age;
-            int64_t pred;
-            unsigned ci;
+            int64_t pred = 0;
+            unsigned info;
             int32_t img = 0;
             if (age) {
                 unsigned pc;
                 pred = hpc_predict(rv, head, sel, age, &model, use_force ? c->Fcur[v] : 0, &pc);
-                unsigned mb = hpc_mag_bucket(e1->mag);
-                ci = hpc_ctx_temporal(mb, hpc_ob(have_prev_axis, prev_bucket, mb), pc);
+                info = hpc_mag_bucket(e1->mag) | (pc << HPC_VI_PC_SHIFT);
                 img = e1->img;
             } else {
-                pred = schain[a] == 0 ? 0
-                       : (spatial2 && schain[a] >= 2)
-                           ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
-                           : s1[a];
-                ci = HPC_CTX_SPATIAL + sbk[a];
+                info = HPC_VI_SPATIAL;
             }
-            int exact = 0, wctx = -1, wrap = 0;
+            int exact = 0;
             int64_t qv = 0;
             if (lossless) {
                 qv = in_ord(f, c->dtype, v);
@@ -919,14 +920,17 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
                     const double len = g.len[a];
                     if (age && g.per[a]) {
                         int dimg = 0;
-                        wctx = hpc_wrap_ctx(pred, img, g.lo[a], g.hi[a], step, inv, e1->mag,
-                                            &dimg);
-                        if (wctx >= 0 && (img + dimg <= (1 << 30) && img + dimg >= -(1 << 30))) {
-                            double u0 = x + (double)img * len;
-                            double u1 = x + (double)(img + dimg) * len;
-                            if (fabs(u1 * inv - (double)pred) < fabs(u0 * inv - (double)pred)) {
-                                wrap = 1;
-                                img += dimg;
+                        int wctx = hpc_wrap_ctx(pred, img, &wax[a], e1->mag, &dimg);
+                        if (wctx >= 0) {
+                            info |= (unsigned)(wctx + 1) << HPC_VI_W_SHIFT;
+                            if (img + dimg <= (1 << 30) && img + dimg >= -(1 << 30)) {
+                                double u0 = x + (double)img * len;
+                                double u1 = x + (double)(img + dimg) * len;
+                                if (fabs(u1 * inv - (double)pred) <
+                                    fabs(u0 * inv - (double)pred)) {
+                                    info |= HPC_VI_WRAP;
+                                    img += dimg;
+                                }
                             }
                         }
                     }
@@ -934,7 +938,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
                     if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
                         exact = 1;
                     } else {
-                        qv = (int64_t)floor(qd + 0.5);
+                        qv = hpc_floor_i64(qd + 0.5);
                         double d = hpc_recon(qv, img, step, len);
                         if (f32) {
                             float fd = (float)d;
@@ -946,55 +950,97 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
                         }
                     }
                 }
-                if (wctx >= 0) {
-                    hpc_enc_sym(&enc->sb, &raw, &ctx[HPC_CTX_WRAP + (unsigned)wctx],
-                                exact ? 0u : (unsigned)wrap);
-                }
             }
             hpc_ent *ne = &rv[wslot];
             if (exact) {
+                info = (info & ~HPC_VI_WRAP) | HPC_VI_EXACT;
+                if (f32) {
+                    dec32[v] = ((const float *)f->xyz)[v];
+                } else {
+                    dec64[v] = ((const double *)f->xyz)[v];
+                }
                 ne->q = 0;
                 ne->img = 0;
                 ne->mag = 0;
                 ne->age = 0;
+            } else {
+                const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
+                vres[v] = r;
+                ne->q = qv;
+                ne->img = img;
+                ne->mag = hpc_mag_of(hpc_zigzag(r));
+                ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
+            }
+            vinfo[v] = (uint16_t)info;
+        }
+    }
+    /* Pass 2, serial: contexts, symbols, raw bits. */
+    for (uint64_t k = 0; k < n; k++) {
+        int have_prev_axis = 0;
+        unsigned prev_bucket = 0;
+        for (unsigned a = 0; a < 3; a++) {
+            const uint64_t v = 3 * k + a;
+            if (v != 0 && v % HPC_CHUNK == 0) {
+                hpc_ctxset_refresh(ctx, HPC_NCTX);
+            }
+            const unsigned info = vinfo[v];
+            const unsigned wctx = (info >> HPC_VI_W_SHIFT) & 7u;
+            if (wctx) {
+                hpc_enc_sym(&enc->sb, &raw, &ctx[HPC_CTX_WRAP + wctx - 1],
+                            (info & HPC_VI_WRAP) ? 1u : 0u);
+            }
+            unsigned ci;
+            const int spatial = (info & HPC_VI_MB) == HPC_VI_SPATIAL;
+            if (!spatial) {
+                unsigned mb = info & HPC_VI_MB;
+                ci = hpc_ctx_temporal(mb, hpc_ob(have_prev_axis, prev_bucket, mb),
+                                      (info >> HPC_VI_PC_SHIFT) & 7u);
+            } else {
+                ci = HPC_CTX_SPATIAL + sbk[a];
+            }
+            if (info & HPC_VI_EXACT) {
                 hpc_enc_sym(&enc->sb, &raw, &ctx[ci], HPC_TOK_EXACT);
                 if (f32) {
                     uint32_t u;
                     memcpy(&u, (const float *)f->xyz + v, 4);
                     hpc_bitw_put(&raw, u, 32);
-                    dec32[v] = ((const float *)f->xyz)[v];
                 } else {
                     uint64_t u;
                     memcpy(&u, (const double *)f->xyz + v, 8);
                     hpc_bitw_put(&raw, u, 64);
-                    dec64[v] = ((const double *)f->xyz)[v];
                 }
                 have_prev_axis = 0;
                 exact_count++;
-            } else {
-                const uint64_t z = hpc_zigzag(hpc_wsub(qv, pred));
-                unsigned nraw;
-                uint64_t rbits;
-                unsigned tok = hpc_token(z, &nraw, &rbits);
-                hpc_enc_sym(&enc->sb, &raw, &ctx[ci], tok);
-                hpc_bitw_put(&raw, rbits, nraw);
-                const uint16_t mag = hpc_mag_of(z);
-                ne->q = qv;
-                ne->img = img;
-                ne->mag = mag;
-                ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
-                if (age) {
-                    have_prev_axis = 1;
-                    prev_bucket = hpc_mag_bucket(mag);
-                } else {
-                    have_prev_axis = 0;
-                    s2[a] = s1[a];
-                    s1[a] = qv;
-                    schain[a]++;
-                    sbk[a] = hpc_mag_bucket(mag);
-                }
-                wraps += (uint64_t)wrap;
+                continue;
             }
+            int64_t r = vres[v];
+            if (spatial) {
+                const int64_t qv = r;
+                const int64_t sp = schain[a] == 0 ? 0
+                                   : (spatial2 && schain[a] >= 2)
+                                       ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
+                                       : s1[a];
+                r = hpc_wsub(qv, sp);
+                s2[a] = s1[a];
+                s1[a] = qv;
+                schain[a]++;
+            }
+            const uint64_t z = hpc_zigzag(r);
+            unsigned nraw;
+            uint64_t rbits;
+            unsigned tok = hpc_token(z, &nraw, &rbits);
+            hpc_enc_sym(&enc->sb, &raw, &ctx[ci], tok);
+            hpc_bitw_put(&raw, rbits, nraw);
+            const uint16_t mag = hpc_mag_of(z);
+            if (spatial) {
+                RW[v * HPC_HIST + wslot].mag = mag;
+                sbk[a] = hpc_mag_bucket(mag);
+                have_prev_axis = 0;
+            } else {
+                have_prev_axis = 1;
+                prev_bucket = hpc_mag_bucket(mag);
+            }
+            wraps += (info & HPC_VI_WRAP) ? 1u : 0u;
         }
     }
     hpc_put_u32(crc_at, hpc_values_crc(enc->dec, 3 * n, c->dtype));
@@ -1031,6 +1077,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     }
     c->frame++;
     enc->force_active = use_force;
+    enc->prev_exact = exact_count;
     int used_model = 0;
     for (uint64_t b = 0; b < nblocks && model.valid; b++) {
         used_model |= c->sel[b] == HPC_SEL_MODEL;

@@ -185,7 +185,8 @@ static inline void hpc_bitw_init(hpc_bitw *w, uint8_t *buf, size_t cap)
 }
 
 /* Append the low @p n bits of @p v, n <= 64. The caller sized buf for the worst case. */
-static inline void hpc_bitw_put(hpc_bitw *w, uint64_t v, unsigned n)
+static inline __attribute__((always_inline)) void hpc_bitw_put(hpc_bitw *w, uint64_t v,
+                                                               unsigned n)
 {
     if (n == 0) {
         return;
@@ -266,6 +267,14 @@ static inline uint64_t hpc_bitr_get(hpc_bitr *r, unsigned n)
 static inline unsigned hpc_bitlen(uint64_t v)
 {
     return v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
+}
+
+/* floor(x) for |x| < 2^62, without a libm call (baseline x86-64 has no
+ * roundsd); exact, as truncation of a double to int64 is exact in range. */
+static inline int64_t hpc_floor_i64(double x)
+{
+    int64_t t = (int64_t)x;
+    return (double)t > x ? t - 1 : t;
 }
 
 /* floor(a / 2^s) for signed a, without relying on >> of negative numbers. */

@@ -64,7 +64,8 @@ typedef struct hpc_symbuf {
 
 /* Code symbol @p s in context @p c: appends to @p sb (and, for an escape, 8 raw
  * bits to @p raw), then counts it. */
-static inline void hpc_enc_sym(hpc_symbuf *sb, hpc_bitw *raw, hpc_ctx *c, unsigned s)
+static inline __attribute__((always_inline)) void hpc_enc_sym(hpc_symbuf *sb, hpc_bitw *raw,
+                                                              hpc_ctx *c, unsigned s)
 {
     unsigned f = c->freq[s];
     assert(sb->n < sb->cap);
