@@ -194,11 +194,6 @@ static inline double min_image(const hpc_cells *c, int a, double d)
     return d;
 }
 
-/* The same as min_image for a periodic axis of length @p len (half @p hl). */
-static inline double min_image_p(double d, double len, double hl)
-{
-    return d > hl ? d - len : (d < -hl ? d + len : d);
-}
 
 static inline double pair_weight(const hpc_pairfn *fn, double invh, double r2)
 {
@@ -234,11 +229,6 @@ static inline int64_t neighbour_cell(const hpc_cells *c, int ix, int iy, int iz,
     return ((int64_t)v[2] * c->nc[1] + v[1]) * c->nc[0] + v[0];
 }
 
-/* The 13 forward neighbour offsets of the half stencil. */
-static const int8_t half_stencil[13][3] = {
-    {1, 0, 0},  {-1, 1, 0}, {0, 1, 0},   {1, 1, 0},  {-1, -1, 1}, {0, -1, 1}, {1, -1, 1},
-    {-1, 0, 1}, {0, 0, 1},  {1, 0, 1},   {-1, 1, 1}, {0, 1, 1},   {1, 1, 1},
-};
 
 /* R(v): round half away from zero, clamped (NaN gives 0). Odd: R(-v) = -R(v). */
 static inline int64_t round_fx(double v)
@@ -251,6 +241,57 @@ static inline int64_t round_fx(double v)
     return v < 0 ? -a : a;
 }
 
+/* Minimum image as min_image(), with the axis' length and half length passed
+ * in (free axes: half = +inf, so the tests never fire). The tests almost never
+ * fire, so the branches predict well. */
+static inline double min_image_bf(double d, double len, double half)
+{
+    return d > half ? d - len : (d < -half ? d + len : d);
+}
+
+/* Append [b, e) to the range list. */
+static inline void add_range(uint32_t *rb, uint32_t *re, int *nr, uint32_t b, uint32_t e)
+{
+    if (e > b) {
+        rb[*nr] = b;
+        re[*nr] = e;
+        (*nr)++;
+    }
+}
+
+/* Atom ranges of the cells (ix-1 .. ix+1, iy, iz), merged when contiguous. */
+static void row_ranges(const hpc_cells *c, int ix, int iy, int iz, uint32_t *rb, uint32_t *re,
+                       int *nr)
+{
+    if (iy < 0 || iy >= c->nc[1]) {
+        if (!c->wrap[1]) {
+            return;
+        }
+        iy = (iy + c->nc[1]) % c->nc[1];
+    }
+    if (iz < 0 || iz >= c->nc[2]) {
+        if (!c->wrap[2]) {
+            return;
+        }
+        iz = (iz + c->nc[2]) % c->nc[2];
+    }
+    const int64_t row = ((int64_t)iz * c->nc[1] + iy) * c->nc[0];
+    if (ix >= 1 && ix + 1 < c->nc[0]) {
+        add_range(rb, re, nr, c->start[row + ix - 1], c->start[row + ix + 2]);
+        return;
+    }
+    for (int dx = -1; dx <= 1; dx++) {
+        int x = ix + dx;
+        if (x < 0 || x >= c->nc[0]) {
+            if (!c->wrap[0]) {
+                continue;
+            }
+            x = (x + c->nc[0]) % c->nc[0];
+        }
+        add_range(rb, re, nr, c->start[row + x], c->start[row + x + 1]);
+    }
+}
+
 void hpc_force_compute(const hpc_cells *c, const double *pos, uint64_t n, const hpc_pairfn *fn,
                        double k, int64_t *F)
 {
@@ -259,14 +300,15 @@ void hpc_force_compute(const hpc_cells *c, const double *pos, uint64_t n, const 
     const double r2hi = fn->r2hi;
     const double *sx = c->sx, *sy = c->sy, *sz = c->sz;
     int64_t *sf = c->sf;
-    /* Free axes need no image: a length of +inf never triggers the test. */
     double len[3], hl[3];
     for (int a = 0; a < 3; a++) {
-        len[a] = c->wrap[a] ? c->len[a] : INFINITY;
+        len[a] = c->wrap[a] ? c->len[a] : 0.0;
         hl[a] = c->wrap[a] ? 0.5 * c->len[a] : INFINITY;
     }
     const uint32_t m = c->start[c->ncells];
     memset(sf, 0, 3 * (size_t)m * sizeof(*sf));
+    enum { MAXR = 16, MAXC = 512 };
+    uint32_t cand[MAXC];
     for (int iz = 0; iz < c->nc[2]; iz++) {
         for (int iy = 0; iy < c->nc[1]; iy++) {
             for (int ix = 0; ix < c->nc[0]; ix++) {
@@ -275,31 +317,47 @@ void hpc_force_compute(const hpc_cells *c, const double *pos, uint64_t n, const 
                 if (b0 == b1) {
                     continue;
                 }
-                int64_t nb[14];
-                int nnb = 0;
-                nb[nnb++] = cell;
-                for (int s = 0; s < 13; s++) {
-                    int64_t o = neighbour_cell(c, ix, iy, iz, half_stencil[s][0],
-                                               half_stencil[s][1], half_stencil[s][2]);
-                    if (o >= 0) {
-                        nb[nnb++] = o;
-                    }
+                /* the half stencil: (+1, 0, 0), the row (., +1, 0) and the
+                 * rows (., -1..1, +1); the cell itself is handled per atom */
+                uint32_t rb[MAXR], re[MAXR];
+                int nr = 0;
+                if (ix + 1 < c->nc[0]) {
+                    add_range(rb, re, &nr, c->start[cell + 1], c->start[cell + 2]);
+                } else if (c->wrap[0]) {
+                    int64_t o = cell - ix;
+                    add_range(rb, re, &nr, c->start[o], c->start[o + 1]);
+                }
+                row_ranges(c, ix, iy + 1, iz, rb, re, &nr);
+                for (int dy = -1; dy <= 1; dy++) {
+                    row_ranges(c, ix, iy + dy, iz + 1, rb, re, &nr);
                 }
                 for (uint32_t i = b0; i < b1; i++) {
                     const double xi = sx[i], yi = sy[i], zi = sz[i];
                     int64_t fx = 0, fy = 0, fz = 0;
-                    for (int s = 0; s < nnb; s++) {
-                        uint32_t j0 = s == 0 ? i + 1 : c->start[nb[s]];
-                        uint32_t j1 = c->start[nb[s] + 1];
-                        for (uint32_t j = j0; j < j1; j++) {
-                            double dx = min_image_p(xi - sx[j], len[0], hl[0]);
-                            double dy = min_image_p(yi - sy[j], len[1], hl[1]);
-                            double dz = min_image_p(zi - sz[j], len[2], hl[2]);
-                            double r2 = dx * dx + dy * dy + dz * dz;
-                            if (r2 < r2hi) {
+                    for (int r = -1; r < nr; r++) {
+                        uint32_t j0 = r < 0 ? i + 1 : rb[r];
+                        uint32_t j1 = r < 0 ? b1 : re[r];
+                        while (j0 < j1) {
+                            /* distances without branches, then the pairs */
+                            uint32_t je = j1 - j0 > MAXC ? j0 + MAXC : j1;
+                            int nc = 0;
+                            for (uint32_t j = j0; j < je; j++) {
+                                double dx = min_image_bf(xi - sx[j], len[0], hl[0]);
+                                double dy2 = min_image_bf(yi - sy[j], len[1], hl[1]);
+                                double dz = min_image_bf(zi - sz[j], len[2], hl[2]);
+                                double r2 = dx * dx + dy2 * dy2 + dz * dz;
+                                cand[nc] = j;
+                                nc += r2 < r2hi;
+                            }
+                            for (int q = 0; q < nc; q++) {
+                                uint32_t j = cand[q];
+                                double dx = min_image_bf(xi - sx[j], len[0], hl[0]);
+                                double dy2 = min_image_bf(yi - sy[j], len[1], hl[1]);
+                                double dz = min_image_bf(zi - sz[j], len[2], hl[2]);
+                                double r2 = dx * dx + dy2 * dy2 + dz * dz;
                                 double w = pair_weight(fn, invh, r2);
                                 int64_t cx = round_fx(w * dx * k);
-                                int64_t cy = round_fx(w * dy * k);
+                                int64_t cy = round_fx(w * dy2 * k);
                                 int64_t cz = round_fx(w * dz * k);
                                 fx += cx;
                                 fy += cy;
@@ -308,6 +366,7 @@ void hpc_force_compute(const hpc_cells *c, const double *pos, uint64_t n, const 
                                 sf[3 * j + 1] -= cy;
                                 sf[3 * j + 2] -= cz;
                             }
+                            j0 = je;
                         }
                     }
                     sf[3 * i] += fx;

@@ -7,6 +7,7 @@
  */
 #include "nangila_hpc.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -913,6 +914,61 @@ static void test_hpc_codec_api_errors(void **state)
     assert_int_equal(ngl_hpc_encode_bound(NGL_HPC_MAX_ATOMS + 1), 0);
 }
 
+static void test_hpc_codec_memory_flat(void **state)
+{
+    (void)state;
+    /* State is per atom, not per frame: after the first frames, encoding and
+     * decoding more frames does not grow the heap. */
+    const unsigned n = 500;
+    double pos[500][3];
+    int64_t ids[500];
+    float xyz[1500];
+    for (unsigned i = 0; i < n; i++) {
+        ids[i] = 7 * i + 3;
+        for (int c = 0; c < 3; c++) {
+            pos[i][c] = 8 * urand();
+        }
+    }
+    ngl_hpc_params p;
+    ngl_hpc_params_init(&p);
+    p.eps = 1e-3;
+    ngl_hpc_encoder *enc = NULL;
+    ngl_hpc_decoder *dec = NULL;
+    assert_int_equal(ngl_hpc_encoder_create(&p, &enc), NGL_OK);
+    assert_int_equal(ngl_hpc_decoder_create(&dec), NGL_OK);
+    size_t cap = ngl_hpc_encode_bound(n);
+    uint8_t *buf = malloc(cap);
+    size_t heap_after_warmup = 0;
+    for (unsigned t = 0; t < 600; t++) {
+        for (unsigned i = 0; i < n; i++) {
+            for (int c = 0; c < 3; c++) {
+                pos[i][c] += 0.002 * grand();
+                xyz[3 * i + c] = (float)(pos[i][c] - 8 * floor(pos[i][c] / 8));
+            }
+        }
+        ngl_hpc_frame f = {.natoms = n, .ids = ids, .xyz = xyz, .has_box = 1,
+                           .box_hi = {8, 8, 8}, .periodic = {1, 1, 1}};
+        size_t len;
+        assert_int_equal(ngl_hpc_encoder_encode(enc, &f, buf, cap, &len), NGL_OK);
+        size_t off = 0;
+        while (off < len) {
+            size_t rl;
+            int got;
+            assert_int_equal(ngl_hpc_record_size(buf + off, len - off, &rl), NGL_OK);
+            assert_int_equal(ngl_hpc_decoder_decode(dec, buf + off, rl, &got), NGL_OK);
+            off += rl;
+        }
+        if (t == 50) {
+            heap_after_warmup = mallinfo2().uordblks;
+        }
+    }
+    size_t heap_end = mallinfo2().uordblks;
+    assert_true(heap_end <= heap_after_warmup);
+    free(buf);
+    ngl_hpc_encoder_destroy(enc);
+    ngl_hpc_decoder_destroy(dec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -931,6 +987,7 @@ int main(void)
         cmocka_unit_test(test_hpc_codec_bitflips),
         cmocka_unit_test(test_hpc_codec_sequence_errors),
         cmocka_unit_test(test_hpc_codec_api_errors),
+        cmocka_unit_test(test_hpc_codec_memory_flat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
