@@ -782,12 +782,13 @@ ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t 
         return fail(dec, NGL_ERR_CRC_MISMATCH, "record CRC32C mismatch");
     }
     if (p[3] == HPC_REC_STREAM) {
-        return decode_stream_header(dec, p + HPC_REC_HEADER, len);
+        st = decode_stream_header(dec, p + HPC_REC_HEADER, len);
+    } else {
+        st = decode_frame(dec, p + HPC_REC_HEADER, len);
+        *got_frame = st == NGL_OK;
     }
-    st = decode_frame(dec, p + HPC_REC_HEADER, len);
     if (st == NGL_OK) {
         dec->stats.bytes_out += rec_len;
-        *got_frame = 1;
     }
     return st;
 }
