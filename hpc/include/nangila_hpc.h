@@ -28,9 +28,11 @@
  * over the atom's past displacements, plus, at level 2, a pair-force term
  * learned from the data); atoms without history use a spatial delta.
  *
- * Memory: state is proportional to the largest frame seen (about 400 bytes
- * per atom), never to the number of frames. Buffers grow when a larger frame
- * arrives; otherwise encode()/decode() do not allocate.
+ * Memory: state is proportional to the largest frame seen (about 1 KB per
+ * atom: eight frames of history per coordinate, twice, plus scratch), never
+ * to the number of frames. Buffers grow when a larger frame arrives;
+ * otherwise encode()/decode() do not allocate, except that the first frame
+ * whose ids need a section creates a zstd context.
  *
  * Threading: objects are not thread-safe; distinct objects may be used from
  * distinct threads. Nothing here prints; errors come back as ngl_status plus
