@@ -157,13 +157,18 @@ ngl_status ngl_hpc_record_size(const void *src, size_t src_len, size_t *rec_len)
  * split a byte stream). A stream-header record sets the stream up and yields
  * no frame (*got_frame = 0); a frame record yields one frame (*got_frame = 1),
  * readable through ngl_hpc_decoder_frame() until the next call.
- * The record is checked (CRC32C, lengths, every field, and a CRC32C of the
- * decoded values) before any state changes.
+ * The record's CRC32C, lengths and fields are checked before any state
+ * changes; the decoded values are then checked against the CRC32C the encoder
+ * computed on its own reconstruction before the frame is returned.
  * @return NGL_OK, or one of the frame errors of nangila.h (NGL_ERR_TRUNCATED,
  *         NGL_ERR_BAD_MAGIC, NGL_ERR_BAD_VERSION, NGL_ERR_CRC_MISMATCH,
  *         NGL_ERR_BAD_LENGTH, NGL_ERR_BAD_SECTION, NGL_ERR_BAD_CODE,
- *         NGL_ERR_BAD_FLAGS, NGL_ERR_STEP_MISMATCH ...) with the decoder
- *         state and the previous frame untouched; NGL_ERR_NO_MEMORY.
+ *         NGL_ERR_BAD_FLAGS, NGL_ERR_STEP_MISMATCH ...), with the previous
+ *         frame still readable; NGL_ERR_NO_MEMORY. A record that passes the
+ *         checks but whose entropy-coded data does not decode (only a crafted
+ *         record or an encoder/decoder mismatch can do that) leaves the
+ *         adaptive state lost: every later call returns NGL_ERR_BAD_CODE
+ *         until the decoder is re-created. Other errors change nothing.
  */
 ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t src_len,
                                   int *got_frame);
