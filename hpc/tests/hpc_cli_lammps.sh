@@ -14,7 +14,9 @@ if ! command -v lmp >/dev/null 2>&1; then
     echo "lmp not installed: skipping"
     exit 77
 fi
-py=${NANGILA_PYTHON:-/usr/bin/python3}
+# NGL_PYTHON: set by scripts/test.sh (Debian's interpreter, with numpy); NANGILA_* is
+# reserved for user settings.
+py=${NGL_PYTHON:-/usr/bin/python3}
 [ -x "$py" ] || py=python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self
 tmp=$(mktemp -d)
