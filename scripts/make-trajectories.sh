@@ -4,7 +4,7 @@
 # codec's benchmark, with Debian's `lmp`, into a git-ignored directory.
 #
 #   scripts/make-trajectories.sh [OUTDIR]        default OUTDIR: verification/data
-#   NANGILA_TRAJ_SYSTEMS="melt lj solid" ...     choose systems (default: all three)
+#   NGL_TRAJ_SYSTEMS="melt lj solid" ...     choose systems (default: all three)
 #
 # Systems (LJ units, pair lj/cut 2.5, fix nve, dt 0.005 tau):
 #   melt   in.melt-like: 4000 atoms, fcc rho 0.8442, T0 3.0, 2000 steps to melt, then
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 nangila_ensure_deps
 
 out=${1:-verification/data}
-systems=${NANGILA_TRAJ_SYSTEMS:-melt lj solid}
+systems=${NGL_TRAJ_SYSTEMS:-melt lj solid}
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
