@@ -141,8 +141,7 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->have_eps = 1;
         } else if (!strncmp(a, "--eps=", 6)) {
             if (parse_eps(a + 6, &o->eps) != 0) {
-                fprintf(stderr, "nangila hpc: --eps wants a finite number >= 0, got '%s'\n",
-                        a + 6);
+                fprintf(stderr, "nangila hpc: --eps wants a finite number >= 0, got '%s'\n", a + 6);
                 return -1;
             }
             o->have_eps = 1;
@@ -188,7 +187,8 @@ static int cmd_compress(const opts *o)
         in_close(in);
         return 1;
     }
-    ngl_hpc_dump_opts d = {.eps = o->eps, .rel = o->rel,
+    ngl_hpc_dump_opts d = {.eps = o->eps,
+                           .rel = o->rel,
                            .level = o->fast ? NGL_HPC_LEVEL_FAST : NGL_HPC_LEVEL_DEFAULT};
     ngl_hpc_dump_report rep;
     ngl_status st = ngl_hpc_dump_compress(in, out.f, &d, &rep);
@@ -526,12 +526,10 @@ static int cmd_bench(const opts *o)
                " force_frames=%" PRIu64 " cpu=process\n",
                o->pos[0], s.n, maxn, p.level, eps_used, o->rel ? " rel" : "", raw, total,
                total ? (double)raw / (double)total : 0.0,
-               raw ? 8.0 * (double)total / ((double)raw / 4.0) : 0.0, mb / best_enc,
-               mb / best_dec, mb / best_cpy, best_cpy / best_enc, max_err, est.exact,
-               est.force_frames);
+               raw ? 8.0 * (double)total / ((double)raw / 4.0) : 0.0, mb / best_enc, mb / best_dec,
+               mb / best_cpy, best_cpy / best_enc, max_err, est.exact, est.force_frames);
         if (max_err > eps_used) {
-            fprintf(stderr, "nangila hpc bench: bound violated (%.6g > %.6g)\n", max_err,
-                    eps_used);
+            fprintf(stderr, "nangila hpc bench: bound violated (%.6g > %.6g)\n", max_err, eps_used);
             rc = 1;
         }
     }

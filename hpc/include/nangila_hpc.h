@@ -63,7 +63,7 @@ typedef enum ngl_hpc_dtype {
 } ngl_hpc_dtype;
 
 /** Compression levels. */
-#define NGL_HPC_LEVEL_FAST 1    /* temporal predictors only */
+#define NGL_HPC_LEVEL_FAST    1 /* temporal predictors only */
 #define NGL_HPC_LEVEL_DEFAULT 2 /* adds the learned pair-force predictor (needs a box) */
 
 typedef struct ngl_hpc_params {
@@ -122,11 +122,11 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
 double ngl_hpc_encoder_eps(const ngl_hpc_encoder *enc);
 
 typedef struct ngl_hpc_stats {
-    uint64_t frames;      /* frames encoded / decoded */
-    uint64_t values;      /* coordinates (3 per atom) */
-    uint64_t bytes_out;   /* record bytes written / read, headers included */
-    uint64_t exact;       /* values stored bit for bit */
-    uint64_t wraps;       /* periodic wraps coded */
+    uint64_t frames;       /* frames encoded / decoded */
+    uint64_t values;       /* coordinates (3 per atom) */
+    uint64_t bytes_out;    /* record bytes written / read, headers included */
+    uint64_t exact;        /* values stored bit for bit */
+    uint64_t wraps;        /* periodic wraps coded */
     uint64_t model_frames; /* frames that used the least-squares model */
     uint64_t force_frames; /* frames whose model had the pair-force term */
 } ngl_hpc_stats;
@@ -197,21 +197,21 @@ const char *ngl_hpc_decoder_error(const ngl_hpc_decoder *dec);
 /* ------------------------------------------------------------------------ */
 
 typedef struct ngl_hpc_dump_opts {
-    double eps;  /* bound on every coordinate after decompression and parsing; >= 0 */
-    int rel;     /* 1: eps is range-relative (see ngl_hpc_params.rel) */
-    int level;   /* NGL_HPC_LEVEL_FAST or NGL_HPC_LEVEL_DEFAULT */
+    double eps; /* bound on every coordinate after decompression and parsing; >= 0 */
+    int rel;    /* 1: eps is range-relative (see ngl_hpc_params.rel) */
+    int level;  /* NGL_HPC_LEVEL_FAST or NGL_HPC_LEVEL_DEFAULT */
 } ngl_hpc_dump_opts;
 
 typedef struct ngl_hpc_dump_report {
-    uint64_t snapshots;     /* snapshots processed */
-    uint64_t atoms;         /* atom lines, summed over snapshots */
-    uint64_t coords;        /* coordinates compressed (or checked) */
-    uint64_t bytes_in;      /* bytes read */
-    uint64_t bytes_out;     /* bytes written */
-    double eps;             /* absolute bound in use (verify: the bound checked) */
-    double max_err;         /* verify: largest |decoded - original| seen */
-    uint64_t verbatim_lines;/* atom lines kept as text (not parseable as numbers) */
-    char message[256];      /* error message ("" on success) */
+    uint64_t snapshots;      /* snapshots processed */
+    uint64_t atoms;          /* atom lines, summed over snapshots */
+    uint64_t coords;         /* coordinates compressed (or checked) */
+    uint64_t bytes_in;       /* bytes read */
+    uint64_t bytes_out;      /* bytes written */
+    double eps;              /* absolute bound in use (verify: the bound checked) */
+    double max_err;          /* verify: largest |decoded - original| seen */
+    uint64_t verbatim_lines; /* atom lines kept as text (not parseable as numbers) */
+    char message[256];       /* error message ("" on success) */
 } ngl_hpc_dump_report;
 
 /**

@@ -115,8 +115,8 @@ ngl_status hpc_core_reserve(hpc_core *c, uint64_t n)
         grow((void **)&c->ring_alt, sizeof(hpc_ent), cap * 3 * HPC_HIST) ||
         grow((void **)&c->ids, sizeof(int64_t), cap) ||
         grow((void **)&c->pmap, sizeof(uint32_t), cap) ||
-        grow((void **)&c->pos, sizeof(double), cap * 3) ||
-        grow((void **)&c->valid, 1, cap) || grow((void **)&c->F, sizeof(int64_t), cap * 3) ||
+        grow((void **)&c->pos, sizeof(double), cap * 3) || grow((void **)&c->valid, 1, cap) ||
+        grow((void **)&c->F, sizeof(int64_t), cap * 3) ||
         grow((void **)&c->Fcur, sizeof(int64_t), cap * 3) || grow((void **)&c->sel, 1, nblocks) ||
         grow((void **)&c->stamp, sizeof(uint32_t), cap) ||
         grow((void **)&c->vres, sizeof(int64_t), cap * 3) ||

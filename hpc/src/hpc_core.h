@@ -31,22 +31,22 @@ typedef struct hpc_model {
 
 /* contexts */
 #define HPC_CTX_TEMPORAL 0u   /* 132 temporal token contexts */
-#define HPC_CTX_SPATIAL 132u  /* 12 spatial token contexts */
-#define HPC_CTX_WRAP 144u     /* 4 binary wrap contexts */
-#define HPC_NCTX 148u
-#define HPC_PC_INT 4u         /* prediction class of the integer predictors */
-#define HPC_OB_NONE 3u        /* no other-axis information */
+#define HPC_CTX_SPATIAL  132u /* 12 spatial token contexts */
+#define HPC_CTX_WRAP     144u /* 4 binary wrap contexts */
+#define HPC_NCTX         148u
+#define HPC_PC_INT       4u /* prediction class of the integer predictors */
+#define HPC_OB_NONE      3u /* no other-axis information */
 
 #define HPC_NONE UINT32_MAX
 
 /* vinfo bits of the coding passes (not part of the format) */
-#define HPC_VI_MB 0x000Fu      /* magnitude bucket of the last residual */
-#define HPC_VI_SPATIAL 0x000Fu /* ... all ones: no history, spatial predictor */
-#define HPC_VI_PC_SHIFT 4      /* prediction class, 3 bits */
-#define HPC_VI_W_SHIFT 7       /* wrap context + 1, 3 bits (0: no wrap symbol) */
-#define HPC_VI_WRAP 0x0400u    /* the image changed */
-#define HPC_VI_EXACT 0x0800u   /* value stored bit for bit */
-#define HPC_VI_DOWN 0x1000u    /* a wrap would lower the image (decoder) */
+#define HPC_VI_MB       0x000Fu /* magnitude bucket of the last residual */
+#define HPC_VI_SPATIAL  0x000Fu /* ... all ones: no history, spatial predictor */
+#define HPC_VI_PC_SHIFT 4       /* prediction class, 3 bits */
+#define HPC_VI_W_SHIFT  7       /* wrap context + 1, 3 bits (0: no wrap symbol) */
+#define HPC_VI_WRAP     0x0400u /* the image changed */
+#define HPC_VI_EXACT    0x0800u /* value stored bit for bit */
+#define HPC_VI_DOWN     0x1000u /* a wrap would lower the image (decoder) */
 
 typedef struct hpc_idmap {
     int64_t *key;
@@ -69,8 +69,8 @@ typedef struct hpc_core {
     uint64_t n;     /* atoms in the last frame */
     int64_t *ids;   /* their ids */
     int ids_identity;
-    hpc_ent *ring;  /* n * 3 values * HPC_HIST entries */
-    unsigned head;  /* ring slot of the last frame */
+    hpc_ent *ring; /* n * 3 values * HPC_HIST entries */
+    unsigned head; /* ring slot of the last frame */
     int has_box;
     double lo[3], hi[3];
     uint8_t per[3];
@@ -90,10 +90,10 @@ typedef struct hpc_core {
     int64_t *vres;     /* per value scratch of the coding passes */
     uint16_t *vinfo;
     hpc_idmap prev_map, new_map;
-    uint32_t *stamp;   /* previous positions used (decoder validation) */
+    uint32_t *stamp; /* previous positions used (decoder validation) */
     uint32_t stamp_gen;
     hpc_cells cells;
-    int cells_ok;      /* cells built for the previous frame this call */
+    int cells_ok; /* cells built for the previous frame this call */
 } hpc_core;
 
 ngl_status hpc_core_init(hpc_core *c);
@@ -214,8 +214,7 @@ static inline hpc_waxis hpc_waxis_make(double lo, double hi, double inv_step)
  * image @p img). @return the wrap context (0-3) when the predicted position is
  * close enough to a face for the atom to cross it, with *dimg the image
  * change a crossing implies (+1 at the upper face); -1 otherwise. */
-static inline int hpc_wrap_ctx(int64_t p, int32_t img, const hpc_waxis *w, unsigned mag,
-                               int *dimg)
+static inline int hpc_wrap_ctx(int64_t p, int32_t img, const hpc_waxis *w, unsigned mag, int *dimg)
 {
     const double u = (double)p - (double)img * w->lenq;
     const double dhi = w->hiq - u;

@@ -23,7 +23,7 @@ struct ngl_hpc_decoder {
     int64_t *ids_out[2];
     void *xyz_out[2];
     uint64_t out_cap[2];
-    int cur;        /* output set holding the last frame */
+    int cur; /* output set holding the last frame */
     uint64_t max_atoms;
     int have_frame;
     ngl_hpc_frame frame;
@@ -597,10 +597,9 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
                 ci = hpc_ctx_temporal(mb, hpc_ob(have_prev_axis, prev_bucket, mb), pc);
                 img = e1->img;
             } else {
-                pred = schain[a] == 0 ? 0
-                       : (spatial2 && schain[a] >= 2)
-                           ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
-                           : s1[a];
+                pred = schain[a] == 0                 ? 0
+                       : (spatial2 && schain[a] >= 2) ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
+                                                      : s1[a];
                 ci = HPC_CTX_SPATIAL + sbk[a];
             }
             int wctx = -1, dimg = 0;
@@ -766,12 +765,11 @@ ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t 
     size_t rec_len;
     ngl_status st = ngl_hpc_record_size(src, src_len, &rec_len);
     if (st != NGL_OK) {
-        return fail(dec, st, "%s", st == NGL_ERR_TRUNCATED ? "record header truncated"
-                                                           : "not an hpc record");
+        return fail(dec, st, "%s",
+                    st == NGL_ERR_TRUNCATED ? "record header truncated" : "not an hpc record");
     }
     if (src_len < rec_len) {
-        return fail(dec, NGL_ERR_TRUNCATED, "record of %zu bytes, %zu available", rec_len,
-                    src_len);
+        return fail(dec, NGL_ERR_TRUNCATED, "record of %zu bytes, %zu available", rec_len, src_len);
     }
     if (src_len > rec_len) {
         return fail(dec, NGL_ERR_BAD_LENGTH, "%zu bytes after the record", src_len - rec_len);

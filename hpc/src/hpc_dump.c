@@ -24,29 +24,29 @@
 #include <zstd.h>
 #endif
 
-#define DUMP_MAGIC0 'N'
-#define DUMP_MAGIC1 'H'
-#define DUMP_MAGIC2 'D'
-#define DUMP_REC_FILE 'F'
-#define DUMP_REC_SNAP 'S'
-#define DUMP_REC_END 'E'
-#define DUMP_VERSION 1u
-#define DUMP_MAX_LINE ((size_t)1 << 20)
+#define DUMP_MAGIC0           'N'
+#define DUMP_MAGIC1           'H'
+#define DUMP_MAGIC2           'D'
+#define DUMP_REC_FILE         'F'
+#define DUMP_REC_SNAP         'S'
+#define DUMP_REC_END          'E'
+#define DUMP_VERSION          1u
+#define DUMP_MAX_LINE         ((size_t)1 << 20)
 #define DUMP_MAX_HEADER_LINES 64u
-#define DUMP_MAX_COLS 64u
-#define DUMP_PRINT_SHORTEST 0xFFu
+#define DUMP_MAX_COLS         64u
+#define DUMP_PRINT_SHORTEST   0xFFu
 
 /* snapshot flags */
-#define SF_TRAILING 0x01u   /* canonical atom lines end with one space */
-#define SF_COORDS 0x02u     /* a codec frame follows */
-#define SF_NO_ID 0x04u      /* no id column: atoms are tracked by line index */
+#define SF_TRAILING   0x01u /* canonical atom lines end with one space */
+#define SF_COORDS     0x02u /* a codec frame follows */
+#define SF_NO_ID      0x04u /* no id column: atoms are tracked by line index */
 #define SF_NO_NEWLINE 0x08u /* the snapshot's last line has no newline (end of file) */
-#define SF_KNOWN 0x0Fu
+#define SF_KNOWN      0x0Fu
 
 /* column kinds */
-#define CK_ID 0u
-#define CK_X 1u /* 1, 2, 3: coordinate axes */
-#define CK_INT 4u
+#define CK_ID   0u
+#define CK_X    1u /* 1, 2, 3: coordinate axes */
+#define CK_INT  4u
 #define CK_TEXT 5u
 
 /* Largest snapshot (atom lines) read or written; a fuzzing build lowers it so
@@ -477,11 +477,12 @@ static int snap_read(reader *r, snap *s, uint64_t index, char *msg, size_t msgca
     uint64_t first_line = r->lineno;
     if (!starts(r->line, (size_t)n, "ITEM:")) {
         if (index == 0) {
-            snprintf(msg, msgcap,
-                     "not a LAMMPS text dump: line 1 does not start with 'ITEM:'");
+            snprintf(msg, msgcap, "not a LAMMPS text dump: line 1 does not start with 'ITEM:'");
         } else {
-            snprintf(msg, msgcap, "line %" PRIu64 ": expected 'ITEM:' to start snapshot %" PRIu64
-                     " (more atom lines than NUMBER OF ATOMS?)", r->lineno, index);
+            snprintf(msg, msgcap,
+                     "line %" PRIu64 ": expected 'ITEM:' to start snapshot %" PRIu64
+                     " (more atom lines than NUMBER OF ATOMS?)",
+                     r->lineno, index);
         }
         return -1;
     }
@@ -502,8 +503,10 @@ static int snap_read(reader *r, snap *s, uint64_t index, char *msg, size_t msgca
             break;
         }
         if (!nl) {
-            snprintf(msg, msgcap, "truncated dump: input ends inside the header of snapshot %"
-                     PRIu64 " (line %" PRIu64 ")", index, r->lineno);
+            snprintf(msg, msgcap,
+                     "truncated dump: input ends inside the header of snapshot %" PRIu64
+                     " (line %" PRIu64 ")",
+                     index, r->lineno);
             return -1;
         }
         n = rd_line(r, &nl, msg, msgcap);
@@ -511,8 +514,10 @@ static int snap_read(reader *r, snap *s, uint64_t index, char *msg, size_t msgca
             return -1;
         }
         if (n == -1) {
-            snprintf(msg, msgcap, "truncated dump: input ends inside the header of snapshot %"
-                     PRIu64 " (line %" PRIu64 ")", index, r->lineno);
+            snprintf(msg, msgcap,
+                     "truncated dump: input ends inside the header of snapshot %" PRIu64
+                     " (line %" PRIu64 ")",
+                     index, r->lineno);
             return -1;
         }
     }
@@ -523,8 +528,7 @@ static int snap_read(reader *r, snap *s, uint64_t index, char *msg, size_t msgca
         return -1;
     }
     if (s->no_newline && s->natoms > 0) {
-        snprintf(msg, msgcap, "truncated dump: snapshot %" PRIu64 " ends after its header",
-                 index);
+        snprintf(msg, msgcap, "truncated dump: snapshot %" PRIu64 " ends after its header", index);
         return -1;
     }
     for (uint64_t k = 0; k < s->natoms; k++) {
@@ -541,14 +545,17 @@ static int snap_read(reader *r, snap *s, uint64_t index, char *msg, size_t msgca
             return -1;
         }
         if (k + 1 < s->natoms && !nl) {
-            snprintf(msg, msgcap, "truncated dump: snapshot %" PRIu64 " ends at atom line %"
-                     PRIu64 " of %" PRIu64, index, k + 1, s->natoms);
+            snprintf(msg, msgcap,
+                     "truncated dump: snapshot %" PRIu64 " ends at atom line %" PRIu64
+                     " of %" PRIu64,
+                     index, k + 1, s->natoms);
             return -1;
         }
         if (starts(r->line, (size_t)n, "ITEM:")) {
-            snprintf(msg, msgcap, "line %" PRIu64 ": snapshot %" PRIu64 " has %" PRIu64
-                     " atom lines, NUMBER OF ATOMS says %" PRIu64, r->lineno, index, k,
-                     s->natoms);
+            snprintf(msg, msgcap,
+                     "line %" PRIu64 ": snapshot %" PRIu64 " has %" PRIu64
+                     " atom lines, NUMBER OF ATOMS says %" PRIu64,
+                     r->lineno, index, k, s->natoms);
             return -1;
         }
         if (lines_add(&s->atoms, r->line, (size_t)n) != 0) {
@@ -636,8 +643,8 @@ static int print_coord(char *out, size_t cap, double v, unsigned dec)
 
 /* ------------------------------------------------------- canonical lines */
 typedef struct atomtab {
-    uint64_t n;        /* atom lines */
-    uint64_t m;        /* canonical lines */
+    uint64_t n; /* atom lines */
+    uint64_t m; /* canonical lines */
     int trailing;
     unsigned ncols;
     unsigned kind[DUMP_MAX_COLS];
@@ -1022,8 +1029,7 @@ static int intmem_store(intmem *im, const char *layout, const int64_t *keys, uin
 }
 
 /* ------------------------------------------------------------- records */
-static int write_record(FILE *f, uint8_t type, const uint8_t *payload, size_t len,
-                        uint64_t *bytes)
+static int write_record(FILE *f, uint8_t type, const uint8_t *payload, size_t len, uint64_t *bytes)
 {
     uint8_t h[8];
     h[0] = DUMP_MAGIC0;
@@ -1046,8 +1052,7 @@ static int write_record(FILE *f, uint8_t type, const uint8_t *payload, size_t le
 
 /* @return 1 (record in b, type in *type), 0 at a clean end of input, or a
  * negative ngl_status with msg set. */
-static int read_record(FILE *f, buf *b, uint8_t *type, uint64_t *bytes, char *msg,
-                       size_t msgcap)
+static int read_record(FILE *f, buf *b, uint8_t *type, uint64_t *bytes, char *msg, size_t msgcap)
 {
     uint8_t h[8];
     size_t got = fread(h, 1, 8, f);
@@ -1055,8 +1060,8 @@ static int read_record(FILE *f, buf *b, uint8_t *type, uint64_t *bytes, char *ms
         return 0;
     }
     if (got != 8) {
-        snprintf(msg, msgcap, "truncated container: %zu-byte record header at byte %" PRIu64,
-                 got, *bytes);
+        snprintf(msg, msgcap, "truncated container: %zu-byte record header at byte %" PRIu64, got,
+                 *bytes);
         return -(int)NGL_ERR_TRUNCATED;
     }
     if (h[0] != DUMP_MAGIC0 || h[1] != DUMP_MAGIC1 || h[2] != DUMP_MAGIC2 ||
@@ -1082,15 +1087,16 @@ static int read_record(FILE *f, buf *b, uint8_t *type, uint64_t *bytes, char *ms
         got = fread(b->p + b->len, 1, chunk, f);
         b->len += got;
         if (got != chunk) {
-            snprintf(msg, msgcap, "truncated container: record at byte %" PRIu64
-                     " has %zu of %zu bytes", *bytes, b->len + 8, len + 12);
+            snprintf(msg, msgcap,
+                     "truncated container: record at byte %" PRIu64 " has %zu of %zu bytes", *bytes,
+                     b->len + 8, len + 12);
             return -(int)NGL_ERR_TRUNCATED;
         }
     }
     uint32_t crc = ngl_crc32c(ngl_crc32c(0, h, 8), b->p, len);
     if (crc != hpc_get_u32(b->p + len)) {
-        snprintf(msg, msgcap, "corrupted container: CRC32C mismatch in the record at byte %"
-                 PRIu64, *bytes);
+        snprintf(msg, msgcap, "corrupted container: CRC32C mismatch in the record at byte %" PRIu64,
+                 *bytes);
         return -(int)NGL_ERR_CRC_MISMATCH;
     }
     b->len = len;
@@ -1319,11 +1325,11 @@ static void report_init(ngl_hpc_dump_report *r)
     memset(r, 0, sizeof(*r));
 }
 
-#define FAILF(code, ...)                                                                       \
-    do {                                                                                       \
-        snprintf(rep->message, sizeof(rep->message), __VA_ARGS__);                             \
-        st = (code);                                                                           \
-        goto out;                                                                              \
+#define FAILF(code, ...)                                                                           \
+    do {                                                                                           \
+        snprintf(rep->message, sizeof(rep->message), __VA_ARGS__);                                 \
+        st = (code);                                                                               \
+        goto out;                                                                                  \
     } while (0)
 
 ngl_status ngl_hpc_dump_compress(FILE *in, FILE *out, const ngl_hpc_dump_opts *opts,
@@ -1626,11 +1632,11 @@ static int out_line(buf *o, uint32_t *crc, const char *l, size_t len, int newlin
 }
 
 #undef FAILF
-#define FAILF(code, ...)                                                                       \
-    do {                                                                                       \
-        snprintf(rep->message, sizeof(rep->message), __VA_ARGS__);                             \
-        st = (code);                                                                           \
-        goto out;                                                                              \
+#define FAILF(code, ...)                                                                           \
+    do {                                                                                           \
+        snprintf(rep->message, sizeof(rep->message), __VA_ARGS__);                                 \
+        st = (code);                                                                               \
+        goto out;                                                                                  \
     } while (0)
 
 ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *report)
@@ -1671,15 +1677,16 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
         FAILF(NGL_ERR_BAD_VERSION, "container version %u, this build reads %u", recb.p[0],
               DUMP_VERSION);
     }
-    if ((recb.p[1] & ~1u) || (recb.p[2] != NGL_HPC_LEVEL_FAST && recb.p[2] != NGL_HPC_LEVEL_DEFAULT) ||
-        recb.p[3] || hpc_get_u32(recb.p + 4)) {
+    if ((recb.p[1] & ~1u) ||
+        (recb.p[2] != NGL_HPC_LEVEL_FAST && recb.p[2] != NGL_HPC_LEVEL_DEFAULT) || recb.p[3] ||
+        hpc_get_u32(recb.p + 4)) {
         FAILF(NGL_ERR_BAD_FLAGS, "file header: reserved fields set");
     }
     for (uint64_t index = 0;; index++) {
         rr = read_record(in, &recb, &type, &rep->bytes_in, rep->message, sizeof(rep->message));
         if (rr == 0) {
-            FAILF(NGL_ERR_TRUNCATED, "truncated container: no end record after %" PRIu64
-                  " snapshots", index);
+            FAILF(NGL_ERR_TRUNCATED,
+                  "truncated container: no end record after %" PRIu64 " snapshots", index);
         }
         if (rr < 0) {
             st = (ngl_status)-rr;
@@ -1797,8 +1804,7 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
                                     : DUMP_PRINT_SHORTEST;
             /* lossless streams report the bound asked for; their step is 0 */
             if (decimals != want_dec && decimals != DUMP_PRINT_SHORTEST) {
-                FAILF(NGL_ERR_BAD_SCALE, "snapshot %" PRIu64 ": print precision disagrees",
-                      index);
+                FAILF(NGL_ERR_BAD_SCALE, "snapshot %" PRIu64 ": print precision disagrees", index);
             }
             rep->eps = pr.eps;
         } else if (sec.len[5] != 0 || decimals != 0) {
@@ -1880,12 +1886,11 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
             size_t pos = 0;
             for (unsigned j = 0; j < ntext; j++) {
                 for (uint64_t k = 0; k < m; k++) {
-                    const uint8_t *nlp = pos < tblen ? memchr(d.se.p + pos, '\n', tblen - pos)
-                                                     : NULL;
+                    const uint8_t *nlp =
+                        pos < tblen ? memchr(d.se.p + pos, '\n', tblen - pos) : NULL;
                     size_t e = nlp ? (size_t)(nlp - d.se.p) : 0;
                     if (nlp == NULL || e == pos || memchr(d.se.p + pos, ' ', e - pos)) {
-                        FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": bad text section",
-                              index);
+                        FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": bad text section", index);
                     }
                     t->tb[k * t->tokcap + j] = (uint32_t)pos;
                     t->te[k * t->tokcap + j] = (uint32_t)e;
@@ -1926,8 +1931,7 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
                 uint64_t len;
                 if (hpc_get_varint(vb, vlen, &vpos, &len) != 0 || len > vlen - vpos ||
                     memchr(vb + vpos, '\n', (size_t)len)) {
-                    FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": bad verbatim section",
-                          index);
+                    FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": bad verbatim section", index);
                 }
                 if (out_line(o, &crc, (const char *)vb + vpos, (size_t)len, !last) != 0) {
                     FAILF(NGL_ERR_NO_MEMORY, "out of memory");
@@ -1959,8 +1963,8 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
                     tl = (size_t)snprintf(num, sizeof(num), "%" PRId64, fr->ids[k]);
                 } else if (kind >= CK_X && kind < CK_X + 3) {
                     const double *xyz = fr->xyz;
-                    tl = (size_t)print_coord(num, sizeof(num), xyz[3 * k + (kind - CK_X)],
-                                             decimals);
+                    tl =
+                        (size_t)print_coord(num, sizeof(num), xyz[3 * k + (kind - CK_X)], decimals);
                     is_coord = 1;
                 } else if (kind == CK_INT) {
                     tl = (size_t)snprintf(num, sizeof(num), "%" PRId64, d.ivals[k * nint + ci]);
@@ -2000,8 +2004,9 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
             FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": line count disagrees", index);
         }
         if (crc != want_crc) {
-            FAILF(NGL_ERR_CRC_MISMATCH, "snapshot %" PRIu64
-                  ": reconstructed text does not match the original's checksum", index);
+            FAILF(NGL_ERR_CRC_MISMATCH,
+                  "snapshot %" PRIu64 ": reconstructed text does not match the original's checksum",
+                  index);
         }
         if (fwrite(o->p, 1, o->len, out) != o->len) {
             FAILF(NGL_ERR_UNSUPPORTED, "write error: %s", strerror(errno));
@@ -2071,8 +2076,8 @@ ngl_status ngl_hpc_dump_verify(FILE *original, FILE *decoded, const ngl_hpc_dump
             const char *a = line_at(&sa.hdr, i, &l1);
             const char *b = line_at(&sb.hdr, i, &l2);
             if (l1 != l2 || memcmp(a, b, l1)) {
-                FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": header line %zu differs",
-                      index, i + 1);
+                FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": header line %zu differs", index,
+                      i + 1);
             }
         }
         if (sa.no_newline != sb.no_newline) {
@@ -2098,8 +2103,8 @@ ngl_status ngl_hpc_dump_verify(FILE *original, FILE *decoded, const ngl_hpc_dump
             const char *b = line_at(&sb.atoms, i, &l2);
             if (!t.canon[i] || sa.family == 0) {
                 if (l1 != l2 || memcmp(a, b, l1)) {
-                    FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": atom line %" PRIu64
-                          " differs", index, i + 1);
+                    FAILF(NGL_ERR_BAD_SECTION,
+                          "snapshot %" PRIu64 ": atom line %" PRIu64 " differs", index, i + 1);
                 }
                 k += t.canon[i];
                 continue;
@@ -2107,8 +2112,9 @@ ngl_status ngl_hpc_dump_verify(FILE *original, FILE *decoded, const ngl_hpc_dump
             int tr;
             int nt = tokenize(b, l2, beg, end, t.ncols + 1, &tr);
             if (nt != (int)t.ncols || tr != t.trailing) {
-                FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": atom line %" PRIu64
-                      " has a different layout", index, i + 1);
+                FAILF(NGL_ERR_BAD_SECTION,
+                      "snapshot %" PRIu64 ": atom line %" PRIu64 " has a different layout", index,
+                      i + 1);
             }
             for (unsigned c = 0; c < t.ncols; c++) {
                 size_t ab = t.tb[k * t.ncols + c], ae = t.te[k * t.ncols + c];
@@ -2116,22 +2122,26 @@ ngl_status ngl_hpc_dump_verify(FILE *original, FILE *decoded, const ngl_hpc_dump
                 if (kind >= CK_X && kind < CK_X + 3) {
                     double vb;
                     if (parse_double(b + beg[c], end[c] - beg[c], &vb) != 0) {
-                        FAILF(NGL_ERR_BAD_CODE, "snapshot %" PRIu64 ": atom line %" PRIu64
-                              ": coordinate '%.*s' does not parse", index, i + 1,
-                              (int)(end[c] - beg[c] > 40 ? 40 : end[c] - beg[c]), b + beg[c]);
+                        FAILF(NGL_ERR_BAD_CODE,
+                              "snapshot %" PRIu64 ": atom line %" PRIu64
+                              ": coordinate '%.*s' does not parse",
+                              index, i + 1, (int)(end[c] - beg[c] > 40 ? 40 : end[c] - beg[c]),
+                              b + beg[c]);
                     }
                     double va = t.xyz[3 * k + (kind - CK_X)];
                     double err = fabs(va - vb);
                     if (!(err <= e)) {
-                        FAILF(NGL_ERR_BAD_CODE, "snapshot %" PRIu64 ": atom line %" PRIu64
-                              ", column %s: |%.17g - %.17g| = %.3g > eps %.3g", index, i + 1,
-                              sa.colname[c], vb, va, err, e);
+                        FAILF(NGL_ERR_BAD_CODE,
+                              "snapshot %" PRIu64 ": atom line %" PRIu64
+                              ", column %s: |%.17g - %.17g| = %.3g > eps %.3g",
+                              index, i + 1, sa.colname[c], vb, va, err, e);
                     }
                     rep->max_err = err > rep->max_err ? err : rep->max_err;
                     rep->coords++;
                 } else if (end[c] - beg[c] != ae - ab || memcmp(a + ab, b + beg[c], ae - ab)) {
-                    FAILF(NGL_ERR_BAD_SECTION, "snapshot %" PRIu64 ": atom line %" PRIu64
-                          ", column %s differs", index, i + 1, sa.colname[c]);
+                    FAILF(NGL_ERR_BAD_SECTION,
+                          "snapshot %" PRIu64 ": atom line %" PRIu64 ", column %s differs", index,
+                          i + 1, sa.colname[c]);
                 }
             }
             k++;
@@ -2193,8 +2203,8 @@ ngl_status ngl_hpc_dump_scan(FILE *in, ngl_hpc_dump_frame_fn fn, void *user,
         rep->coords += 3 * f.natoms;
         rep->verbatim_lines += t.n - t.m;
         if (fn(user, index, &f) != 0) {
-            snprintf(rep->message, sizeof(rep->message), "stopped by the callback at snapshot %"
-                     PRIu64, index);
+            snprintf(rep->message, sizeof(rep->message),
+                     "stopped by the callback at snapshot %" PRIu64, index);
             st = NGL_ERR_INVALID_ARG;
             goto out;
         }

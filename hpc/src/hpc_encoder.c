@@ -17,13 +17,13 @@
 #include <zstd.h>
 #endif
 
-#define FIT_SAMPLES 256u        /* atoms sampled for the taps-only fit */
-#define FIT_SAMPLES_FORCE 384u  /* atoms sampled when the force term is tried */
-#define FIT_EVERY 4u            /* after the first frames, refit every FIT_EVERY frames */
-#define SEL_STRIDE 16u          /* atoms of a block sampled for the predictor choice */
-#define FORCE_RETRY 16u         /* frames between tries while the force term is off */
-#define FORCE_MIN_GAIN 0.97     /* force term kept only if it cuts the cost by 3% */
-#define TARGET_NEIGHBOURS 10.0  /* r_cut holds about this many neighbours */
+#define FIT_SAMPLES       256u /* atoms sampled for the taps-only fit */
+#define FIT_SAMPLES_FORCE 384u /* atoms sampled when the force term is tried */
+#define FIT_EVERY         4u   /* after the first frames, refit every FIT_EVERY frames */
+#define SEL_STRIDE        16u  /* atoms of a block sampled for the predictor choice */
+#define FORCE_RETRY       16u  /* frames between tries while the force term is off */
+#define FORCE_MIN_GAIN    0.97 /* force term kept only if it cuts the cost by 3% */
+#define TARGET_NEIGHBOURS 10.0 /* r_cut holds about this many neighbours */
 
 struct ngl_hpc_encoder {
     ngl_hpc_params p;
@@ -83,12 +83,12 @@ size_t ngl_hpc_encode_bound(uint64_t natoms)
     }
     size_t n = (size_t)natoms;
     size_t b = HPC_REC_OVERHEAD + HPC_STREAM_PAYLOAD; /* stream header */
-    b += HPC_REC_OVERHEAD + 16 + 49;                 /* frame record, fixed part, box */
-    b += 8 + ids_bound(n);                           /* ids */
-    b += 4 + 2 * HPC_TAPS + 16 + 4 * HPC_KNOTS;     /* model */
-    b += 4 + (n / HPC_BLOCK_ATOMS + 1) / 4 + 1;     /* value CRC, selectors */
-    b += 4 + hpc_rans_bound(9 * n);                  /* <= 3 symbols per value */
-    b += 4 + 27 * n + 16;                            /* <= 72 raw bits per value */
+    b += HPC_REC_OVERHEAD + 16 + 49;                  /* frame record, fixed part, box */
+    b += 8 + ids_bound(n);                            /* ids */
+    b += 4 + 2 * HPC_TAPS + 16 + 4 * HPC_KNOTS;       /* model */
+    b += 4 + (n / HPC_BLOCK_ATOMS + 1) / 4 + 1;       /* value CRC, selectors */
+    b += 4 + hpc_rans_bound(9 * n);                   /* <= 3 symbols per value */
+    b += 4 + 27 * n + 16;                             /* <= 72 raw bits per value */
     return b;
 }
 
@@ -98,8 +98,8 @@ ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out
         return NGL_ERR_INVALID_ARG;
     }
     *out = NULL;
-    if (p == NULL || (p->dtype != NGL_HPC_F32 && p->dtype != NGL_HPC_F64) ||
-        !(p->eps >= 0) || !isfinite(p->eps) || !(p->rel >= 0) || !isfinite(p->rel) ||
+    if (p == NULL || (p->dtype != NGL_HPC_F32 && p->dtype != NGL_HPC_F64) || !(p->eps >= 0) ||
+        !isfinite(p->eps) || !(p->rel >= 0) || !isfinite(p->rel) ||
         (p->level != NGL_HPC_LEVEL_FAST && p->level != NGL_HPC_LEVEL_DEFAULT)) {
         return NGL_ERR_INVALID_ARG;
     }
@@ -264,8 +264,8 @@ typedef struct frame_geom {
  * periodic image closest to the linear extrapolation (used only for fitting
  * and predictor choice; the coding pass decides wraps by its own rule).
  * @return 0, or -1 if the value cannot go on the lattice. */
-static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_frame *f,
-                        uint64_t v, unsigned a, const hpc_ent *rv, unsigned age, int64_t *q)
+static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_frame *f, uint64_t v,
+                        unsigned a, const hpc_ent *rv, unsigned age, int64_t *q)
 {
     if (c->lossless) {
         *q = in_ord(f, c->dtype, v);
@@ -415,8 +415,8 @@ static void fit_model(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_
             }
             double *fr = ff + nv * stride_f;
             for (unsigned t = 0; t < HPC_TAPS; t++) {
-                fr[t] = (double)hpc_clamp_d(hpc_wsub(hpc_hist(rv, c->head, t + 1)->q,
-                                                     hpc_hist(rv, c->head, t + 2)->q));
+                fr[t] = (double)hpc_clamp_d(
+                    hpc_wsub(hpc_hist(rv, c->head, t + 1)->q, hpc_hist(rv, c->head, t + 2)->q));
             }
             for (unsigned t = 0; t < HPC_KNOTS; t++) {
                 fr[HPC_TAPS + t] =
@@ -571,8 +571,8 @@ static void resolve_eps(ngl_hpc_encoder *enc, const ngl_hpc_frame *f)
     }
     if (f->has_box) {
         for (int a = 0; a < 3; a++) {
-            double b = fabs(f->box_lo[a]) > fabs(f->box_hi[a]) ? fabs(f->box_lo[a])
-                                                                : fabs(f->box_hi[a]);
+            double b =
+                fabs(f->box_lo[a]) > fabs(f->box_hi[a]) ? fabs(f->box_lo[a]) : fabs(f->box_hi[a]);
             mag = b > mag ? b : mag;
         }
     }
@@ -926,8 +926,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
                             if (img + dimg <= (1 << 30) && img + dimg >= -(1 << 30)) {
                                 double u0 = x + (double)img * len;
                                 double u1 = x + (double)(img + dimg) * len;
-                                if (fabs(u1 * inv - (double)pred) <
-                                    fabs(u0 * inv - (double)pred)) {
+                                if (fabs(u1 * inv - (double)pred) < fabs(u0 * inv - (double)pred)) {
                                     info |= HPC_VI_WRAP;
                                     img += dimg;
                                 }

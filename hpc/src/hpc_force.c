@@ -194,7 +194,6 @@ static inline double min_image(const hpc_cells *c, int a, double d)
     return d;
 }
 
-
 static inline double pair_weight(const hpc_pairfn *fn, double invh, double r2)
 {
     double s = (r2 - fn->r2lo) * invh;
@@ -228,7 +227,6 @@ static inline int64_t neighbour_cell(const hpc_cells *c, int ix, int iy, int iz,
     }
     return ((int64_t)v[2] * c->nc[1] + v[1]) * c->nc[0] + v[0];
 }
-
 
 /* R(v): round half away from zero, clamped (NaN gives 0). Odd: R(-v) = -R(v). */
 static inline int64_t round_fx(double v)

@@ -25,16 +25,16 @@
 #include "hpc_internal.h"
 
 typedef struct hpc_cells {
-    int nc[3];          /* cells per axis */
-    int wrap[3];        /* periodic with at least 3 cells */
-    double lo[3];       /* grid origin */
-    double len[3];      /* periodic box length (wrap axes) */
-    double inv_w[3];    /* 1 / cell width */
-    uint32_t *start;    /* ncell + 1 offsets into atom */
-    uint32_t *atom;     /* atoms sorted by cell */
-    uint32_t *cell_of;  /* cell of each atom, or UINT32_MAX if excluded */
+    int nc[3];            /* cells per axis */
+    int wrap[3];          /* periodic with at least 3 cells */
+    double lo[3];         /* grid origin */
+    double len[3];        /* periodic box length (wrap axes) */
+    double inv_w[3];      /* 1 / cell width */
+    uint32_t *start;      /* ncell + 1 offsets into atom */
+    uint32_t *atom;       /* atoms sorted by cell */
+    uint32_t *cell_of;    /* cell of each atom, or UINT32_MAX if excluded */
     double *sx, *sy, *sz; /* positions in cell order */
-    int64_t *sf;        /* per-atom sums in cell order (3 per atom) */
+    int64_t *sf;          /* per-atom sums in cell order (3 per atom) */
     size_t cap_cells, cap_atoms;
     uint64_t ncells;
 } hpc_cells;

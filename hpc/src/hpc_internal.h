@@ -14,41 +14,41 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------- format */
-#define HPC_REC_HEADER 8u  /* magic(4) + payload_len(4) */
-#define HPC_REC_TRAILER 4u /* crc32c */
-#define HPC_REC_OVERHEAD (HPC_REC_HEADER + HPC_REC_TRAILER)
+#define HPC_REC_HEADER      8u /* magic(4) + payload_len(4) */
+#define HPC_REC_TRAILER     4u /* crc32c */
+#define HPC_REC_OVERHEAD    (HPC_REC_HEADER + HPC_REC_TRAILER)
 #define HPC_REC_MAX_PAYLOAD ((uint32_t)1 << 31)
-#define HPC_REC_STREAM 'S'
-#define HPC_REC_FRAME 'F'
-#define HPC_STREAM_PAYLOAD 32u
+#define HPC_REC_STREAM      'S'
+#define HPC_REC_FRAME       'F'
+#define HPC_STREAM_PAYLOAD  32u
 
 /* frame flags */
-#define HPC_FF_IDS_SAME 0x01u     /* same ids in the same order as the previous frame */
+#define HPC_FF_IDS_SAME     0x01u /* same ids in the same order as the previous frame */
 #define HPC_FF_IDS_IDENTITY 0x02u /* ids are 0..natoms-1 */
-#define HPC_FF_BOX 0x04u          /* a box follows */
-#define HPC_FF_MODEL 0x08u        /* a new model follows */
-#define HPC_FF_SPATIAL2 0x10u     /* atoms without history use the 2nd-order spatial delta */
-#define HPC_FF_IDS_ZSTD 0x20u     /* the ids section is zstd-compressed */
-#define HPC_FF_KNOWN 0x3Fu
+#define HPC_FF_BOX          0x04u /* a box follows */
+#define HPC_FF_MODEL        0x08u /* a new model follows */
+#define HPC_FF_SPATIAL2     0x10u /* atoms without history use the 2nd-order spatial delta */
+#define HPC_FF_IDS_ZSTD     0x20u /* the ids section is zstd-compressed */
+#define HPC_FF_KNOWN        0x3Fu
 
 /* predictors selectable per block */
 #define HPC_BLOCK_ATOMS 256u
-#define HPC_SEL_MODEL 0u
-#define HPC_SEL_ORDER1 1u
-#define HPC_SEL_ORDER0 2u
-#define HPC_SEL_ORDER2 3u
+#define HPC_SEL_MODEL   0u
+#define HPC_SEL_ORDER1  1u
+#define HPC_SEL_ORDER0  2u
+#define HPC_SEL_ORDER2  3u
 
 /* model */
-#define HPC_TAPS 6u       /* taps on the last displacements (needs HPC_TAPS+1 frames) */
-#define HPC_KNOTS 16u     /* knots of the learned pair-force profile */
-#define HPC_PRED_SHIFT 12 /* model predictions are fixed point with 12 fraction bits */
-#define HPC_HIST 8u       /* ring entries per value: HPC_TAPS + 1 history + 1 being written */
+#define HPC_TAPS       6u  /* taps on the last displacements (needs HPC_TAPS+1 frames) */
+#define HPC_KNOTS      16u /* knots of the learned pair-force profile */
+#define HPC_PRED_SHIFT 12  /* model predictions are fixed point with 12 fraction bits */
+#define HPC_HIST       8u  /* ring entries per value: HPC_TAPS + 1 history + 1 being written */
 
 /* tokens */
 #define HPC_TOK_DIRECT 8u
-#define HPC_TOK_EXACT 252u
-#define HPC_TOK_RARE 254u
-#define HPC_NSYM 256u
+#define HPC_TOK_EXACT  252u
+#define HPC_TOK_RARE   254u
+#define HPC_NSYM       256u
 
 /* lattice limit: |q| above this is stored exactly (keeps q*2eps exact enough and sums in range) */
 #define HPC_Q_LIMIT ((int64_t)1 << 50)
@@ -81,8 +81,7 @@ static inline uint16_t hpc_get_u16(const uint8_t *p)
 
 static inline uint32_t hpc_get_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static inline uint64_t hpc_get_u64(const uint8_t *p)
@@ -185,8 +184,7 @@ static inline void hpc_bitw_init(hpc_bitw *w, uint8_t *buf, size_t cap)
 }
 
 /* Append the low @p n bits of @p v, n <= 64. The caller sized buf for the worst case. */
-static inline __attribute__((always_inline)) void hpc_bitw_put(hpc_bitw *w, uint64_t v,
-                                                               unsigned n)
+static inline __attribute__((always_inline)) void hpc_bitw_put(hpc_bitw *w, uint64_t v, unsigned n)
 {
     if (n == 0) {
         return;
@@ -280,8 +278,7 @@ static inline int64_t hpc_floor_i64(double x)
 /* floor(a / 2^s) for signed a, without relying on >> of negative numbers. */
 static inline int64_t hpc_floor_shift(int64_t a, int s)
 {
-    return a >= 0 ? (int64_t)((uint64_t)a >> s)
-                  : -(int64_t)(((uint64_t)(-(a + 1)) >> s) + 1);
+    return a >= 0 ? (int64_t)((uint64_t)a >> s) : -(int64_t)(((uint64_t)(-(a + 1)) >> s) + 1);
 }
 
 /* Wrapping int64 add/sub (defined behaviour through uint64). */

@@ -15,11 +15,11 @@
 
 #include "hpc_internal.h"
 
-#define HPC_PROB_BITS 15u
-#define HPC_PROB_SCALE (1u << HPC_PROB_BITS)
-#define HPC_RANS_L (1u << 16)
+#define HPC_PROB_BITS   15u
+#define HPC_PROB_SCALE  (1u << HPC_PROB_BITS)
+#define HPC_RANS_L      (1u << 16)
 #define HPC_COUNT_LIMIT (1u << 15) /* halve the counts of a context at this total */
-#define HPC_CHUNK 1024u            /* values between table refresh points */
+#define HPC_CHUNK       1024u      /* values between table refresh points */
 
 typedef enum hpc_ctx_kind {
     HPC_CTX_TOKEN = 0, /* 256-symbol token alphabet, escape HPC_TOK_RARE */
@@ -31,9 +31,9 @@ typedef struct hpc_ctx {
     uint32_t since; /* symbols counted since the table was built */
     uint16_t nsym;
     uint16_t kind;
-    uint16_t acc[HPC_NSYM];      /* adaptive counts (total < HPC_COUNT_LIMIT) */
-    uint16_t freq[HPC_NSYM];     /* current table; 0 = not codable directly */
-    uint16_t cum[HPC_NSYM + 1];  /* cum[s] = sum of freq[0..s-1]; cum[nsym] = scale */
+    uint16_t acc[HPC_NSYM];           /* adaptive counts (total < HPC_COUNT_LIMIT) */
+    uint16_t freq[HPC_NSYM];          /* current table; 0 = not codable directly */
+    uint16_t cum[HPC_NSYM + 1];       /* cum[s] = sum of freq[0..s-1]; cum[nsym] = scale */
     uint8_t lut[HPC_PROB_SCALE >> 7]; /* first symbol of each 128-slot stretch */
 } hpc_ctx;
 

@@ -242,8 +242,8 @@ static void make_md(frames *fs, ngl_hpc_dtype dt, unsigned cells, unsigned nfram
 /* A real Lennard-Jones liquid (eps = sigma = m = 1, r_cut 2.5, velocity
  * Verlet, dt 0.005), fcc start at density 0.8442, dumped every @p every steps
  * after @p equil steps: pair forces the level-2 model can learn. O(N^2). */
-static void make_lj(frames *fs, ngl_hpc_dtype dt, unsigned cells, unsigned nframes,
-                    unsigned every, unsigned equil)
+static void make_lj(frames *fs, ngl_hpc_dtype dt, unsigned cells, unsigned nframes, unsigned every,
+                    unsigned equil)
 {
     const unsigned n = 4 * cells * cells * cells;
     const double a = cbrt(4.0 / 0.8442), len = a * cells, h = 0.005, rc2 = 6.25;
@@ -402,8 +402,8 @@ static void test_hpc_codec_force_term(void **state)
         assert_int_equal(ngl_hpc_decoder_create(&dec), NGL_OK);
         for (size_t r = 0; r < s.nrec; r++) {
             int got;
-            assert_int_equal(
-                ngl_hpc_decoder_decode(dec, s.buf + s.rec_off[r], s.rec_len[r], &got), NGL_OK);
+            assert_int_equal(ngl_hpc_decoder_decode(dec, s.buf + s.rec_off[r], s.rec_len[r], &got),
+                             NGL_OK);
         }
         ngl_hpc_stats st;
         ngl_hpc_decoder_get_stats(dec, &st);
@@ -676,9 +676,9 @@ static void test_hpc_codec_relative_eps(void **state)
     assert_true(ngl_hpc_encoder_eps(enc) < 0); /* unknown before the first frame */
     uint8_t *buf = malloc(ngl_hpc_encode_bound(fs.f[0].natoms));
     size_t out;
-    assert_int_equal(ngl_hpc_encoder_encode(enc, &fs.f[0], buf,
-                                            ngl_hpc_encode_bound(fs.f[0].natoms), &out),
-                     NGL_OK);
+    assert_int_equal(
+        ngl_hpc_encoder_encode(enc, &fs.f[0], buf, ngl_hpc_encode_bound(fs.f[0].natoms), &out),
+        NGL_OK);
     double want = 1e-3 * (mx - mn);
     assert_true(fabs(ngl_hpc_encoder_eps(enc) - want) <= 1e-12 * want);
     /* the decoder learns the same eps from the stream */
@@ -842,8 +842,7 @@ static void test_hpc_codec_sequence_errors(void **state)
     /* a repeated stream header */
     assert_int_equal(ngl_hpc_decoder_decode(dec, s.buf, s.rec_len[0], &got), NGL_ERR_BAD_SECTION);
     /* in order it works */
-    assert_int_equal(ngl_hpc_decoder_decode(dec, s.buf + s.rec_off[1], s.rec_len[1], &got),
-                     NGL_OK);
+    assert_int_equal(ngl_hpc_decoder_decode(dec, s.buf + s.rec_off[1], s.rec_len[1], &got), NGL_OK);
     assert_int_equal(got, 1);
     /* not a record */
     uint8_t junk[32] = "this is not an hpc record at all";
@@ -946,8 +945,12 @@ static void test_hpc_codec_memory_flat(void **state)
                 xyz[3 * i + c] = (float)(pos[i][c] - 8 * floor(pos[i][c] / 8));
             }
         }
-        ngl_hpc_frame f = {.natoms = n, .ids = ids, .xyz = xyz, .has_box = 1,
-                           .box_hi = {8, 8, 8}, .periodic = {1, 1, 1}};
+        ngl_hpc_frame f = {.natoms = n,
+                           .ids = ids,
+                           .xyz = xyz,
+                           .has_box = 1,
+                           .box_hi = {8, 8, 8},
+                           .periodic = {1, 1, 1}};
         size_t len;
         assert_int_equal(ngl_hpc_encoder_encode(enc, &f, buf, cap, &len), NGL_OK);
         size_t off = 0;

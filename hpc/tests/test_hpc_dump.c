@@ -121,8 +121,8 @@ static ngl_status verify_mem(const mem *a, const mem *b, double eps, int rel,
 /* --------------------------------------------- an independent comparison */
 static int is_coord_name(const char *s)
 {
-    static const char *names[] = {"x", "y", "z", "xs", "ys", "zs", "xu", "yu", "zu",
-                                  "xsu", "ysu", "zsu", NULL};
+    static const char *names[] = {"x",  "y",  "z",   "xs",  "ys",  "zs", "xu",
+                                  "yu", "zu", "xsu", "ysu", "zsu", NULL};
     for (int i = 0; names[i]; i++) {
         if (!strcmp(s, names[i])) {
             return 1;
@@ -214,12 +214,12 @@ static void independent_check(const mem *a, const mem *b, double eps)
 
 /* --------------------------------------------------------------- dumps */
 typedef struct gen {
-    int trailing;     /* canonical lines end with a space */
-    int shuffle;      /* atoms in a new order every snapshot */
-    int vary;         /* atoms appear and disappear */
-    int oddities;     /* non-canonical lines, duplicate ids, extra header items */
-    int style;        /* 0 custom x y z + extras, 1 atom (xs), 2 no id / xu / triclinic */
-    int no_final_nl;  /* the file does not end with a newline */
+    int trailing;    /* canonical lines end with a space */
+    int shuffle;     /* atoms in a new order every snapshot */
+    int vary;        /* atoms appear and disappear */
+    int oddities;    /* non-canonical lines, duplicate ids, extra header items */
+    int style;       /* 0 custom x y z + extras, 1 atom (xs), 2 no id / xu / triclinic */
+    int no_final_nl; /* the file does not end with a newline */
     unsigned natoms, nsnap;
 } gen;
 
@@ -258,8 +258,7 @@ static mem make_dump(const gen *g)
         if (g->oddities && s == 1) {
             mem_printf(&m, "ITEM: UNITS\nlj\nITEM: TIME\n%.6f\n", 0.005 * s);
         }
-        mem_printf(&m, "ITEM: TIMESTEP\n%u\nITEM: NUMBER OF ATOMS\n%u\n", 1000 + 10 * s,
-                   n + extra);
+        mem_printf(&m, "ITEM: TIMESTEP\n%u\nITEM: NUMBER OF ATOMS\n%u\n", 1000 + 10 * s, n + extra);
         if (g->style == 2) {
             mem_printf(&m, "ITEM: BOX BOUNDS xy xz yz pp pp pp\n");
             for (int c = 0; c < 3; c++) {
@@ -310,11 +309,10 @@ static mem make_dump(const gen *g)
                 mem_printf(&m, "%u %g %g %g %u%s%s", 1 + i % 2, pos[i][0], pos[i][1], pos[i][2],
                            i / 7, tr, nl);
             } else {
-                mem_printf(&m, "%u %u %g %g %g %g %g %g %d %d %d %g %g%s%s", i + 1, 1 + i % 3,
-                           x[0], x[1], x[2], vel[i][0], vel[i][1], vel[i][2],
-                           (int)floor(pos[i][0] / len), (int)floor(pos[i][1] / len),
-                           (int)floor(pos[i][2] / len), (i % 2) ? 0.5 : -0.5,
-                           -5.0 + 0.01 * (double)(rnd() % 100), tr, nl);
+                mem_printf(&m, "%u %u %g %g %g %g %g %g %d %d %d %g %g%s%s", i + 1, 1 + i % 3, x[0],
+                           x[1], x[2], vel[i][0], vel[i][1], vel[i][2], (int)floor(pos[i][0] / len),
+                           (int)floor(pos[i][1] / len), (int)floor(pos[i][2] / len),
+                           (i % 2) ? 0.5 : -0.5, -5.0 + 0.01 * (double)(rnd() % 100), tr, nl);
             }
         }
         for (unsigned i = 0; i < g->natoms; i++) {
@@ -374,8 +372,7 @@ static void test_hpc_dump_custom_roundtrip(void **state)
 static void test_hpc_dump_oddities(void **state)
 {
     (void)state;
-    gen g = {.natoms = 60, .nsnap = 6, .oddities = 1, .shuffle = 1, .vary = 1,
-             .no_final_nl = 1};
+    gen g = {.natoms = 60, .nsnap = 6, .oddities = 1, .shuffle = 1, .vary = 1, .no_final_nl = 1};
     roundtrip(&g, 1e-3, 2);
     g.trailing = 1;
     roundtrip(&g, 1e-4, 1);

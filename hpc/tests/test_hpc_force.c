@@ -113,8 +113,8 @@ static void check(size_t n, const double L[3], const int per[3], double rc, int 
     size_t nonzero = 0;
     for (size_t i = 0; i < 3 * n; i++) {
         if (F[i] != G[i]) {
-            fail_msg("atom %zu axis %zu: cells %lld, reference %lld", i / 3, i % 3,
-                     (long long)F[i], (long long)G[i]);
+            fail_msg("atom %zu axis %zu: cells %lld, reference %lld", i / 3, i % 3, (long long)F[i],
+                     (long long)G[i]);
         }
         nonzero += F[i] != 0;
     }

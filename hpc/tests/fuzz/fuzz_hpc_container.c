@@ -4,7 +4,8 @@
  * fed (1) to the codec decoder as a sequence of records and (2) to the LAMMPS
  * container decompressor, once as it is and once with every record's CRC32C
  * recomputed (so that mutations reach the parsers behind the checksums).
- * Neither may crash, hang, leak or read out of bounds, whatever the bytes. Built as a libFuzzer binary under clang
+ * Neither may crash, hang, leak or read out of bounds, whatever the bytes. Built as a libFuzzer
+ * binary under clang
  * (-Dfuzzing), and replayed over the committed corpus by hpc_fuzz_replay in
  * `meson test` everywhere.
  */

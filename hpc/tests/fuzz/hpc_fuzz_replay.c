@@ -143,8 +143,8 @@ static int seed_codec(const char *dir, const char *name, ngl_hpc_dtype dt, doubl
                 xyz32[3 * i + c] = (float)v;
             }
         }
-        ngl_hpc_frame f = {.natoms = n, .ids = ids, .xyz = dt == NGL_HPC_F32 ? (void *)xyz32
-                                                                            : (void *)xyz64};
+        ngl_hpc_frame f = {
+            .natoms = n, .ids = ids, .xyz = dt == NGL_HPC_F32 ? (void *)xyz32 : (void *)xyz64};
         f.has_box = 1;
         for (int c = 0; c < 3; c++) {
             f.box_lo[c] = 0;
