@@ -72,6 +72,23 @@ for f in custom.dump atom.dump unwrapped.dump; do
     roundtrip "$f" 1e-3 --fast
     roundtrip "$f" 1e-3 --rel
 done
+# extract and bench, as scripts/bench-hpc.sh uses them
+read -r frames atoms < <("$nangila" hpc extract custom.dump xyz.f32 2>/dev/null)
+[ "$frames" = 46 ] && [ "$atoms" = 256 ] || { echo "extract: $frames x $atoms"; exit 1; }
+[ "$(stat -c %s xyz.f32)" = $((frames * atoms * 12)) ] || { echo "extract: wrong size"; exit 1; }
+"$nangila" hpc extract --axis-major custom.dump axes.f32 >/dev/null 2>&1
+cmp <(head -c 4 axes.f32) <(head -c 4 xyz.f32) || { echo "extract: axis-major layout"; exit 1; }
+for fast in "" --fast; do
+    out=$("$nangila" hpc bench --eps 1e-3 --repeat 2 $fast custom.dump)
+    echo "$out"
+    "$py" - "$out" <<'PY'
+import sys
+kv = dict(t.split("=", 1) for t in sys.argv[1].split() if "=" in t)
+assert float(kv["max_err"]) <= float(kv["eps"]) == 1e-3, kv
+assert float(kv["ratio_f32"]) > 2 and int(kv["bytes"]) > 0, kv
+assert float(kv["enc_MBps"]) > 0 and float(kv["dec_MBps"]) > 0, kv
+PY
+done
 # stdin/stdout
 "$nangila" hpc compress --eps 1e-3 - - <custom.dump | "$nangila" hpc decompress - - >d.dump
 "$nangila" hpc verify custom.dump d.dump --eps 1e-3
