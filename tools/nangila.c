@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* nangila -- command-line front end: `nangila bench`, `nangila version`. */
+/* nangila -- command-line front end: `nangila bench`, `nangila hpc`, `nangila version`. */
 #include "nangila.h"
 #include "nangila_cli.h"
 
@@ -13,6 +13,9 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  bench     codec throughput vs memcpy bandwidth (see nangila bench --help)\n"
+#if defined(NGL_HAVE_HPC)
+            "  hpc       error-bounded LAMMPS trajectory compression (see nangila hpc --help)\n"
+#endif
             "  version   print the library version and the kernel variants available\n");
 }
 
@@ -25,6 +28,11 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "bench")) {
         return ngl_cli_bench(argc - 1, argv + 1);
     }
+#if defined(NGL_HAVE_HPC)
+    if (!strcmp(argv[1], "hpc")) {
+        return ngl_cli_hpc(argc - 1, argv + 1);
+    }
+#endif
     if (!strcmp(argv[1], "version")) {
         printf("nangila %s (kernels:", ngl_version_string());
         for (int isa = NGL_ISA_REF; isa <= NGL_ISA_AVX512; isa++) {

@@ -1,0 +1,1093 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hpc_encoder.c -- the hpc stream encoder (nangila_hpc.h; format in
+ * hpc/FORMAT.md). Per frame: map ids to the previous frame, fit the model,
+ * pick a predictor per block, then code every value (quantize, check the
+ * bound on the decoder's exact reconstruction, predict, entropy-code).
+ */
+#include "hpc_core.h"
+#include "hpc_fit.h"
+
+#include <float.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#if defined(NGL_HAVE_ZSTD)
+#include <zstd.h>
+#endif
+
+#define FIT_SAMPLES       256u /* atoms sampled for the taps-only fit */
+#define FIT_SAMPLES_FORCE 384u /* atoms sampled when the force term is tried */
+#define FIT_EVERY         4u   /* after the first frames, refit every FIT_EVERY frames */
+#define SEL_STRIDE        16u  /* atoms of a block sampled for the predictor choice */
+#define FORCE_RETRY       16u  /* frames between tries while the force term is off */
+#define FORCE_MIN_GAIN    0.97 /* force term kept only if it cuts the cost by 3% */
+#define TARGET_NEIGHBOURS 10.0 /* r_cut holds about this many neighbours */
+
+struct ngl_hpc_encoder {
+    ngl_hpc_params p;
+    hpc_core c;
+    hpc_symbuf sb;
+    uint8_t *raw;
+    size_t raw_cap;
+    uint8_t *rans;
+    size_t rans_cap;
+    void *dec; /* decoded values of the frame, for the value CRC */
+    uint8_t *idbuf;
+    size_t idbuf_cap;
+    uint32_t *samples;
+    double *feat;
+    double *fit_f; /* FIT_SAMPLES * 3 rows of HPC_LS_MAX features */
+    double *fit_y;
+    uint64_t scratch_cap; /* atoms the scratch above holds */
+    int force_active;
+    uint64_t last_force_try;
+    uint64_t prev_exact; /* values stored exactly last frame: they restart without history */
+    ngl_hpc_stats stats;
+    char err[256];
+#if defined(NGL_HAVE_ZSTD)
+    ZSTD_CCtx *zc;
+#endif
+};
+
+static void set_err(ngl_hpc_encoder *enc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(enc->err, sizeof(enc->err), fmt, ap);
+    va_end(ap);
+}
+
+void ngl_hpc_params_init(ngl_hpc_params *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    memset(p, 0, sizeof(*p));
+    p->dtype = NGL_HPC_F32;
+    p->eps = 1e-3;
+    p->rel = 0;
+    p->level = NGL_HPC_LEVEL_DEFAULT;
+}
+
+static size_t ids_bound(uint64_t n)
+{
+    return (size_t)(n / 8 + 1 + 10 * n + 64);
+}
+
+size_t ngl_hpc_encode_bound(uint64_t natoms)
+{
+    if (natoms > NGL_HPC_MAX_ATOMS) {
+        return 0;
+    }
+    size_t n = (size_t)natoms;
+    size_t b = HPC_REC_OVERHEAD + HPC_STREAM_PAYLOAD; /* stream header */
+    b += HPC_REC_OVERHEAD + 16 + 49;                  /* frame record, fixed part, box */
+    b += 8 + ids_bound(n);                            /* ids */
+    b += 4 + 2 * HPC_TAPS + 16 + 4 * HPC_KNOTS;       /* model */
+    b += 4 + (n / HPC_BLOCK_ATOMS + 1) / 4 + 1;       /* value CRC, selectors */
+    b += 4 + hpc_rans_bound(9 * n);                   /* <= 3 symbols per value */
+    b += 4 + 27 * n + 16;                             /* <= 72 raw bits per value */
+    return b;
+}
+
+ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out)
+{
+    if (out == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    if (p == NULL || (p->dtype != NGL_HPC_F32 && p->dtype != NGL_HPC_F64) || !(p->eps >= 0) ||
+        !isfinite(p->eps) || !(p->rel >= 0) || !isfinite(p->rel) ||
+        (p->level != NGL_HPC_LEVEL_FAST && p->level != NGL_HPC_LEVEL_DEFAULT)) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    ngl_hpc_encoder *enc = calloc(1, sizeof(*enc));
+    if (enc == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->p = *p;
+    ngl_status st = hpc_core_init(&enc->c);
+    if (st != NGL_OK) {
+        goto fail;
+    }
+    enc->c.dtype = p->dtype;
+    enc->c.level = p->level;
+    enc->c.rel = p->rel;
+    *out = enc; /* the zstd context is created on first use */
+    return NGL_OK;
+fail:
+    ngl_hpc_encoder_destroy(enc);
+    return st;
+}
+
+void ngl_hpc_encoder_destroy(ngl_hpc_encoder *enc)
+{
+    if (enc == NULL) {
+        return;
+    }
+#if defined(NGL_HAVE_ZSTD)
+    ZSTD_freeCCtx(enc->zc);
+#endif
+    free(enc->sb.sym);
+    free(enc->raw);
+    free(enc->rans);
+    free(enc->dec);
+    free(enc->idbuf);
+    free(enc->samples);
+    free(enc->feat);
+    free(enc->fit_f);
+    free(enc->fit_y);
+    hpc_core_free(&enc->c);
+    free(enc);
+}
+
+double ngl_hpc_encoder_eps(const ngl_hpc_encoder *enc)
+{
+    if (enc == NULL) {
+        return -1;
+    }
+    if (!enc->c.configured) {
+        return enc->p.rel > 0 ? -1 : enc->p.eps;
+    }
+    return enc->c.eps;
+}
+
+void ngl_hpc_encoder_get_stats(const ngl_hpc_encoder *enc, ngl_hpc_stats *out)
+{
+    if (enc != NULL && out != NULL) {
+        *out = enc->stats;
+    }
+}
+
+const char *ngl_hpc_encoder_error(const ngl_hpc_encoder *enc)
+{
+    return enc != NULL ? enc->err : "";
+}
+
+static ngl_status reserve_scratch(ngl_hpc_encoder *enc, uint64_t n)
+{
+    ngl_status st = hpc_core_reserve(&enc->c, n);
+    if (st != NGL_OK) {
+        return st;
+    }
+    uint64_t cap = enc->c.cap;
+    if (enc->scratch_cap >= cap && enc->sb.sym != NULL) {
+        return NGL_OK;
+    }
+    size_t nsym = (size_t)(9 * cap);
+    uint32_t *sym = realloc(enc->sb.sym, nsym * sizeof(*sym));
+    if (sym == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->sb.sym = sym;
+    enc->sb.cap = nsym;
+    size_t raw_cap = (size_t)(27 * cap + 16);
+    uint8_t *raw = realloc(enc->raw, raw_cap);
+    if (raw == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->raw = raw;
+    enc->raw_cap = raw_cap;
+    size_t rans_cap = hpc_rans_bound(nsym);
+    uint8_t *rans = realloc(enc->rans, rans_cap);
+    if (rans == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->rans = rans;
+    enc->rans_cap = rans_cap;
+    void *dec = realloc(enc->dec, (size_t)(3 * cap * 8));
+    if (dec == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->dec = dec;
+    size_t idcap = ids_bound(cap);
+    uint8_t *idb = realloc(enc->idbuf, idcap);
+    if (idb == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->idbuf = idb;
+    enc->idbuf_cap = idcap;
+    uint32_t *smp = realloc(enc->samples, FIT_SAMPLES_FORCE * 2 * sizeof(*smp));
+    if (smp == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->samples = smp;
+    double *feat = realloc(enc->feat, (size_t)FIT_SAMPLES_FORCE * 3 * HPC_KNOTS * sizeof(*feat));
+    if (feat == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->feat = feat;
+    double *ff = realloc(enc->fit_f, (size_t)FIT_SAMPLES_FORCE * 3 * HPC_LS_MAX * sizeof(*ff));
+    if (ff == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->fit_f = ff;
+    double *fy = realloc(enc->fit_y, (size_t)FIT_SAMPLES_FORCE * 3 * sizeof(*fy));
+    if (fy == NULL) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    enc->fit_y = fy;
+    enc->scratch_cap = cap;
+    return NGL_OK;
+}
+
+static inline double in_value(const ngl_hpc_frame *f, ngl_hpc_dtype dt, uint64_t i)
+{
+    if (dt == NGL_HPC_F32) {
+        return ((const float *)f->xyz)[i];
+    }
+    return ((const double *)f->xyz)[i];
+}
+
+static inline int64_t in_ord(const ngl_hpc_frame *f, ngl_hpc_dtype dt, uint64_t i)
+{
+    if (dt == NGL_HPC_F32) {
+        uint32_t u;
+        memcpy(&u, (const float *)f->xyz + i, 4);
+        return hpc_ord_from_bits32(u);
+    }
+    uint64_t u;
+    memcpy(&u, (const double *)f->xyz + i, 8);
+    return hpc_ord_from_bits64(u);
+}
+
+/* Box of the frame being coded, per axis: periodic length or 0. */
+typedef struct frame_geom {
+    int has_box;
+    int per[3];
+    double lo[3], hi[3], len[3];
+} frame_geom;
+
+/* Provisional lattice value of an input value with history, choosing the
+ * periodic image closest to the linear extrapolation (used only for fitting
+ * and predictor choice; the coding pass decides wraps by its own rule).
+ * @return 0, or -1 if the value cannot go on the lattice. */
+static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_frame *f, uint64_t v,
+                        unsigned a, const hpc_ent *rv, unsigned age, int64_t *q)
+{
+    if (c->lossless) {
+        *q = in_ord(f, c->dtype, v);
+        return 0;
+    }
+    double x = in_value(f, c->dtype, v);
+    if (!isfinite(x)) {
+        return -1;
+    }
+    const hpc_ent *e1 = hpc_hist(rv, c->head, 1);
+    double ref = (double)e1->q;
+    if (age >= 2) {
+        ref = 2.0 * (double)e1->q - (double)hpc_hist(rv, c->head, 2)->q;
+    }
+    double u = x + (double)e1->img * g->len[a];
+    if (g->per[a]) {
+        double best = fabs(u * c->inv_step - ref);
+        for (int d = -1; d <= 1; d += 2) {
+            double ud = x + (double)(e1->img + d) * g->len[a];
+            double dist = fabs(ud * c->inv_step - ref);
+            if (dist < best) {
+                best = dist;
+                u = ud;
+            }
+        }
+    }
+    double qd = u * c->inv_step;
+    if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
+        return -1;
+    }
+    *q = hpc_floor_i64(qd + 0.5);
+    return 0;
+}
+
+/* Cost proxy of a residual in bits, about log2(1 + 2|r|) (encoder only:
+ * exponent plus a linear mantissa, no libm call in the hot loops). */
+static inline double cost_bits(int64_t r)
+{
+    float v = 1.0f + 2.0f * (r < 0 ? -(float)r : (float)r);
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return (double)((int)(u >> 23) - 127) + (double)(u & 0x7FFFFFu) * 0x1p-23;
+}
+
+static void quantize_model(hpc_model *m, const double *x, int with_force, const hpc_core *c)
+{
+    memset(m, 0, sizeof(*m));
+    m->valid = 1;
+    for (unsigned k = 0; k < HPC_TAPS; k++) {
+        double t = floor(x[k] * (1 << HPC_PRED_SHIFT) + 0.5);
+        t = t > 32767 ? 32767 : (t < -32768 ? -32768 : t);
+        m->taps[k] = (int16_t)t;
+    }
+    if (with_force) {
+        m->fn.nknots = HPC_KNOTS;
+        m->fn.r2lo = c->r2lo;
+        m->fn.r2hi = c->r2hi;
+        for (unsigned k = 0; k < HPC_KNOTS; k++) {
+            /* features were in lattice units; psi multiplies physical
+             * displacements, F is converted to lattice units afterwards */
+            double v = x[HPC_TAPS + k];
+            m->fn.psi[k] = isfinite(v) && fabs(v) < 1e30 ? (float)v : 0.0f;
+        }
+    }
+}
+
+/* Cost proxy of @p m on the fit samples. */
+static double model_cost(const hpc_model *m, const double *fy, const double *ff, size_t nv)
+{
+    double cost = 0;
+    for (size_t i = 0; i < nv; i++) {
+        const double *f = ff + i * HPC_LS_MAX;
+        int64_t acc = 0;
+        for (unsigned k = 0; k < HPC_TAPS; k++) {
+            acc += (int64_t)m->taps[k] * (int64_t)f[k];
+        }
+        if (m->fn.nknots) {
+            double F = 0;
+            for (unsigned k = 0; k < HPC_KNOTS; k++) {
+                F += (double)m->fn.psi[k] * f[HPC_TAPS + k];
+            }
+            double t = F * (1 << HPC_PRED_SHIFT);
+            t = t > 4e15 ? 4e15 : (t < -4e15 ? -4e15 : t);
+            acc += (int64_t)floor(t + 0.5);
+        }
+        acc += 1 << (HPC_PRED_SHIFT - 1);
+        int64_t pred = hpc_floor_shift(acc, HPC_PRED_SHIFT);
+        cost += cost_bits((int64_t)fy[i] - pred);
+    }
+    return cost;
+}
+
+/*
+ * Fit the per-frame model on a sample of atoms with full history and decide
+ * whether to send it. Sets *send and *m_out (the model to code this frame with).
+ * R is the state in frame order; pidx(k) the previous-frame index of atom k.
+ */
+static void fit_model(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
+                      const hpc_ent *R, int gathered, int try_force, hpc_model *m_out, int *send)
+{
+    hpc_core *c = &enc->c;
+    const uint64_t n = f->natoms;
+    *send = 0;
+    *m_out = c->model;
+    unsigned want = try_force ? FIT_SAMPLES_FORCE : FIT_SAMPLES;
+    uint64_t stride = n / want > 1 ? n / want : 1;
+    size_t m = 0;
+    for (uint64_t k = 0; k < n && m < want; k += stride) {
+        int ok = gathered ? c->pmap[k] != HPC_NONE : 1;
+        for (unsigned a = 0; a < 3 && ok; a++) {
+            ok = R[(k * 3 + a) * HPC_HIST + c->head].age >= HPC_TAPS + 1;
+        }
+        if (ok) {
+            enc->samples[m++] = (uint32_t)k;
+        }
+    }
+    if (m < 16) {
+        return;
+    }
+    uint32_t *plist = enc->samples + FIT_SAMPLES_FORCE; /* previous-frame indices */
+    for (size_t i = 0; i < m; i++) {
+        plist[i] = gathered ? c->pmap[enc->samples[i]] : enc->samples[i];
+    }
+    if (try_force) {
+        hpc_pairfn fn = {.r2lo = c->r2lo, .r2hi = c->r2hi, .nknots = HPC_KNOTS};
+        hpc_force_knot_features(&c->cells, c->pos, &fn, plist, m, enc->feat);
+    }
+    /* samples: features (lattice units) and targets */
+    const size_t stride_f = HPC_LS_MAX;
+    double *ff = enc->fit_f;
+    double *fy = enc->fit_y;
+    size_t nv = 0;
+    hpc_ls ls;
+    hpc_ls_init(&ls, try_force ? HPC_TAPS + HPC_KNOTS : HPC_TAPS);
+    for (size_t i = 0; i < m; i++) {
+        uint64_t k = enc->samples[i];
+        for (unsigned a = 0; a < 3; a++) {
+            uint64_t v = 3 * k + a;
+            const hpc_ent *rv = R + v * HPC_HIST;
+            int64_t q;
+            if (qprov(c, g, f, v, a, rv, HPC_TAPS + 1, &q) != 0) {
+                continue;
+            }
+            int64_t y = hpc_wsub(q, hpc_hist(rv, c->head, 1)->q);
+            if (y > ((int64_t)1 << 40) || y < -((int64_t)1 << 40)) {
+                continue;
+            }
+            double *fr = ff + nv * stride_f;
+            for (unsigned t = 0; t < HPC_TAPS; t++) {
+                fr[t] = (double)hpc_clamp_d(
+                    hpc_wsub(hpc_hist(rv, c->head, t + 1)->q, hpc_hist(rv, c->head, t + 2)->q));
+            }
+            for (unsigned t = 0; t < HPC_KNOTS; t++) {
+                fr[HPC_TAPS + t] =
+                    try_force ? enc->feat[(i * 3 + a) * HPC_KNOTS + t] * c->inv_step : 0.0;
+            }
+            fy[nv] = (double)y;
+            hpc_ls_add(&ls, fr, (double)y);
+            nv++;
+        }
+    }
+    double x[HPC_LS_MAX];
+    hpc_model cand_taps, cand_force;
+    int have_taps = 0, have_force = 0;
+    unsigned nfull = ls.n;
+    ls.n = HPC_TAPS; /* leading block = taps-only normal equations */
+    if (hpc_ls_solve(&ls, 1e-9, x) == 0) {
+        quantize_model(&cand_taps, x, 0, c);
+        have_taps = 1;
+    }
+    ls.n = nfull;
+    if (try_force && hpc_ls_solve(&ls, 1e-9, x) == 0) {
+        quantize_model(&cand_force, x, 1, c);
+        have_force = 1;
+    }
+    const double scale = (double)(3 * n) / (double)(nv ? nv : 1);
+    double best_cost = INFINITY;
+    const hpc_model *best = NULL;
+    int best_send = 0;
+    int old_ok = c->model.valid && (c->model.fn.nknots == 0 || try_force);
+    if (old_ok) {
+        best_cost = model_cost(&c->model, fy, ff, nv) * scale;
+        best = &c->model;
+    }
+    double cost_taps = INFINITY;
+    if (have_taps) {
+        cost_taps = model_cost(&cand_taps, fy, ff, nv) * scale;
+        double with_side = cost_taps + 8.0 * (4 + 2 * HPC_TAPS);
+        if (with_side < best_cost) {
+            best_cost = with_side;
+            best = &cand_taps;
+            best_send = 1;
+        }
+    }
+    if (have_force) {
+        double cf = model_cost(&cand_force, fy, ff, nv) * scale;
+        double with_side = cf + 8.0 * (4 + 2 * HPC_TAPS + 16 + 4 * HPC_KNOTS);
+        if (cf < FORCE_MIN_GAIN * cost_taps && with_side < best_cost) {
+            best_cost = with_side;
+            best = &cand_force;
+            best_send = 1;
+        }
+    }
+    if (best != NULL) {
+        *m_out = *best;
+        *send = best_send;
+    }
+}
+
+/* Pick the predictor of each block from a sample of its atoms. */
+static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
+                             const hpc_ent *R, const hpc_model *m, int use_force)
+{
+    hpc_core *c = &enc->c;
+    const uint64_t n = f->natoms;
+    const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
+    for (uint64_t b = 0; b < nblocks; b++) {
+        double cost[4] = {0, 0, 0, 0};
+        uint64_t k0 = b * HPC_BLOCK_ATOMS;
+        uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
+        uint64_t step = (k1 - k0) >= 4 * SEL_STRIDE ? SEL_STRIDE : 1;
+        for (uint64_t k = k0; k < k1; k += step) {
+            for (unsigned a = 0; a < 3; a++) {
+                uint64_t v = 3 * k + a;
+                const hpc_ent *rv = R + v * HPC_HIST;
+                unsigned age = rv[c->head].age;
+                int64_t q;
+                if (age == 0 || qprov(c, g, f, v, a, rv, age, &q) != 0) {
+                    continue;
+                }
+                for (unsigned s = 0; s < 4; s++) {
+                    if (s == HPC_SEL_MODEL && !m->valid) {
+                        continue;
+                    }
+                    unsigned pc;
+                    int64_t p =
+                        hpc_predict(rv, c->head, s, age, m, use_force ? c->Fcur[v] : 0, &pc);
+                    cost[s] += cost_bits(hpc_wsub(q, p));
+                }
+            }
+        }
+        unsigned best = m->valid ? HPC_SEL_MODEL : HPC_SEL_ORDER1;
+        for (unsigned s = 0; s < 4; s++) {
+            if ((s != HPC_SEL_MODEL || m->valid) && cost[s] < cost[best]) {
+                best = s;
+            }
+        }
+        c->sel[b] = (uint8_t)best;
+    }
+}
+
+static size_t finish_record(uint8_t *rec, uint8_t type, size_t payload_len)
+{
+    rec[0] = 'N';
+    rec[1] = 'H';
+    rec[2] = 'P';
+    rec[3] = type;
+    hpc_put_u32(rec + 4, (uint32_t)payload_len);
+    uint32_t crc = ngl_crc32c(0, rec, HPC_REC_HEADER + payload_len);
+    hpc_put_u32(rec + HPC_REC_HEADER + payload_len, crc);
+    return HPC_REC_OVERHEAD + payload_len;
+}
+
+static size_t write_stream_header(const ngl_hpc_encoder *enc, uint8_t *dst)
+{
+    uint8_t *p = dst + HPC_REC_HEADER;
+    memset(p, 0, HPC_STREAM_PAYLOAD);
+    p[0] = NGL_HPC_FORMAT_VERSION;
+    p[1] = (uint8_t)enc->c.dtype;
+    p[2] = (uint8_t)enc->c.level;
+    p[3] = (uint8_t)((enc->c.rel > 0 ? 1u : 0u) | (enc->c.lossless ? 2u : 0u));
+    hpc_put_f64(p + 8, enc->c.eps);
+    hpc_put_f64(p + 16, enc->c.step);
+    hpc_put_f64(p + 24, enc->c.rel);
+    return finish_record(dst, HPC_REC_STREAM, HPC_STREAM_PAYLOAD);
+}
+
+/* Resolve eps on the first frame (range-relative mode). */
+static void resolve_eps(ngl_hpc_encoder *enc, const ngl_hpc_frame *f)
+{
+    double eps = enc->p.eps;
+    if (enc->p.rel > 0) {
+        double mn = INFINITY, mx = -INFINITY;
+        for (uint64_t i = 0; i < 3 * f->natoms; i++) {
+            double x = in_value(f, enc->p.dtype, i);
+            if (isfinite(x)) {
+                mn = x < mn ? x : mn;
+                mx = x > mx ? x : mx;
+            }
+        }
+        double range = mx >= mn ? mx - mn : 0.0;
+        eps = isfinite(range) ? enc->p.rel * range : 0.0;
+        if (!isfinite(eps)) {
+            eps = 0;
+        }
+    }
+    double mag = 0;
+    for (uint64_t i = 0; i < 3 * f->natoms; i++) {
+        double x = fabs(in_value(f, enc->p.dtype, i));
+        if (isfinite(x) && x > mag) {
+            mag = x;
+        }
+    }
+    if (f->has_box) {
+        for (int a = 0; a < 3; a++) {
+            double b =
+                fabs(f->box_lo[a]) > fabs(f->box_hi[a]) ? fabs(f->box_lo[a]) : fabs(f->box_hi[a]);
+            mag = b > mag ? b : mag;
+        }
+    }
+    hpc_core_set_eps(&enc->c, eps, hpc_step_for(eps, mag, enc->p.dtype));
+    enc->c.configured = 1;
+}
+
+/* Ids section: bitmap of new atoms, then varints (see FORMAT.md §3.3). */
+static size_t write_ids(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, uint8_t *dst, int *zstd)
+{
+    hpc_core *c = &enc->c;
+    const uint64_t n = f->natoms;
+    uint8_t *b = enc->idbuf;
+    size_t bm = (size_t)((n + 7) / 8);
+    memset(b, 0, bm);
+    size_t pos = bm;
+    int64_t lastpp = -1, lastnew = 0;
+    for (uint64_t k = 0; k < n; k++) {
+        int64_t id = f->ids ? f->ids[k] : (int64_t)k;
+        uint32_t pp = c->pmap[k];
+        if (pp != HPC_NONE) {
+            pos += hpc_put_varint(b + pos, hpc_zigzag((int64_t)pp - (lastpp + 1)));
+            lastpp = pp;
+        } else {
+            b[k / 8] |= (uint8_t)(1u << (k % 8));
+            pos += hpc_put_varint(b + pos, hpc_zigzag(hpc_wsub(id, lastnew)));
+            lastnew = id;
+        }
+    }
+    *zstd = 0;
+#if defined(NGL_HAVE_ZSTD)
+    if (pos >= 64 && enc->zc == NULL) {
+        enc->zc = ZSTD_createCCtx();
+    }
+    if (pos >= 64 && enc->zc != NULL) {
+        size_t zb = ZSTD_compressBound(pos);
+        /* compress straight into dst after the two length words when it fits */
+        uint8_t *zdst = dst + 8;
+        size_t zn = ZSTD_compressCCtx(enc->zc, zdst, zb < pos ? zb : pos, b, pos, 3);
+        if (!ZSTD_isError(zn) && zn + 4 < pos) {
+            hpc_put_u32(dst, (uint32_t)(zn + 4));
+            hpc_put_u32(dst + 4, (uint32_t)pos);
+            *zstd = 1;
+            return 8 + zn;
+        }
+    }
+#endif
+    hpc_put_u32(dst, (uint32_t)pos);
+    memcpy(dst + 4, b, pos);
+    return 4 + pos;
+}
+
+ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, void *dst,
+                                  size_t dst_cap, size_t *out_len)
+{
+    if (enc == NULL || f == NULL || dst == NULL || out_len == NULL) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    enc->err[0] = '\0';
+    const uint64_t n = f->natoms;
+    if (n > NGL_HPC_MAX_ATOMS) {
+        set_err(enc, "frame has %llu atoms, more than %llu", (unsigned long long)n,
+                (unsigned long long)NGL_HPC_MAX_ATOMS);
+        return NGL_ERR_INVALID_ARG;
+    }
+    if (n > 0 && f->xyz == NULL) {
+        set_err(enc, "xyz is NULL");
+        return NGL_ERR_INVALID_ARG;
+    }
+    frame_geom g;
+    memset(&g, 0, sizeof(g));
+    if (f->has_box) {
+        g.has_box = 1;
+        for (int a = 0; a < 3; a++) {
+            if (!isfinite(f->box_lo[a]) || !isfinite(f->box_hi[a]) ||
+                !(f->box_lo[a] < f->box_hi[a]) || !isfinite(f->box_hi[a] - f->box_lo[a]) ||
+                f->periodic[a] > 1) {
+                set_err(enc, "bad box on axis %d", a);
+                return NGL_ERR_INVALID_ARG;
+            }
+            g.lo[a] = f->box_lo[a];
+            g.hi[a] = f->box_hi[a];
+            g.per[a] = f->periodic[a];
+            g.len[a] = g.per[a] ? g.hi[a] - g.lo[a] : 0.0;
+        }
+    }
+    if (dst_cap < ngl_hpc_encode_bound(n)) {
+        set_err(enc, "output buffer below ngl_hpc_encode_bound()");
+        return NGL_ERR_DST_TOO_SMALL;
+    }
+    ngl_status st = reserve_scratch(enc, n);
+    if (st != NGL_OK) {
+        set_err(enc, "out of memory for %llu atoms", (unsigned long long)n);
+        return st;
+    }
+    hpc_core *c = &enc->c;
+
+    /* ---- ids: same order, identity, or a general mapping */
+    int same = 0;
+    uint64_t fresh = 0; /* atoms without history in this frame */
+    const int identity = f->ids == NULL;
+    if (c->frame > 0 && c->n == n) {
+        same = identity ? c->ids_identity
+                        : (!c->ids_identity && (n == 0 || !memcmp(f->ids, c->ids, n * 8)));
+    }
+    if (!same) {
+        if (c->frame > 0 && (st = hpc_core_prev_map(c)) != NGL_OK) {
+            return st;
+        }
+        if ((st = hpc_idmap_reset(&c->new_map, n)) != NGL_OK) {
+            return st;
+        }
+        for (uint64_t k = 0; k < n; k++) {
+            int64_t id = identity ? (int64_t)k : f->ids[k];
+            if (hpc_idmap_insert(&c->new_map, id, (uint32_t)k) != 0) {
+                set_err(enc, "duplicate atom id %lld", (long long)id);
+                return NGL_ERR_INVALID_ARG;
+            }
+            c->pmap[k] = c->frame > 0 ? hpc_idmap_find(&c->prev_map, id) : HPC_NONE;
+            fresh += c->pmap[k] == HPC_NONE;
+        }
+    } else {
+        for (uint64_t k = 0; k < n; k++) {
+            c->pmap[k] = (uint32_t)k;
+        }
+    }
+
+    /* ---- from here on nothing fails */
+    uint8_t *out = dst;
+    size_t off = 0;
+    if (!c->configured) {
+        resolve_eps(enc, f);
+        off += write_stream_header(enc, out);
+    }
+    const int gathered = !same;
+    if (gathered) {
+        hpc_core_gather(c, n);
+    }
+    const hpc_ent *R = gathered ? c->ring_alt : c->ring;
+
+    /* ---- model: fit, maybe with the learned force term */
+    int try_force = 0;
+    c->cells_ok = 0;
+    if (c->level >= NGL_HPC_LEVEL_DEFAULT && !c->lossless && c->has_box && g.has_box &&
+        c->frame > HPC_TAPS && c->n > 0) {
+        if (!(c->r2hi > 0)) {
+            double vol = 1;
+            for (int a = 0; a < 3; a++) {
+                vol *= c->hi[a] - c->lo[a];
+            }
+            double rho = (double)c->n / vol;
+            double rc = cbrt(TARGET_NEIGHBOURS * 3.0 / (4.0 * M_PI * rho));
+            if (isfinite(rc) && rc > 0) {
+                c->r2hi = rc * rc;
+                c->r2lo = 0.25 * rc * rc;
+            }
+        }
+        if (c->r2hi > 0 && (enc->force_active || c->frame - enc->last_force_try >= FORCE_RETRY ||
+                            c->frame <= HPC_TAPS + 3)) {
+            try_force = hpc_core_build_cells(c) == NGL_OK;
+            enc->last_force_try = c->frame;
+        }
+    }
+    hpc_model model;
+    int send_model = 0;
+    fit_model(enc, f, &g, R, gathered, try_force, &model, &send_model);
+    if (model.fn.nknots && !c->cells_ok) {
+        /* cannot evaluate the force term this frame: fall back to taps only */
+        model.fn.nknots = 0;
+        send_model = 1;
+    }
+    const int use_force = model.valid && model.fn.nknots > 0;
+    c->model = model;
+    if (use_force) {
+        hpc_core_force(c, n, gathered);
+    }
+    choose_selectors(enc, f, &g, R, &model, use_force);
+
+    /* spatial predictor order for atoms without history */
+    int spatial2 = 0;
+    if (fresh > 0 || enc->prev_exact > 0) {
+        double c1 = 0, c2 = 0;
+        int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
+        unsigned ch[3] = {0, 0, 0};
+        uint64_t seen = 0;
+        for (uint64_t k = 0; k < n && seen < 3 * 4096; k++) {
+            for (unsigned a = 0; a < 3; a++) {
+                uint64_t v = 3 * k + a;
+                if (R[v * HPC_HIST + c->head].age != 0) {
+                    continue;
+                }
+                int64_t q;
+                if (c->lossless) {
+                    q = in_ord(f, c->dtype, v);
+                } else {
+                    double x = in_value(f, c->dtype, v);
+                    double qd = x * c->inv_step;
+                    if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
+                        continue;
+                    }
+                    q = hpc_floor_i64(qd + 0.5);
+                }
+                c1 += cost_bits(hpc_wsub(q, ch[a] ? s1[a] : 0));
+                c2 += cost_bits(hpc_wsub(q, ch[a] >= 2 ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
+                                                       : (ch[a] ? s1[a] : 0)));
+                s2[a] = s1[a];
+                s1[a] = q;
+                ch[a]++;
+                seen++;
+            }
+        }
+        spatial2 = c2 < c1;
+    }
+
+    /* ---- frame record: fixed part */
+    uint8_t *rec = out + off;
+    uint8_t *p = rec + HPC_REC_HEADER;
+    size_t pl = 0;
+    unsigned flags = 0;
+    if (same) {
+        flags |= HPC_FF_IDS_SAME;
+    } else if (identity) {
+        flags |= HPC_FF_IDS_IDENTITY;
+    }
+    if (g.has_box) {
+        flags |= HPC_FF_BOX;
+    }
+    if (send_model) {
+        flags |= HPC_FF_MODEL;
+    }
+    if (spatial2) {
+        flags |= HPC_FF_SPATIAL2;
+    }
+    hpc_put_u64(p, c->frame);
+    hpc_put_u32(p + 8, (uint32_t)n);
+    p[12] = 0; /* flags, patched below */
+    p[13] = 0;
+    hpc_put_u16(p + 14, 0);
+    pl = 16;
+    if (g.has_box) {
+        for (int a = 0; a < 3; a++) {
+            hpc_put_f64(p + pl, g.lo[a]);
+            hpc_put_f64(p + pl + 8, g.hi[a]);
+            pl += 16;
+        }
+        p[pl++] = (uint8_t)(g.per[0] | (g.per[1] << 1) | (g.per[2] << 2));
+    }
+    if (!same && !identity) {
+        int z = 0;
+        pl += write_ids(enc, f, p + pl, &z);
+        if (z) {
+            flags |= HPC_FF_IDS_ZSTD;
+        }
+    } else if (!same && identity) {
+        /* identity ids need no section, but the mapping to the previous frame
+         * is implied by the ids themselves: nothing to write */
+    }
+    p[12] = (uint8_t)flags;
+    if (send_model) {
+        p[pl++] = HPC_TAPS;
+        p[pl++] = (uint8_t)model.fn.nknots;
+        hpc_put_u16(p + pl, 0);
+        pl += 2;
+        for (unsigned k = 0; k < HPC_TAPS; k++) {
+            hpc_put_u16(p + pl, (uint16_t)model.taps[k]);
+            pl += 2;
+        }
+        if (model.fn.nknots) {
+            hpc_put_f64(p + pl, model.fn.r2lo);
+            hpc_put_f64(p + pl + 8, model.fn.r2hi);
+            pl += 16;
+            for (unsigned k = 0; k < HPC_KNOTS; k++) {
+                hpc_put_f32(p + pl, model.fn.psi[k]);
+                pl += 4;
+            }
+        }
+    }
+    uint8_t *crc_at = p + pl;
+    pl += 4;
+    const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
+    const size_t selbytes = (size_t)((nblocks + 3) / 4);
+    memset(p + pl, 0, selbytes);
+    for (uint64_t b = 0; b < nblocks; b++) {
+        p[pl + b / 4] |= (uint8_t)(c->sel[b] << (2 * (b % 4)));
+    }
+    pl += selbytes;
+
+    /* ---- coding pass */
+    hpc_bitw raw;
+    hpc_bitw_init(&raw, enc->raw, enc->raw_cap);
+    enc->sb.n = 0;
+    hpc_ctx *ctx = c->ctx;
+    hpc_ctxset_refresh(ctx, HPC_NCTX);
+    hpc_ent *RW = gathered ? c->ring_alt : c->ring;
+    const unsigned head = c->head;
+    const unsigned wslot = (head + 1) % HPC_HIST;
+    int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
+    unsigned schain[3] = {0, 0, 0}, sbk[3] = {0, 0, 0};
+    const int lossless = c->lossless;
+    const double step = c->step, inv = c->inv_step, eps = c->eps;
+    const int f32 = c->dtype == NGL_HPC_F32;
+    hpc_waxis wax[3];
+    for (int a = 0; a < 3; a++) {
+        wax[a] = hpc_waxis_make(g.lo[a], g.hi[a], inv);
+    }
+    float *dec32 = enc->dec;
+    double *dec64 = enc->dec;
+    int64_t *vres = c->vres;
+    uint16_t *vinfo = c->vinfo;
+    uint64_t exact_count = 0, wraps = 0;
+    /* Pass 1, independent per value: predict, choose the image, quantize,
+     * check the bound on the decoder's reconstruction, residual. */
+    for (uint64_t k = 0; k < n; k++) {
+        const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
+        for (unsigned a = 0; a < 3; a++) {
+            const uint64_t v = 3 * k + a;
+            hpc_ent *rv = RW + v * HPC_HIST;
+            const hpc_ent *e1 = &rv[head];
+            const unsigned age = e1->age;
+            int64_t pred = 0;
+            unsigned info;
+            int32_t img = 0;
+            if (age) {
+                unsigned pc;
+                pred = hpc_predict(rv, head, sel, age, &model, use_force ? c->Fcur[v] : 0, &pc);
+                info = hpc_mag_bucket(e1->mag) | (pc << HPC_VI_PC_SHIFT);
+                img = e1->img;
+            } else {
+                info = HPC_VI_SPATIAL;
+            }
+            int exact = 0;
+            int64_t qv = 0;
+            if (lossless) {
+                qv = in_ord(f, c->dtype, v);
+                if (f32) {
+                    dec32[v] = ((const float *)f->xyz)[v];
+                } else {
+                    dec64[v] = ((const double *)f->xyz)[v];
+                }
+            } else {
+                const double x = in_value(f, c->dtype, v);
+                if (!isfinite(x)) {
+                    exact = 1;
+                } else {
+                    const double len = g.len[a];
+                    if (age && g.per[a]) {
+                        int dimg = 0;
+                        int wctx = hpc_wrap_ctx(pred, img, &wax[a], e1->mag, &dimg);
+                        if (wctx >= 0) {
+                            info |= (unsigned)(wctx + 1) << HPC_VI_W_SHIFT;
+                            if (img + dimg <= (1 << 30) && img + dimg >= -(1 << 30)) {
+                                double u0 = x + (double)img * len;
+                                double u1 = x + (double)(img + dimg) * len;
+                                if (fabs(u1 * inv - (double)pred) < fabs(u0 * inv - (double)pred)) {
+                                    info |= HPC_VI_WRAP;
+                                    img += dimg;
+                                }
+                            }
+                        }
+                    }
+                    double qd = (x + (double)img * len) * inv;
+                    if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
+                        exact = 1;
+                    } else {
+                        qv = hpc_floor_i64(qd + 0.5);
+                        double d = hpc_recon(qv, img, step, len);
+                        if (f32) {
+                            float fd = (float)d;
+                            exact = !(fabs((double)fd - x) <= eps);
+                            dec32[v] = fd;
+                        } else {
+                            exact = !(fabs(d - x) <= eps);
+                            dec64[v] = d;
+                        }
+                    }
+                }
+            }
+            hpc_ent *ne = &rv[wslot];
+            if (exact) {
+                info = (info & ~HPC_VI_WRAP) | HPC_VI_EXACT;
+                if (f32) {
+                    dec32[v] = ((const float *)f->xyz)[v];
+                } else {
+                    dec64[v] = ((const double *)f->xyz)[v];
+                }
+                ne->q = 0;
+                ne->img = 0;
+                ne->mag = 0;
+                ne->age = 0;
+            } else {
+                const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
+                vres[v] = r;
+                ne->q = qv;
+                ne->img = img;
+                ne->mag = hpc_mag_of(hpc_zigzag(r));
+                ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
+            }
+            vinfo[v] = (uint16_t)info;
+        }
+    }
+    /* Pass 2, serial: contexts, symbols, raw bits. */
+    for (uint64_t k = 0; k < n; k++) {
+        int have_prev_axis = 0;
+        unsigned prev_bucket = 0;
+        for (unsigned a = 0; a < 3; a++) {
+            const uint64_t v = 3 * k + a;
+            if (v != 0 && v % HPC_CHUNK == 0) {
+                hpc_ctxset_refresh(ctx, HPC_NCTX);
+            }
+            const unsigned info = vinfo[v];
+            const unsigned wctx = (info >> HPC_VI_W_SHIFT) & 7u;
+            if (wctx) {
+                hpc_enc_sym(&enc->sb, &raw, &ctx[HPC_CTX_WRAP + wctx - 1],
+                            (info & HPC_VI_WRAP) ? 1u : 0u);
+            }
+            unsigned ci;
+            const int spatial = (info & HPC_VI_MB) == HPC_VI_SPATIAL;
+            if (!spatial) {
+                unsigned mb = info & HPC_VI_MB;
+                ci = hpc_ctx_temporal(mb, hpc_ob(have_prev_axis, prev_bucket, mb),
+                                      (info >> HPC_VI_PC_SHIFT) & 7u);
+            } else {
+                ci = HPC_CTX_SPATIAL + sbk[a];
+            }
+            if (info & HPC_VI_EXACT) {
+                hpc_enc_sym(&enc->sb, &raw, &ctx[ci], HPC_TOK_EXACT);
+                if (f32) {
+                    uint32_t u;
+                    memcpy(&u, (const float *)f->xyz + v, 4);
+                    hpc_bitw_put(&raw, u, 32);
+                } else {
+                    uint64_t u;
+                    memcpy(&u, (const double *)f->xyz + v, 8);
+                    hpc_bitw_put(&raw, u, 64);
+                }
+                have_prev_axis = 0;
+                exact_count++;
+                continue;
+            }
+            int64_t r = vres[v];
+            if (spatial) {
+                const int64_t qv = r;
+                const int64_t sp = schain[a] == 0 ? 0
+                                   : (spatial2 && schain[a] >= 2)
+                                       ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
+                                       : s1[a];
+                r = hpc_wsub(qv, sp);
+                s2[a] = s1[a];
+                s1[a] = qv;
+                schain[a]++;
+            }
+            const uint64_t z = hpc_zigzag(r);
+            unsigned nraw;
+            uint64_t rbits;
+            unsigned tok = hpc_token(z, &nraw, &rbits);
+            hpc_enc_sym(&enc->sb, &raw, &ctx[ci], tok);
+            hpc_bitw_put(&raw, rbits, nraw);
+            const uint16_t mag = hpc_mag_of(z);
+            if (spatial) {
+                RW[v * HPC_HIST + wslot].mag = mag;
+                sbk[a] = hpc_mag_bucket(mag);
+                have_prev_axis = 0;
+            } else {
+                have_prev_axis = 1;
+                prev_bucket = hpc_mag_bucket(mag);
+            }
+            wraps += (info & HPC_VI_WRAP) ? 1u : 0u;
+        }
+    }
+    hpc_put_u32(crc_at, hpc_values_crc(enc->dec, 3 * n, c->dtype));
+    size_t rans_len = hpc_rans_encode(&enc->sb, enc->rans, enc->rans_cap);
+    hpc_put_u32(p + pl, (uint32_t)rans_len);
+    memcpy(p + pl + 4, enc->rans + enc->rans_cap - rans_len, rans_len);
+    pl += 4 + rans_len;
+    size_t raw_len = hpc_bitw_finish(&raw);
+    hpc_put_u32(p + pl, (uint32_t)raw_len);
+    memcpy(p + pl + 4, enc->raw, raw_len);
+    pl += 4 + raw_len;
+    off += finish_record(rec, HPC_REC_FRAME, pl);
+    assert(off <= dst_cap);
+
+    /* ---- commit */
+    if (gathered) {
+        hpc_ent *t = c->ring;
+        c->ring = c->ring_alt;
+        c->ring_alt = t;
+    }
+    c->head = wslot;
+    if (!same) {
+        if (!identity && n) {
+            memcpy(c->ids, f->ids, n * sizeof(int64_t));
+        }
+        c->ids_identity = identity;
+    }
+    c->n = n;
+    c->has_box = g.has_box;
+    for (int a = 0; a < 3; a++) {
+        c->lo[a] = g.lo[a];
+        c->hi[a] = g.hi[a];
+        c->per[a] = (uint8_t)g.per[a];
+    }
+    c->frame++;
+    enc->force_active = use_force;
+    enc->prev_exact = exact_count;
+    int used_model = 0;
+    for (uint64_t b = 0; b < nblocks && model.valid; b++) {
+        used_model |= c->sel[b] == HPC_SEL_MODEL;
+    }
+    enc->stats.frames++;
+    enc->stats.values += 3 * n;
+    enc->stats.bytes_out += off;
+    enc->stats.exact += exact_count;
+    enc->stats.wraps += wraps;
+    enc->stats.model_frames += (uint64_t)used_model;
+    enc->stats.force_frames += (uint64_t)(used_model && use_force);
+    *out_len = off;
+    return NGL_OK;
+}

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hpc_internal.h -- shared by the hpc encoder, decoder and container code:
+ * little-endian helpers, varints, the raw bit stream, and format constants
+ * (hpc/FORMAT.md is the normative description).
+ */
+#ifndef NGL_HPC_INTERNAL_H
+#define NGL_HPC_INTERNAL_H
+
+#include "nangila_hpc.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- format */
+#define HPC_REC_HEADER      8u /* magic(4) + payload_len(4) */
+#define HPC_REC_TRAILER     4u /* crc32c */
+#define HPC_REC_OVERHEAD    (HPC_REC_HEADER + HPC_REC_TRAILER)
+#define HPC_REC_MAX_PAYLOAD ((uint32_t)1 << 31)
+#define HPC_REC_STREAM      'S'
+#define HPC_REC_FRAME       'F'
+#define HPC_STREAM_PAYLOAD  32u
+
+/* frame flags */
+#define HPC_FF_IDS_SAME     0x01u /* same ids in the same order as the previous frame */
+#define HPC_FF_IDS_IDENTITY 0x02u /* ids are 0..natoms-1 */
+#define HPC_FF_BOX          0x04u /* a box follows */
+#define HPC_FF_MODEL        0x08u /* a new model follows */
+#define HPC_FF_SPATIAL2     0x10u /* atoms without history use the 2nd-order spatial delta */
+#define HPC_FF_IDS_ZSTD     0x20u /* the ids section is zstd-compressed */
+#define HPC_FF_KNOWN        0x3Fu
+
+/* predictors selectable per block */
+#define HPC_BLOCK_ATOMS 256u
+#define HPC_SEL_MODEL   0u
+#define HPC_SEL_ORDER1  1u
+#define HPC_SEL_ORDER0  2u
+#define HPC_SEL_ORDER2  3u
+
+/* model */
+#define HPC_TAPS       6u  /* taps on the last displacements (needs HPC_TAPS+1 frames) */
+#define HPC_KNOTS      16u /* knots of the learned pair-force profile */
+#define HPC_PRED_SHIFT 12  /* model predictions are fixed point with 12 fraction bits */
+#define HPC_HIST       8u  /* ring entries per value: HPC_TAPS + 1 history + 1 being written */
+
+/* tokens */
+#define HPC_TOK_DIRECT 8u
+#define HPC_TOK_EXACT  252u
+#define HPC_TOK_RARE   254u
+#define HPC_NSYM       256u
+
+/* lattice limit: |q| above this is stored exactly (keeps q*2eps exact enough and sums in range) */
+#define HPC_Q_LIMIT ((int64_t)1 << 50)
+
+/* ---------------------------------------------------------------- bytes */
+static inline void hpc_put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void hpc_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static inline void hpc_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static inline uint16_t hpc_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t hpc_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t hpc_get_u64(const uint8_t *p)
+{
+    return (uint64_t)hpc_get_u32(p) | ((uint64_t)hpc_get_u32(p + 4) << 32);
+}
+
+static inline void hpc_put_f64(uint8_t *p, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    hpc_put_u64(p, u);
+}
+
+static inline double hpc_get_f64(const uint8_t *p)
+{
+    uint64_t u = hpc_get_u64(p);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+static inline void hpc_put_f32(uint8_t *p, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    hpc_put_u32(p, u);
+}
+
+static inline float hpc_get_f32(const uint8_t *p)
+{
+    uint32_t u = hpc_get_u32(p);
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+static inline uint64_t hpc_zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t hpc_unzigzag(uint64_t z)
+{
+    return (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+}
+
+/* Unsigned LEB128. @return bytes written (at most 10). */
+static inline size_t hpc_put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Canonical unsigned LEB128 from [*pos, end). @return 0 on success, -1 if malformed. */
+static inline int hpc_get_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*pos >= end) {
+            return -1;
+        }
+        uint8_t b = buf[(*pos)++];
+        if (shift == 63 && b > 1) {
+            return -1;
+        }
+        v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            if (b == 0 && shift > 0) {
+                return -1; /* non-canonical trailing zero group */
+            }
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* --------------------------------------------------------- raw bit stream */
+/* Bits are appended LSB first into little-endian 64-bit words. */
+typedef struct hpc_bitw {
+    uint8_t *buf;
+    size_t cap, pos; /* bytes */
+    uint64_t acc;
+    unsigned nacc;
+} hpc_bitw;
+
+static inline void hpc_bitw_init(hpc_bitw *w, uint8_t *buf, size_t cap)
+{
+    w->buf = buf;
+    w->cap = cap;
+    w->pos = 0;
+    w->acc = 0;
+    w->nacc = 0;
+}
+
+/* Append the low @p n bits of @p v, n <= 64. The caller sized buf for the worst case. */
+static inline __attribute__((always_inline)) void hpc_bitw_put(hpc_bitw *w, uint64_t v, unsigned n)
+{
+    if (n == 0) {
+        return;
+    }
+    if (n < 64) {
+        v &= ((uint64_t)1 << n) - 1;
+    }
+    if (w->nacc + n < 64) {
+        w->acc |= v << w->nacc;
+        w->nacc += n;
+        return;
+    }
+    unsigned take = 64 - w->nacc;
+    w->acc |= v << w->nacc; /* nacc < 64 here */
+    assert(w->pos + 8 <= w->cap);
+    hpc_put_u64(w->buf + w->pos, w->acc);
+    w->pos += 8;
+    w->acc = take < 64 ? v >> take : 0;
+    w->nacc = n - take;
+}
+
+/* Flush; @return total bytes. */
+static inline size_t hpc_bitw_finish(hpc_bitw *w)
+{
+    while (w->nacc > 0) {
+        assert(w->pos < w->cap);
+        w->buf[w->pos++] = (uint8_t)w->acc;
+        w->acc >>= 8;
+        w->nacc = w->nacc > 8 ? w->nacc - 8 : 0;
+    }
+    return w->pos;
+}
+
+typedef struct hpc_bitr {
+    const uint8_t *buf;
+    size_t len, pos; /* bytes */
+    uint64_t acc;
+    unsigned nacc;
+    int overrun; /* set when more bits were read than the buffer holds */
+} hpc_bitr;
+
+static inline void hpc_bitr_init(hpc_bitr *r, const uint8_t *buf, size_t len)
+{
+    r->buf = buf;
+    r->len = len;
+    r->pos = 0;
+    r->acc = 0;
+    r->nacc = 0;
+    r->overrun = 0;
+}
+
+static inline uint64_t hpc_bitr_get(hpc_bitr *r, unsigned n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    if (n > 56) {
+        uint64_t lo = hpc_bitr_get(r, 32);
+        return lo | (hpc_bitr_get(r, n - 32) << 32);
+    }
+    while (r->nacc < n) {
+        uint64_t b = 0;
+        if (r->pos < r->len) {
+            b = r->buf[r->pos++];
+        } else {
+            r->overrun = 1;
+        }
+        r->acc |= b << r->nacc;
+        r->nacc += 8;
+    }
+    uint64_t v = r->acc & (((uint64_t)1 << n) - 1);
+    r->acc >>= n;
+    r->nacc -= n;
+    return v;
+}
+
+/* ---------------------------------------------------------- arithmetic */
+static inline unsigned hpc_bitlen(uint64_t v)
+{
+    return v ? 64u - (unsigned)__builtin_clzll(v) : 0u;
+}
+
+/* floor(x) for |x| < 2^62, without a libm call (baseline x86-64 has no
+ * roundsd); exact, as truncation of a double to int64 is exact in range. */
+static inline int64_t hpc_floor_i64(double x)
+{
+    int64_t t = (int64_t)x;
+    return (double)t > x ? t - 1 : t;
+}
+
+/* floor(a / 2^s) for signed a, without relying on >> of negative numbers. */
+static inline int64_t hpc_floor_shift(int64_t a, int s)
+{
+    return a >= 0 ? (int64_t)((uint64_t)a >> s) : -(int64_t)(((uint64_t)(-(a + 1)) >> s) + 1);
+}
+
+/* Wrapping int64 add/sub (defined behaviour through uint64). */
+static inline int64_t hpc_wadd(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
+static inline int64_t hpc_wsub(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+
+static inline int64_t hpc_clamp_i64(int64_t v, int64_t lim)
+{
+    return v > lim ? lim : (v < -lim ? -lim : v);
+}
+
+/* Magnitude bucket used as context: 0, 1, 2 exact, then one per power of two
+ * (3-4, 5-8, 9-16, ...), capped at 11. */
+static inline unsigned hpc_mag_bucket(uint64_t v)
+{
+    if (v < 3) {
+        return (unsigned)v;
+    }
+    unsigned b = 1u + hpc_bitlen(v - 1);
+    return b > 11u ? 11u : b;
+}
+
+/* Lossless mode: a bijection between float bit patterns and integers that is
+ * monotonic in the float value (-0.0 maps to -1), so that temporal deltas of
+ * nearby values are small. */
+static inline int64_t hpc_ord_from_bits32(uint32_t u)
+{
+    return (u & 0x80000000u) ? -(int64_t)(u & 0x7FFFFFFFu) - 1 : (int64_t)u;
+}
+
+static inline uint32_t hpc_bits32_from_ord(int64_t o)
+{
+    return o < 0 ? (uint32_t)(-(o + 1)) | 0x80000000u : (uint32_t)o;
+}
+
+static inline int64_t hpc_ord_from_bits64(uint64_t u)
+{
+    return (u >> 63) ? -(int64_t)(u & 0x7FFFFFFFFFFFFFFFull) - 1 : (int64_t)u;
+}
+
+static inline uint64_t hpc_bits64_from_ord(int64_t o)
+{
+    return o < 0 ? (uint64_t)(-(o + 1)) | 0x8000000000000000ull : (uint64_t)o;
+}
+
+#endif /* NGL_HPC_INTERNAL_H */

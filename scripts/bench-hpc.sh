@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# scripts/bench-hpc.sh -- compare Nangila's hpc codec with ZFP (fixed accuracy)
+# and zstd -3 / zstd -19 / xz -9 (lossless) on real LAMMPS trajectories, at
+# eps 1e-2, 1e-3 and 1e-4, absolute and range-relative, in one run.
+#
+#   scripts/bench-hpc.sh                 default files, CSV + PNGs in verification/hpc/
+#   scripts/bench-hpc.sh melt-e1 lj-e10  chosen files (names in verification/data/)
+#   NGL_BENCH_REPEAT=3 ...           best of 3 for every timing (default 1)
+#
+# Generates the trajectories first if they are missing (scripts/make-trajectories.sh).
+# Reports, per file, tool and eps: bytes, ratio vs the text dump and vs float32
+# xyz, compress and decompress MB/s (CPU time of one core, MB of float32 xyz
+# per second, or of the input file for text inputs) and the largest error each
+# tool actually reached. Timings on a shared machine are preliminary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/deps.sh
+. scripts/lib/deps.sh
+nangila_ensure_deps
+py=$(nangila_python)
+
+data=verification/data
+files=("$@")
+if [ ${#files[@]} -eq 0 ]; then
+    files=(melt-e1 melt-e10 melt-e100 lj-e1 lj-e10 lj-e100 solid-e10)
+fi
+for f in "${files[@]}"; do
+    if [ ! -s "$data/$f.dump" ]; then
+        scripts/make-trajectories.sh "$data"
+        break
+    fi
+done
+
+build=build/bench
+if [ -f "$build/build.ninja" ]; then
+    meson setup --reconfigure "$build" -Dbuildtype=release -Dtests=false >/dev/null
+else
+    meson setup "$build" -Dbuildtype=release -Dtests=false >/dev/null
+fi
+meson compile -C "$build" >/dev/null
+
+"$py" scripts/lib/bench_hpc.py --nangila "$build/tools/nangila" --data "$data" \
+    --out verification/hpc --repeat "${NGL_BENCH_REPEAT:-1}" "${files[@]}"
