@@ -27,7 +27,7 @@ if [ -f build/bench/build.ninja ]; then
 else
     meson setup build/bench -Dbuildtype=release >/dev/null
 fi
-meson compile -C build/bench nangila >/dev/null
+meson compile -C build/bench tools/nangila:executable >/dev/null
 
 out=verification/core
 mkdir -p "$out"
