@@ -30,6 +30,9 @@ setup() { # dir, extra meson args...
     fi
 }
 
+echo "==> format check (scripts/format.sh --check)"
+scripts/format.sh --check
+
 echo "==> normal build (build/test)"
 setup build/test -Dwerror=true
 meson compile -C build/test

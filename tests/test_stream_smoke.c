@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+/* cmocka.h needs the three headers above first. */
 #include <cmocka.h>
 
 #include "nangila.h"
@@ -34,7 +36,8 @@ static uint64_t run_stream(ngl_codec codec, ngl_predictor pred, double topk, ngl
     uint64_t h = 1469598103934665603ull;
     for (int step = 0; step < 20; step++) {
         for (size_t i = 0; i < c.count; i++) {
-            x[i] = (float)(sin((double)i * 0.001 + step * 0.1) + 0.05 * cos((double)i * 7.3 + step));
+            x[i] =
+                (float)(sin((double)i * 0.001 + step * 0.1) + 0.05 * cos((double)i * 7.3 + step));
         }
         if (step == 3) {
             x[5] = NAN;
@@ -76,8 +79,8 @@ static void test_stream_all_variants_agree(void **state)
                     if (!ngl_isa_available((ngl_isa)isa)) {
                         continue;
                     }
-                    uint64_t h = run_stream((ngl_codec)codec, (ngl_predictor)pred,
-                                            topk ? 0.1 : 0.0, (ngl_isa)isa);
+                    uint64_t h = run_stream((ngl_codec)codec, (ngl_predictor)pred, topk ? 0.1 : 0.0,
+                                            (ngl_isa)isa);
                     assert_true(h == ref);
                 }
             }

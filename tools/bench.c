@@ -51,7 +51,8 @@ static const codec_case cases[] = {
     {"int4-topk0.1", NGL_CODEC_INT4, NGL_DTYPE_F32, NGL_PRED_NONE, 1, 0.1, 0, NGL_LOSSLESS_NONE},
     {"int8-topk0.01", NGL_CODEC_INT8, NGL_DTYPE_F32, NGL_PRED_NONE, 1, 0.01, 0, NGL_LOSSLESS_NONE},
     {"int8-rle", NGL_CODEC_INT8, NGL_DTYPE_F32, NGL_PRED_NONE, 1, 0, 0, NGL_LOSSLESS_RLE},
-    {"eps1e-3-linear", NGL_CODEC_EPS, NGL_DTYPE_F32, NGL_PRED_LINEAR, 0, 0, 1e-3, NGL_LOSSLESS_NONE},
+    {"eps1e-3-linear", NGL_CODEC_EPS, NGL_DTYPE_F32, NGL_PRED_LINEAR, 0, 0, 1e-3,
+     NGL_LOSSLESS_NONE},
     {"raw", NGL_CODEC_RAW, NGL_DTYPE_F32, NGL_PRED_NONE, 0, 0, 0, NGL_LOSSLESS_NONE},
 };
 
@@ -216,7 +217,8 @@ int ngl_cli_bench(int argc, char **argv)
     }
     printf("nangila bench: %llu elements (%.1f MiB fp32) per step, one core, isa %s, "
            "median of %d\n",
-           (unsigned long long)n, in_bytes / (1 << 20), ngl_isa_name(o.isa == NGL_ISA_AUTO ? ngl_isa_best() : o.isa), o.iters);
+           (unsigned long long)n, in_bytes / (1 << 20),
+           ngl_isa_name(o.isa == NGL_ISA_AUTO ? ngl_isa_best() : o.isa), o.iters);
     printf("memcpy baseline: %.2f GB/s\n\n", memcpy_gbs);
     printf("%-16s %9s %9s %9s %9s %9s %10s\n", "codec", "enc GB/s", "enc/cpy", "dec GB/s",
            "dec/cpy", "ratio", "rel.rmse");
@@ -286,7 +288,7 @@ int ngl_cli_bench(int argc, char **argv)
             if (it == o.iters - 1) {
                 const uint16_t *h = (const uint16_t *)out;
                 for (uint64_t i = 0; i < n; i++) {
-                    double y = cc->dtype == NGL_DTYPE_F32    ? (double)out[i]
+                    double y = cc->dtype == NGL_DTYPE_F32   ? (double)out[i]
                                : cc->dtype == NGL_DTYPE_F16 ? (double)ngl_f16_to_f32(h[i])
                                                             : (double)ngl_bf16_to_f32(h[i]);
                     double d = y - (double)x32[s][i];
@@ -341,7 +343,8 @@ int ngl_cli_bench(int argc, char **argv)
                100.0 * enc_gbs / memcpy_gbs, dec_gbs, 100.0 * dec_gbs / memcpy_gbs, ratio, 0.0);
         if (csv) {
             fprintf(csv, "zstd-1,-,%llu,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,0\n", (unsigned long long)n,
-                    enc_gbs, dec_gbs, memcpy_gbs, enc_gbs / memcpy_gbs, dec_gbs / memcpy_gbs, ratio);
+                    enc_gbs, dec_gbs, memcpy_gbs, enc_gbs / memcpy_gbs, dec_gbs / memcpy_gbs,
+                    ratio);
         }
         free(te);
         free(td);

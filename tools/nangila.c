@@ -8,15 +8,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: nangila <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  bench     codec throughput vs memcpy bandwidth (see nangila bench --help)\n"
+    fprintf(f, "usage: nangila <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  bench     codec throughput vs memcpy bandwidth (see nangila bench --help)\n"
 #if defined(NGL_HAVE_HPC)
-            "  hpc       error-bounded LAMMPS trajectory compression (see nangila hpc --help)\n"
+               "  hpc       error-bounded LAMMPS trajectory compression (see nangila hpc --help)\n"
 #endif
-            "  version   print the library version and the kernel variants available\n");
+               "  version   print the library version and the kernel variants available\n");
 }
 
 int main(int argc, char **argv)

@@ -45,9 +45,9 @@ extern "C" {
 #define NGL_API
 #endif
 
-#define NGL_VERSION_MAJOR 0
-#define NGL_VERSION_MINOR 1
-#define NGL_VERSION_PATCH 0
+#define NGL_VERSION_MAJOR  0
+#define NGL_VERSION_MINOR  1
+#define NGL_VERSION_PATCH  0
 #define NGL_VERSION_NUMBER (NGL_VERSION_MAJOR * 10000 + NGL_VERSION_MINOR * 100 + NGL_VERSION_PATCH)
 
 /** @return NGL_VERSION_NUMBER of the library actually loaded. */
@@ -67,27 +67,27 @@ typedef enum ngl_status {
     NGL_ERR_UNSUPPORTED = 4,   /* valid request this build/CPU cannot serve */
     NGL_ERR_DEVICE = 5,        /* an accelerator (CUDA) call failed at run time */
     /* frame errors: a received frame is rejected; no state was changed */
-    NGL_ERR_TRUNCATED = 16,       /* shorter than its header or its payload */
-    NGL_ERR_BAD_MAGIC = 17,       /* not a Nangila frame */
-    NGL_ERR_BAD_VERSION = 18,     /* frame from an unknown format version */
-    NGL_ERR_BAD_CODEC = 19,       /* unknown codec id */
-    NGL_ERR_BAD_DTYPE = 20,       /* unknown dtype, or dtype/codec mismatch */
-    NGL_ERR_BAD_PREDICTOR = 21,   /* unknown predictor id */
-    NGL_ERR_BAD_FLAGS = 22,       /* reserved flag bits or fields set */
-    NGL_ERR_BAD_BLOCK_SIZE = 23,  /* block size outside the allowed range */
-    NGL_ERR_BAD_LENGTH = 24,      /* payload length disagrees with the buffer */
-    NGL_ERR_CRC_MISMATCH = 25,    /* CRC32C over header+payload is wrong */
-    NGL_ERR_BAD_BACKEND = 26,     /* lossless back end data does not decode */
-    NGL_ERR_BAD_SECTION = 27,     /* payload sections do not add up */
-    NGL_ERR_BAD_SCALE = 28,       /* negative, non-finite or non-canonical scale */
-    NGL_ERR_BAD_CODE = 29,        /* quantized code outside its range */
-    NGL_ERR_BAD_INDEX = 30,       /* Top-K index list malformed */
-    NGL_ERR_BAD_EXCEPTION = 31,   /* exception list malformed */
-    NGL_ERR_BAD_MASK = 32,        /* block mask malformed */
-    NGL_ERR_COUNT_MISMATCH = 33,  /* element count differs from the stream's */
-    NGL_ERR_CONFIG_MISMATCH = 34, /* codec/dtype/predictor/block differ */
-    NGL_ERR_STREAM_MISMATCH = 35, /* frame belongs to another stream */
-    NGL_ERR_STEP_MISMATCH = 36,   /* frame is not the step the decoder expects */
+    NGL_ERR_TRUNCATED = 16,          /* shorter than its header or its payload */
+    NGL_ERR_BAD_MAGIC = 17,          /* not a Nangila frame */
+    NGL_ERR_BAD_VERSION = 18,        /* frame from an unknown format version */
+    NGL_ERR_BAD_CODEC = 19,          /* unknown codec id */
+    NGL_ERR_BAD_DTYPE = 20,          /* unknown dtype, or dtype/codec mismatch */
+    NGL_ERR_BAD_PREDICTOR = 21,      /* unknown predictor id */
+    NGL_ERR_BAD_FLAGS = 22,          /* reserved flag bits or fields set */
+    NGL_ERR_BAD_BLOCK_SIZE = 23,     /* block size outside the allowed range */
+    NGL_ERR_BAD_LENGTH = 24,         /* payload length disagrees with the buffer */
+    NGL_ERR_CRC_MISMATCH = 25,       /* CRC32C over header+payload is wrong */
+    NGL_ERR_BAD_BACKEND = 26,        /* lossless back end data does not decode */
+    NGL_ERR_BAD_SECTION = 27,        /* payload sections do not add up */
+    NGL_ERR_BAD_SCALE = 28,          /* negative, non-finite or non-canonical scale */
+    NGL_ERR_BAD_CODE = 29,           /* quantized code outside its range */
+    NGL_ERR_BAD_INDEX = 30,          /* Top-K index list malformed */
+    NGL_ERR_BAD_EXCEPTION = 31,      /* exception list malformed */
+    NGL_ERR_BAD_MASK = 32,           /* block mask malformed */
+    NGL_ERR_COUNT_MISMATCH = 33,     /* element count differs from the stream's */
+    NGL_ERR_CONFIG_MISMATCH = 34,    /* codec/dtype/predictor/block differ */
+    NGL_ERR_STREAM_MISMATCH = 35,    /* frame belongs to another stream */
+    NGL_ERR_STEP_MISMATCH = 36,      /* frame is not the step the decoder expects */
     NGL_ERR_BACKEND_UNAVAILABLE = 37 /* frame uses a back end not built in */
 } ngl_status;
 
@@ -146,8 +146,8 @@ NGL_API const char *ngl_isa_name(ngl_isa isa);
 /* ------------------------------------------------------------------------ */
 /* Stream configuration.                                                    */
 /* ------------------------------------------------------------------------ */
-#define NGL_BLOCK_MIN 8u
-#define NGL_BLOCK_MAX 65536u
+#define NGL_BLOCK_MIN     8u
+#define NGL_BLOCK_MAX     65536u
 #define NGL_BLOCK_DEFAULT 256u
 /* Element count limit per step; larger vectors are split by the caller. */
 #define NGL_COUNT_MAX ((uint64_t)1 << 28)
@@ -182,8 +182,7 @@ NGL_API void ngl_stream_config_init(ngl_stream_config *cfg);
  * @return NGL_OK, NGL_ERR_INVALID_ARG (with a reason in @p why if non-NULL),
  *         or NGL_ERR_UNSUPPORTED (back end or ISA not available).
  */
-NGL_API ngl_status ngl_stream_config_check(const ngl_stream_config *cfg,
-                                           const char **why);
+NGL_API ngl_status ngl_stream_config_check(const ngl_stream_config *cfg, const char **why);
 
 /**
  * Worst-case frame size in bytes (header included) for one step of @p cfg.
@@ -217,8 +216,8 @@ NGL_API void ngl_encoder_destroy(ngl_encoder *enc);
  * NaN and +-Inf in @p src are carried exactly, bit for bit; they never enter
  * scales, predictor state or error feedback.
  */
-NGL_API ngl_status ngl_encoder_encode(ngl_encoder *enc, const void *src, void *dst,
-                                      size_t dst_cap, size_t *out_len);
+NGL_API ngl_status ngl_encoder_encode(ngl_encoder *enc, const void *src, void *dst, size_t dst_cap,
+                                      size_t *out_len);
 
 /**
  * Skip (1) or send (0) each block in the next encode() only, overriding the
@@ -241,11 +240,11 @@ NGL_API uint64_t ngl_encoder_state_hash(const ngl_encoder *enc);
 NGL_API uint64_t ngl_encoder_step(const ngl_encoder *enc);
 
 typedef struct ngl_encoder_stats {
-    uint64_t steps;       /* frames produced */
-    uint64_t bytes_in;    /* input bytes (count * dtype size per step) */
-    uint64_t bytes_out;   /* frame bytes, headers included */
-    uint64_t exceptions;  /* elements sent exactly (NaN, Inf, overflow) */
-    uint64_t gated_blocks;/* blocks that used the prediction */
+    uint64_t steps;        /* frames produced */
+    uint64_t bytes_in;     /* input bytes (count * dtype size per step) */
+    uint64_t bytes_out;    /* frame bytes, headers included */
+    uint64_t exceptions;   /* elements sent exactly (NaN, Inf, overflow) */
+    uint64_t gated_blocks; /* blocks that used the prediction */
 } ngl_encoder_stats;
 
 NGL_API void ngl_encoder_get_stats(const ngl_encoder *enc, ngl_encoder_stats *out);
@@ -273,8 +272,8 @@ NGL_API void ngl_decoder_destroy(ngl_decoder *dec);
  *         (NGL_ERR_TRUNCATED ... NGL_ERR_BACKEND_UNAVAILABLE), with @p dst and
  *         the decoder state untouched.
  */
-NGL_API ngl_status ngl_decoder_decode(ngl_decoder *dec, const void *src, size_t src_len,
-                                      void *dst, unsigned flags);
+NGL_API ngl_status ngl_decoder_decode(ngl_decoder *dec, const void *src, size_t src_len, void *dst,
+                                      unsigned flags);
 
 NGL_API void ngl_decoder_reset(ngl_decoder *dec);
 NGL_API uint64_t ngl_decoder_state_hash(const ngl_decoder *dec);
@@ -330,27 +329,25 @@ NGL_API void ngl_set_logger(ngl_log_fn fn, void *user, ngl_log_level max_level);
 /* ------------------------------------------------------------------------ */
 /* User settings shared by the MPI wrapper and the NCCL plugin.             */
 /* ------------------------------------------------------------------------ */
-typedef enum ngl_mode {
-    NGL_MODE_OFF = 0,
-    NGL_MODE_INT8 = 1,
-    NGL_MODE_INT4 = 2
-} ngl_mode;
+typedef enum ngl_mode { NGL_MODE_OFF = 0, NGL_MODE_INT8 = 1, NGL_MODE_INT4 = 2 } ngl_mode;
 
 typedef struct ngl_settings {
-    ngl_mode mode;            /* NANGILA_MODE: off | int8 (default) | int4 */
-    double topk;              /* NANGILA_TOPK: 0 (default) or fraction in (0, 1] */
-    ngl_predictor predictor;  /* NANGILA_PREDICTOR: none (default) | momentum */
-    int error_feedback;       /* NANGILA_EF: 0 | 1 (default) */
-    uint64_t min_bytes;       /* NANGILA_MIN_BYTES: bytes, suffixes k/M/G allowed */
-    uint64_t seed;            /* NANGILA_SEED: default 0x4e616e67696c61 */
-    int stats;                /* NANGILA_STATS: 0 (default) | 1 */
-    ngl_log_level log_level;  /* NANGILA_LOG_LEVEL: none|error|warn (default)|info|debug|trace or 0..5 */
-    uint32_t block_size;      /* NANGILA_BLOCK: multiple of 8 in [8, 65536], default 256 */
-    int nsocks;               /* NANGILA_NSOCKS: sockets per connection, 1..16, default 4 */
-    char socket_ifname[64];   /* NANGILA_SOCKET_IFNAME: interface name prefix, default "" (auto) */
-    char net_inner[256];      /* NANGILA_NET_INNER: inner ncclNet plugin to forward to, default "" */
-    uint32_t collnet_period;  /* NANGILA_COLLNET_PERIOD: NCCL collNet state lanes per slice size,
-                                 0 (default: every slice coded on its own) .. NGL_COLLNET_PERIOD_MAX */
+    ngl_mode mode;           /* NANGILA_MODE: off | int8 (default) | int4 */
+    double topk;             /* NANGILA_TOPK: 0 (default) or fraction in (0, 1] */
+    ngl_predictor predictor; /* NANGILA_PREDICTOR: none (default) | momentum */
+    int error_feedback;      /* NANGILA_EF: 0 | 1 (default) */
+    uint64_t min_bytes;      /* NANGILA_MIN_BYTES: bytes, suffixes k/M/G allowed */
+    uint64_t seed;           /* NANGILA_SEED: default 0x4e616e67696c61 */
+    int stats;               /* NANGILA_STATS: 0 (default) | 1 */
+    ngl_log_level
+        log_level;       /* NANGILA_LOG_LEVEL: none|error|warn (default)|info|debug|trace or 0..5 */
+    uint32_t block_size; /* NANGILA_BLOCK: multiple of 8 in [8, 65536], default 256 */
+    int nsocks;          /* NANGILA_NSOCKS: sockets per connection, 1..16, default 4 */
+    char socket_ifname[64]; /* NANGILA_SOCKET_IFNAME: interface name prefix, default "" (auto) */
+    char net_inner[256];    /* NANGILA_NET_INNER: inner ncclNet plugin to forward to, default "" */
+    uint32_t
+        collnet_period; /* NANGILA_COLLNET_PERIOD: NCCL collNet state lanes per slice size,
+                           0 (default: every slice coded on its own) .. NGL_COLLNET_PERIOD_MAX */
 } ngl_settings;
 
 /** Upper limit of NANGILA_COLLNET_PERIOD (slices of one size per training step). */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #define NGL_STR2(x) #x
-#define NGL_STR(x) NGL_STR2(x)
+#define NGL_STR(x)  NGL_STR2(x)
 
 unsigned ngl_version_number(void)
 {
@@ -162,17 +162,25 @@ int ngl_cpu_has_sse42(void)
     return __builtin_cpu_supports("sse4.2");
 }
 #else
-int ngl_cpu_has_avx2(void) { return 0; }
-int ngl_cpu_has_avx512(void) { return 0; }
-int ngl_cpu_has_sse42(void) { return 0; }
+int ngl_cpu_has_avx2(void)
+{
+    return 0;
+}
+int ngl_cpu_has_avx512(void)
+{
+    return 0;
+}
+int ngl_cpu_has_sse42(void)
+{
+    return 0;
+}
 #endif
 
 int ngl_isa_available(ngl_isa isa)
 {
     switch (isa) {
     case NGL_ISA_AUTO:
-    case NGL_ISA_REF:
-        return 1;
+    case NGL_ISA_REF: return 1;
     case NGL_ISA_AVX2:
 #if defined(NGL_HAVE_AVX2)
         return ngl_cpu_has_avx2();
@@ -221,14 +229,11 @@ const ngl_kernels *ngl_kernels_get(ngl_isa isa)
     }
     switch (isa) {
 #if defined(NGL_HAVE_AVX512)
-    case NGL_ISA_AVX512:
-        return &ngl_kernels_avx512;
+    case NGL_ISA_AVX512: return &ngl_kernels_avx512;
 #endif
 #if defined(NGL_HAVE_AVX2)
-    case NGL_ISA_AVX2:
-        return &ngl_kernels_avx2;
+    case NGL_ISA_AVX2: return &ngl_kernels_avx2;
 #endif
-    default:
-        return &ngl_kernels_ref;
+    default: return &ngl_kernels_ref;
     }
 }

@@ -45,9 +45,9 @@ static uint32_t crc32c_sw(uint32_t c, const uint8_t *p, size_t len)
         uint32_t lo = ngl_rd_u32(p) ^ c;
         uint32_t hi = ngl_rd_u32(p + 4);
         c = crc_table[7][lo & 0xffu] ^ crc_table[6][(lo >> 8) & 0xffu] ^
-            crc_table[5][(lo >> 16) & 0xffu] ^ crc_table[4][lo >> 24] ^
-            crc_table[3][hi & 0xffu] ^ crc_table[2][(hi >> 8) & 0xffu] ^
-            crc_table[1][(hi >> 16) & 0xffu] ^ crc_table[0][hi >> 24];
+            crc_table[5][(lo >> 16) & 0xffu] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xffu] ^
+            crc_table[2][(hi >> 8) & 0xffu] ^ crc_table[1][(hi >> 16) & 0xffu] ^
+            crc_table[0][hi >> 24];
         p += 8;
         len -= 8;
     }

@@ -177,12 +177,8 @@ ngl_status ngl_decoder_decode(ngl_decoder *dec, const void *src, size_t src_len,
 
     /* Everything checked: reconstruct, write the output, update the state. */
     switch (s->cfg.codec) {
-    case NGL_CODEC_RAW:
-        decode_raw_body(s, &v, dst, accumulate);
-        break;
-    case NGL_CODEC_EPS:
-        ngl_eps_decode_body(s, &v, dst, accumulate);
-        break;
+    case NGL_CODEC_RAW: decode_raw_body(s, &v, dst, accumulate); break;
+    case NGL_CODEC_EPS: ngl_eps_decode_body(s, &v, dst, accumulate); break;
     case NGL_CODEC_INT8:
     case NGL_CODEC_INT4: {
         float *out = s->x32 ? s->x32 : (float *)dst;

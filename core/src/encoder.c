@@ -2,11 +2,10 @@
 /* encoder.c -- the sender side of a stream: one frame per step. */
 #include "ngl_stream.h"
 
-
 struct ngl_encoder {
     ngl_stream s;
-    float *ef;               /* error feedback, count floats (INT8/INT4) */
-    uint8_t *user_mask;      /* one-shot override from set_block_mask() */
+    float *ef;          /* error feedback, count floats (INT8/INT4) */
+    uint8_t *user_mask; /* one-shot override from set_block_mask() */
     int user_mask_set;
     ngl_encoder_stats stats;
 };
@@ -130,8 +129,8 @@ static int encoder_build_mask(ngl_encoder *enc)
 
 /* Dense INT8/INT4 body: [preamble][mask][scales][codes][exceptions]. */
 static ngl_status encode_dense_body(ngl_encoder *enc, const float *x, const void *src_raw,
-                                    int has_mask, uint8_t *body, size_t *body_len,
-                                    uint64_t *n_exc, uint64_t *gated)
+                                    int has_mask, uint8_t *body, size_t *body_len, uint64_t *n_exc,
+                                    uint64_t *gated)
 {
     ngl_stream *s = &enc->s;
     const int int4 = s->cfg.codec == NGL_CODEC_INT4;
@@ -210,8 +209,8 @@ static size_t encoder_emit_payload(ngl_stream *s, const uint8_t *body, size_t bo
     }
     /* Keep the back end only if it saves bytes, prefix included. */
     if (body_len > 5) {
-        size_t c = ngl_backend_compress(&s->backend, backend, body, body_len, payload + 4,
-                                        body_len - 5);
+        size_t c =
+            ngl_backend_compress(&s->backend, backend, body, body_len, payload + 4, body_len - 5);
         if (c > 0) {
             ngl_wr_u32(payload, (uint32_t)body_len);
             *backend_out = backend;
@@ -252,12 +251,8 @@ ngl_status ngl_encoder_encode(ngl_encoder *enc, const void *src, void *dst, size
     }
 
     switch (s->cfg.codec) {
-    case NGL_CODEC_RAW:
-        body_len = encode_raw_body(s, src, body);
-        break;
-    case NGL_CODEC_EPS:
-        st = ngl_eps_encode_body(s, src, body, &body_len, &n_exc, &gated);
-        break;
+    case NGL_CODEC_RAW: body_len = encode_raw_body(s, src, body); break;
+    case NGL_CODEC_EPS: st = ngl_eps_encode_body(s, src, body, &body_len, &n_exc, &gated); break;
     case NGL_CODEC_INT8:
     case NGL_CODEC_INT4: {
         int has_mask = encoder_build_mask(enc);
@@ -282,8 +277,8 @@ ngl_status ngl_encoder_encode(ngl_encoder *enc, const void *src, void *dst, size
     }
 
     unsigned backend = NGL_LOSSLESS_NONE;
-    size_t payload_len = in_place ? body_len
-                                  : encoder_emit_payload(s, body, body_len, payload, &backend);
+    size_t payload_len =
+        in_place ? body_len : encoder_emit_payload(s, body, body_len, payload, &backend);
     flags |= (uint16_t)(backend << NGL_FLAG_BACKEND_SHIFT);
 
     *out_len = ngl_frame_seal(frame, &s->cfg, flags, s->step, payload_len);

@@ -36,16 +36,14 @@ static void eps_ctx_init(const ngl_stream *s, eps_ctx *c)
 static inline double eps_pred_raw(const eps_ctx *c, uint64_t i)
 {
     switch (c->pred) {
-    case NGL_PRED_MOMENTUM:
-        return c->st1[i];
+    case NGL_PRED_MOMENTUM: return c->st1[i];
     case NGL_PRED_LINEAR:
         if (c->hist >= 2) {
             double twice = 2.0 * c->st1[i];
             return twice - c->st2[i];
         }
         return c->hist == 1 ? c->st1[i] : 0.0;
-    default:
-        return 0.0;
+    default: return 0.0;
     }
 }
 

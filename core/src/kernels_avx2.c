@@ -126,9 +126,9 @@ static inline __m256i v_load_codes(const uint8_t *codes, uint64_t pos, int int4)
     return _mm256_sub_epi32(_mm256_xor_si256(v, _mm256_set1_epi32(8)), _mm256_set1_epi32(8));
 }
 
-static inline __attribute__((always_inline)) void
-enc_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int has_ef,
-          const int int4)
+static inline __attribute__((always_inline)) void enc_block(ngl_dense_job *j, uint32_t b,
+                                                            uint64_t sent, const int pred,
+                                                            const int has_ef, const int int4)
 {
     const uint64_t lo = (uint64_t)b * j->block;
     const uint32_t len = j->block;
@@ -217,22 +217,24 @@ dec_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int
     }
 }
 
-#define ENC_CASE(P, E, I4)                                            \
-    static void enc_##P##_##E##_##I4(ngl_dense_job *j, uint32_t b, uint64_t s) \
-    {                                                                 \
-        enc_block(j, b, s, P, E, I4);                                 \
+#define ENC_CASE(P, E, I4)                                                                         \
+    static void enc_##P##_##E##_##I4(ngl_dense_job *j, uint32_t b, uint64_t s)                     \
+    {                                                                                              \
+        enc_block(j, b, s, P, E, I4);                                                              \
     }
-#define DEC_CASE(P, I4)                                               \
-    static void dec_##P##_##I4(ngl_dense_job *j, uint32_t b, uint64_t s) \
-    {                                                                 \
-        dec_block(j, b, s, P, I4);                                    \
+#define DEC_CASE(P, I4)                                                                            \
+    static void dec_##P##_##I4(ngl_dense_job *j, uint32_t b, uint64_t s)                           \
+    {                                                                                              \
+        dec_block(j, b, s, P, I4);                                                                 \
     }
+/* clang-format off */
 ENC_CASE(0, 0, 0) ENC_CASE(0, 0, 1) ENC_CASE(0, 1, 0) ENC_CASE(0, 1, 1)
 ENC_CASE(1, 0, 0) ENC_CASE(1, 0, 1) ENC_CASE(1, 1, 0) ENC_CASE(1, 1, 1)
 ENC_CASE(2, 0, 0) ENC_CASE(2, 0, 1) ENC_CASE(2, 1, 0) ENC_CASE(2, 1, 1)
 DEC_CASE(0, 0) DEC_CASE(0, 1) DEC_CASE(1, 0) DEC_CASE(1, 1) DEC_CASE(2, 0) DEC_CASE(2, 1)
+    /* clang-format on */
 
-typedef void (*block_fn)(ngl_dense_job *, uint32_t, uint64_t);
+    typedef void (*block_fn)(ngl_dense_job *, uint32_t, uint64_t);
 
 static const block_fn enc_table[3][2][2] = {
     {{enc_0_0_0, enc_0_0_1}, {enc_0_1_0, enc_0_1_1}},
@@ -315,8 +317,10 @@ static inline __m128i v_f32_to_f16(__m256 v, int saturate)
         __m256 fin = v_finite(v);
         __m128i fin16 = _mm_packs_epi32(_mm256_castsi256_si128(_mm256_castps_si256(fin)),
                                         _mm256_extracti128_si256(_mm256_castps_si256(fin), 1));
-        __m128i inf = _mm_cmpeq_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7fff)), _mm_set1_epi16(0x7c00));
-        __m128i sat = _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16((short)0x8000)), _mm_set1_epi16(0x7bff));
+        __m128i inf =
+            _mm_cmpeq_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7fff)), _mm_set1_epi16(0x7c00));
+        __m128i sat =
+            _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16((short)0x8000)), _mm_set1_epi16(0x7bff));
         h = _mm_blendv_epi8(h, sat, _mm_and_si128(fin16, inf));
     }
     return h;
@@ -326,9 +330,11 @@ static inline __m128i v_f32_to_bf16(__m256 v, int saturate)
 {
     __m256i u = _mm256_castps_si256(v);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+    __m256i r = _mm256_srli_epi32(
+        _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
     __m256i mag = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
-    __m256i nan = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7f800000)); /* mag < 2^31: signed ok */
+    __m256i nan =
+        _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7f800000)); /* mag < 2^31: signed ok */
     __m256i qn = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
     r = _mm256_blendv_epi8(r, qn, nan);
     if (saturate) {
@@ -385,7 +391,8 @@ static void avx2_bf16_accumulate(const float *src, void *dst, size_t n)
     uint16_t *d = (uint16_t *)dst;
     size_t i = 0;
     for (; i + W <= n; i += W) {
-        __m256i cur = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(d + i))), 16);
+        __m256i cur =
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(d + i))), 16);
         __m256 sum = _mm256_add_ps(_mm256_castsi256_ps(cur), _mm256_loadu_ps(src + i));
         _mm_storeu_si128((__m128i *)(d + i), v_f32_to_bf16(sum, 0));
     }
@@ -411,11 +418,14 @@ static void scan_range(const float *x, float *ef, uint32_t *key, uint64_t lo, ui
         __m256i mag = _mm256_and_si256(_mm256_castps_si256(t), _mm256_set1_epi32(0x7fffffff));
         /* mag < 2^31, so the signed compare is an unsigned one */
         __m256i fin = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7f800000), mag);
-        __m256i k = _mm256_and_si256(_mm256_and_si256(_mm256_add_epi32(mag, _mm256_set1_epi32(1)), fin), vlive);
+        __m256i k = _mm256_and_si256(
+            _mm256_and_si256(_mm256_add_epi32(mag, _mm256_set1_epi32(1)), fin), vlive);
         _mm256_storeu_si256((__m256i *)(key + i), k);
         __m256i zero = _mm256_cmpeq_epi32(k, _mm256_setzero_si256());
-        *eligible += (uint64_t)(W - __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(zero))));
-        *bad += (uint64_t)(W - __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(fin))));
+        *eligible += (uint64_t)(W - __builtin_popcount(
+                                        (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(zero))));
+        *bad += (uint64_t)(W - __builtin_popcount(
+                                   (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(fin))));
         if (ef) {
             _mm256_storeu_ps(ef + i, _mm256_and_ps(t, _mm256_castsi256_ps(fin)));
         }
@@ -473,8 +483,8 @@ static void compress_lut_init(void)
     }
 }
 
-static uint64_t avx2_topk_collect(const uint32_t *key, uint64_t n, uint32_t min_key,
-                                  uint32_t *out, uint64_t cap)
+static uint64_t avx2_topk_collect(const uint32_t *key, uint64_t n, uint32_t min_key, uint32_t *out,
+                                  uint64_t cap)
 {
     pthread_once(&compress_once, compress_lut_init);
     /* unsigned key >= min_key  <=>  max(key, min_key) == key */

@@ -117,9 +117,9 @@ static inline __m512i v_load_codes(const uint8_t *codes, uint64_t pos, int int4)
     return _mm512_sub_epi32(_mm512_xor_si512(v, _mm512_set1_epi32(8)), _mm512_set1_epi32(8));
 }
 
-static inline __attribute__((always_inline)) void
-enc_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int has_ef,
-          const int int4)
+static inline __attribute__((always_inline)) void enc_block(ngl_dense_job *j, uint32_t b,
+                                                            uint64_t sent, const int pred,
+                                                            const int has_ef, const int int4)
 {
     const uint64_t lo = (uint64_t)b * j->block;
     const uint32_t len = j->block;
@@ -210,22 +210,24 @@ dec_block(ngl_dense_job *j, uint32_t b, uint64_t sent, const int pred, const int
 
 /* Instantiate the block bodies for every (predictor, EF, width) combination
  * so each inner loop is branch-free. */
-#define ENC_CASE(P, E, I4)                                            \
-    static void enc_##P##_##E##_##I4(ngl_dense_job *j, uint32_t b, uint64_t s) \
-    {                                                                 \
-        enc_block(j, b, s, P, E, I4);                                 \
+#define ENC_CASE(P, E, I4)                                                                         \
+    static void enc_##P##_##E##_##I4(ngl_dense_job *j, uint32_t b, uint64_t s)                     \
+    {                                                                                              \
+        enc_block(j, b, s, P, E, I4);                                                              \
     }
-#define DEC_CASE(P, I4)                                               \
-    static void dec_##P##_##I4(ngl_dense_job *j, uint32_t b, uint64_t s) \
-    {                                                                 \
-        dec_block(j, b, s, P, I4);                                    \
+#define DEC_CASE(P, I4)                                                                            \
+    static void dec_##P##_##I4(ngl_dense_job *j, uint32_t b, uint64_t s)                           \
+    {                                                                                              \
+        dec_block(j, b, s, P, I4);                                                                 \
     }
+/* clang-format off */
 ENC_CASE(0, 0, 0) ENC_CASE(0, 0, 1) ENC_CASE(0, 1, 0) ENC_CASE(0, 1, 1)
 ENC_CASE(1, 0, 0) ENC_CASE(1, 0, 1) ENC_CASE(1, 1, 0) ENC_CASE(1, 1, 1)
 ENC_CASE(2, 0, 0) ENC_CASE(2, 0, 1) ENC_CASE(2, 1, 0) ENC_CASE(2, 1, 1)
 DEC_CASE(0, 0) DEC_CASE(0, 1) DEC_CASE(1, 0) DEC_CASE(1, 1) DEC_CASE(2, 0) DEC_CASE(2, 1)
+    /* clang-format on */
 
-typedef void (*block_fn)(ngl_dense_job *, uint32_t, uint64_t);
+    typedef void (*block_fn)(ngl_dense_job *, uint32_t, uint64_t);
 
 static const block_fn enc_table[3][2][2] = {
     {{enc_0_0_0, enc_0_0_1}, {enc_0_1_0, enc_0_1_1}},
@@ -314,10 +316,12 @@ static inline __m256i v_f32_to_bf16(__m512 v, int saturate)
 {
     __m512i u = _mm512_castps_si512(v);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
     __m512i mag = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
     __mmask16 nan = _mm512_cmpgt_epu32_mask(mag, _mm512_set1_epi32(0x7f800000));
-    r = _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    r = _mm512_mask_blend_epi32(nan, r,
+                                _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
     if (saturate) {
         __mmask16 fin = v_finite(v);
         __mmask16 inf = _mm512_cmpeq_epi32_mask(_mm512_and_si512(r, _mm512_set1_epi32(0x7fff)),
@@ -372,7 +376,8 @@ static void avx512_bf16_accumulate(const float *src, void *dst, size_t n)
     uint16_t *d = (uint16_t *)dst;
     size_t i = 0;
     for (; i + W <= n; i += W) {
-        __m512i cur = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(d + i))), 16);
+        __m512i cur = _mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(d + i))), 16);
         __m512 sum = _mm512_add_ps(_mm512_castsi512_ps(cur), _mm512_loadu_ps(src + i));
         _mm256_storeu_si256((__m256i *)(d + i), v_f32_to_bf16(sum, 0));
     }
@@ -399,8 +404,7 @@ static inline void scan_range(const float *x, float *ef, uint32_t *key, uint64_t
         }
         __m512i mag = _mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32(0x7fffffff));
         __mmask16 fin = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(0x7f800000));
-        __m512i k = _mm512_and_si512(
-            _mm512_maskz_add_epi32(fin, mag, _mm512_set1_epi32(1)), live);
+        __m512i k = _mm512_and_si512(_mm512_maskz_add_epi32(fin, mag, _mm512_set1_epi32(1)), live);
         _mm512_mask_storeu_epi32(key + i, m, k);
         *eligible += (uint64_t)__builtin_popcount(_mm512_test_epi32_mask(k, k) & m);
         *bad += (uint64_t)__builtin_popcount((__mmask16)~fin & m);

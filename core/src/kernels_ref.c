@@ -135,8 +135,7 @@ void ngl_ref_decode_block(ngl_dense_job *j, uint32_t b, uint64_t sent)
         float praw = ngl_pred_raw(j, i);
         float p = use_pred ? praw : 0.0f;
         float xhat;
-        if (j->exc_cursor < j->n_exc &&
-            ngl_rd_u32(j->exc + (size_t)j->exc_cursor * esz) == i) {
+        if (j->exc_cursor < j->n_exc && ngl_rd_u32(j->exc + (size_t)j->exc_cursor * esz) == i) {
             const uint8_t *e = j->exc + (size_t)j->exc_cursor * esz + 4;
             xhat = ngl_exc_value(j, e);
             j->exc_cursor++;

@@ -17,16 +17,14 @@ int ngl_backend_available(unsigned backend)
 {
     switch (backend) {
     case NGL_LOSSLESS_NONE:
-    case NGL_LOSSLESS_RLE:
-        return 1;
+    case NGL_LOSSLESS_RLE: return 1;
     case NGL_LOSSLESS_ZSTD:
 #if defined(NGL_HAVE_ZSTD)
         return 1;
 #else
         return 0;
 #endif
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -143,12 +141,11 @@ static ngl_status rle_decompress(const uint8_t *src, size_t len, uint8_t *dst, s
     return out == out_len ? NGL_OK : NGL_ERR_BAD_BACKEND;
 }
 
-size_t ngl_backend_compress(ngl_backend_ctx *ctx, unsigned backend, const uint8_t *src,
-                            size_t len, uint8_t *dst, size_t dst_cap)
+size_t ngl_backend_compress(ngl_backend_ctx *ctx, unsigned backend, const uint8_t *src, size_t len,
+                            uint8_t *dst, size_t dst_cap)
 {
     switch (backend) {
-    case NGL_LOSSLESS_RLE:
-        return rle_compress(src, len, dst, dst_cap);
+    case NGL_LOSSLESS_RLE: return rle_compress(src, len, dst, dst_cap);
     case NGL_LOSSLESS_ZSTD:
 #if defined(NGL_HAVE_ZSTD)
     {
@@ -162,8 +159,7 @@ size_t ngl_backend_compress(ngl_backend_ctx *ctx, unsigned backend, const uint8_
         (void)ctx;
         return 0;
 #endif
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -171,8 +167,7 @@ ngl_status ngl_backend_decompress(ngl_backend_ctx *ctx, unsigned backend, const 
                                   size_t len, uint8_t *dst, size_t out_len)
 {
     switch (backend) {
-    case NGL_LOSSLESS_RLE:
-        return rle_decompress(src, len, dst, out_len);
+    case NGL_LOSSLESS_RLE: return rle_decompress(src, len, dst, out_len);
     case NGL_LOSSLESS_ZSTD:
 #if defined(NGL_HAVE_ZSTD)
     {
@@ -183,8 +178,9 @@ ngl_status ngl_backend_decompress(ngl_backend_ctx *ctx, unsigned backend, const 
         if (content != (unsigned long long)out_len) {
             return NGL_ERR_BAD_BACKEND;
         }
-        size_t r = ctx->zstd_d ? ZSTD_decompressDCtx((ZSTD_DCtx *)ctx->zstd_d, dst, out_len, src, len)
-                               : ZSTD_decompress(dst, out_len, src, len);
+        size_t r = ctx->zstd_d
+                       ? ZSTD_decompressDCtx((ZSTD_DCtx *)ctx->zstd_d, dst, out_len, src, len)
+                       : ZSTD_decompress(dst, out_len, src, len);
         if (ZSTD_isError(r) || r != out_len) {
             return NGL_ERR_BAD_BACKEND;
         }
@@ -194,7 +190,6 @@ ngl_status ngl_backend_decompress(ngl_backend_ctx *ctx, unsigned backend, const 
         (void)ctx;
         return NGL_ERR_BACKEND_UNAVAILABLE;
 #endif
-    default:
-        return NGL_ERR_BAD_BACKEND;
+    default: return NGL_ERR_BAD_BACKEND;
     }
 }

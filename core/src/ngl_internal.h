@@ -10,23 +10,23 @@
 #include <stdint.h>
 #include <string.h>
 
-#define NGL_HIDDEN __attribute__((visibility("hidden")))
-#define NGL_UNUSED __attribute__((unused))
-#define NGL_LIKELY(x) __builtin_expect(!!(x), 1)
-#define NGL_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define NGL_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define NGL_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define NGL_HIDDEN         __attribute__((visibility("hidden")))
+#define NGL_UNUSED         __attribute__((unused))
+#define NGL_LIKELY(x)      __builtin_expect(!!(x), 1)
+#define NGL_UNLIKELY(x)    __builtin_expect(!!(x), 0)
+#define NGL_MIN(a, b)      ((a) < (b) ? (a) : (b))
+#define NGL_MAX(a, b)      ((a) > (b) ? (a) : (b))
 #define NGL_DIV_CEIL(a, b) (((a) + (b)-1) / (b))
-#define NGL_ALIGN 64u
+#define NGL_ALIGN          64u
 
 /* ---- memory: every core allocation goes through here ------------------- */
-NGL_HIDDEN void *ngl_malloc(size_t size);  /* NGL_ALIGN-aligned, zeroed */
+NGL_HIDDEN void *ngl_malloc(size_t size); /* NGL_ALIGN-aligned, zeroed */
 NGL_HIDDEN void ngl_free(void *p);
 
 /* ---- logging ----------------------------------------------------------- */
 NGL_HIDDEN void ngl_log(ngl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-#define NGL_LOG_WARN_(...) ngl_log(NGL_LOG_WARN, __VA_ARGS__)
+#define NGL_LOG_WARN_(...)  ngl_log(NGL_LOG_WARN, __VA_ARGS__)
 #define NGL_LOG_DEBUG_(...) ngl_log(NGL_LOG_DEBUG, __VA_ARGS__)
 
 /* ---- little-endian access: the wire is read and written only through these */
@@ -57,8 +57,7 @@ static inline uint16_t ngl_rd_u16(const uint8_t *p)
 
 static inline uint32_t ngl_rd_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static inline uint64_t ngl_rd_u64(const uint8_t *p)

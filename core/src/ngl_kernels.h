@@ -26,44 +26,44 @@
 typedef struct ngl_dense_job {
     /* geometry */
     uint64_t count;
-    uint32_t block;   /* elements per block, multiple of 8 */
+    uint32_t block; /* elements per block, multiple of 8 */
     uint32_t nblocks;
-    int qmax;         /* NGL_QMAX_INT8 or NGL_QMAX_INT4 */
-    int int4;         /* 1: two codes per byte */
+    int qmax; /* NGL_QMAX_INT8 or NGL_QMAX_INT4 */
+    int int4; /* 1: two codes per byte */
 
     /* closed-loop state (identical in encoder and decoder) */
     ngl_predictor pred;
-    uint32_t hist;    /* steps of history, saturating at 2 */
+    uint32_t hist; /* steps of history, saturating at 2 */
     float beta, one_minus_beta;
-    float *st1;       /* momentum m, or linear x1 */
-    float *st2;       /* linear x2 */
-    uint8_t *gate;    /* per block: in = this step's gate, out = next step's */
+    float *st1;    /* momentum m, or linear x1 */
+    float *st2;    /* linear x2 */
+    uint8_t *gate; /* per block: in = this step's gate, out = next step's */
     uint64_t gated_blocks;
 
     /* block mask: bit b set = block b skipped this step (NULL = none) */
     const uint8_t *skip;
 
     /* wire sections (the frame body) */
-    uint8_t *scales;  /* f32 LE per sent block */
-    uint8_t *codes;   /* int8 per element, or packed nibbles */
+    uint8_t *scales; /* f32 LE per sent block */
+    uint8_t *codes;  /* int8 per element, or packed nibbles */
 
     /* exceptions: entries of u32 index + raw element bits (dtype width) */
     uint8_t *exc;
-    uint32_t n_exc;       /* encoder: appended so far; decoder: total */
-    uint32_t exc_cursor;  /* decoder: next entry to apply */
-    uint32_t exc_dsize;   /* bytes of the value part: 2 or 4 */
-    ngl_dtype dtype;      /* element type of the exception values */
+    uint32_t n_exc;      /* encoder: appended so far; decoder: total */
+    uint32_t exc_cursor; /* decoder: next entry to apply */
+    uint32_t exc_dsize;  /* bytes of the value part: 2 or 4 */
+    ngl_dtype dtype;     /* element type of the exception values */
 
     /* encoder side */
-    const float *x;         /* input as f32 */
-    const void *src_raw;    /* original input, for exact exception bits */
-    float *ef;              /* error feedback, NULL when off */
+    const float *x;      /* input as f32 */
+    const void *src_raw; /* original input, for exact exception bits */
+    float *ef;           /* error feedback, NULL when off */
     ngl_rng_key key;
-    float *rbuf;            /* block-sized scratch */
+    float *rbuf; /* block-sized scratch */
 
     /* decoder side */
-    float *out;             /* decoded values (f32) */
-    int accumulate;         /* out += xhat instead of out = xhat */
+    float *out;     /* decoded values (f32) */
+    int accumulate; /* out += xhat instead of out = xhat */
 } ngl_dense_job;
 
 static inline int ngl_bit_get(const uint8_t *bits, size_t i)
@@ -88,9 +88,8 @@ typedef void (*ngl_acc_from_f32_fn)(const float *src, void *dst, size_t n);
  * @return the number of eligible (non-zero key) elements; *n_nonfinite
  * counts non-finite t (NaN/Inf inputs, the exceptions).
  */
-typedef uint64_t (*ngl_topk_scan_fn)(const float *x, float *ef, uint32_t *key,
-                                     const uint8_t *skip, uint32_t block, uint64_t n,
-                                     uint64_t *n_nonfinite);
+typedef uint64_t (*ngl_topk_scan_fn)(const float *x, float *ef, uint32_t *key, const uint8_t *skip,
+                                     uint32_t block, uint64_t n, uint64_t *n_nonfinite);
 /*
  * Indices i (ascending) with key[i] >= min_key, written to out.
  * @return their number if it is <= cap; otherwise some value > cap (the
@@ -108,7 +107,7 @@ typedef struct ngl_kernels {
     ngl_cvt_to_f32_fn bf16_to_f32;
     ngl_cvt_from_f32_fn f32_to_f16_sat;
     ngl_cvt_from_f32_fn f32_to_bf16_sat;
-    ngl_acc_from_f32_fn f16_accumulate;  /* dst16 = rn(dst16 + src) */
+    ngl_acc_from_f32_fn f16_accumulate; /* dst16 = rn(dst16 + src) */
     ngl_acc_from_f32_fn bf16_accumulate;
     ngl_topk_scan_fn topk_scan;
     ngl_topk_collect_fn topk_collect;
@@ -150,12 +149,9 @@ static inline void ngl_exc_append(ngl_dense_job *job, uint64_t i)
 static inline float ngl_exc_value(const ngl_dense_job *job, const uint8_t *e)
 {
     switch (job->dtype) {
-    case NGL_DTYPE_F16:
-        return ngl_f16_to_f32(ngl_rd_u16(e));
-    case NGL_DTYPE_BF16:
-        return ngl_bf16_to_f32(ngl_rd_u16(e));
-    default:
-        return ngl_bits_f32(ngl_rd_u32(e));
+    case NGL_DTYPE_F16: return ngl_f16_to_f32(ngl_rd_u16(e));
+    case NGL_DTYPE_BF16: return ngl_bf16_to_f32(ngl_rd_u16(e));
+    default: return ngl_bits_f32(ngl_rd_u32(e));
     }
 }
 
@@ -163,19 +159,16 @@ static inline float ngl_exc_value(const ngl_dense_job *job, const uint8_t *e)
 static inline float ngl_pred_raw(const ngl_dense_job *j, uint64_t i)
 {
     switch (j->pred) {
-    case NGL_PRED_MOMENTUM:
-        return j->st1[i];
-    case NGL_PRED_LINEAR:
-        return ngl_linear_predict(j->st1[i], j->st2[i], j->hist);
-    default:
-        return 0.0f;
+    case NGL_PRED_MOMENTUM: return j->st1[i];
+    case NGL_PRED_LINEAR: return ngl_linear_predict(j->st1[i], j->st2[i], j->hist);
+    default: return 0.0f;
     }
 }
 
 /* Closed-loop state update for one element; a/c accumulate the gate's
  * evidence for the block. Non-finite reconstructions leave state alone. */
-static inline void ngl_state_update(ngl_dense_job *j, uint64_t i, float xhat, float praw,
-                                    float *a, float *c)
+static inline void ngl_state_update(ngl_dense_job *j, uint64_t i, float xhat, float praw, float *a,
+                                    float *c)
 {
     if (!ngl_f32_finite(xhat)) {
         return;
@@ -202,8 +195,7 @@ static inline void ngl_state_update(ngl_dense_job *j, uint64_t i, float xhat, fl
         j->st2[i] = j->st1[i];
         j->st1[i] = xhat;
         break;
-    default:
-        break;
+    default: break;
     }
 }
 

@@ -19,30 +19,30 @@ typedef struct ngl_stream {
     uint64_t count;
     uint32_t block;
     uint32_t nblocks;
-    size_t dsize;        /* bytes per element of cfg.dtype */
-    int topk;            /* cfg.topk_fraction > 0 */
-    uint64_t k_max;      /* Top-K: ceil(f * count) */
+    size_t dsize;   /* bytes per element of cfg.dtype */
+    int topk;       /* cfg.topk_fraction > 0 */
+    uint64_t k_max; /* Top-K: ceil(f * count) */
 
     /* closed-loop state */
     uint64_t step;
-    uint32_t hist;       /* saturates at 2 */
-    void *st1, *st2;     /* float arrays (INT8/INT4) or double arrays (EPS) */
-    uint8_t *gate;       /* per block, when a predictor is configured */
+    uint32_t hist;   /* saturates at 2 */
+    void *st1, *st2; /* float arrays (INT8/INT4) or double arrays (EPS) */
+    uint8_t *gate;   /* per block, when a predictor is configured */
 
     /* scratch */
-    float *x32;          /* f16/bf16 <-> f32 conversion, count floats */
-    float *rbuf;         /* one block of residuals */
-    uint8_t *body;       /* body before/after the lossless back end */
+    float *x32;    /* f16/bf16 <-> f32 conversion, count floats */
+    float *rbuf;   /* one block of residuals */
+    uint8_t *body; /* body before/after the lossless back end */
     size_t body_cap;
-    uint8_t *mask;       /* this step's skip bitmap, ceil(nblocks/8) bytes */
-    float *tk_r;         /* Top-K encoder: residual per element */
-    uint32_t *tk_key;    /* Top-K encoder: selection key per element */
-    uint32_t *tk_sel;    /* Top-K: selected indices, k_max entries */
-    uint32_t *tk_late;   /* Top-K encoder: selected elements sent as exceptions */
-    uint8_t *tk_varint;  /* Top-K encoder: varint index bytes, 5 * k_max */
-    float *tk_gate;      /* Top-K encoder: per-block gate evidence (a, c) */
-    uint32_t *tk_hist;   /* Top-K encoder: 4 x 2048 radix histograms */
-    uint8_t *flags;      /* EPS: one bit per element (exception / zero code) */
+    uint8_t *mask;      /* this step's skip bitmap, ceil(nblocks/8) bytes */
+    float *tk_r;        /* Top-K encoder: residual per element */
+    uint32_t *tk_key;   /* Top-K encoder: selection key per element */
+    uint32_t *tk_sel;   /* Top-K: selected indices, k_max entries */
+    uint32_t *tk_late;  /* Top-K encoder: selected elements sent as exceptions */
+    uint8_t *tk_varint; /* Top-K encoder: varint index bytes, 5 * k_max */
+    float *tk_gate;     /* Top-K encoder: per-block gate evidence (a, c) */
+    uint32_t *tk_hist;  /* Top-K encoder: 4 x 2048 radix histograms */
+    uint8_t *flags;     /* EPS: one bit per element (exception / zero code) */
     ngl_backend_ctx backend;
 } ngl_stream;
 
@@ -73,9 +73,8 @@ static inline uint32_t ngl_block_len(const ngl_stream *s, uint32_t b)
  * a decoder reconstructs a frame that ngl_frame_validate() accepted. */
 typedef struct ngl_encoder ngl_encoder;
 NGL_HIDDEN ngl_status ngl_topk_encode_body(ngl_stream *s, float *ef, const float *x,
-                                           const void *src_raw, const uint8_t *skip,
-                                           uint8_t *body, size_t *body_len, uint64_t *n_exc,
-                                           uint64_t *gated);
+                                           const void *src_raw, const uint8_t *skip, uint8_t *body,
+                                           size_t *body_len, uint64_t *n_exc, uint64_t *gated);
 NGL_HIDDEN void ngl_topk_decode_body(ngl_stream *s, const ngl_frame_view *v, float *out,
                                      int accumulate);
 NGL_HIDDEN ngl_status ngl_eps_encode_body(ngl_stream *s, const void *src, uint8_t *body,

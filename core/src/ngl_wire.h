@@ -5,26 +5,26 @@
 
 #include "ngl_internal.h"
 
-#define NGL_MAGIC 0x1A4C474Eu /* bytes 4E 47 4C 1A */
+#define NGL_MAGIC          0x1A4C474Eu /* bytes 4E 47 4C 1A */
 #define NGL_FORMAT_VERSION 1u
 
-#define NGL_FLAG_EF 0x0001u
-#define NGL_FLAG_TOPK 0x0002u
-#define NGL_FLAG_MASK 0x0004u
+#define NGL_FLAG_EF            0x0001u
+#define NGL_FLAG_TOPK          0x0002u
+#define NGL_FLAG_MASK          0x0004u
 #define NGL_FLAG_BACKEND_SHIFT 3
-#define NGL_FLAG_BACKEND_MASK 0x0018u
-#define NGL_FLAGS_KNOWN 0x001fu
+#define NGL_FLAG_BACKEND_MASK  0x0018u
+#define NGL_FLAGS_KNOWN        0x001fu
 
 #define NGL_PREAMBLE_COMMON 8u
-#define NGL_PREAMBLE_TOPK 12u
-#define NGL_PREAMBLE_EPS 16u
+#define NGL_PREAMBLE_TOPK   12u
+#define NGL_PREAMBLE_EPS    16u
 
 #define NGL_TOPK_FMT_BITMAP 0u
 #define NGL_TOPK_FMT_VARINT 1u
 
 /* Offsets inside the 48-byte header. */
 #define NGL_HDR_PAYLOAD_LEN 40u
-#define NGL_HDR_CRC 44u
+#define NGL_HDR_CRC         44u
 
 static inline unsigned ngl_flags_backend(uint16_t flags)
 {

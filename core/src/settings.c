@@ -18,8 +18,21 @@ extern char **environ;
 
 #define NGL_DEFAULT_SEED 0x4e616e67696c61ull /* "Nangila" */
 
-typedef enum { V_MODE, V_TOPK, V_PRED, V_EF, V_MINB, V_SEED, V_STATS, V_LOG, V_BLOCK,
-               V_NSOCKS, V_IFNAME, V_INNER, V_PERIOD } var_id;
+typedef enum {
+    V_MODE,
+    V_TOPK,
+    V_PRED,
+    V_EF,
+    V_MINB,
+    V_SEED,
+    V_STATS,
+    V_LOG,
+    V_BLOCK,
+    V_NSOCKS,
+    V_IFNAME,
+    V_INNER,
+    V_PERIOD
+} var_id;
 
 static const struct {
     const char *name;
@@ -37,9 +50,11 @@ static const struct {
     {"NANGILA_BLOCK", V_BLOCK, "a multiple of 8 in [8, 65536]"},
     {"NANGILA_NSOCKS", V_NSOCKS, "an integer in [1, 16]"},
     {"NANGILA_SOCKET_IFNAME", V_IFNAME, "an interface name (prefix), at most 63 characters"},
-    {"NANGILA_NET_INNER", V_INNER, "an ncclNet plugin library name or path, at most 255 characters"},
-    {"NANGILA_COLLNET_PERIOD", V_PERIOD, "0, or the number of NCCL slices of one size per training "
-                                         "step, at most 65536"},
+    {"NANGILA_NET_INNER", V_INNER,
+     "an ncclNet plugin library name or path, at most 255 characters"},
+    {"NANGILA_COLLNET_PERIOD", V_PERIOD,
+     "0, or the number of NCCL slices of one size per training "
+     "step, at most 65536"},
 };
 #define N_KNOWN (sizeof known_vars / sizeof known_vars[0])
 
@@ -131,8 +146,7 @@ static int parse_var(ngl_settings *s, var_id id, const char *v)
             return 0;
         }
         return 1;
-    case V_TOPK:
-        return parse_fraction(v, &s->topk);
+    case V_TOPK: return parse_fraction(v, &s->topk);
     case V_PRED:
         if (!strcasecmp(v, "none")) {
             s->predictor = NGL_PRED_NONE;
@@ -153,10 +167,8 @@ static int parse_var(ngl_settings *s, var_id id, const char *v)
             s->stats = v[0] == '1';
         }
         return 1;
-    case V_MINB:
-        return parse_bytes(v, &s->min_bytes);
-    case V_SEED:
-        return parse_u64(v, &s->seed);
+    case V_MINB: return parse_bytes(v, &s->min_bytes);
+    case V_SEED: return parse_u64(v, &s->seed);
     case V_LOG: {
         static const char *names[] = {"none", "error", "warn", "info", "debug", "trace"};
         for (int i = 0; i < 6; i++) {
@@ -234,12 +246,13 @@ ngl_status ngl_settings_parse(ngl_settings *s, const char *(*getenv_fn)(const ch
             size_t nlen = strcspn(*e, "=");
             int known = 0;
             for (size_t k = 0; k < N_KNOWN && !known; k++) {
-                known = strlen(known_vars[k].name) == nlen && !strncmp(*e, known_vars[k].name, nlen);
+                known =
+                    strlen(known_vars[k].name) == nlen && !strncmp(*e, known_vars[k].name, nlen);
             }
             if (!known) {
                 if (err && err_cap) {
-                    int n = snprintf(err, err_cap, "unknown variable %.*s; known variables:",
-                                     (int)nlen, *e);
+                    int n = snprintf(err, err_cap,
+                                     "unknown variable %.*s; known variables:", (int)nlen, *e);
                     for (size_t k = 0; k < N_KNOWN && n > 0 && (size_t)n < err_cap; k++) {
                         n += snprintf(err + n, err_cap - (size_t)n, " %s", known_vars[k].name);
                     }
@@ -268,8 +281,7 @@ size_t ngl_settings_describe(const ngl_settings *s, char *buf, size_t cap)
     static const char *preds[] = {"none", "momentum", "linear"};
     int n = snprintf(buf, cap,
                      "mode=%s topk=%.17g predictor=%s ef=%d block=%u seed=%llu min_bytes=%llu",
-                     modes[s->mode], s->topk, preds[s->predictor], s->error_feedback,
-                     s->block_size, (unsigned long long)s->seed,
-                     (unsigned long long)s->min_bytes);
+                     modes[s->mode], s->topk, preds[s->predictor], s->error_feedback, s->block_size,
+                     (unsigned long long)s->seed, (unsigned long long)s->min_bytes);
     return n < 0 ? 0 : (size_t)n;
 }

@@ -46,14 +46,12 @@ uint64_t ngl_body_bound(const ngl_stream_config *cfg)
     uint64_t total = NGL_PREAMBLE_COMMON;
 
     switch (cfg->codec) {
-    case NGL_CODEC_RAW:
-        return total + n * ds;
+    case NGL_CODEC_RAW: return total + n * ds;
     case NGL_CODEC_EPS:
         /* a code is at most 5 bytes; an exception has a 1-byte code */
         return total + NGL_PREAMBLE_EPS + n * (5u + ds);
     case NGL_CODEC_INT8:
-    case NGL_CODEC_INT4:
-        break;
+    case NGL_CODEC_INT4: break;
     }
     const int int4 = cfg->codec == NGL_CODEC_INT4;
     total += NGL_DIV_CEIL(nblocks, 8u); /* a mask may be set at any step */
@@ -77,10 +75,10 @@ ngl_status ngl_stream_config_check(const ngl_stream_config *cfg, const char **wh
         why = &dummy;
     }
     *why = NULL;
-#define BAD(msg)                  \
-    do {                          \
-        *why = (msg);             \
-        return NGL_ERR_INVALID_ARG; \
+#define BAD(msg)                                                                                   \
+    do {                                                                                           \
+        *why = (msg);                                                                              \
+        return NGL_ERR_INVALID_ARG;                                                                \
     } while (0)
     if (cfg == NULL) {
         BAD("config is NULL");
@@ -120,8 +118,7 @@ ngl_status ngl_stream_config_check(const ngl_stream_config *cfg, const char **wh
     if (cfg->error_feedback != 0 && cfg->error_feedback != 1) {
         BAD("error_feedback must be 0 or 1");
     }
-    if (!(cfg->topk_fraction == 0.0 ||
-          (cfg->topk_fraction > 0.0 && cfg->topk_fraction <= 1.0))) {
+    if (!(cfg->topk_fraction == 0.0 || (cfg->topk_fraction > 0.0 && cfg->topk_fraction <= 1.0))) {
         BAD("topk_fraction must be 0 or in (0, 1]");
     }
     if (cfg->topk_fraction > 0.0 && !is_quantizer(cfg->codec)) {
@@ -192,10 +189,10 @@ ngl_status ngl_stream_init(ngl_stream *s, const ngl_stream_config *cfg, int enco
     const size_t n = (size_t)s->count;
     const size_t state_elem = cfg->codec == NGL_CODEC_EPS ? sizeof(double) : sizeof(float);
     int fail = 0;
-#define ALLOC(ptr, bytes)                          \
-    do {                                           \
-        (ptr) = ngl_malloc(bytes);                 \
-        fail |= (ptr) == NULL;                     \
+#define ALLOC(ptr, bytes)                                                                          \
+    do {                                                                                           \
+        (ptr) = ngl_malloc(bytes);                                                                 \
+        fail |= (ptr) == NULL;                                                                     \
     } while (0)
 
     if (cfg->predictor != NGL_PRED_NONE) {
@@ -205,8 +202,7 @@ ngl_status ngl_stream_init(ngl_stream *s, const ngl_stream_config *cfg, int enco
             ALLOC(s->st2, n * state_elem);
         }
     }
-    if (is_quantizer(cfg->codec) &&
-        (cfg->dtype == NGL_DTYPE_F16 || cfg->dtype == NGL_DTYPE_BF16)) {
+    if (is_quantizer(cfg->codec) && (cfg->dtype == NGL_DTYPE_F16 || cfg->dtype == NGL_DTYPE_BF16)) {
         ALLOC(s->x32, n * sizeof(float));
     }
     if (is_quantizer(cfg->codec)) {
@@ -238,8 +234,9 @@ ngl_status ngl_stream_init(ngl_stream *s, const ngl_stream_config *cfg, int enco
         ngl_stream_fini(s);
         return NGL_ERR_NO_MEMORY;
     }
-    int want_zstd = cfg->lossless == NGL_LOSSLESS_ZSTD ||
-                    (cfg->lossless == NGL_LOSSLESS_AUTO && ngl_backend_available(NGL_LOSSLESS_ZSTD));
+    int want_zstd =
+        cfg->lossless == NGL_LOSSLESS_ZSTD ||
+        (cfg->lossless == NGL_LOSSLESS_AUTO && ngl_backend_available(NGL_LOSSLESS_ZSTD));
     st = ngl_backend_ctx_init(&s->backend, want_zstd);
     if (st != NGL_OK) {
         ngl_stream_fini(s);

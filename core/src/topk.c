@@ -134,9 +134,9 @@ topk_residuals(ngl_stream *s, ngl_dense_job *j, const float *ef, const float *x,
 typedef struct topk_out {
     uint8_t *scales;
     uint8_t *codes;
-    float *ga, *gc;      /* per-block gate evidence */
+    float *ga, *gc; /* per-block gate evidence */
     ngl_rng_key key;
-    uint64_t n_late;     /* selected elements turned exceptions (s->tk_late) */
+    uint64_t n_late; /* selected elements turned exceptions (s->tk_late) */
 } topk_out;
 
 /* Append the late exceptions (selected elements whose reconstruction would
@@ -207,8 +207,8 @@ topk_flush_group(ngl_stream *s, ngl_dense_job *j, topk_out *o, float *ef, const 
  * stream selected elements into groups, finish every other element at once
  * (exception, or reconstruction = prediction). */
 static inline __attribute__((always_inline)) void
-topk_finish(ngl_stream *s, ngl_dense_job *j, topk_out *o, float *ef, const float *x,
-            uint32_t T, uint64_t take_eq, uint8_t *bitmap, size_t *varint_bytes, const int pred,
+topk_finish(ngl_stream *s, ngl_dense_job *j, topk_out *o, float *ef, const float *x, uint32_t T,
+            uint64_t take_eq, uint8_t *bitmap, size_t *varint_bytes, const int pred,
             const int has_ef)
 {
     const float *R = s->tk_r;
@@ -229,7 +229,8 @@ topk_finish(ngl_stream *s, ngl_dense_job *j, topk_out *o, float *ef, const float
             }
             if (sel) {
                 ngl_bit_set(bitmap, i);
-                vb += ngl_varint_put(s->tk_varint + vb, nsel == 0 ? (uint32_t)i : (uint32_t)i - prev - 1u);
+                vb += ngl_varint_put(s->tk_varint + vb,
+                                     nsel == 0 ? (uint32_t)i : (uint32_t)i - prev - 1u);
                 prev = (uint32_t)i;
                 s->tk_sel[nsel++] = (uint32_t)i;
                 if (nsel % B == 0) {
@@ -259,16 +260,16 @@ topk_finish(ngl_stream *s, ngl_dense_job *j, topk_out *o, float *ef, const float
     *varint_bytes = vb;
 }
 
-#define TOPK_SPECIALISE(FN, ...)                                                 \
-    do {                                                                         \
-        switch (j.pred * 2 + (ef != NULL)) {                                     \
-        case 0: FN(__VA_ARGS__, NGL_PRED_NONE, 0); break;                        \
-        case 1: FN(__VA_ARGS__, NGL_PRED_NONE, 1); break;                        \
-        case 2: FN(__VA_ARGS__, NGL_PRED_MOMENTUM, 0); break;                    \
-        case 3: FN(__VA_ARGS__, NGL_PRED_MOMENTUM, 1); break;                    \
-        case 4: FN(__VA_ARGS__, NGL_PRED_LINEAR, 0); break;                      \
-        default: FN(__VA_ARGS__, NGL_PRED_LINEAR, 1); break;                     \
-        }                                                                        \
+#define TOPK_SPECIALISE(FN, ...)                                                                   \
+    do {                                                                                           \
+        switch (j.pred * 2 + (ef != NULL)) {                                                       \
+        case 0: FN(__VA_ARGS__, NGL_PRED_NONE, 0); break;                                          \
+        case 1: FN(__VA_ARGS__, NGL_PRED_NONE, 1); break;                                          \
+        case 2: FN(__VA_ARGS__, NGL_PRED_MOMENTUM, 0); break;                                      \
+        case 3: FN(__VA_ARGS__, NGL_PRED_MOMENTUM, 1); break;                                      \
+        case 4: FN(__VA_ARGS__, NGL_PRED_LINEAR, 0); break;                                        \
+        default: FN(__VA_ARGS__, NGL_PRED_LINEAR, 1); break;                                       \
+        }                                                                                          \
     } while (0)
 
 /* ---- Top-K without a predictor (the default for gradients) -------------
@@ -334,9 +335,9 @@ static uint64_t topk_select_nopred(ngl_stream *s, uint64_t k)
     return nsel;
 }
 
-static ngl_status topk_encode_nopred(ngl_stream *s, float *ef, const float *x,
-                                     const void *src_raw, const uint8_t *skip, uint8_t *body,
-                                     size_t *body_len, uint64_t *n_exc_out)
+static ngl_status topk_encode_nopred(ngl_stream *s, float *ef, const float *x, const void *src_raw,
+                                     const uint8_t *skip, uint8_t *body, size_t *body_len,
+                                     uint64_t *n_exc_out)
 {
     const uint64_t n = s->count;
     ngl_dense_job j;

@@ -8,7 +8,7 @@ NANGILA_DEBS=(
     openmpi-bin libopenmpi-dev
     python3 python3-numpy python3-mpi4py python3-sklearn python3-matplotlib
     python3-zstandard
-    clang libclang-rt-14-dev
+    clang libclang-rt-14-dev clang-format
     lammps zfp libzfp-dev
     iproute2
 )
