@@ -290,6 +290,7 @@ static uint64_t topk_select_nopred(ngl_stream *s, uint64_t k)
     uint64_t take_eq = 0, c = 0;
     uint32_t T = 0;
     int bounded = 0;
+    const uint32_t *ckey = NULL; /* candidates' keys, contiguous, if gathered */
 
     if (n >= 16u * TOPK_SAMPLES && k < n / 2) {
         uint32_t *sample = s->tk_hist; /* 8192 entries */
@@ -309,14 +310,30 @@ static uint64_t topk_select_nopred(ngl_stream *s, uint64_t k)
         const uint64_t cap = n > 32 ? n - 16 : 0;
         c = s->k->topk_collect(K, n, L < 1 ? 1 : L, cand, cap);
         if (c >= k && c <= cap) {
-            T = radix_select(K, cand, (size_t)c, k, NULL, &take_eq);
+            if (2 * c <= n) {
+                /* Gather the candidates' keys once (with the top digit's
+                 * histogram) so the three select passes stream through a
+                 * contiguous array instead of gathering from K each time. */
+                uint32_t *keys = cand + c;
+                uint32_t *hist0 = s->tk_hist;
+                memset(hist0, 0, 2048 * sizeof *hist0);
+                for (uint64_t e = 0; e < c; e++) {
+                    uint32_t v = K[cand[e]];
+                    keys[e] = v;
+                    hist0[v >> 21]++;
+                }
+                T = radix_select(keys, NULL, (size_t)c, k, hist0, &take_eq);
+                ckey = keys;
+            } else {
+                T = radix_select(K, cand, (size_t)c, k, NULL, &take_eq);
+            }
             bounded = 1;
         }
     }
     uint64_t nsel = 0;
     if (bounded) {
         for (uint64_t e = 0; e < c; e++) {
-            uint32_t key = K[cand[e]];
+            uint32_t key = ckey ? ckey[e] : K[cand[e]];
             if (key > T || (key == T && take_eq > 0)) {
                 take_eq -= key == T;
                 s->tk_sel[nsel++] = cand[e];
