@@ -53,8 +53,9 @@ def main():
     fig, axes = plt.subplots(1, len(links), figsize=(6.5 * len(links), 4.6), squeeze=False)
     out = []
     out.append("# MPI_Allreduce: Nangila vs Open MPI over rate-limited links\n")
-    out.append("PRELIMINARY: measured on a shared, loaded 2-core machine; the lead re-records on a "
-               "quiet one.\n")
+    out.append("The 4 ranks share the machine's cores (on the 2-core recording machine: two "
+               "ranks per core), so every rank's codec work runs on half a core; the load "
+               "average below includes the benchmark itself.\n")
     out.append(f"- machine: {cpu_model()}, {os.cpu_count()} cores, load average at the end "
                f"{open('/proc/loadavg').read().split()[0]}; {datetime.date.today()}")
     out.append("- setting: 4 MPI ranks, one network namespace each (its own Open MPI daemon), "
@@ -115,7 +116,7 @@ def main():
         ax.set_yscale("log", base=2)
         ax.set_xlabel("allreduce size (bytes of fp32)")
         ax.set_ylabel("speedup vs plain Open MPI (same run)")
-        ax.set_title(f"4 ranks, {link}/s links, TCP (PRELIMINARY)")
+        ax.set_title(f"4 ranks, {link}/s links, TCP")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
