@@ -103,8 +103,10 @@ def main():
     base_v = float(base["final"].get(metric, "nan"))
     cmd = f"scripts/train-mpi.sh --model {model}"
     print(f"# Training with compressed MPI_Allreduce: {model}\n")
-    print("PRELIMINARY: recorded on a shared, loaded machine (the accuracy does not depend on "
-          "load; the times do).\n")
+    print("Runs are deterministic: accuracy, losses and wire ratios do not depend on the "
+          "machine's load; the times do (4 ranks over loopback, no rate limit, on a "
+          f"{os.cpu_count()}-core machine, load average {open('/proc/loadavg').read().split()[0]} "
+          "at the end).\n")
     print(f"- regenerate: `{cmd}` ({datetime.date.today()}; curves: `train-{model}.csv`, "
           f"`train-{model}.png`)")
     print("- the script is unmodified mpi4py code; every gradient allreduce is compressed "
