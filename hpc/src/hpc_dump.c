@@ -804,6 +804,25 @@ typedef struct hdrstate {
     int64_t delta[DUMP_MAX_HEADER_LINES];
 } hdrstate;
 
+/* Both sides end a header the same way: @p cur becomes the reference for the
+ * next snapshot, and lines past its end forget their deltas. Shared so the
+ * encoder's and decoder's states cannot drift apart. @return 0 or -1. */
+static int hdr_commit(hdrstate *h, const lines *cur)
+{
+    lines_clear(&h->prev);
+    for (size_t i = 0; i < cur->n; i++) {
+        size_t len;
+        const char *l = line_at(cur, i, &len);
+        if (lines_add(&h->prev, l, len) != 0) {
+            return -1;
+        }
+    }
+    for (size_t i = cur->n; i < DUMP_MAX_HEADER_LINES; i++) {
+        h->have_delta[i] = 0;
+    }
+    return 0;
+}
+
 static int hdr_encode(hdrstate *h, const lines *cur, buf *out)
 {
     if (buf_varint(out, cur->n) != 0) {
@@ -839,18 +858,7 @@ static int hdr_encode(hdrstate *h, const lines *cur, buf *out)
             h->have_delta[i] = 0;
         }
     }
-    lines_clear(&h->prev);
-    for (size_t i = 0; i < cur->n; i++) {
-        size_t len;
-        const char *l = line_at(cur, i, &len);
-        if (lines_add(&h->prev, l, len) != 0) {
-            return -1;
-        }
-    }
-    for (size_t i = cur->n; i < DUMP_MAX_HEADER_LINES; i++) {
-        h->have_delta[i] = 0;
-    }
-    return 0;
+    return hdr_commit(h, cur);
 }
 
 /* Rebuild the header into @p cur. @return 0 or -1 (malformed). */
@@ -919,18 +927,7 @@ static int hdr_decode(hdrstate *h, const uint8_t *b, size_t len, lines *cur)
     if (pos != len) {
         return -1;
     }
-    lines_clear(&h->prev);
-    for (size_t i = 0; i < cur->n; i++) {
-        size_t l;
-        const char *s = line_at(cur, i, &l);
-        if (lines_add(&h->prev, s, l) != 0) {
-            return -1;
-        }
-    }
-    for (size_t i = cur->n; i < DUMP_MAX_HEADER_LINES; i++) {
-        h->have_delta[i] = 0;
-    }
-    return 0;
+    return hdr_commit(h, cur);
 }
 
 /* ------------------------------------------- integer columns per atom */
