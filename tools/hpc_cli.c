@@ -21,17 +21,19 @@ static void hpc_usage(FILE *f)
     fprintf(f,
             "usage: nangila hpc <command> ...\n"
             "\n"
-            "  compress   --eps E [--rel] [--fast] IN OUT   LAMMPS text dump -> container\n"
+            "  compress   --eps E [--rel] [--fast|--fastest] IN OUT\n"
+            "                                                LAMMPS text dump -> container\n"
             "  decompress IN OUT                             container -> LAMMPS text dump\n"
             "  verify     ORIGINAL DECODED --eps E [--rel]   check the bound and everything else\n"
             "  extract    [--axis-major] DUMP OUT            coordinates as raw float32\n"
-            "  bench      --eps E [--rel] [--fast] [--repeat N] DUMP\n"
+            "  bench      --eps E [--rel] [--fast|--fastest] [--repeat N] DUMP\n"
             "                                                codec speed and ratio on float32\n"
             "\n"
             "E is an absolute bound on every coordinate (0 = lossless); with --rel it is\n"
             "relative to the coordinate range (max - min over x, y, z) of the first snapshot.\n"
-            "--fast uses temporal predictors only (level 1); the default level 2 adds a\n"
-            "pair-force predictor learned from the data. IN/OUT may be '-' (stdin/stdout).\n"
+            "The default level 2 predicts from each atom's past moves and a pair-force term\n"
+            "learned from the data; --fast (level 1) drops the force term; --fastest\n"
+            "(level 0) uses plain extrapolation only, for speed. IN/OUT may be '-'.\n"
             "Exit status: 0 success, 1 bad data or bound violated, 2 usage.\n");
 }
 
@@ -119,7 +121,7 @@ typedef struct opts {
     double eps;
     int have_eps;
     int rel;
-    int fast;
+    int level;
     int axis_major;
     unsigned repeat;
     const char *pos[2];
@@ -130,6 +132,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->repeat = 3;
+    o->level = NGL_HPC_LEVEL_DEFAULT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--eps") && i + 1 < argc) {
@@ -148,7 +151,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(a, "--rel")) {
             o->rel = 1;
         } else if (!strcmp(a, "--fast")) {
-            o->fast = 1;
+            o->level = NGL_HPC_LEVEL_FAST;
+        } else if (!strcmp(a, "--fastest")) {
+            o->level = NGL_HPC_LEVEL_FASTEST;
         } else if (!strcmp(a, "--axis-major")) {
             o->axis_major = 1;
         } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
@@ -175,7 +180,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 static int cmd_compress(const opts *o)
 {
     if (!o->have_eps || o->npos != 2) {
-        fprintf(stderr, "usage: nangila hpc compress --eps E [--rel] [--fast] IN OUT\n");
+        fprintf(stderr, "usage: nangila hpc compress --eps E [--rel] [--fast|--fastest] IN OUT\n");
         return 2;
     }
     FILE *in = in_open(o->pos[0]);
@@ -187,9 +192,7 @@ static int cmd_compress(const opts *o)
         in_close(in);
         return 1;
     }
-    ngl_hpc_dump_opts d = {.eps = o->eps,
-                           .rel = o->rel,
-                           .level = o->fast ? NGL_HPC_LEVEL_FAST : NGL_HPC_LEVEL_DEFAULT};
+    ngl_hpc_dump_opts d = {.eps = o->eps, .rel = o->rel, .level = o->level};
     ngl_hpc_dump_report rep;
     ngl_status st = ngl_hpc_dump_compress(in, out.f, &d, &rep);
     in_close(in);
@@ -402,7 +405,8 @@ static double cpu_now(void)
 static int cmd_bench(const opts *o)
 {
     if (!o->have_eps || o->npos != 1) {
-        fprintf(stderr, "usage: nangila hpc bench --eps E [--rel] [--fast] [--repeat N] DUMP\n");
+        fprintf(stderr,
+                "usage: nangila hpc bench --eps E [--rel] [--fast|--fastest] [--repeat N] DUMP\n");
         return 2;
     }
     fset s;
@@ -429,7 +433,7 @@ static int cmd_bench(const opts *o)
     ngl_hpc_params p;
     ngl_hpc_params_init(&p);
     p.dtype = NGL_HPC_F32;
-    p.level = o->fast ? NGL_HPC_LEVEL_FAST : NGL_HPC_LEVEL_DEFAULT;
+    p.level = o->level;
     if (o->rel) {
         p.rel = o->eps;
         p.eps = 0;

@@ -27,9 +27,13 @@
  * extrapolation, or a per-frame least-squares model (a short linear filter
  * over the atom's past displacements, plus, at level 2, a pair-force term
  * learned from the data); atoms without history use a spatial delta.
+ * Level 0 (NGL_HPC_LEVEL_FASTEST) uses the integer predictors only and keeps
+ * a lean state, for compression in situ at several hundred MB/s per core; it
+ * writes the same format.
  *
  * Memory: state is proportional to the largest frame seen (about 1 KB per
- * atom: eight frames of history per coordinate, twice, plus scratch), never
+ * atom: eight frames of history per coordinate, twice, plus scratch; level-0
+ * encoders about 300 bytes), never
  * to the number of frames. Buffers grow when a larger frame arrives;
  * otherwise encode()/decode() do not allocate, except that the first frame
  * whose ids need a section creates a zstd context.
@@ -63,7 +67,8 @@ typedef enum ngl_hpc_dtype {
 } ngl_hpc_dtype;
 
 /** Compression levels. */
-#define NGL_HPC_LEVEL_FAST    1 /* temporal predictors only */
+#define NGL_HPC_LEVEL_FASTEST 0 /* integer temporal predictors, lean state: for in situ use */
+#define NGL_HPC_LEVEL_FAST    1 /* adds the least-squares model on each atom's past moves */
 #define NGL_HPC_LEVEL_DEFAULT 2 /* adds the learned pair-force predictor (needs a box) */
 
 typedef struct ngl_hpc_params {
@@ -72,7 +77,7 @@ typedef struct ngl_hpc_params {
     double rel;          /* 0 (default): use eps. > 0: range-relative, eps := rel * (max - min)
                             over every finite coordinate of the first frame with atoms (all
                             three axes together); that eps is written to the stream */
-    int level;           /* NGL_HPC_LEVEL_FAST or NGL_HPC_LEVEL_DEFAULT (default) */
+    int level;           /* NGL_HPC_LEVEL_FASTEST, _FAST or _DEFAULT (default) */
 } ngl_hpc_params;
 
 /** Fill @p p with the defaults documented above. */
@@ -199,7 +204,7 @@ const char *ngl_hpc_decoder_error(const ngl_hpc_decoder *dec);
 typedef struct ngl_hpc_dump_opts {
     double eps; /* bound on every coordinate after decompression and parsing; >= 0 */
     int rel;    /* 1: eps is range-relative (see ngl_hpc_params.rel) */
-    int level;  /* NGL_HPC_LEVEL_FAST or NGL_HPC_LEVEL_DEFAULT */
+    int level;  /* NGL_HPC_LEVEL_FASTEST, _FAST or _DEFAULT */
 } ngl_hpc_dump_opts;
 
 typedef struct ngl_hpc_dump_report {

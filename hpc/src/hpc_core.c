@@ -102,7 +102,7 @@ static int grow(void **p, size_t elem, uint64_t n)
 
 ngl_status hpc_core_reserve(hpc_core *c, uint64_t n)
 {
-    if (n <= c->cap && c->ring != NULL) {
+    if (n <= c->cap && c->cap > 0) {
         return NGL_OK;
     }
     uint64_t cap = n > c->cap + c->cap / 2 ? n : c->cap + c->cap / 2;
@@ -111,8 +111,8 @@ ngl_status hpc_core_reserve(hpc_core *c, uint64_t n)
     }
     uint64_t nblocks = cap / HPC_BLOCK_ATOMS + 1;
     /* Each realloc keeps the contents; cap moves only when all succeeded. */
-    if (grow((void **)&c->ring, sizeof(hpc_ent), cap * 3 * HPC_HIST) ||
-        grow((void **)&c->ring_alt, sizeof(hpc_ent), cap * 3 * HPC_HIST) ||
+    if ((!c->no_ring && (grow((void **)&c->ring, sizeof(hpc_ent), cap * 3 * HPC_HIST) ||
+                         grow((void **)&c->ring_alt, sizeof(hpc_ent), cap * 3 * HPC_HIST))) ||
         grow((void **)&c->ids, sizeof(int64_t), cap) ||
         grow((void **)&c->pmap, sizeof(uint32_t), cap) ||
         grow((void **)&c->pos, sizeof(double), cap * 3) || grow((void **)&c->valid, 1, cap) ||

@@ -63,6 +63,7 @@ typedef struct hpc_core {
     int lossless;
     double eps, rel, step, inv_step;
     int configured; /* stream parameters known */
+    int no_ring;    /* the owner keeps the history elsewhere (level-0 encoder): no ring */
 
     /* state after the last frame */
     uint64_t frame; /* frames done */
@@ -144,6 +145,22 @@ static inline int64_t hpc_clamp_d(int64_t d)
     return hpc_clamp_i64(d, (int64_t)1 << 31);
 }
 
+/* The integer predictors (every selector but a usable MODEL) of a value with
+ * @p age >= 1 entries of history q1, q2, q3 (those beyond age are ignored). */
+static inline int64_t hpc_predict_int(unsigned sel, unsigned age, int64_t q1, int64_t q2,
+                                      int64_t q3)
+{
+    if (age >= 2 && sel != HPC_SEL_ORDER0) {
+        if (sel == HPC_SEL_ORDER2 && age >= 3) {
+            /* 3 q1 - 3 q2 + q3, wrapping */
+            uint64_t v = 3u * (uint64_t)q1 - 3u * (uint64_t)q2 + (uint64_t)q3;
+            return (int64_t)v;
+        }
+        return hpc_wsub(hpc_wadd(q1, q1), q2);
+    }
+    return q1;
+}
+
 /* Temporal prediction of one value with @p age >= 1 entries of history.
  * @p f_fx is the force term (Q12 lattice units; used by a model with knots).
  * *pc receives the prediction class: 0-3 the quarter of the fractional part
@@ -168,34 +185,25 @@ static inline int64_t hpc_predict(const hpc_ent *rv, unsigned head, unsigned sel
         return hpc_wadd(q1, hpc_floor_shift(acc, HPC_PRED_SHIFT));
     }
     *pc = HPC_PC_INT;
-    if (age >= 2 && sel != HPC_SEL_ORDER0) {
-        const int64_t q2 = hpc_hist(rv, head, 2)->q;
-        if (sel == HPC_SEL_ORDER2 && age >= 3) {
-            const int64_t q3 = hpc_hist(rv, head, 3)->q;
-            /* 3 q1 - 3 q2 + q3, wrapping */
-            uint64_t v = 3u * (uint64_t)q1 - 3u * (uint64_t)q2 + (uint64_t)q3;
-            return (int64_t)v;
-        }
-        return hpc_wsub(hpc_wadd(q1, q1), q2);
-    }
-    return q1;
+    const int64_t q2 = age >= 2 ? hpc_hist(rv, head, 2)->q : 0;
+    const int64_t q3 = age >= 3 ? hpc_hist(rv, head, 3)->q : 0;
+    return hpc_predict_int(sel, age, q1, q2, q3);
 }
 
 static inline unsigned hpc_ctx_temporal(unsigned mb, unsigned ob, unsigned pc)
 {
-    if (mb <= 2) {
-        return HPC_CTX_TEMPORAL + (mb * 4 + ob) * 5 + pc;
-    }
-    return HPC_CTX_TEMPORAL + 60 + ((mb - 3) * 4 + ob) * 2 + (pc == HPC_PC_INT);
+    /* both forms computed, one selected: mb is unpredictable on smooth data */
+    const unsigned lo = (mb * 4 + ob) * 5 + pc;
+    const unsigned hi = 60 + ((mb - 3) * 4 + ob) * 2 + (pc == HPC_PC_INT);
+    return HPC_CTX_TEMPORAL + (mb <= 2 ? lo : hi);
 }
 
-/* Other-axis context: how the previous axis' residual of this atom compares. */
+/* Other-axis context: how the previous axis' residual of this atom compares
+ * (below 0, equal 1, above 2; HPC_OB_NONE without one). */
 static inline unsigned hpc_ob(int have_prev_axis, unsigned prev_axis_bucket, unsigned mb)
 {
-    if (!have_prev_axis) {
-        return HPC_OB_NONE;
-    }
-    return prev_axis_bucket < mb ? 0u : (prev_axis_bucket == mb ? 1u : 2u);
+    const unsigned cmp = (prev_axis_bucket >= mb) + (prev_axis_bucket > mb);
+    return have_prev_axis ? cmp : HPC_OB_NONE;
 }
 
 /* One periodic axis of the current frame in lattice units: the box bounds
@@ -223,13 +231,10 @@ static inline int hpc_wrap_ctx(int64_t p, int32_t img, const hpc_waxis *w, unsig
     const double d = up ? dhi : dlo;
     *dimg = up ? 1 : -1;
     const double typ = mag < 2 ? 2.0 : (double)mag;
-    if (!(d < 16.0 + 8.0 * typ)) {
-        return -1;
-    }
-    if (d < 0) {
-        return 0;
-    }
-    return d < typ ? 1 : (d < 3 * typ ? 2 : 3);
+    /* Without branches (the test is unpredictable on coarse dumps):
+     * d < 0 -> 0, d < typ -> 1, d < 3 typ -> 2, else 3; typ > 0. */
+    const int ctx = (d >= 0) + (d >= typ) + (d >= 3 * typ);
+    return d < 16.0 + 8.0 * typ ? ctx : -1;
 }
 
 /* The reconstruction formula (lossy mode), in double. */
@@ -242,16 +247,14 @@ static inline double hpc_recon(int64_t q, int32_t img, double step, double len)
  * *nraw / *raw: the bits sent raw. */
 static inline unsigned hpc_token(uint64_t z, unsigned *nraw, uint64_t *raw)
 {
-    if (z < HPC_TOK_DIRECT) {
-        *nraw = 0;
-        *raw = 0;
-        return (unsigned)z;
-    }
-    unsigned e = hpc_bitlen(z) - 1; /* >= 3 */
-    unsigned m = (unsigned)(z >> (e - 2)) & 3u;
-    *nraw = e - 2;
-    *raw = z & (((uint64_t)1 << (e - 2)) - 1);
-    return HPC_TOK_DIRECT + (e - 3) * 4 + m;
+    /* without branches: whether z < 8 is unpredictable on smooth data */
+    const unsigned e = hpc_bitlen(z | 1) - 1; /* floor(log2 z); >= 3 when big */
+    const int big = z >= HPC_TOK_DIRECT;
+    const unsigned sh = big ? e - 2 : 0;
+    *nraw = sh;
+    *raw = z & (((uint64_t)1 << sh) - 1);
+    const unsigned tok = HPC_TOK_DIRECT + (e - 3) * 4 + ((unsigned)(z >> sh) & 3u);
+    return big ? tok : (unsigned)z;
 }
 
 /* Inverse of hpc_token: @return the number of raw bits that follow, and the

@@ -170,7 +170,7 @@ static ngl_status decode_stream_header(ngl_hpc_decoder *dec, const uint8_t *p, s
     if (p[1] > NGL_HPC_F64) {
         return fail(dec, NGL_ERR_BAD_DTYPE, "unknown dtype %u", p[1]);
     }
-    if (p[2] != NGL_HPC_LEVEL_FAST && p[2] != NGL_HPC_LEVEL_DEFAULT) {
+    if (p[2] > NGL_HPC_LEVEL_DEFAULT) {
         return fail(dec, NGL_ERR_BAD_FLAGS, "unknown level %u", p[2]);
     }
     if ((p[3] & ~3u) || hpc_get_u32(p + 4) != 0) {

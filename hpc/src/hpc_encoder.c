@@ -25,6 +25,27 @@
 #define FORCE_MIN_GAIN    0.97 /* force term kept only if it cuts the cost by 3% */
 #define TARGET_NEIGHBOURS 10.0 /* r_cut holds about this many neighbours */
 
+/*
+ * Level 0 keeps the closed-loop state of FORMAT.md §3.2 as it needs it: per
+ * value the last three lattice values, the image, the last residual's
+ * magnitude and the age, each in its own array, instead of the HPC_HIST-deep
+ * ring of 16-byte entries the model needs. That is 36 bytes per value instead
+ * of 128, read and written in order, which is most of what makes level 0 fast.
+ * The stream it writes is the same format (a frame without a model and with
+ * integer predictors only), read by the same decoder.
+ */
+typedef struct lean_state {
+    int64_t *q[3];  /* q[0][v] = q_1 (last frame), q[1] = q_2, q[2] = q_3 */
+    int32_t *img;   /* image of q_1 */
+    uint16_t *mag;  /* mag of q_1's entry */
+    uint8_t *age;   /* age of q_1's entry (0: no history) */
+    int64_t *gq[3]; /* gathered copies when the ids change */
+    int32_t *gimg;
+    uint16_t *gmag;
+    uint8_t *gage;
+    uint64_t cap; /* values */
+} lean_state;
+
 struct ngl_hpc_encoder {
     ngl_hpc_params p;
     hpc_core c;
@@ -44,12 +65,100 @@ struct ngl_hpc_encoder {
     int force_active;
     uint64_t last_force_try;
     uint64_t prev_exact; /* values stored exactly last frame: they restart without history */
+    lean_state lean;     /* level 0 only: the state in arrays, not the history ring */
     ngl_hpc_stats stats;
     char err[256];
 #if defined(NGL_HAVE_ZSTD)
     ZSTD_CCtx *zc;
 #endif
 };
+
+/* ------------------------------------------------------- level-0 state */
+static void lean_free(lean_state *L)
+{
+    for (int i = 0; i < 3; i++) {
+        free(L->q[i]);
+        free(L->gq[i]);
+    }
+    free(L->img);
+    free(L->mag);
+    free(L->age);
+    free(L->gimg);
+    free(L->gmag);
+    free(L->gage);
+    memset(L, 0, sizeof(*L));
+}
+
+/* Grow one array of @p elem-byte entries from @p old to @p cap entries,
+ * zeroing the new tail (history beyond an entry's age is read, not used). */
+static int lean_grow(void **p, size_t elem, uint64_t old, uint64_t cap)
+{
+    void *q = realloc(*p, (size_t)cap * elem);
+    if (q == NULL) {
+        return -1;
+    }
+    memset((uint8_t *)q + old * elem, 0, (size_t)(cap - old) * elem);
+    *p = q;
+    return 0;
+}
+
+static ngl_status lean_reserve(lean_state *L, uint64_t nvals)
+{
+    if (nvals <= L->cap && L->age != NULL) {
+        return NGL_OK;
+    }
+    uint64_t cap = nvals > 0 ? nvals : 1, old = L->cap;
+    for (int i = 0; i < 3; i++) {
+        if (lean_grow((void **)&L->q[i], 8, old, cap) ||
+            lean_grow((void **)&L->gq[i], 8, old, cap)) {
+            return NGL_ERR_NO_MEMORY;
+        }
+    }
+    if (lean_grow((void **)&L->img, 4, old, cap) || lean_grow((void **)&L->gimg, 4, old, cap) ||
+        lean_grow((void **)&L->mag, 2, old, cap) || lean_grow((void **)&L->gmag, 2, old, cap) ||
+        lean_grow((void **)&L->age, 1, old, cap) || lean_grow((void **)&L->gage, 1, old, cap)) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    L->cap = cap;
+    return NGL_OK;
+}
+
+/* The previous frame's state in this frame's atom order (pmap), in the g*
+ * arrays, which then become the state. New atoms start without history. */
+static void lean_gather(lean_state *L, const uint32_t *pmap, uint64_t n)
+{
+    for (uint64_t k = 0; k < n; k++) {
+        const uint32_t p = pmap[k];
+        for (unsigned a = 0; a < 3; a++) {
+            const uint64_t v = 3 * k + a;
+            if (p != HPC_NONE) {
+                const uint64_t w = 3 * (uint64_t)p + a;
+                L->gq[0][v] = L->q[0][w];
+                L->gq[1][v] = L->q[1][w];
+                L->gq[2][v] = L->q[2][w];
+                L->gimg[v] = L->img[w];
+                L->gmag[v] = L->mag[w];
+                L->gage[v] = L->age[w];
+            } else {
+                L->gage[v] = 0;
+            }
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        int64_t *t = L->q[i];
+        L->q[i] = L->gq[i];
+        L->gq[i] = t;
+    }
+    int32_t *ti = L->img;
+    L->img = L->gimg;
+    L->gimg = ti;
+    uint16_t *tm = L->mag;
+    L->mag = L->gmag;
+    L->gmag = tm;
+    uint8_t *ta = L->age;
+    L->age = L->gage;
+    L->gage = ta;
+}
 
 static void set_err(ngl_hpc_encoder *enc, const char *fmt, ...)
 {
@@ -100,7 +209,8 @@ ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out
     *out = NULL;
     if (p == NULL || (p->dtype != NGL_HPC_F32 && p->dtype != NGL_HPC_F64) || !(p->eps >= 0) ||
         !isfinite(p->eps) || !(p->rel >= 0) || !isfinite(p->rel) ||
-        (p->level != NGL_HPC_LEVEL_FAST && p->level != NGL_HPC_LEVEL_DEFAULT)) {
+        (p->level != NGL_HPC_LEVEL_FASTEST && p->level != NGL_HPC_LEVEL_FAST &&
+         p->level != NGL_HPC_LEVEL_DEFAULT)) {
         return NGL_ERR_INVALID_ARG;
     }
     ngl_hpc_encoder *enc = calloc(1, sizeof(*enc));
@@ -114,6 +224,7 @@ ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out
     }
     enc->c.dtype = p->dtype;
     enc->c.level = p->level;
+    enc->c.no_ring = p->level == NGL_HPC_LEVEL_FASTEST;
     enc->c.rel = p->rel;
     *out = enc; /* the zstd context is created on first use */
     return NGL_OK;
@@ -139,6 +250,7 @@ void ngl_hpc_encoder_destroy(ngl_hpc_encoder *enc)
     free(enc->feat);
     free(enc->fit_f);
     free(enc->fit_y);
+    lean_free(&enc->lean);
     hpc_core_free(&enc->c);
     free(enc);
 }
@@ -173,6 +285,9 @@ static ngl_status reserve_scratch(ngl_hpc_encoder *enc, uint64_t n)
         return st;
     }
     uint64_t cap = enc->c.cap;
+    if (enc->c.no_ring && (st = lean_reserve(&enc->lean, 3 * cap)) != NGL_OK) {
+        return st;
+    }
     if (enc->scratch_cap >= cap && enc->sb.sym != NULL) {
         return NGL_OK;
     }
@@ -261,11 +376,12 @@ typedef struct frame_geom {
 } frame_geom;
 
 /* Provisional lattice value of an input value with history, choosing the
- * periodic image closest to the linear extrapolation (used only for fitting
- * and predictor choice; the coding pass decides wraps by its own rule).
+ * periodic image closest to @p ref, the linear extrapolation (used only for
+ * fitting and predictor choice; the coding pass decides wraps by its own
+ * rule). @p img is the image of the last entry.
  * @return 0, or -1 if the value cannot go on the lattice. */
-static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_frame *f, uint64_t v,
-                        unsigned a, const hpc_ent *rv, unsigned age, int64_t *q)
+static inline int qprov_at(const hpc_core *c, const frame_geom *g, const ngl_hpc_frame *f,
+                           uint64_t v, unsigned a, double ref, int32_t img, int64_t *q)
 {
     if (c->lossless) {
         *q = in_ord(f, c->dtype, v);
@@ -275,16 +391,11 @@ static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_fr
     if (!isfinite(x)) {
         return -1;
     }
-    const hpc_ent *e1 = hpc_hist(rv, c->head, 1);
-    double ref = (double)e1->q;
-    if (age >= 2) {
-        ref = 2.0 * (double)e1->q - (double)hpc_hist(rv, c->head, 2)->q;
-    }
-    double u = x + (double)e1->img * g->len[a];
+    double u = x + (double)img * g->len[a];
     if (g->per[a]) {
         double best = fabs(u * c->inv_step - ref);
         for (int d = -1; d <= 1; d += 2) {
-            double ud = x + (double)(e1->img + d) * g->len[a];
+            double ud = x + (double)(img + d) * g->len[a];
             double dist = fabs(ud * c->inv_step - ref);
             if (dist < best) {
                 best = dist;
@@ -298,6 +409,18 @@ static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_fr
     }
     *q = hpc_floor_i64(qd + 0.5);
     return 0;
+}
+
+/* qprov_at() for a value whose history is the ring entries @p rv. */
+static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_frame *f, uint64_t v,
+                        unsigned a, const hpc_ent *rv, unsigned age, int64_t *q)
+{
+    const hpc_ent *e1 = hpc_hist(rv, c->head, 1);
+    double ref = (double)e1->q;
+    if (age >= 2) {
+        ref = 2.0 * (double)e1->q - (double)hpc_hist(rv, c->head, 2)->q;
+    }
+    return qprov_at(c, g, f, v, a, ref, e1->img, q);
 }
 
 /* Cost proxy of a residual in bits, about log2(1 + 2|r|) (encoder only:
@@ -517,6 +640,44 @@ static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
     }
 }
 
+/* choose_selectors() for a level-0 stream: integer predictors only. */
+__attribute__((noinline)) static void
+choose_selectors_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g)
+{
+    hpc_core *c = &enc->c;
+    const lean_state *L = &enc->lean;
+    const uint64_t n = f->natoms;
+    const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
+    for (uint64_t b = 0; b < nblocks; b++) {
+        double cost[4] = {0, 0, 0, 0};
+        uint64_t k0 = b * HPC_BLOCK_ATOMS;
+        uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
+        uint64_t step = (k1 - k0) >= 4 * SEL_STRIDE ? SEL_STRIDE : 1;
+        for (uint64_t k = k0; k < k1; k += step) {
+            for (unsigned a = 0; a < 3; a++) {
+                const uint64_t v = 3 * k + a;
+                const unsigned age = L->age[v];
+                const int64_t q1 = L->q[0][v], q2 = L->q[1][v], q3 = L->q[2][v];
+                const double ref = age >= 2 ? 2.0 * (double)q1 - (double)q2 : (double)q1;
+                int64_t q;
+                if (age == 0 || qprov_at(c, g, f, v, a, ref, L->img[v], &q) != 0) {
+                    continue;
+                }
+                for (unsigned s = HPC_SEL_ORDER1; s <= HPC_SEL_ORDER2; s++) {
+                    cost[s] += cost_bits(hpc_wsub(q, hpc_predict_int(s, age, q1, q2, q3)));
+                }
+            }
+        }
+        unsigned best = HPC_SEL_ORDER1;
+        for (unsigned s = HPC_SEL_ORDER0; s <= HPC_SEL_ORDER2; s++) {
+            if (cost[s] < cost[best]) {
+                best = s;
+            }
+        }
+        c->sel[b] = (uint8_t)best;
+    }
+}
+
 static size_t finish_record(uint8_t *rec, uint8_t type, size_t payload_len)
 {
     rec[0] = 'N';
@@ -625,6 +786,361 @@ static size_t write_ids(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, uint8_t *d
     return 4 + pos;
 }
 
+/* ------------------------------------------------------------ coding pass */
+/*
+ * Pass 1 puts each value on the lattice and decides everything about it that
+ * does not depend on the values before it: prediction, image (wrap), EXACT,
+ * residual. It leaves per value vinfo (HPC_VI_*) and vres (the residual, or
+ * for a spatial value its lattice value). Pass 2 (code_values) then runs the
+ * serial part: contexts, symbols, raw bits. Both encoder states (ring, lean)
+ * share quantize_value() and code_values(), so they write the same stream.
+ */
+
+/* Lattice value of value @p v (FORMAT.md §6.2-6.5): choose the image when the
+ * prediction @p pred is near a periodic face (wrap context and flag into
+ * *info), quantize, and check the bound on the decoder's exact
+ * reconstruction, which goes to the frame's decoded values. A value that
+ * fails gets HPC_VI_EXACT (and its input bits as decoded value). @p mag1 is
+ * the magnitude of the last entry, *img its image, updated on a wrap. */
+static inline __attribute__((always_inline)) int64_t
+quantize_value(const hpc_core *c, const frame_geom *g, const hpc_waxis *wax, const ngl_hpc_frame *f,
+               uint64_t v, unsigned a, unsigned age, int64_t pred, unsigned mag1, int32_t *img_io,
+               unsigned *info_io, void *dec)
+{
+    const int f32 = c->dtype == NGL_HPC_F32;
+    float *dec32 = dec;
+    double *dec64 = dec;
+    unsigned info = *info_io;
+    int32_t img = *img_io;
+    int exact = 0;
+    int64_t qv = 0;
+    if (c->lossless) {
+        qv = in_ord(f, c->dtype, v);
+        if (f32) {
+            dec32[v] = ((const float *)f->xyz)[v];
+        } else {
+            dec64[v] = ((const double *)f->xyz)[v];
+        }
+    } else {
+        const double x = in_value(f, c->dtype, v);
+        if (!isfinite(x)) {
+            exact = 1;
+        } else {
+            const double len = g->len[a], inv = c->inv_step;
+            if (age && g->per[a]) {
+                /* Evaluated in full and selected without branches: near a
+                 * face or not is unpredictable on coarse dumps. */
+                int dimg = 0;
+                const int wctx = hpc_wrap_ctx(pred, img, &wax[a], mag1, &dimg);
+                const int32_t img1 = img + dimg;
+                const double u0 = x + (double)img * len;
+                const double u1 = x + (double)img1 * len;
+                const int wrap = (wctx >= 0) & (img1 <= (1 << 30)) & (img1 >= -(1 << 30)) &
+                                 (fabs(u1 * inv - (double)pred) < fabs(u0 * inv - (double)pred));
+                info |= wctx >= 0 ? (unsigned)(wctx + 1) << HPC_VI_W_SHIFT : 0u;
+                info |= wrap ? HPC_VI_WRAP : 0u;
+                img = wrap ? img1 : img;
+            }
+            double qd = (x + (double)img * len) * inv;
+            if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
+                exact = 1;
+            } else {
+                qv = hpc_floor_i64(qd + 0.5);
+                double d = hpc_recon(qv, img, c->step, len);
+                if (f32) {
+                    float fd = (float)d;
+                    exact = !(fabs((double)fd - x) <= c->eps);
+                    dec32[v] = fd;
+                } else {
+                    exact = !(fabs(d - x) <= c->eps);
+                    dec64[v] = d;
+                }
+            }
+        }
+    }
+    if (exact) {
+        info = (info & ~HPC_VI_WRAP) | HPC_VI_EXACT;
+        if (f32) {
+            dec32[v] = ((const float *)f->xyz)[v];
+        } else {
+            dec64[v] = ((const double *)f->xyz)[v];
+        }
+    }
+    *info_io = info;
+    *img_io = img;
+    return qv;
+}
+
+/* Pass 1 over the ring state RW (levels 1-2); new entries go to the next slot. */
+static void quantize_ring(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
+                          hpc_ent *RW, const hpc_model *model, int use_force)
+{
+    hpc_core *c = &enc->c;
+    const uint64_t n = f->natoms;
+    const unsigned head = c->head;
+    const unsigned wslot = (head + 1) % HPC_HIST;
+    hpc_waxis wax[3];
+    for (int a = 0; a < 3; a++) {
+        wax[a] = hpc_waxis_make(g->lo[a], g->hi[a], c->inv_step);
+    }
+    for (uint64_t k = 0; k < n; k++) {
+        const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
+        for (unsigned a = 0; a < 3; a++) {
+            const uint64_t v = 3 * k + a;
+            hpc_ent *rv = RW + v * HPC_HIST;
+            const hpc_ent *e1 = &rv[head];
+            const unsigned age = e1->age;
+            int64_t pred = 0;
+            unsigned info = HPC_VI_SPATIAL;
+            int32_t img = 0;
+            if (age) {
+                unsigned pc;
+                pred = hpc_predict(rv, head, sel, age, model, use_force ? c->Fcur[v] : 0, &pc);
+                info = hpc_mag_bucket(e1->mag) | (pc << HPC_VI_PC_SHIFT);
+                img = e1->img;
+            }
+            const int64_t qv =
+                quantize_value(c, g, wax, f, v, a, age, pred, e1->mag, &img, &info, enc->dec);
+            hpc_ent *ne = &rv[wslot];
+            if (info & HPC_VI_EXACT) {
+                memset(ne, 0, sizeof(*ne));
+            } else {
+                const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
+                c->vres[v] = r;
+                ne->q = qv;
+                ne->img = img;
+                ne->mag = hpc_mag_of(hpc_zigzag(r));
+                ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
+            }
+            c->vinfo[v] = (uint16_t)info;
+        }
+    }
+}
+
+/* Pass 1 over the lean state (level 0): integer predictors; the new lattice
+ * values replace q_3, the other arrays are updated in place. */
+__attribute__((noinline)) static void quantize_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f,
+                                                    const frame_geom *g)
+{
+    hpc_core *c = &enc->c;
+    lean_state *L = &enc->lean;
+    const uint64_t n = f->natoms;
+    const int64_t *Q1 = L->q[0], *Q2 = L->q[1];
+    int64_t *Q3 = L->q[2];
+    int32_t *I = L->img;
+    uint16_t *M = L->mag;
+    uint8_t *A = L->age;
+    hpc_waxis wax[3];
+    for (int a = 0; a < 3; a++) {
+        wax[a] = hpc_waxis_make(g->lo[a], g->hi[a], c->inv_step);
+    }
+    for (uint64_t k = 0; k < n; k++) {
+        const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
+        for (unsigned a = 0; a < 3; a++) {
+            const uint64_t v = 3 * k + a;
+            const unsigned age = A[v];
+            int64_t pred = 0;
+            unsigned info = HPC_VI_SPATIAL;
+            int32_t img = 0;
+            if (age) {
+                pred = hpc_predict_int(sel, age, Q1[v], Q2[v], Q3[v]);
+                info = hpc_mag_bucket(M[v]) | (HPC_PC_INT << HPC_VI_PC_SHIFT);
+                img = I[v];
+            }
+            const int64_t qv =
+                quantize_value(c, g, wax, f, v, a, age, pred, M[v], &img, &info, enc->dec);
+            if (info & HPC_VI_EXACT) {
+                Q3[v] = 0;
+                I[v] = 0;
+                M[v] = 0;
+                A[v] = 0;
+            } else {
+                const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
+                c->vres[v] = r;
+                Q3[v] = qv;
+                I[v] = img;
+                M[v] = hpc_mag_of(hpc_zigzag(r));
+                A[v] = (uint8_t)(age < 255 ? age + 1 : 255);
+            }
+            c->vinfo[v] = (uint16_t)info;
+        }
+    }
+}
+
+/*
+ * Pass 2, serial: wrap symbols, tokens in their contexts, raw bits (FORMAT.md
+ * §5, §6.3). Spatial values get their residual here, and their new entry's
+ * mag is stored at mag_at + v * mag_stride (bytes): the state's layout is
+ * the caller's.
+ */
+static void code_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, int spatial2, hpc_bitw *raw,
+                        uint8_t *mag_at, size_t mag_stride, uint64_t *exact_count, uint64_t *wraps)
+{
+    hpc_core *c = &enc->c;
+    const uint64_t n = f->natoms;
+    const int f32 = c->dtype == NGL_HPC_F32;
+    hpc_ctx *ctx = c->ctx;
+    enc->sb.n = 0;
+    hpc_ctxset_refresh(ctx, HPC_NCTX);
+    int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
+    unsigned schain[3] = {0, 0, 0}, sbk[3] = {0, 0, 0};
+    uint64_t nexact = 0, nwraps = 0;
+    for (uint64_t k = 0; k < n; k++) {
+        int have_prev_axis = 0;
+        unsigned prev_bucket = 0;
+        for (unsigned a = 0; a < 3; a++) {
+            const uint64_t v = 3 * k + a;
+            if (v != 0 && v % HPC_CHUNK == 0) {
+                hpc_ctxset_refresh(ctx, HPC_NCTX);
+            }
+            const unsigned info = c->vinfo[v];
+            const unsigned wctx = (info >> HPC_VI_W_SHIFT) & 7u;
+            if (wctx) {
+                hpc_enc_sym(&enc->sb, raw, &ctx[HPC_CTX_WRAP + wctx - 1],
+                            (info & HPC_VI_WRAP) ? 1u : 0u);
+            }
+            unsigned ci;
+            const int spatial = (info & HPC_VI_MB) == HPC_VI_SPATIAL;
+            if (!spatial) {
+                unsigned mb = info & HPC_VI_MB;
+                ci = hpc_ctx_temporal(mb, hpc_ob(have_prev_axis, prev_bucket, mb),
+                                      (info >> HPC_VI_PC_SHIFT) & 7u);
+            } else {
+                ci = HPC_CTX_SPATIAL + sbk[a];
+            }
+            if (info & HPC_VI_EXACT) {
+                hpc_enc_sym(&enc->sb, raw, &ctx[ci], HPC_TOK_EXACT);
+                if (f32) {
+                    uint32_t u;
+                    memcpy(&u, (const float *)f->xyz + v, 4);
+                    hpc_bitw_put(raw, u, 32);
+                } else {
+                    uint64_t u;
+                    memcpy(&u, (const double *)f->xyz + v, 8);
+                    hpc_bitw_put(raw, u, 64);
+                }
+                have_prev_axis = 0;
+                nexact++;
+                continue;
+            }
+            int64_t r = c->vres[v];
+            if (spatial) {
+                const int64_t qv = r;
+                const int64_t sp = schain[a] == 0 ? 0
+                                   : (spatial2 && schain[a] >= 2)
+                                       ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
+                                       : s1[a];
+                r = hpc_wsub(qv, sp);
+                s2[a] = s1[a];
+                s1[a] = qv;
+                schain[a]++;
+            }
+            const uint64_t z = hpc_zigzag(r);
+            unsigned nraw;
+            uint64_t rbits;
+            unsigned tok = hpc_token(z, &nraw, &rbits);
+            hpc_enc_sym(&enc->sb, raw, &ctx[ci], tok);
+            hpc_bitw_put(raw, rbits, nraw);
+            const uint16_t mag = hpc_mag_of(z);
+            if (spatial) {
+                memcpy(mag_at + v * mag_stride, &mag, sizeof(mag));
+                sbk[a] = hpc_mag_bucket(mag);
+                have_prev_axis = 0;
+            } else {
+                have_prev_axis = 1;
+                prev_bucket = hpc_mag_bucket(mag);
+            }
+            nwraps += (info & HPC_VI_WRAP) ? 1u : 0u;
+        }
+    }
+    *exact_count = nexact;
+    *wraps = nwraps;
+}
+
+/*
+ * Levels 1-2: fit the frame's model (with the learned force term at level 2
+ * when it pays), evaluate the force, and pick each block's predictor.
+ * R is the state in frame order.
+ */
+static void fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
+                           const hpc_ent *R, int gathered, hpc_model *model, int *send_model)
+{
+    hpc_core *c = &enc->c;
+    const uint64_t n = f->natoms;
+    int try_force = 0;
+    if (c->level >= NGL_HPC_LEVEL_DEFAULT && !c->lossless && c->has_box && g->has_box &&
+        c->frame > HPC_TAPS && c->n > 0) {
+        if (!(c->r2hi > 0)) {
+            double vol = 1;
+            for (int a = 0; a < 3; a++) {
+                vol *= c->hi[a] - c->lo[a];
+            }
+            double rho = (double)c->n / vol;
+            double rc = cbrt(TARGET_NEIGHBOURS * 3.0 / (4.0 * M_PI * rho));
+            if (isfinite(rc) && rc > 0) {
+                c->r2hi = rc * rc;
+                c->r2lo = 0.25 * rc * rc;
+            }
+        }
+        if (c->r2hi > 0 && (enc->force_active || c->frame - enc->last_force_try >= FORCE_RETRY ||
+                            c->frame <= HPC_TAPS + 3)) {
+            try_force = hpc_core_build_cells(c) == NGL_OK;
+            enc->last_force_try = c->frame;
+        }
+    }
+    fit_model(enc, f, g, R, gathered, try_force, model, send_model);
+    if (model->fn.nknots && !c->cells_ok) {
+        /* cannot evaluate the force term this frame: fall back to taps only */
+        model->fn.nknots = 0;
+        *send_model = 1;
+    }
+    const int use_force = model->valid && model->fn.nknots > 0;
+    c->model = *model; /* hpc_core_force evaluates c->model */
+    if (use_force) {
+        hpc_core_force(c, n, gathered);
+    }
+    choose_selectors(enc, f, g, R, model, use_force);
+}
+
+/* Whether the atoms without history code better with the second-order
+ * spatial delta (SPATIAL2), judged on up to 4096 of them. age[v * stride]
+ * (bytes) is the age of value v's last entry. */
+static int choose_spatial2(const hpc_core *c, const ngl_hpc_frame *f, uint64_t n,
+                           const uint8_t *age, size_t stride)
+{
+    double c1 = 0, c2 = 0;
+    int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
+    unsigned ch[3] = {0, 0, 0};
+    uint64_t seen = 0;
+    for (uint64_t k = 0; k < n && seen < 3 * 4096; k++) {
+        for (unsigned a = 0; a < 3; a++) {
+            uint64_t v = 3 * k + a;
+            if (age[v * stride] != 0) {
+                continue;
+            }
+            int64_t q;
+            if (c->lossless) {
+                q = in_ord(f, c->dtype, v);
+            } else {
+                double x = in_value(f, c->dtype, v);
+                double qd = x * c->inv_step;
+                if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
+                    continue;
+                }
+                q = hpc_floor_i64(qd + 0.5);
+            }
+            c1 += cost_bits(hpc_wsub(q, ch[a] ? s1[a] : 0));
+            c2 += cost_bits(hpc_wsub(q, ch[a] >= 2 ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
+                                                   : (ch[a] ? s1[a] : 0)));
+            s2[a] = s1[a];
+            s1[a] = q;
+            ch[a]++;
+            seen++;
+        }
+    }
+    return c2 < c1;
+}
+
 ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, void *dst,
                                   size_t dst_cap, size_t *out_len)
 {
@@ -708,83 +1224,32 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
         off += write_stream_header(enc, out);
     }
     const int gathered = !same;
-    if (gathered) {
-        hpc_core_gather(c, n);
-    }
-    const hpc_ent *R = gathered ? c->ring_alt : c->ring;
-
-    /* ---- model: fit, maybe with the learned force term */
-    int try_force = 0;
+    const int lean = c->no_ring;
+    const hpc_ent *R = NULL;
     c->cells_ok = 0;
-    if (c->level >= NGL_HPC_LEVEL_DEFAULT && !c->lossless && c->has_box && g.has_box &&
-        c->frame > HPC_TAPS && c->n > 0) {
-        if (!(c->r2hi > 0)) {
-            double vol = 1;
-            for (int a = 0; a < 3; a++) {
-                vol *= c->hi[a] - c->lo[a];
-            }
-            double rho = (double)c->n / vol;
-            double rc = cbrt(TARGET_NEIGHBOURS * 3.0 / (4.0 * M_PI * rho));
-            if (isfinite(rc) && rc > 0) {
-                c->r2hi = rc * rc;
-                c->r2lo = 0.25 * rc * rc;
-            }
-        }
-        if (c->r2hi > 0 && (enc->force_active || c->frame - enc->last_force_try >= FORCE_RETRY ||
-                            c->frame <= HPC_TAPS + 3)) {
-            try_force = hpc_core_build_cells(c) == NGL_OK;
-            enc->last_force_try = c->frame;
-        }
-    }
     hpc_model model;
-    int send_model = 0;
-    fit_model(enc, f, &g, R, gathered, try_force, &model, &send_model);
-    if (model.fn.nknots && !c->cells_ok) {
-        /* cannot evaluate the force term this frame: fall back to taps only */
-        model.fn.nknots = 0;
-        send_model = 1;
+    memset(&model, 0, sizeof(model));
+    int send_model = 0, use_force = 0;
+    if (lean) {
+        if (gathered) {
+            lean_gather(&enc->lean, c->pmap, n);
+        }
+        choose_selectors_lean(enc, f, &g);
+    } else {
+        if (gathered) {
+            hpc_core_gather(c, n);
+        }
+        R = gathered ? c->ring_alt : c->ring;
+        fit_and_choose(enc, f, &g, R, gathered, &model, &send_model);
+        use_force = model.valid && model.fn.nknots > 0;
     }
-    const int use_force = model.valid && model.fn.nknots > 0;
     c->model = model;
-    if (use_force) {
-        hpc_core_force(c, n, gathered);
-    }
-    choose_selectors(enc, f, &g, R, &model, use_force);
 
     /* spatial predictor order for atoms without history */
     int spatial2 = 0;
     if (fresh > 0 || enc->prev_exact > 0) {
-        double c1 = 0, c2 = 0;
-        int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
-        unsigned ch[3] = {0, 0, 0};
-        uint64_t seen = 0;
-        for (uint64_t k = 0; k < n && seen < 3 * 4096; k++) {
-            for (unsigned a = 0; a < 3; a++) {
-                uint64_t v = 3 * k + a;
-                if (R[v * HPC_HIST + c->head].age != 0) {
-                    continue;
-                }
-                int64_t q;
-                if (c->lossless) {
-                    q = in_ord(f, c->dtype, v);
-                } else {
-                    double x = in_value(f, c->dtype, v);
-                    double qd = x * c->inv_step;
-                    if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
-                        continue;
-                    }
-                    q = hpc_floor_i64(qd + 0.5);
-                }
-                c1 += cost_bits(hpc_wsub(q, ch[a] ? s1[a] : 0));
-                c2 += cost_bits(hpc_wsub(q, ch[a] >= 2 ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
-                                                       : (ch[a] ? s1[a] : 0)));
-                s2[a] = s1[a];
-                s1[a] = q;
-                ch[a]++;
-                seen++;
-            }
-        }
-        spatial2 = c2 < c1;
+        spatial2 = lean ? choose_spatial2(c, f, n, enc->lean.age, 1)
+                        : choose_spatial2(c, f, n, &R[c->head].age, HPC_HIST * sizeof(hpc_ent));
     }
 
     /* ---- frame record: fixed part */
@@ -863,184 +1328,17 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     /* ---- coding pass */
     hpc_bitw raw;
     hpc_bitw_init(&raw, enc->raw, enc->raw_cap);
-    enc->sb.n = 0;
-    hpc_ctx *ctx = c->ctx;
-    hpc_ctxset_refresh(ctx, HPC_NCTX);
-    hpc_ent *RW = gathered ? c->ring_alt : c->ring;
-    const unsigned head = c->head;
-    const unsigned wslot = (head + 1) % HPC_HIST;
-    int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
-    unsigned schain[3] = {0, 0, 0}, sbk[3] = {0, 0, 0};
-    const int lossless = c->lossless;
-    const double step = c->step, inv = c->inv_step, eps = c->eps;
-    const int f32 = c->dtype == NGL_HPC_F32;
-    hpc_waxis wax[3];
-    for (int a = 0; a < 3; a++) {
-        wax[a] = hpc_waxis_make(g.lo[a], g.hi[a], inv);
-    }
-    float *dec32 = enc->dec;
-    double *dec64 = enc->dec;
-    int64_t *vres = c->vres;
-    uint16_t *vinfo = c->vinfo;
+    const unsigned wslot = (c->head + 1) % HPC_HIST;
     uint64_t exact_count = 0, wraps = 0;
-    /* Pass 1, independent per value: predict, choose the image, quantize,
-     * check the bound on the decoder's reconstruction, residual. */
-    for (uint64_t k = 0; k < n; k++) {
-        const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
-        for (unsigned a = 0; a < 3; a++) {
-            const uint64_t v = 3 * k + a;
-            hpc_ent *rv = RW + v * HPC_HIST;
-            const hpc_ent *e1 = &rv[head];
-            const unsigned age = e1->age;
-            int64_t pred = 0;
-            unsigned info;
-            int32_t img = 0;
-            if (age) {
-                unsigned pc;
-                pred = hpc_predict(rv, head, sel, age, &model, use_force ? c->Fcur[v] : 0, &pc);
-                info = hpc_mag_bucket(e1->mag) | (pc << HPC_VI_PC_SHIFT);
-                img = e1->img;
-            } else {
-                info = HPC_VI_SPATIAL;
-            }
-            int exact = 0;
-            int64_t qv = 0;
-            if (lossless) {
-                qv = in_ord(f, c->dtype, v);
-                if (f32) {
-                    dec32[v] = ((const float *)f->xyz)[v];
-                } else {
-                    dec64[v] = ((const double *)f->xyz)[v];
-                }
-            } else {
-                const double x = in_value(f, c->dtype, v);
-                if (!isfinite(x)) {
-                    exact = 1;
-                } else {
-                    const double len = g.len[a];
-                    if (age && g.per[a]) {
-                        int dimg = 0;
-                        int wctx = hpc_wrap_ctx(pred, img, &wax[a], e1->mag, &dimg);
-                        if (wctx >= 0) {
-                            info |= (unsigned)(wctx + 1) << HPC_VI_W_SHIFT;
-                            if (img + dimg <= (1 << 30) && img + dimg >= -(1 << 30)) {
-                                double u0 = x + (double)img * len;
-                                double u1 = x + (double)(img + dimg) * len;
-                                if (fabs(u1 * inv - (double)pred) < fabs(u0 * inv - (double)pred)) {
-                                    info |= HPC_VI_WRAP;
-                                    img += dimg;
-                                }
-                            }
-                        }
-                    }
-                    double qd = (x + (double)img * len) * inv;
-                    if (!(fabs(qd) < (double)HPC_Q_LIMIT)) {
-                        exact = 1;
-                    } else {
-                        qv = hpc_floor_i64(qd + 0.5);
-                        double d = hpc_recon(qv, img, step, len);
-                        if (f32) {
-                            float fd = (float)d;
-                            exact = !(fabs((double)fd - x) <= eps);
-                            dec32[v] = fd;
-                        } else {
-                            exact = !(fabs(d - x) <= eps);
-                            dec64[v] = d;
-                        }
-                    }
-                }
-            }
-            hpc_ent *ne = &rv[wslot];
-            if (exact) {
-                info = (info & ~HPC_VI_WRAP) | HPC_VI_EXACT;
-                if (f32) {
-                    dec32[v] = ((const float *)f->xyz)[v];
-                } else {
-                    dec64[v] = ((const double *)f->xyz)[v];
-                }
-                ne->q = 0;
-                ne->img = 0;
-                ne->mag = 0;
-                ne->age = 0;
-            } else {
-                const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
-                vres[v] = r;
-                ne->q = qv;
-                ne->img = img;
-                ne->mag = hpc_mag_of(hpc_zigzag(r));
-                ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
-            }
-            vinfo[v] = (uint16_t)info;
-        }
-    }
-    /* Pass 2, serial: contexts, symbols, raw bits. */
-    for (uint64_t k = 0; k < n; k++) {
-        int have_prev_axis = 0;
-        unsigned prev_bucket = 0;
-        for (unsigned a = 0; a < 3; a++) {
-            const uint64_t v = 3 * k + a;
-            if (v != 0 && v % HPC_CHUNK == 0) {
-                hpc_ctxset_refresh(ctx, HPC_NCTX);
-            }
-            const unsigned info = vinfo[v];
-            const unsigned wctx = (info >> HPC_VI_W_SHIFT) & 7u;
-            if (wctx) {
-                hpc_enc_sym(&enc->sb, &raw, &ctx[HPC_CTX_WRAP + wctx - 1],
-                            (info & HPC_VI_WRAP) ? 1u : 0u);
-            }
-            unsigned ci;
-            const int spatial = (info & HPC_VI_MB) == HPC_VI_SPATIAL;
-            if (!spatial) {
-                unsigned mb = info & HPC_VI_MB;
-                ci = hpc_ctx_temporal(mb, hpc_ob(have_prev_axis, prev_bucket, mb),
-                                      (info >> HPC_VI_PC_SHIFT) & 7u);
-            } else {
-                ci = HPC_CTX_SPATIAL + sbk[a];
-            }
-            if (info & HPC_VI_EXACT) {
-                hpc_enc_sym(&enc->sb, &raw, &ctx[ci], HPC_TOK_EXACT);
-                if (f32) {
-                    uint32_t u;
-                    memcpy(&u, (const float *)f->xyz + v, 4);
-                    hpc_bitw_put(&raw, u, 32);
-                } else {
-                    uint64_t u;
-                    memcpy(&u, (const double *)f->xyz + v, 8);
-                    hpc_bitw_put(&raw, u, 64);
-                }
-                have_prev_axis = 0;
-                exact_count++;
-                continue;
-            }
-            int64_t r = vres[v];
-            if (spatial) {
-                const int64_t qv = r;
-                const int64_t sp = schain[a] == 0 ? 0
-                                   : (spatial2 && schain[a] >= 2)
-                                       ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
-                                       : s1[a];
-                r = hpc_wsub(qv, sp);
-                s2[a] = s1[a];
-                s1[a] = qv;
-                schain[a]++;
-            }
-            const uint64_t z = hpc_zigzag(r);
-            unsigned nraw;
-            uint64_t rbits;
-            unsigned tok = hpc_token(z, &nraw, &rbits);
-            hpc_enc_sym(&enc->sb, &raw, &ctx[ci], tok);
-            hpc_bitw_put(&raw, rbits, nraw);
-            const uint16_t mag = hpc_mag_of(z);
-            if (spatial) {
-                RW[v * HPC_HIST + wslot].mag = mag;
-                sbk[a] = hpc_mag_bucket(mag);
-                have_prev_axis = 0;
-            } else {
-                have_prev_axis = 1;
-                prev_bucket = hpc_mag_bucket(mag);
-            }
-            wraps += (info & HPC_VI_WRAP) ? 1u : 0u;
-        }
+    if (lean) {
+        quantize_lean(enc, f, &g);
+        code_values(enc, f, spatial2, &raw, (uint8_t *)enc->lean.mag, sizeof(uint16_t),
+                    &exact_count, &wraps);
+    } else {
+        hpc_ent *RW = gathered ? c->ring_alt : c->ring;
+        quantize_ring(enc, f, &g, RW, &model, use_force);
+        code_values(enc, f, spatial2, &raw, (uint8_t *)&RW[wslot].mag, HPC_HIST * sizeof(hpc_ent),
+                    &exact_count, &wraps);
     }
     hpc_put_u32(crc_at, hpc_values_crc(enc->dec, 3 * n, c->dtype));
     size_t rans_len = hpc_rans_encode(&enc->sb, enc->rans, enc->rans_cap);
@@ -1055,7 +1353,14 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     assert(off <= dst_cap);
 
     /* ---- commit */
-    if (gathered) {
+    if (lean) {
+        /* the new entries went to q[2]: it becomes q_1 */
+        lean_state *L = &enc->lean;
+        int64_t *q3 = L->q[2];
+        L->q[2] = L->q[1];
+        L->q[1] = L->q[0];
+        L->q[0] = q3;
+    } else if (gathered) {
         hpc_ent *t = c->ring;
         c->ring = c->ring_alt;
         c->ring_alt = t;

@@ -166,11 +166,16 @@ static inline int hpc_get_varint(const uint8_t *buf, size_t end, size_t *pos, ui
 }
 
 /* --------------------------------------------------------- raw bit stream */
-/* Bits are appended LSB first into little-endian 64-bit words. */
+/* Bits are appended LSB first, bytes in order. The writer keeps fewer than 8
+ * bits pending and stores 8 bytes at a time unaligned, advancing by the whole
+ * bytes it filled: no branch on the bit count, which is unpredictable in the
+ * coding loop. The buffer needs HPC_BITW_SLACK bytes beyond the data. */
+#define HPC_BITW_SLACK 8u
+
 typedef struct hpc_bitw {
     uint8_t *buf;
     size_t cap, pos; /* bytes */
-    uint64_t acc;
+    uint64_t acc;    /* pending bits, fewer than 8 */
     unsigned nacc;
 } hpc_bitw;
 
@@ -183,37 +188,33 @@ static inline void hpc_bitw_init(hpc_bitw *w, uint8_t *buf, size_t cap)
     w->nacc = 0;
 }
 
-/* Append the low @p n bits of @p v, n <= 64. The caller sized buf for the worst case. */
+/* Append the low @p n bits of @p v, n <= 64. The caller sized buf for the
+ * worst case plus HPC_BITW_SLACK. */
 static inline __attribute__((always_inline)) void hpc_bitw_put(hpc_bitw *w, uint64_t v, unsigned n)
 {
-    if (n == 0) {
-        return;
+    if (n > 56) { /* rare: exact doubles, huge residuals */
+        hpc_bitw_put(w, v, 32);
+        v >>= 32;
+        n -= 32;
     }
-    if (n < 64) {
-        v &= ((uint64_t)1 << n) - 1;
-    }
-    if (w->nacc + n < 64) {
-        w->acc |= v << w->nacc;
-        w->nacc += n;
-        return;
-    }
-    unsigned take = 64 - w->nacc;
-    w->acc |= v << w->nacc; /* nacc < 64 here */
+    v &= ((uint64_t)1 << n) - 1; /* n <= 56 */
+    w->acc |= v << w->nacc;      /* nacc < 8: fits */
+    w->nacc += n;
     assert(w->pos + 8 <= w->cap);
-    hpc_put_u64(w->buf + w->pos, w->acc);
-    w->pos += 8;
-    w->acc = take < 64 ? v >> take : 0;
-    w->nacc = n - take;
+    hpc_put_u64(w->buf + w->pos, w->acc); /* one store on little-endian hosts */
+    w->pos += w->nacc >> 3;
+    w->acc >>= w->nacc & 56u;
+    w->nacc &= 7u;
 }
 
 /* Flush; @return total bytes. */
 static inline size_t hpc_bitw_finish(hpc_bitw *w)
 {
-    while (w->nacc > 0) {
+    if (w->nacc > 0) {
         assert(w->pos < w->cap);
         w->buf[w->pos++] = (uint8_t)w->acc;
-        w->acc >>= 8;
-        w->nacc = w->nacc > 8 ? w->nacc - 8 : 0;
+        w->acc = 0;
+        w->nacc = 0;
     }
     return w->pos;
 }
@@ -301,11 +302,10 @@ static inline int64_t hpc_clamp_i64(int64_t v, int64_t lim)
  * (3-4, 5-8, 9-16, ...), capped at 11. */
 static inline unsigned hpc_mag_bucket(uint64_t v)
 {
-    if (v < 3) {
-        return (unsigned)v;
-    }
-    unsigned b = 1u + hpc_bitlen(v - 1);
-    return b > 11u ? 11u : b;
+    /* without branches: small magnitudes are common and unpredictable */
+    unsigned b = 1u + hpc_bitlen((v - 1) | 1); /* v >= 3: 1 + ceil(log2 v) */
+    b = b > 11u ? 11u : b;
+    return v < 3 ? (unsigned)v : b;
 }
 
 /* Lossless mode: a bijection between float bit patterns and integers that is

@@ -123,27 +123,51 @@ void hpc_ctxset_refresh(hpc_ctx *set, unsigned n)
     }
 }
 
+/* Renormalise state *x for a symbol of frequency @p freq: push 16 bits if
+ * encoding would leave the state's range. */
+static inline uint8_t *rans_renorm(uint32_t *x, uint32_t freq, uint8_t *p)
+{
+    const uint64_t x_max = ((uint64_t)(HPC_RANS_L >> HPC_PROB_BITS) << 16) * freq;
+    if ((uint64_t)*x >= x_max) {
+        p -= 2;
+        hpc_put_u16(p, (uint16_t)*x);
+        *x >>= 16;
+    }
+    return p;
+}
+
+static inline uint32_t rans_step(uint32_t x, uint32_t sym)
+{
+    const uint32_t start = sym & 0xFFFFu, freq = sym >> 16;
+    return ((x / freq) << HPC_PROB_BITS) + (x % freq) + start;
+}
+
 size_t hpc_rans_encode(const hpc_symbuf *sb, uint8_t *buf, size_t cap)
 {
-    uint32_t x[2] = {HPC_RANS_L, HPC_RANS_L};
+    uint32_t x0 = HPC_RANS_L, x1 = HPC_RANS_L;
     uint8_t *p = buf + cap;
     assert(cap >= hpc_rans_bound(sb->n));
-    for (size_t i = sb->n; i-- > 0;) {
-        uint32_t *st = &x[i & 1];
-        uint32_t start = sb->sym[i] & 0xFFFFu;
-        uint32_t freq = sb->sym[i] >> 16;
-        uint64_t x_max = ((uint64_t)(HPC_RANS_L >> HPC_PROB_BITS) << 16) * freq;
-        if ((uint64_t)*st >= x_max) {
-            p -= 2;
-            hpc_put_u16(p, (uint16_t)*st);
-            *st >>= 16;
-        }
-        *st = ((*st / freq) << HPC_PROB_BITS) + (*st % freq) + start;
+    size_t i = sb->n;
+    if (i & 1) { /* the last symbol is even: state 0 */
+        i--;
+        p = rans_renorm(&x0, sb->sym[i] >> 16, p);
+        x0 = rans_step(x0, sb->sym[i]);
+    }
+    /* Pairs from the back: symbol i-1 on state 1, then i-2 on state 0. Their
+     * words go out in that order; the two divisions are independent, so the
+     * CPU overlaps them. */
+    while (i >= 2) {
+        const uint32_t a = sb->sym[i - 1], b = sb->sym[i - 2];
+        p = rans_renorm(&x1, a >> 16, p);
+        p = rans_renorm(&x0, b >> 16, p);
+        x1 = rans_step(x1, a);
+        x0 = rans_step(x0, b);
+        i -= 2;
     }
     p -= 4;
-    hpc_put_u32(p, x[1]);
+    hpc_put_u32(p, x1);
     p -= 4;
-    hpc_put_u32(p, x[0]);
+    hpc_put_u32(p, x0);
     return (size_t)(buf + cap - p);
 }
 

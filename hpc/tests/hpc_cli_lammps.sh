@@ -70,6 +70,8 @@ for f in custom.dump atom.dump unwrapped.dump; do
         roundtrip "$f" "$eps"
     done
     roundtrip "$f" 1e-3 --fast
+    roundtrip "$f" 1e-3 --fastest
+    roundtrip "$f" 0 --fastest
     roundtrip "$f" 1e-3 --rel
 done
 # extract and bench, as scripts/bench-hpc.sh uses them
@@ -78,7 +80,7 @@ read -r frames atoms < <("$nangila" hpc extract custom.dump xyz.f32 2>/dev/null)
 [ "$(stat -c %s xyz.f32)" = $((frames * atoms * 12)) ] || { echo "extract: wrong size"; exit 1; }
 "$nangila" hpc extract --axis-major custom.dump axes.f32 >/dev/null 2>&1
 cmp <(head -c 4 axes.f32) <(head -c 4 xyz.f32) || { echo "extract: axis-major layout"; exit 1; }
-for fast in "" --fast; do
+for fast in "" --fast --fastest; do
     out=$("$nangila" hpc bench --eps 1e-3 --repeat 2 $fast custom.dump)
     echo "$out"
     "$py" - "$out" <<'PY'

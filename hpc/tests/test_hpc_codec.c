@@ -324,7 +324,7 @@ static void test_hpc_codec_md_bound(void **state)
     const double epss[] = {1e-2, 1e-3, 1e-4};
     for (int dti = 0; dti < 2; dti++) {
         ngl_hpc_dtype dt = dti ? NGL_HPC_F64 : NGL_HPC_F32;
-        for (int level = 1; level <= 2; level++) {
+        for (int level = 0; level <= 2; level++) {
             for (size_t e = 0; e < 3; e++) {
                 frames fs = {0};
                 make_md(&fs, dt, 4, 24, 0.05, 1);
@@ -352,7 +352,7 @@ static void test_hpc_codec_periodic_wrap(void **state)
     /* fast atoms in a small box: many crossings per frame */
     frames fs = {0};
     make_md(&fs, NGL_HPC_F32, 3, 40, 0.4, 1);
-    for (int level = 1; level <= 2; level++) {
+    for (int level = 0; level <= 2; level++) {
         ngl_hpc_params p;
         ngl_hpc_params_init(&p);
         p.eps = 1e-3;
@@ -481,7 +481,7 @@ static void test_hpc_codec_varying_atoms(void **state)
             }
             (void)f;
         }
-        for (int level = 1; level <= 2; level++) {
+        for (int level = 0; level <= 2; level++) {
             ngl_hpc_params p;
             ngl_hpc_params_init(&p);
             p.dtype = dt;
@@ -509,13 +509,16 @@ static void test_hpc_codec_identity_ids(void **state)
         }
         (void)f;
     }
-    ngl_hpc_params p;
-    ngl_hpc_params_init(&p);
-    p.eps = 1e-3;
-    stream s;
-    encode_all(&p, &fs, &s);
-    decode_check(&s, &fs, NGL_HPC_F32, 1e-3);
-    stream_free(&s);
+    for (int level = 0; level <= 2; level++) {
+        ngl_hpc_params p;
+        ngl_hpc_params_init(&p);
+        p.eps = 1e-3;
+        p.level = level;
+        stream s;
+        encode_all(&p, &fs, &s);
+        decode_check(&s, &fs, NGL_HPC_F32, 1e-3);
+        stream_free(&s);
+    }
     frames_free(&fs);
 }
 
@@ -536,9 +539,11 @@ static void test_hpc_codec_constant(void **state)
                     set_val(fs.xyz[fs.n - 1], dt, i, consts[c]);
                 }
             }
-            for (int lossless = 0; lossless < 2; lossless++) {
+            for (int run = 0; run < 4; run++) {
+                const int lossless = run % 2;
                 ngl_hpc_params p;
                 ngl_hpc_params_init(&p);
+                p.level = run >= 2 ? NGL_HPC_LEVEL_FASTEST : NGL_HPC_LEVEL_DEFAULT;
                 p.dtype = dt;
                 p.eps = lossless ? 0 : 1e-3;
                 stream s;
@@ -579,18 +584,21 @@ static void test_hpc_codec_huge_and_nonfinite(void **state)
                 set_val(fs.xyz[fs.n - 1], dt, i, v);
             }
         }
-        ngl_hpc_params p;
-        ngl_hpc_params_init(&p);
-        p.dtype = dt;
-        p.eps = 1e-2;
-        stream s;
-        encode_all(&p, &fs, &s);
-        decode_check(&s, &fs, dt, 1e-2);
-        stream_free(&s);
-        p.eps = 0;
-        encode_all(&p, &fs, &s);
-        decode_check(&s, &fs, dt, 0);
-        stream_free(&s);
+        for (int level = 0; level <= 2; level += 2) {
+            ngl_hpc_params p;
+            ngl_hpc_params_init(&p);
+            p.dtype = dt;
+            p.level = level;
+            p.eps = 1e-2;
+            stream s;
+            encode_all(&p, &fs, &s);
+            decode_check(&s, &fs, dt, 1e-2);
+            stream_free(&s);
+            p.eps = 0;
+            encode_all(&p, &fs, &s);
+            decode_check(&s, &fs, dt, 0);
+            stream_free(&s);
+        }
         frames_free(&fs);
     }
 }
@@ -626,7 +634,7 @@ static void test_hpc_codec_lossless_bits(void **state)
         ngl_hpc_params_init(&p);
         p.dtype = dt;
         p.eps = 0;
-        for (int level = 1; level <= 2; level++) {
+        for (int level = 0; level <= 2; level++) {
             p.level = level;
             stream s;
             encode_all(&p, &fs, &s);
@@ -647,6 +655,7 @@ static void test_hpc_codec_tiny_and_huge_eps(void **state)
         ngl_hpc_params p;
         ngl_hpc_params_init(&p);
         p.eps = epss[e];
+        p.level = (int)(e % 3); /* every level sees some of them */
         stream s;
         encode_all(&p, &fs, &s);
         decode_check(&s, &fs, NGL_HPC_F32, epss[e]);
@@ -695,10 +704,13 @@ static void test_hpc_codec_relative_eps(void **state)
     ngl_hpc_decoder_destroy(dec);
     ngl_hpc_encoder_destroy(enc);
     free(buf);
-    stream s;
-    encode_all(&p, &fs, &s);
-    decode_check(&s, &fs, NGL_HPC_F64, want);
-    stream_free(&s);
+    for (int level = 0; level <= 2; level += 2) {
+        p.level = level;
+        stream s;
+        encode_all(&p, &fs, &s);
+        decode_check(&s, &fs, NGL_HPC_F64, want);
+        stream_free(&s);
+    }
     frames_free(&fs);
 }
 
@@ -727,14 +739,17 @@ static void test_hpc_codec_jumps(void **state)
             }
         }
     }
-    ngl_hpc_params p;
-    ngl_hpc_params_init(&p);
-    p.dtype = NGL_HPC_F64;
-    p.eps = 1e-3;
-    stream s;
-    encode_all(&p, &fs, &s);
-    decode_check(&s, &fs, NGL_HPC_F64, 1e-3);
-    stream_free(&s);
+    for (int level = 0; level <= 2; level += 2) {
+        ngl_hpc_params p;
+        ngl_hpc_params_init(&p);
+        p.dtype = NGL_HPC_F64;
+        p.eps = 1e-3;
+        p.level = level;
+        stream s;
+        encode_all(&p, &fs, &s);
+        decode_check(&s, &fs, NGL_HPC_F64, 1e-3);
+        stream_free(&s);
+    }
     frames_free(&fs);
 }
 
@@ -785,7 +800,7 @@ static void test_hpc_codec_truncation(void **state)
 static void test_hpc_codec_bitflips(void **state)
 {
     (void)state;
-    for (int level = 1; level <= 2; level++) {
+    for (int level = 0; level <= 2; level++) {
         frames fs = {0};
         stream s;
         small_stream(&fs, &s, level);
@@ -875,6 +890,8 @@ static void test_hpc_codec_api_errors(void **state)
     ngl_hpc_params_init(&p);
     p.level = 7;
     assert_int_equal(ngl_hpc_encoder_create(&p, &enc), NGL_ERR_INVALID_ARG);
+    p.level = -1;
+    assert_int_equal(ngl_hpc_encoder_create(&p, &enc), NGL_ERR_INVALID_ARG);
     ngl_hpc_params_init(&p);
     p.dtype = (ngl_hpc_dtype)9;
     assert_int_equal(ngl_hpc_encoder_create(&p, &enc), NGL_ERR_INVALID_ARG);
@@ -928,48 +945,51 @@ static void test_hpc_codec_memory_flat(void **state)
             pos[i][c] = 8 * urand();
         }
     }
-    ngl_hpc_params p;
-    ngl_hpc_params_init(&p);
-    p.eps = 1e-3;
-    ngl_hpc_encoder *enc = NULL;
-    ngl_hpc_decoder *dec = NULL;
-    assert_int_equal(ngl_hpc_encoder_create(&p, &enc), NGL_OK);
-    assert_int_equal(ngl_hpc_decoder_create(&dec), NGL_OK);
-    size_t cap = ngl_hpc_encode_bound(n);
-    uint8_t *buf = malloc(cap);
-    size_t heap_after_warmup = 0;
-    for (unsigned t = 0; t < 600; t++) {
-        for (unsigned i = 0; i < n; i++) {
-            for (int c = 0; c < 3; c++) {
-                pos[i][c] += 0.002 * grand();
-                xyz[3 * i + c] = (float)(pos[i][c] - 8 * floor(pos[i][c] / 8));
+    for (int level = 0; level <= 2; level += 2) {
+        ngl_hpc_params p;
+        ngl_hpc_params_init(&p);
+        p.eps = 1e-3;
+        p.level = level;
+        ngl_hpc_encoder *enc = NULL;
+        ngl_hpc_decoder *dec = NULL;
+        assert_int_equal(ngl_hpc_encoder_create(&p, &enc), NGL_OK);
+        assert_int_equal(ngl_hpc_decoder_create(&dec), NGL_OK);
+        size_t cap = ngl_hpc_encode_bound(n);
+        uint8_t *buf = malloc(cap);
+        size_t heap_after_warmup = 0;
+        for (unsigned t = 0; t < 600; t++) {
+            for (unsigned i = 0; i < n; i++) {
+                for (int c = 0; c < 3; c++) {
+                    pos[i][c] += 0.002 * grand();
+                    xyz[3 * i + c] = (float)(pos[i][c] - 8 * floor(pos[i][c] / 8));
+                }
+            }
+            ngl_hpc_frame f = {.natoms = n,
+                               .ids = ids,
+                               .xyz = xyz,
+                               .has_box = 1,
+                               .box_hi = {8, 8, 8},
+                               .periodic = {1, 1, 1}};
+            size_t len;
+            assert_int_equal(ngl_hpc_encoder_encode(enc, &f, buf, cap, &len), NGL_OK);
+            size_t off = 0;
+            while (off < len) {
+                size_t rl;
+                int got;
+                assert_int_equal(ngl_hpc_record_size(buf + off, len - off, &rl), NGL_OK);
+                assert_int_equal(ngl_hpc_decoder_decode(dec, buf + off, rl, &got), NGL_OK);
+                off += rl;
+            }
+            if (t == 50) {
+                heap_after_warmup = mallinfo2().uordblks;
             }
         }
-        ngl_hpc_frame f = {.natoms = n,
-                           .ids = ids,
-                           .xyz = xyz,
-                           .has_box = 1,
-                           .box_hi = {8, 8, 8},
-                           .periodic = {1, 1, 1}};
-        size_t len;
-        assert_int_equal(ngl_hpc_encoder_encode(enc, &f, buf, cap, &len), NGL_OK);
-        size_t off = 0;
-        while (off < len) {
-            size_t rl;
-            int got;
-            assert_int_equal(ngl_hpc_record_size(buf + off, len - off, &rl), NGL_OK);
-            assert_int_equal(ngl_hpc_decoder_decode(dec, buf + off, rl, &got), NGL_OK);
-            off += rl;
-        }
-        if (t == 50) {
-            heap_after_warmup = mallinfo2().uordblks;
-        }
+        size_t heap_end = mallinfo2().uordblks;
+        assert_true(heap_end <= heap_after_warmup);
+        free(buf);
+        ngl_hpc_encoder_destroy(enc);
+        ngl_hpc_decoder_destroy(dec);
     }
-    size_t heap_end = mallinfo2().uordblks;
-    assert_true(heap_end <= heap_after_warmup);
-    free(buf);
-    ngl_hpc_encoder_destroy(enc);
-    ngl_hpc_decoder_destroy(dec);
 }
 
 int main(void)

@@ -5,9 +5,10 @@
 For each trajectory (a LAMMPS text dump) and each eps in 1e-2, 1e-3, 1e-4,
 absolute and range-relative, this runs in one go:
 
-  nangila-cli-L2 / -L1   `nangila hpc compress` on the text dump (container
+  nangila-cli-L2/L1/L0   `nangila hpc compress` on the text dump (container
                          with ids, types, headers), decompress, `verify`
-  nangila-lib-L2 / -L1   `nangila hpc bench`: the codec on float32 xyz
+                         (levels: default, --fast, --fastest)
+  nangila-lib-L2/L1/L0   `nangila hpc bench`: the codec on float32 xyz
   zfp                    Debian `zfp -a eps` (fixed accuracy) on float32 xyz,
                          one 2-D array [frames][atoms] per axis
 and once per file the lossless baselines zstd -3, zstd -19 and xz -9 on the
@@ -33,6 +34,7 @@ import time
 import numpy as np
 
 EPSS = [1e-2, 1e-3, 1e-4]
+LEVELS = ((2, []), (1, ["--fast"]), (0, ["--fastest"]))
 
 
 def cpu_children():
@@ -165,7 +167,7 @@ def bench_file(nangila, dump, name, tmp, repeat):
             eps_abs = eps if mode == "abs" else eps * rng
             rel = ["--rel"] if mode == "rel" else []
             # Nangila CLI on the text dump
-            for level, fast in ((2, []), (1, ["--fast"])):
+            for level, fast in LEVELS:
                 c = os.path.join(tmp, "c.nhd")
                 d = os.path.join(tmp, "d.dump")
                 ct, _ = run([nangila, "hpc", "compress", "--eps", repr(eps)] + rel + fast +
@@ -178,7 +180,7 @@ def bench_file(nangila, dump, name, tmp, repeat):
                 row("nangila-cli-L%d" % level, "text", mode, eps, eabs, os.path.getsize(c), ct,
                     dt, err)
             # Nangila library on float32 xyz
-            for level, fast in ((2, []), (1, ["--fast"])):
+            for level, fast in LEVELS:
                 _, out = run([nangila, "hpc", "bench", "--eps", repr(eps), "--repeat",
                               str(max(repeat, 2))] + rel + fast + [dump], capture=True)
                 k = kv(out)
@@ -247,7 +249,7 @@ def plot(rows, out):
         if r["file"] not in files:
             files.append(r["file"])
     tools = [("nangila-lib-L2", "Nangila L2"), ("nangila-lib-L1", "Nangila L1 (--fast)"),
-             ("zfp", "ZFP -a eps"), ("zstd-19", "zstd -19"), ("xz-9", "xz -9")]
+             ("nangila-lib-L0", "Nangila L0 (--fastest)"), ("zfp", "ZFP -a eps"), ("zstd-19", "zstd -19"), ("xz-9", "xz -9")]
 
     def pick(f, tool, mode, eps):
         for r in rows:
@@ -278,7 +280,8 @@ def plot(rows, out):
         plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    marks = {"nangila-lib-L2": "o", "nangila-lib-L1": "s", "zfp": "^", "zstd-3": "v",
+    marks = {"nangila-lib-L2": "o", "nangila-lib-L1": "s", "nangila-lib-L0": "P", "zfp": "^",
+             "zstd-3": "v",
              "zstd-19": "D", "xz-9": "x"}
     for tool, mk in marks.items():
         xs, ys = [], []
