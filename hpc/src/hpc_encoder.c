@@ -7,6 +7,7 @@
  */
 #include "hpc_core.h"
 #include "hpc_fit.h"
+#include "hpc_lean.h"
 
 #include <float.h>
 #include <stdarg.h>
@@ -64,8 +65,10 @@ struct ngl_hpc_encoder {
     uint64_t scratch_cap; /* atoms the scratch above holds */
     int force_active;
     uint64_t last_force_try;
-    uint64_t prev_exact; /* values stored exactly last frame: they restart without history */
-    lean_state lean;     /* level 0 only: the state in arrays, not the history ring */
+    uint64_t prev_exact;   /* values stored exactly last frame: they restart without history */
+    lean_state lean;       /* level 0 only: the state in arrays, not the history ring */
+    int simd;              /* level 0: the first pass may use the vector kernel */
+    uint64_t simd_vectors; /* vectors of 8 values the kernel coded (test hook) */
     ngl_hpc_stats stats;
     char err[256];
 #if defined(NGL_HAVE_ZSTD)
@@ -225,6 +228,7 @@ ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out
     enc->c.dtype = p->dtype;
     enc->c.level = p->level;
     enc->c.no_ring = p->level == NGL_HPC_LEVEL_FASTEST;
+    enc->simd = hpc_lean_simd_available();
     enc->c.rel = p->rel;
     *out = enc; /* the zstd context is created on first use */
     return NGL_OK;
@@ -253,6 +257,16 @@ void ngl_hpc_encoder_destroy(ngl_hpc_encoder *enc)
     lean_free(&enc->lean);
     hpc_core_free(&enc->c);
     free(enc);
+}
+
+void hpc_encoder_set_simd(ngl_hpc_encoder *enc, int on)
+{
+    enc->simd = on && hpc_lean_simd_available();
+}
+
+uint64_t hpc_encoder_simd_vectors(const ngl_hpc_encoder *enc)
+{
+    return enc->simd_vectors;
 }
 
 double ngl_hpc_encoder_eps(const ngl_hpc_encoder *enc)
@@ -641,8 +655,7 @@ static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
 }
 
 /* choose_selectors() for a level-0 stream: integer predictors only. */
-__attribute__((noinline)) static void
-choose_selectors_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g)
+static void choose_selectors_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g)
 {
     hpc_core *c = &enc->c;
     const lean_state *L = &enc->lean;
@@ -917,52 +930,90 @@ static void quantize_ring(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const fr
     }
 }
 
-/* Pass 1 over the lean state (level 0): integer predictors; the new lattice
- * values replace q_3, the other arrays are updated in place. */
-__attribute__((noinline)) static void quantize_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f,
-                                                    const frame_geom *g)
+/* Pass 1 of one value over the lean state (level 0): integer predictors; the
+ * new lattice value replaces q_3, the other arrays are updated in place. */
+static inline __attribute__((always_inline)) void
+quantize_lean_value(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
+                    const hpc_waxis *wax, unsigned sel, uint64_t v)
+{
+    hpc_core *c = &enc->c;
+    lean_state *L = &enc->lean;
+    const unsigned a = (unsigned)(v % 3);
+    const unsigned age = L->age[v];
+    int64_t pred = 0;
+    unsigned info = HPC_VI_SPATIAL;
+    int32_t img = 0;
+    if (age) {
+        pred = hpc_predict_int(sel, age, L->q[0][v], L->q[1][v], L->q[2][v]);
+        info = hpc_mag_bucket(L->mag[v]) | (HPC_PC_INT << HPC_VI_PC_SHIFT);
+        img = L->img[v];
+    }
+    const int64_t qv =
+        quantize_value(c, g, wax, f, v, a, age, pred, L->mag[v], &img, &info, enc->dec);
+    if (info & HPC_VI_EXACT) {
+        L->q[2][v] = 0;
+        L->img[v] = 0;
+        L->mag[v] = 0;
+        L->age[v] = 0;
+    } else {
+        const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
+        c->vres[v] = r;
+        L->q[2][v] = qv;
+        L->img[v] = img;
+        L->mag[v] = hpc_mag_of(hpc_zigzag(r));
+        L->age[v] = (uint8_t)(age < 255 ? age + 1 : 255);
+    }
+    c->vinfo[v] = (uint16_t)info;
+}
+
+/* Pass 1 over the lean state: full blocks of lossy streams go to the vector
+ * kernel (hpc_lean.h) where the CPU has one, and the vectors it leaves, the
+ * last partial block and everything else to the scalar code. */
+static void quantize_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g)
 {
     hpc_core *c = &enc->c;
     lean_state *L = &enc->lean;
     const uint64_t n = f->natoms;
-    const int64_t *Q1 = L->q[0], *Q2 = L->q[1];
-    int64_t *Q3 = L->q[2];
-    int32_t *I = L->img;
-    uint16_t *M = L->mag;
-    uint8_t *A = L->age;
     hpc_waxis wax[3];
+    hpc_lean_args la = {.xyz = f->xyz,
+                        .f32 = c->dtype == NGL_HPC_F32,
+                        .q1 = L->q[0],
+                        .q2 = L->q[1],
+                        .q3 = L->q[2],
+                        .img = L->img,
+                        .mag = L->mag,
+                        .age = L->age,
+                        .vres = c->vres,
+                        .vinfo = c->vinfo,
+                        .dec = enc->dec,
+                        .step = c->step,
+                        .inv_step = c->inv_step,
+                        .eps = c->eps};
     for (int a = 0; a < 3; a++) {
         wax[a] = hpc_waxis_make(g->lo[a], g->hi[a], c->inv_step);
+        la.len[a] = g->len[a];
+        la.loq[a] = wax[a].loq;
+        la.hiq[a] = wax[a].hiq;
+        la.lenq[a] = wax[a].lenq;
+        la.per[a] = g->per[a];
     }
-    for (uint64_t k = 0; k < n; k++) {
-        const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
-        for (unsigned a = 0; a < 3; a++) {
-            const uint64_t v = 3 * k + a;
-            const unsigned age = A[v];
-            int64_t pred = 0;
-            unsigned info = HPC_VI_SPATIAL;
-            int32_t img = 0;
-            if (age) {
-                pred = hpc_predict_int(sel, age, Q1[v], Q2[v], Q3[v]);
-                info = hpc_mag_bucket(M[v]) | (HPC_PC_INT << HPC_VI_PC_SHIFT);
-                img = I[v];
+    const int simd = enc->simd && !c->lossless;
+    uint64_t redo[3 * HPC_BLOCK_ATOMS / 8];
+    for (uint64_t k0 = 0; k0 < n; k0 += HPC_BLOCK_ATOMS) {
+        const unsigned sel = c->sel[k0 / HPC_BLOCK_ATOMS];
+        if (simd && n - k0 >= HPC_BLOCK_ATOMS) {
+            unsigned nredo = hpc_lean_block_simd(&la, 3 * k0, sel, redo);
+            enc->simd_vectors += 3 * HPC_BLOCK_ATOMS / 8 - nredo;
+            for (unsigned i = 0; i < nredo; i++) {
+                for (uint64_t v = redo[i]; v < redo[i] + 8; v++) {
+                    quantize_lean_value(enc, f, g, wax, sel, v);
+                }
             }
-            const int64_t qv =
-                quantize_value(c, g, wax, f, v, a, age, pred, M[v], &img, &info, enc->dec);
-            if (info & HPC_VI_EXACT) {
-                Q3[v] = 0;
-                I[v] = 0;
-                M[v] = 0;
-                A[v] = 0;
-            } else {
-                const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
-                c->vres[v] = r;
-                Q3[v] = qv;
-                I[v] = img;
-                M[v] = hpc_mag_of(hpc_zigzag(r));
-                A[v] = (uint8_t)(age < 255 ? age + 1 : 255);
-            }
-            c->vinfo[v] = (uint16_t)info;
+            continue;
+        }
+        const uint64_t k1 = n - k0 >= HPC_BLOCK_ATOMS ? k0 + HPC_BLOCK_ATOMS : n;
+        for (uint64_t v = 3 * k0; v < 3 * k1; v++) {
+            quantize_lean_value(enc, f, g, wax, sel, v);
         }
     }
 }

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hpc_lean.h -- the first coding pass of level-0 encoders, vectorised.
+ *
+ * Level 0 keeps its closed-loop state in per-value arrays (hpc_encoder.c,
+ * lean_state). Its first pass is independent per value: predict, choose the
+ * periodic image, quantize, check the bound on the decoder's reconstruction,
+ * residual. The scalar code (quantize_value() in hpc_encoder.c) defines it;
+ * the AVX-512 kernel here runs the same IEEE double operations in the same
+ * order on eight values at once, so its results are identical bit for bit
+ * (test_hpc_lean compares the two on whole streams). It takes only the common
+ * case: lossy streams, values with history, finite, on the lattice, within
+ * the bound. A vector with any other lane is left to the scalar code whole.
+ */
+#ifndef NGL_HPC_LEAN_H
+#define NGL_HPC_LEAN_H
+
+#include "hpc_internal.h"
+
+typedef struct ngl_hpc_encoder ngl_hpc_encoder;
+
+/* What the kernel reads and writes for one frame. */
+typedef struct hpc_lean_args {
+    const void *xyz; /* the frame's input values */
+    int f32;         /* xyz and dec are float (else double) */
+    const int64_t *q1, *q2;
+    int64_t *q3;   /* in: q_3; out: the new lattice values */
+    int32_t *img;  /* in/out: image of q_1 / of the new entry */
+    uint16_t *mag; /* in/out */
+    uint8_t *age;  /* in/out */
+    int64_t *vres; /* out: residuals */
+    uint16_t *vinfo;
+    void *dec; /* out: decoded values */
+    double step, inv_step, eps;
+    double len[3];             /* periodic box length per axis, else 0 */
+    double loq[3], hiq[3], lenq[3]; /* hpc_waxis per axis */
+    int per[3];
+} hpc_lean_args;
+
+/* Whether this CPU runs the kernel. */
+int hpc_lean_simd_available(void);
+
+/*
+ * Pass 1 over the 3 * HPC_BLOCK_ATOMS values [v0, v0 + 768) of one full block
+ * coded with integer selector @p sel (v0 a multiple of 768). Vectors of 8
+ * values the kernel does not take are left untouched and their first value
+ * index is appended to @p redo (up to 96). @return the number appended.
+ */
+unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, unsigned sel, uint64_t *redo);
+
+/* Test hook: 0 forces the scalar first pass in @p enc (level 0), 1 allows the
+ * kernel where the CPU has it (the default). */
+void hpc_encoder_set_simd(ngl_hpc_encoder *enc, int on);
+/* Test hook: vectors of 8 values the kernel coded in @p enc so far. */
+uint64_t hpc_encoder_simd_vectors(const ngl_hpc_encoder *enc);
+
+#endif /* NGL_HPC_LEAN_H */

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hpc_lean_simd.c -- the level-0 first pass on eight values at once
+ * (AVX-512 F/DQ/CD, chosen at run time). See hpc_lean.h for the contract;
+ * every step below names the scalar expression it reproduces
+ * (quantize_value() and quantize_lean() in hpc_encoder.c, hpc_wrap_ctx() and
+ * hpc_predict_int() in hpc_core.h). Same IEEE operations, same order, no
+ * contraction (-ffp-contract=off): the same bits.
+ */
+#include "hpc_lean.h"
+
+#include "hpc_core.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define LEAN_TARGET __attribute__((target("avx512f,avx512dq,avx512cd")))
+
+int hpc_lean_simd_available(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512cd");
+}
+
+/* Per-lane constants of one axis phase: lane i holds axis (phase + i) % 3. */
+typedef struct lane_axes {
+    __m512d len, loq, hiq, lenq;
+    __mmask8 per;
+} lane_axes;
+
+LEAN_TARGET static lane_axes make_lanes(const hpc_lean_args *a, unsigned phase)
+{
+    double len[8], loq[8], hiq[8], lenq[8];
+    __mmask8 per = 0;
+    for (unsigned i = 0; i < 8; i++) {
+        unsigned ax = (phase + i) % 3;
+        len[i] = a->len[ax];
+        loq[i] = a->loq[ax];
+        hiq[i] = a->hiq[ax];
+        lenq[i] = a->lenq[ax];
+        per |= (__mmask8)((a->per[ax] ? 1u : 0u) << i);
+    }
+    lane_axes l = {_mm512_loadu_pd(len), _mm512_loadu_pd(loq), _mm512_loadu_pd(hiq),
+                   _mm512_loadu_pd(lenq), per};
+    return l;
+}
+
+/* hpc_mag_bucket() of eight magnitudes < 2^16. */
+LEAN_TARGET static inline __m512i mag_bucket(__m512i m)
+{
+    const __m512i one = _mm512_set1_epi64(1);
+    /* 1 + bitlen((m - 1) | 1), capped at 11; m itself below 3 */
+    __m512i bl = _mm512_sub_epi64(_mm512_set1_epi64(64),
+                                  _mm512_lzcnt_epi64(_mm512_or_si512(_mm512_sub_epi64(m, one), one)));
+    __m512i b = _mm512_min_epu64(_mm512_add_epi64(bl, one), _mm512_set1_epi64(11));
+    return _mm512_mask_blend_epi64(_mm512_cmplt_epu64_mask(m, _mm512_set1_epi64(3)), b, m);
+}
+
+LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, unsigned sel,
+                                         uint64_t *redo)
+{
+    lane_axes lanes[3] = {make_lanes(a, 0), make_lanes(a, 1), make_lanes(a, 2)};
+    const __m512d step = _mm512_set1_pd(a->step), inv = _mm512_set1_pd(a->inv_step);
+    const __m512d eps = _mm512_set1_pd(a->eps), qlim = _mm512_set1_pd((double)HPC_Q_LIMIT);
+    const __m512d inf = _mm512_set1_pd(INFINITY), half = _mm512_set1_pd(0.5);
+    const __m512d two = _mm512_set1_pd(2.0), three = _mm512_set1_pd(3.0);
+    const __m512d eight = _mm512_set1_pd(8.0), sixteen = _mm512_set1_pd(16.0);
+    const __m512d zero = _mm512_setzero_pd();
+    const __m512i one = _mm512_set1_epi64(1), twoi = _mm512_set1_epi64(2);
+    const __m512i lim30 = _mm512_set1_epi64((int64_t)1 << 30);
+    const __m512i info_int = _mm512_set1_epi64(HPC_PC_INT << HPC_VI_PC_SHIFT);
+    const __m512i wrapbit = _mm512_set1_epi64(HPC_VI_WRAP);
+    unsigned nredo = 0;
+    for (unsigned j = 0; j < 3 * HPC_BLOCK_ATOMS / 8; j++) {
+        const uint64_t v = v0 + 8u * j;
+        const lane_axes *L = &lanes[(2u * j) % 3u]; /* v mod 3 = 8 j mod 3 */
+        /* state of the last entry */
+        const __m512i age = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(a->age + v)));
+        const __m512i q1 = _mm512_loadu_si512(a->q1 + v);
+        const __m512i q2 = _mm512_loadu_si512(a->q2 + v);
+        const __m512i q3 = _mm512_loadu_si512(a->q3 + v);
+        const __m512i mag = _mm512_cvtepu16_epi64(_mm_loadu_si128((const __m128i *)(a->mag + v)));
+        const __m512i img = _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)(a->img + v)));
+        const __m512d x = a->f32 ? _mm512_cvtps_pd(_mm256_loadu_ps((const float *)a->xyz + v))
+                                 : _mm512_loadu_pd((const double *)a->xyz + v);
+        __mmask8 odd = _mm512_cmpeq_epi64_mask(age, _mm512_setzero_si512()); /* spatial */
+        odd |= _mm512_cmp_pd_mask(_mm512_abs_pd(x), inf, _CMP_NLT_UQ);      /* !isfinite */
+
+        /* hpc_predict_int(): q1; 2 q1 - q2 from age 2; 3 q1 - 3 q2 + q3 from age 3 (ORDER2) */
+        __m512i pred = q1;
+        if (sel != HPC_SEL_ORDER0) {
+            const __m512i lin = _mm512_sub_epi64(_mm512_add_epi64(q1, q1), q2);
+            pred = _mm512_mask_blend_epi64(_mm512_cmpge_epu64_mask(age, twoi), pred, lin);
+            if (sel == HPC_SEL_ORDER2) {
+                const __m512i d12 = _mm512_sub_epi64(q1, q2);
+                const __m512i quad = _mm512_add_epi64(
+                    _mm512_add_epi64(_mm512_add_epi64(d12, d12), d12), q3);
+                pred = _mm512_mask_blend_epi64(
+                    _mm512_cmpge_epu64_mask(age, _mm512_set1_epi64(3)), pred, quad);
+            }
+        }
+        __m512i info = _mm512_or_si512(mag_bucket(mag), info_int);
+
+        /* hpc_wrap_ctx(): u = p - img Lq; d = distance to the nearer face */
+        const __m512d pd = _mm512_cvtepi64_pd(pred);
+        const __m512d imgd = _mm512_cvtepi64_pd(img);
+        const __m512d u = _mm512_sub_pd(pd, _mm512_mul_pd(imgd, L->lenq));
+        const __m512d dhi = _mm512_sub_pd(L->hiq, u);
+        const __m512d dlo = _mm512_sub_pd(u, L->loq);
+        const __mmask8 up = _mm512_cmp_pd_mask(dhi, dlo, _CMP_LT_OQ);
+        const __m512d d = _mm512_mask_blend_pd(up, dlo, dhi);
+        const __m512i dimg = _mm512_mask_blend_epi64(up, _mm512_set1_epi64(-1), one);
+        const __m512d typ = _mm512_mask_blend_pd(_mm512_cmplt_epu64_mask(mag, twoi),
+                                                 _mm512_cvtepi64_pd(mag), two);
+        __m512i ctx = _mm512_maskz_mov_epi64(_mm512_cmp_pd_mask(d, zero, _CMP_GE_OQ), one);
+        ctx = _mm512_mask_add_epi64(ctx, _mm512_cmp_pd_mask(d, typ, _CMP_GE_OQ), ctx, one);
+        ctx = _mm512_mask_add_epi64(
+            ctx, _mm512_cmp_pd_mask(d, _mm512_mul_pd(three, typ), _CMP_GE_OQ), ctx, one);
+        const __mmask8 near =
+            L->per &
+            _mm512_cmp_pd_mask(d, _mm512_add_pd(sixteen, _mm512_mul_pd(eight, typ)), _CMP_LT_OQ);
+        info = _mm512_mask_or_epi64(info, near, info,
+                                    _mm512_slli_epi64(_mm512_add_epi64(ctx, one), HPC_VI_W_SHIFT));
+
+        /* quantize_value(): take the image img + dimg if it lands nearer p */
+        const __m512i img1 = _mm512_add_epi64(img, dimg);
+        const __m512d img1d = _mm512_cvtepi64_pd(img1);
+        const __m512d u0 = _mm512_add_pd(x, _mm512_mul_pd(imgd, L->len));
+        const __m512d u1 = _mm512_add_pd(x, _mm512_mul_pd(img1d, L->len));
+        const __m512d e0 = _mm512_abs_pd(_mm512_sub_pd(_mm512_mul_pd(u0, inv), pd));
+        const __m512d e1 = _mm512_abs_pd(_mm512_sub_pd(_mm512_mul_pd(u1, inv), pd));
+        const __mmask8 wrap = near & _mm512_cmple_epi64_mask(img1, lim30) &
+                              _mm512_cmpge_epi64_mask(img1, _mm512_sub_epi64(_mm512_setzero_si512(), lim30)) &
+                              _mm512_cmp_pd_mask(e1, e0, _CMP_LT_OQ);
+        info = _mm512_mask_or_epi64(info, wrap, info, wrapbit);
+        const __m512i imgf = _mm512_mask_blend_epi64(wrap, img, img1);
+        const __m512d imgfd = _mm512_mask_blend_pd(wrap, imgd, img1d);
+
+        /* lattice value: floor(qd + 0.5), |qd| < 2^50 */
+        const __m512d qd = _mm512_mul_pd(_mm512_add_pd(x, _mm512_mul_pd(imgfd, L->len)), inv);
+        odd |= _mm512_cmp_pd_mask(_mm512_abs_pd(qd), qlim, _CMP_NLT_UQ);
+        const __m512d fl =
+            _mm512_roundscale_pd(_mm512_add_pd(qd, half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        const __m512i qv = _mm512_cvttpd_epi64(fl);
+
+        /* hpc_recon() and the bound, on the value the decoder will produce */
+        const __m512d rec = _mm512_sub_pd(_mm512_mul_pd(fl, step), _mm512_mul_pd(imgfd, L->len));
+        __m256 rec32 = _mm256_setzero_ps();
+        __m512d got = rec;
+        if (a->f32) {
+            rec32 = _mm512_cvtpd_ps(rec);
+            got = _mm512_cvtps_pd(rec32);
+        }
+        odd |= _mm512_cmp_pd_mask(_mm512_abs_pd(_mm512_sub_pd(got, x)), eps, _CMP_NLE_UQ);
+        if (odd) {
+            redo[nredo++] = v; /* the scalar code takes all eight */
+            continue;
+        }
+
+        /* residual and the new entry */
+        const __m512i r = _mm512_sub_epi64(qv, pred);
+        const __m512i z = _mm512_xor_si512(_mm512_slli_epi64(r, 1), _mm512_srai_epi64(r, 63));
+        const __m512i absr = _mm512_add_epi64(_mm512_srli_epi64(z, 1), _mm512_and_si512(z, one));
+        const __m512i newmag = _mm512_min_epu64(absr, _mm512_set1_epi64(65535));
+        const __m512i newage = _mm512_min_epu64(_mm512_add_epi64(age, one), _mm512_set1_epi64(255));
+        _mm512_storeu_si512(a->q3 + v, qv);
+        _mm512_storeu_si512(a->vres + v, r);
+        _mm256_storeu_si256((__m256i *)(a->img + v), _mm512_cvtepi64_epi32(imgf));
+        _mm_storeu_si128((__m128i *)(a->mag + v), _mm512_cvtepi64_epi16(newmag));
+        _mm_storel_epi64((__m128i *)(a->age + v), _mm512_cvtepi64_epi8(newage));
+        _mm_storeu_si128((__m128i *)(a->vinfo + v), _mm512_cvtepi64_epi16(info));
+        if (a->f32) {
+            _mm256_storeu_ps((float *)a->dec + v, rec32);
+        } else {
+            _mm512_storeu_pd((double *)a->dec + v, rec);
+        }
+    }
+    return nredo;
+}
+
+#else /* no x86-64 GCC/Clang: scalar only */
+
+int hpc_lean_simd_available(void)
+{
+    return 0;
+}
+
+unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, unsigned sel, uint64_t *redo)
+{
+    (void)a;
+    (void)sel;
+    for (unsigned j = 0; j < 3 * HPC_BLOCK_ATOMS / 8; j++) {
+        redo[j] = v0 + 8u * j;
+    }
+    return 3 * HPC_BLOCK_ATOMS / 8;
+}
+
+#endif
