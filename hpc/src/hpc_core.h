@@ -47,6 +47,14 @@ typedef struct hpc_model {
 #define HPC_VI_WRAP     0x0400u /* the image changed */
 #define HPC_VI_EXACT    0x0800u /* value stored bit for bit */
 #define HPC_VI_DOWN     0x1000u /* a wrap would lower the image (decoder) */
+#define HPC_VI_CODED    0x2000u /* temporal, not exact, token context and token in the code array */
+
+/* The code word of an HPC_VI_CODED value (encoder): token context, token,
+ * raw-bit count, and the magnitude bucket of its residual (for the next
+ * axis' context). */
+#define HPC_CODE(ci, tok, nraw, bucket)                                                            \
+    ((uint32_t)(ci) | ((uint32_t)(tok) << 8) | ((uint32_t)(nraw) << 16) |                          \
+     ((uint32_t)(bucket) << 24))
 
 typedef struct hpc_idmap {
     int64_t *key;

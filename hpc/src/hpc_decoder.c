@@ -558,7 +558,7 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
     hpc_bitr raw;
     hpc_bitr_init(&raw, rawp, raw_len);
     hpc_ctx *ctx = c->ctx;
-    hpc_ctxset_refresh(ctx, HPC_NCTX);
+    hpc_ctxset_refresh(ctx, HPC_NCTX, 1);
     hpc_ent *RW = gathered ? c->ring_alt : c->ring;
     const unsigned head = c->head;
     const unsigned wslot = (head + 1) % HPC_HIST;
@@ -582,7 +582,7 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
         for (unsigned a = 0; a < 3; a++) {
             const uint64_t v = 3 * k + a;
             if (v != 0 && v % HPC_CHUNK == 0) {
-                hpc_ctxset_refresh(ctx, HPC_NCTX);
+                hpc_ctxset_refresh(ctx, HPC_NCTX, 1);
             }
             hpc_ent *rv = RW + v * HPC_HIST;
             const hpc_ent *e1 = &rv[head];

@@ -22,6 +22,7 @@
 #define FIT_SAMPLES_FORCE 384u /* atoms sampled when the force term is tried */
 #define FIT_EVERY         4u   /* after the first frames, refit every FIT_EVERY frames */
 #define SEL_STRIDE        16u  /* atoms of a block sampled for the predictor choice */
+#define SEL_STRIDE_LEAN   64u  /* the same at level 0, where sampling is a visible cost */
 #define FORCE_RETRY       16u  /* frames between tries while the force term is off */
 #define FORCE_MIN_GAIN    0.97 /* force term kept only if it cuts the cost by 3% */
 #define TARGET_NEIGHBOURS 10.0 /* r_cut holds about this many neighbours */
@@ -40,6 +41,7 @@ typedef struct lean_state {
     int32_t *img;   /* image of q_1 */
     uint16_t *mag;  /* mag of q_1's entry */
     uint8_t *age;   /* age of q_1's entry (0: no history) */
+    uint32_t *code; /* per-frame scratch: HPC_CODE() of HPC_VI_CODED values */
     int64_t *gq[3]; /* gathered copies when the ids change */
     int32_t *gimg;
     uint16_t *gmag;
@@ -86,6 +88,7 @@ static void lean_free(lean_state *L)
     free(L->img);
     free(L->mag);
     free(L->age);
+    free(L->code);
     free(L->gimg);
     free(L->gmag);
     free(L->gage);
@@ -119,7 +122,8 @@ static ngl_status lean_reserve(lean_state *L, uint64_t nvals)
     }
     if (lean_grow((void **)&L->img, 4, old, cap) || lean_grow((void **)&L->gimg, 4, old, cap) ||
         lean_grow((void **)&L->mag, 2, old, cap) || lean_grow((void **)&L->gmag, 2, old, cap) ||
-        lean_grow((void **)&L->age, 1, old, cap) || lean_grow((void **)&L->gage, 1, old, cap)) {
+        lean_grow((void **)&L->age, 1, old, cap) || lean_grow((void **)&L->gage, 1, old, cap) ||
+        lean_grow((void **)&L->code, 4, old, cap)) {
         return NGL_ERR_NO_MEMORY;
     }
     L->cap = cap;
@@ -665,7 +669,8 @@ static void choose_selectors_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
         double cost[4] = {0, 0, 0, 0};
         uint64_t k0 = b * HPC_BLOCK_ATOMS;
         uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
-        uint64_t step = (k1 - k0) >= 4 * SEL_STRIDE ? SEL_STRIDE : 1;
+        uint64_t step = (k1 - k0) >= 4 * SEL_STRIDE_LEAN ? SEL_STRIDE_LEAN : SEL_STRIDE;
+        step = (k1 - k0) >= 4 * step ? step : 1;
         for (uint64_t k = k0; k < k1; k += step) {
             for (unsigned a = 0; a < 3; a++) {
                 const uint64_t v = 3 * k + a;
@@ -985,6 +990,7 @@ static void quantize_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const fr
                         .age = L->age,
                         .vres = c->vres,
                         .vinfo = c->vinfo,
+                        .vcode = L->code,
                         .dec = enc->dec,
                         .step = c->step,
                         .inv_step = c->inv_step,
@@ -1032,23 +1038,35 @@ static void code_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, int spatia
     const int f32 = c->dtype == NGL_HPC_F32;
     hpc_ctx *ctx = c->ctx;
     enc->sb.n = 0;
-    hpc_ctxset_refresh(ctx, HPC_NCTX);
+    hpc_ctxset_refresh(ctx, HPC_NCTX, 0);
     int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
     unsigned schain[3] = {0, 0, 0}, sbk[3] = {0, 0, 0};
     uint64_t nexact = 0, nwraps = 0;
+    const uint32_t *vcode = enc->lean.code; /* only read for HPC_VI_CODED values */
     for (uint64_t k = 0; k < n; k++) {
         int have_prev_axis = 0;
         unsigned prev_bucket = 0;
         for (unsigned a = 0; a < 3; a++) {
             const uint64_t v = 3 * k + a;
             if (v != 0 && v % HPC_CHUNK == 0) {
-                hpc_ctxset_refresh(ctx, HPC_NCTX);
+                hpc_ctxset_refresh(ctx, HPC_NCTX, 0);
             }
             const unsigned info = c->vinfo[v];
             const unsigned wctx = (info >> HPC_VI_W_SHIFT) & 7u;
             if (wctx) {
                 hpc_enc_sym(&enc->sb, raw, &ctx[HPC_CTX_WRAP + wctx - 1],
                             (info & HPC_VI_WRAP) ? 1u : 0u);
+            }
+            if (info & HPC_VI_CODED) { /* the first pass did the arithmetic */
+                const uint32_t code = vcode[v];
+                const unsigned nraw = (code >> 16) & 0xFFu;
+                const uint64_t z = hpc_zigzag(c->vres[v]);
+                hpc_enc_sym(&enc->sb, raw, &ctx[code & 0xFFu], (code >> 8) & 0xFFu);
+                hpc_bitw_put(raw, z & (((uint64_t)1 << nraw) - 1), nraw);
+                have_prev_axis = 1;
+                prev_bucket = code >> 24;
+                nwraps += (info & HPC_VI_WRAP) ? 1u : 0u;
+                continue;
             }
             unsigned ci;
             const int spatial = (info & HPC_VI_MB) == HPC_VI_SPATIAL;

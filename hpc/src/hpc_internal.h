@@ -166,16 +166,13 @@ static inline int hpc_get_varint(const uint8_t *buf, size_t end, size_t *pos, ui
 }
 
 /* --------------------------------------------------------- raw bit stream */
-/* Bits are appended LSB first, bytes in order. The writer keeps fewer than 8
- * bits pending and stores 8 bytes at a time unaligned, advancing by the whole
- * bytes it filled: no branch on the bit count, which is unpredictable in the
- * coding loop. The buffer needs HPC_BITW_SLACK bytes beyond the data. */
-#define HPC_BITW_SLACK 8u
-
+/* Bits are appended LSB first, bytes in order. The writer keeps fewer than 32
+ * bits pending and stores 32 at a time: the work per value is a shift, an OR
+ * and an add, and the one branch is rarely taken. */
 typedef struct hpc_bitw {
     uint8_t *buf;
     size_t cap, pos; /* bytes */
-    uint64_t acc;    /* pending bits, fewer than 8 */
+    uint64_t acc;    /* pending bits, fewer than 32 */
     unsigned nacc;
 } hpc_bitw;
 
@@ -188,33 +185,34 @@ static inline void hpc_bitw_init(hpc_bitw *w, uint8_t *buf, size_t cap)
     w->nacc = 0;
 }
 
-/* Append the low @p n bits of @p v, n <= 64. The caller sized buf for the
- * worst case plus HPC_BITW_SLACK. */
+/* Append the low @p n bits of @p v, n <= 64. The caller sized buf for the worst case. */
 static inline __attribute__((always_inline)) void hpc_bitw_put(hpc_bitw *w, uint64_t v, unsigned n)
 {
-    if (n > 56) { /* rare: exact doubles, huge residuals */
+    if (n > 32) { /* rare: exact values, huge residuals */
         hpc_bitw_put(w, v, 32);
         v >>= 32;
         n -= 32;
     }
-    v &= ((uint64_t)1 << n) - 1; /* n <= 56 */
-    w->acc |= v << w->nacc;      /* nacc < 8: fits */
+    v &= ((uint64_t)1 << n) - 1; /* n <= 32 */
+    w->acc |= v << w->nacc;      /* nacc < 32: fits */
     w->nacc += n;
-    assert(w->pos + 8 <= w->cap);
-    hpc_put_u64(w->buf + w->pos, w->acc); /* one store on little-endian hosts */
-    w->pos += w->nacc >> 3;
-    w->acc >>= w->nacc & 56u;
-    w->nacc &= 7u;
+    if (w->nacc >= 32) { /* taken about once per 32 bits: predictable */
+        assert(w->pos + 4 <= w->cap);
+        hpc_put_u32(w->buf + w->pos, (uint32_t)w->acc);
+        w->pos += 4;
+        w->acc >>= 32;
+        w->nacc -= 32;
+    }
 }
 
 /* Flush; @return total bytes. */
 static inline size_t hpc_bitw_finish(hpc_bitw *w)
 {
-    if (w->nacc > 0) {
+    while (w->nacc > 0) {
         assert(w->pos < w->cap);
         w->buf[w->pos++] = (uint8_t)w->acc;
-        w->acc = 0;
-        w->nacc = 0;
+        w->acc >>= 8;
+        w->nacc = w->nacc > 8 ? w->nacc - 8 : 0;
     }
     return w->pos;
 }

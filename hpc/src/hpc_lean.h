@@ -11,6 +11,8 @@
  * (test_hpc_lean compares the two on whole streams). It takes only the common
  * case: lossy streams, values with history, finite, on the lattice, within
  * the bound. A vector with any other lane is left to the scalar code whole.
+ * It also does the second pass' per-value arithmetic where it can (token,
+ * token context: HPC_VI_CODED), so that pass is left with the serial part.
  */
 #ifndef NGL_HPC_LEAN_H
 #define NGL_HPC_LEAN_H
@@ -30,9 +32,10 @@ typedef struct hpc_lean_args {
     uint8_t *age;  /* in/out */
     int64_t *vres; /* out: residuals */
     uint16_t *vinfo;
-    void *dec; /* out: decoded values */
+    uint32_t *vcode; /* out: HPC_CODE() of values marked HPC_VI_CODED */
+    void *dec;       /* out: decoded values */
     double step, inv_step, eps;
-    double len[3];             /* periodic box length per axis, else 0 */
+    double len[3];                  /* periodic box length per axis, else 0 */
     double loq[3], hiq[3], lenq[3]; /* hpc_waxis per axis */
     int per[3];
 } hpc_lean_args;

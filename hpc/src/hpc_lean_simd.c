@@ -51,8 +51,8 @@ LEAN_TARGET static inline __m512i mag_bucket(__m512i m)
 {
     const __m512i one = _mm512_set1_epi64(1);
     /* 1 + bitlen((m - 1) | 1), capped at 11; m itself below 3 */
-    __m512i bl = _mm512_sub_epi64(_mm512_set1_epi64(64),
-                                  _mm512_lzcnt_epi64(_mm512_or_si512(_mm512_sub_epi64(m, one), one)));
+    __m512i bl = _mm512_sub_epi64(
+        _mm512_set1_epi64(64), _mm512_lzcnt_epi64(_mm512_or_si512(_mm512_sub_epi64(m, one), one)));
     __m512i b = _mm512_min_epu64(_mm512_add_epi64(bl, one), _mm512_set1_epi64(11));
     return _mm512_mask_blend_epi64(_mm512_cmplt_epu64_mask(m, _mm512_set1_epi64(3)), b, m);
 }
@@ -71,6 +71,12 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
     const __m512i lim30 = _mm512_set1_epi64((int64_t)1 << 30);
     const __m512i info_int = _mm512_set1_epi64(HPC_PC_INT << HPC_VI_PC_SHIFT);
     const __m512i wrapbit = _mm512_set1_epi64(HPC_VI_WRAP);
+    const __m512i codedbit = _mm512_set1_epi64(HPC_VI_CODED);
+    const __m512i three_i = _mm512_set1_epi64(3), eight_i = _mm512_set1_epi64(8);
+    /* lanes holding axis x, per phase: no other-axis context */
+    const __mmask8 axis_x[3] = {0x49, 0x24, 0x92}; /* phase p: lanes i with (p + i) % 3 == 0 */
+    __m512i prev_bucket = _mm512_setzero_si512();  /* new buckets of the last vector coded here */
+    int prev_ok = 0;
     unsigned nredo = 0;
     for (unsigned j = 0; j < 3 * HPC_BLOCK_ATOMS / 8; j++) {
         const uint64_t v = v0 + 8u * j;
@@ -81,11 +87,12 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
         const __m512i q2 = _mm512_loadu_si512(a->q2 + v);
         const __m512i q3 = _mm512_loadu_si512(a->q3 + v);
         const __m512i mag = _mm512_cvtepu16_epi64(_mm_loadu_si128((const __m128i *)(a->mag + v)));
-        const __m512i img = _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)(a->img + v)));
+        const __m512i img =
+            _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)(a->img + v)));
         const __m512d x = a->f32 ? _mm512_cvtps_pd(_mm256_loadu_ps((const float *)a->xyz + v))
                                  : _mm512_loadu_pd((const double *)a->xyz + v);
         __mmask8 odd = _mm512_cmpeq_epi64_mask(age, _mm512_setzero_si512()); /* spatial */
-        odd |= _mm512_cmp_pd_mask(_mm512_abs_pd(x), inf, _CMP_NLT_UQ);      /* !isfinite */
+        odd |= _mm512_cmp_pd_mask(_mm512_abs_pd(x), inf, _CMP_NLT_UQ);       /* !isfinite */
 
         /* hpc_predict_int(): q1; 2 q1 - q2 from age 2; 3 q1 - 3 q2 + q3 from age 3 (ORDER2) */
         __m512i pred = q1;
@@ -94,10 +101,10 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
             pred = _mm512_mask_blend_epi64(_mm512_cmpge_epu64_mask(age, twoi), pred, lin);
             if (sel == HPC_SEL_ORDER2) {
                 const __m512i d12 = _mm512_sub_epi64(q1, q2);
-                const __m512i quad = _mm512_add_epi64(
-                    _mm512_add_epi64(_mm512_add_epi64(d12, d12), d12), q3);
-                pred = _mm512_mask_blend_epi64(
-                    _mm512_cmpge_epu64_mask(age, _mm512_set1_epi64(3)), pred, quad);
+                const __m512i quad =
+                    _mm512_add_epi64(_mm512_add_epi64(_mm512_add_epi64(d12, d12), d12), q3);
+                pred = _mm512_mask_blend_epi64(_mm512_cmpge_epu64_mask(age, _mm512_set1_epi64(3)),
+                                               pred, quad);
             }
         }
         __m512i info = _mm512_or_si512(mag_bucket(mag), info_int);
@@ -111,8 +118,8 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
         const __mmask8 up = _mm512_cmp_pd_mask(dhi, dlo, _CMP_LT_OQ);
         const __m512d d = _mm512_mask_blend_pd(up, dlo, dhi);
         const __m512i dimg = _mm512_mask_blend_epi64(up, _mm512_set1_epi64(-1), one);
-        const __m512d typ = _mm512_mask_blend_pd(_mm512_cmplt_epu64_mask(mag, twoi),
-                                                 _mm512_cvtepi64_pd(mag), two);
+        const __m512d typ =
+            _mm512_mask_blend_pd(_mm512_cmplt_epu64_mask(mag, twoi), _mm512_cvtepi64_pd(mag), two);
         __m512i ctx = _mm512_maskz_mov_epi64(_mm512_cmp_pd_mask(d, zero, _CMP_GE_OQ), one);
         ctx = _mm512_mask_add_epi64(ctx, _mm512_cmp_pd_mask(d, typ, _CMP_GE_OQ), ctx, one);
         ctx = _mm512_mask_add_epi64(
@@ -130,9 +137,10 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
         const __m512d u1 = _mm512_add_pd(x, _mm512_mul_pd(img1d, L->len));
         const __m512d e0 = _mm512_abs_pd(_mm512_sub_pd(_mm512_mul_pd(u0, inv), pd));
         const __m512d e1 = _mm512_abs_pd(_mm512_sub_pd(_mm512_mul_pd(u1, inv), pd));
-        const __mmask8 wrap = near & _mm512_cmple_epi64_mask(img1, lim30) &
-                              _mm512_cmpge_epi64_mask(img1, _mm512_sub_epi64(_mm512_setzero_si512(), lim30)) &
-                              _mm512_cmp_pd_mask(e1, e0, _CMP_LT_OQ);
+        const __mmask8 wrap =
+            near & _mm512_cmple_epi64_mask(img1, lim30) &
+            _mm512_cmpge_epi64_mask(img1, _mm512_sub_epi64(_mm512_setzero_si512(), lim30)) &
+            _mm512_cmp_pd_mask(e1, e0, _CMP_LT_OQ);
         info = _mm512_mask_or_epi64(info, wrap, info, wrapbit);
         const __m512i imgf = _mm512_mask_blend_epi64(wrap, img, img1);
         const __m512d imgfd = _mm512_mask_blend_pd(wrap, imgd, img1d);
@@ -140,8 +148,8 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
         /* lattice value: floor(qd + 0.5), |qd| < 2^50 */
         const __m512d qd = _mm512_mul_pd(_mm512_add_pd(x, _mm512_mul_pd(imgfd, L->len)), inv);
         odd |= _mm512_cmp_pd_mask(_mm512_abs_pd(qd), qlim, _CMP_NLT_UQ);
-        const __m512d fl =
-            _mm512_roundscale_pd(_mm512_add_pd(qd, half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        const __m512d fl = _mm512_roundscale_pd(_mm512_add_pd(qd, half),
+                                                _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
         const __m512i qv = _mm512_cvttpd_epi64(fl);
 
         /* hpc_recon() and the bound, on the value the decoder will produce */
@@ -155,6 +163,7 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
         odd |= _mm512_cmp_pd_mask(_mm512_abs_pd(_mm512_sub_pd(got, x)), eps, _CMP_NLE_UQ);
         if (odd) {
             redo[nredo++] = v; /* the scalar code takes all eight */
+            prev_ok = 0;
             continue;
         }
 
@@ -164,6 +173,47 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
         const __m512i absr = _mm512_add_epi64(_mm512_srli_epi64(z, 1), _mm512_and_si512(z, one));
         const __m512i newmag = _mm512_min_epu64(absr, _mm512_set1_epi64(65535));
         const __m512i newage = _mm512_min_epu64(_mm512_add_epi64(age, one), _mm512_set1_epi64(255));
+
+        /* the second pass' arithmetic (code_values()): hpc_token() of z ... */
+        const __m512i e =
+            _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(_mm512_or_si512(z, one)));
+        const __mmask8 big = _mm512_cmpge_epu64_mask(z, eight_i);
+        const __m512i sh = _mm512_maskz_sub_epi64(big, e, twoi);
+        const __m512i tokbig = _mm512_add_epi64(
+            _mm512_add_epi64(eight_i, _mm512_slli_epi64(_mm512_sub_epi64(e, three_i), 2)),
+            _mm512_and_si512(_mm512_srlv_epi64(z, sh), three_i));
+        const __m512i tok = _mm512_mask_blend_epi64(big, z, tokbig);
+        /* ... the other-axis compare hpc_ob() against the previous value's
+         * new bucket (lane 0: the last lane of the previous vector) ... */
+        const __m512i newbucket = mag_bucket(newmag);
+        const __m512i mb = mag_bucket(mag);
+        const __m512i pb = _mm512_alignr_epi64(newbucket, prev_bucket, 7);
+        __m512i ob = _mm512_add_epi64(_mm512_maskz_mov_epi64(_mm512_cmpge_epu64_mask(pb, mb), one),
+                                      _mm512_maskz_mov_epi64(_mm512_cmpgt_epu64_mask(pb, mb), one));
+        const __mmask8 ax0 = axis_x[(2u * j) % 3u];
+        ob = _mm512_mask_mov_epi64(ob, ax0, three_i);
+        /* ... and hpc_ctx_temporal() with pc = HPC_PC_INT */
+        const __m512i mbob = _mm512_add_epi64(_mm512_slli_epi64(mb, 2), ob); /* 4 mb + ob */
+        const __m512i lo = _mm512_add_epi64(_mm512_add_epi64(_mm512_slli_epi64(mbob, 2), mbob),
+                                            _mm512_set1_epi64(HPC_PC_INT)); /* 5 (4 mb + ob) + pc */
+        const __m512i hi = _mm512_add_epi64(
+            _mm512_add_epi64(
+                _mm512_set1_epi64(60),
+                _mm512_slli_epi64(
+                    _mm512_add_epi64(_mm512_slli_epi64(_mm512_sub_epi64(mb, three_i), 2), ob), 1)),
+            one);
+        const __m512i ci =
+            _mm512_add_epi64(_mm512_set1_epi64(HPC_CTX_TEMPORAL),
+                             _mm512_mask_blend_epi64(_mm512_cmple_epu64_mask(mb, twoi), hi, lo));
+        const __m512i code = _mm512_or_si512(
+            _mm512_or_si512(ci, _mm512_slli_epi64(tok, 8)),
+            _mm512_or_si512(_mm512_slli_epi64(sh, 16), _mm512_slli_epi64(newbucket, 24)));
+        /* lane 0 of a vector after one the scalar code takes: pass 2 decides */
+        const __mmask8 coded = (prev_ok || (ax0 & 1)) ? 0xFF : 0xFE;
+        info = _mm512_mask_or_epi64(info, coded, info, codedbit);
+        prev_bucket = newbucket;
+        prev_ok = 1;
+        _mm256_storeu_si256((__m256i *)(a->vcode + v), _mm512_cvtepi64_epi32(code));
         _mm512_storeu_si512(a->q3 + v, qv);
         _mm512_storeu_si512(a->vres + v, r);
         _mm256_storeu_si256((__m256i *)(a->img + v), _mm512_cvtepi64_epi32(imgf));

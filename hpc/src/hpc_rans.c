@@ -49,18 +49,28 @@ void hpc_ctx_halve(hpc_ctx *c)
     c->total = total;
 }
 
-void hpc_ctx_build(hpc_ctx *c)
+uint32_t hpc_scaled_count(uint32_t a, double inv_total)
+{
+    /* floor(a 2^15 / T) for 1 <= a <= T < 2^15 without a division: the
+     * product is within 2^-37 of the quotient, whose fraction is 0 or at least
+     * 1/T >= 2^-15 below the next integer, so adding 2^-20 and truncating is
+     * exact (test_hpc_rans checks every pair). */
+    return (uint32_t)((double)a * (double)HPC_PROB_SCALE * inv_total + 0x1p-20);
+}
+
+void hpc_ctx_build(hpc_ctx *c, int with_lut)
 {
     const unsigned n = c->nsym;
-    const uint64_t total = c->total;
+    const uint32_t total = c->total;
+    const double inv_total = 1.0 / (double)total;
     uint32_t sum = 0;
     unsigned best = 0;
-    assert(total > 0);
+    assert(total > 0 && total < HPC_COUNT_LIMIT);
     for (unsigned s = 0; s < n; s++) {
         uint32_t a = c->acc[s];
         uint32_t f = 0;
         if (a != 0) {
-            f = (uint32_t)(((uint64_t)a * HPC_PROB_SCALE) / total);
+            f = hpc_scaled_count(a, inv_total);
             if (f == 0) {
                 f = 1;
             }
@@ -100,25 +110,27 @@ void hpc_ctx_build(hpc_ctx *c)
         c->cum[s] = (uint16_t)cum; /* == HPC_PROB_SCALE; sentinels for the decoder scan */
     }
     assert(cum == HPC_PROB_SCALE);
-    unsigned s = 0;
-    for (unsigned i = 0; i < (HPC_PROB_SCALE >> 7); i++) {
-        uint32_t slot = (uint32_t)i << 7;
-        while (c->cum[s + 1] <= slot) {
-            s++;
+    if (with_lut) {
+        unsigned s = 0;
+        for (unsigned i = 0; i < (HPC_PROB_SCALE >> 7); i++) {
+            uint32_t slot = (uint32_t)i << 7;
+            while (c->cum[s + 1] <= slot) {
+                s++;
+            }
+            c->lut[i] = (uint8_t)s;
         }
-        c->lut[i] = (uint8_t)s;
     }
     c->since = 0;
 }
 
-void hpc_ctxset_refresh(hpc_ctx *set, unsigned n)
+void hpc_ctxset_refresh(hpc_ctx *set, unsigned n, int with_lut)
 {
     for (unsigned i = 0; i < n; i++) {
         hpc_ctx *c = &set[i];
         /* Young contexts rebuild at every refresh point, mature ones after
          * 1/8 of their (capped) count turned over. */
         if (c->since != 0 && (uint64_t)c->since * 8 >= c->total) {
-            hpc_ctx_build(c);
+            hpc_ctx_build(c, with_lut);
         }
     }
 }

@@ -38,11 +38,15 @@ typedef struct hpc_ctx {
 } hpc_ctx;
 
 void hpc_ctx_init(hpc_ctx *c, hpc_ctx_kind kind);
-/* Rebuild the table from the counts. Deterministic integer arithmetic. */
-void hpc_ctx_build(hpc_ctx *c);
+/* Rebuild the table from the counts (FORMAT.md §4.2; exact). @p with_lut:
+ * also the decoder's slot lookup table, which the encoder does not need. */
+void hpc_ctx_build(hpc_ctx *c, int with_lut);
 void hpc_ctx_halve(hpc_ctx *c);
 /* Rebuild every context of the set whose counts moved enough since its last build. */
-void hpc_ctxset_refresh(hpc_ctx *set, unsigned n);
+void hpc_ctxset_refresh(hpc_ctx *set, unsigned n, int with_lut);
+/* floor(a 2^15 / T) for 1 <= a <= T < 2^15, inv_total = 1.0 / T (exposed for
+ * the test that checks it on every pair). */
+uint32_t hpc_scaled_count(uint32_t a, double inv_total);
 
 static inline void hpc_ctx_count(hpc_ctx *c, unsigned s)
 {

@@ -46,7 +46,7 @@ static void test_hpc_rans_initial_tables(void **state)
         hpc_ctx a, b;
         hpc_ctx_init(&a, (hpc_ctx_kind)kind);
         b = a;
-        hpc_ctx_build(&b);
+        hpc_ctx_build(&b, 1);
         assert_memory_equal(&a, &b, sizeof(a));
         check_table(&a);
     }
@@ -64,13 +64,28 @@ static void test_hpc_rans_tables_sum(void **state)
     for (unsigned i = 0; i < 60000; i++) {
         hpc_ctx_count(&c, 3);
     }
-    hpc_ctx_build(&c);
+    hpc_ctx_build(&c, 1);
     check_table(&c);
     for (unsigned i = 0; i < 200000; i++) {
         hpc_ctx_count(&c, (unsigned)(rnd() % 252));
         if (i % 9999 == 0) {
-            hpc_ctx_build(&c);
+            hpc_ctx_build(&c, 1);
             check_table(&c);
+        }
+    }
+}
+
+/* The table build's division done as a multiplication (hpc_scaled_count)
+ * against the integer quotient, on every count pair it can meet. */
+static void test_hpc_rans_exact_arithmetic(void **state)
+{
+    (void)state;
+    for (uint32_t t = 1; t < HPC_COUNT_LIMIT; t++) {
+        const double inv = 1.0 / (double)t;
+        for (uint32_t a = 1; a <= t; a++) {
+            if (hpc_scaled_count(a, inv) != (uint32_t)(((uint64_t)a << HPC_PROB_BITS) / t)) {
+                fail_msg("scaled count %u / %u", a, t);
+            }
         }
     }
 }
@@ -92,7 +107,7 @@ static void roundtrip(unsigned (*draw)(unsigned), size_t n, unsigned nctx)
     hpc_bitw_init(&w, raw, rawcap);
     for (size_t i = 0; i < n; i++) {
         if (i % HPC_CHUNK == 0) {
-            hpc_ctxset_refresh(ectx, nctx);
+            hpc_ctxset_refresh(ectx, nctx, 0);
         }
         sym[i] = draw((unsigned)i);
         rawv[i] = rnd() & 0x1FFFF;
@@ -109,7 +124,7 @@ static void roundtrip(unsigned (*draw)(unsigned), size_t n, unsigned nctx)
     hpc_bitr_init(&r, raw, rawlen);
     for (size_t i = 0; i < n; i++) {
         if (i % HPC_CHUNK == 0) {
-            hpc_ctxset_refresh(dctx, nctx);
+            hpc_ctxset_refresh(dctx, nctx, 1);
         }
         hpc_ctx *c = &dctx[i % nctx];
         unsigned s = hpc_rdec_sym(&d, c);
@@ -181,6 +196,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hpc_rans_initial_tables),
         cmocka_unit_test(test_hpc_rans_tables_sum),
+        cmocka_unit_test(test_hpc_rans_exact_arithmetic),
         cmocka_unit_test(test_hpc_rans_roundtrip),
         cmocka_unit_test(test_hpc_rans_rejects_garbage),
     };
