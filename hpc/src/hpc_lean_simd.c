@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hpc_lean_simd.c -- the level-0 first pass on eight values at once
- * (AVX-512 F/DQ/CD, chosen at run time). See hpc_lean.h for the contract;
+ * (AVX-512 F/DQ/CD/VL, chosen at run time). See hpc_lean.h for the contract;
  * every step below names the scalar expression it reproduces
  * (quantize_value() and quantize_lean() in hpc_encoder.c, hpc_wrap_ctx() and
  * hpc_predict_int() in hpc_core.h). Same IEEE operations, same order, no
@@ -14,13 +14,13 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define LEAN_TARGET __attribute__((target("avx512f,avx512dq,avx512cd")))
+#define LEAN_TARGET __attribute__((target("avx512f,avx512dq,avx512cd,avx512vl")))
 
 int hpc_lean_simd_available(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512cd");
+           __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512vl");
 }
 
 /* Per-lane constants of one axis phase: lane i holds axis (phase + i) % 3. */
@@ -46,17 +46,23 @@ LEAN_TARGET static lane_axes make_lanes(const hpc_lean_args *a, unsigned phase)
     return l;
 }
 
-/* hpc_mag_bucket() of eight magnitudes < 2^16. */
-LEAN_TARGET static inline __m512i mag_bucket(__m512i m)
+/* hpc_mag_bucket() of eight magnitudes < 2^16 (32-bit lanes). */
+LEAN_TARGET static inline __m256i mag_bucket(__m256i m)
 {
-    const __m512i one = _mm512_set1_epi64(1);
+    const __m256i one = _mm256_set1_epi32(1);
     /* 1 + bitlen((m - 1) | 1), capped at 11; m itself below 3 */
-    __m512i bl = _mm512_sub_epi64(
-        _mm512_set1_epi64(64), _mm512_lzcnt_epi64(_mm512_or_si512(_mm512_sub_epi64(m, one), one)));
-    __m512i b = _mm512_min_epu64(_mm512_add_epi64(bl, one), _mm512_set1_epi64(11));
-    return _mm512_mask_blend_epi64(_mm512_cmplt_epu64_mask(m, _mm512_set1_epi64(3)), b, m);
+    __m256i bl = _mm256_sub_epi32(
+        _mm256_set1_epi32(32), _mm256_lzcnt_epi32(_mm256_or_si256(_mm256_sub_epi32(m, one), one)));
+    __m256i b = _mm256_min_epu32(_mm256_add_epi32(bl, one), _mm256_set1_epi32(11));
+    return _mm256_mask_blend_epi32(_mm256_cmplt_epu32_mask(m, _mm256_set1_epi32(3)), b, m);
 }
 
+/*
+ * Lattice values, prediction and residual live in 64-bit lanes (__m512i /
+ * __m512d); everything small (age, magnitude, image, buckets, contexts,
+ * tokens, the info word) in 32-bit lanes (__m256i), which cost half as much.
+ * Masks (__mmask8) are per value in both.
+ */
 LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, unsigned sel,
                                          uint64_t *redo)
 {
@@ -67,82 +73,78 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
     const __m512d two = _mm512_set1_pd(2.0), three = _mm512_set1_pd(3.0);
     const __m512d eight = _mm512_set1_pd(8.0), sixteen = _mm512_set1_pd(16.0);
     const __m512d zero = _mm512_setzero_pd();
-    const __m512i one = _mm512_set1_epi64(1), twoi = _mm512_set1_epi64(2);
-    const __m512i lim30 = _mm512_set1_epi64((int64_t)1 << 30);
-    const __m512i info_int = _mm512_set1_epi64(HPC_PC_INT << HPC_VI_PC_SHIFT);
-    const __m512i wrapbit = _mm512_set1_epi64(HPC_VI_WRAP);
-    const __m512i codedbit = _mm512_set1_epi64(HPC_VI_CODED);
-    const __m512i three_i = _mm512_set1_epi64(3), eight_i = _mm512_set1_epi64(8);
+    const __m512i one64 = _mm512_set1_epi64(1);
+    const __m256i one = _mm256_set1_epi32(1), two32 = _mm256_set1_epi32(2);
+    const __m256i three32 = _mm256_set1_epi32(3), eight32 = _mm256_set1_epi32(8);
+    const __m256i lim30 = _mm256_set1_epi32(1 << 30), neglim30 = _mm256_set1_epi32(-(1 << 30));
     /* lanes holding axis x, per phase: no other-axis context */
     const __mmask8 axis_x[3] = {0x49, 0x24, 0x92}; /* phase p: lanes i with (p + i) % 3 == 0 */
-    __m512i prev_bucket = _mm512_setzero_si512();  /* new buckets of the last vector coded here */
+    __m256i prev_bucket = _mm256_setzero_si256();  /* new buckets of the last vector coded here */
     int prev_ok = 0;
     unsigned nredo = 0;
     for (unsigned j = 0; j < 3 * HPC_BLOCK_ATOMS / 8; j++) {
         const uint64_t v = v0 + 8u * j;
         const lane_axes *L = &lanes[(2u * j) % 3u]; /* v mod 3 = 8 j mod 3 */
         /* state of the last entry */
-        const __m512i age = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(a->age + v)));
+        const __m256i age = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a->age + v)));
+        const __m256i mag = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(a->mag + v)));
+        const __m256i img = _mm256_loadu_si256((const __m256i *)(a->img + v));
         const __m512i q1 = _mm512_loadu_si512(a->q1 + v);
         const __m512i q2 = _mm512_loadu_si512(a->q2 + v);
         const __m512i q3 = _mm512_loadu_si512(a->q3 + v);
-        const __m512i mag = _mm512_cvtepu16_epi64(_mm_loadu_si128((const __m128i *)(a->mag + v)));
-        const __m512i img =
-            _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)(a->img + v)));
         const __m512d x = a->f32 ? _mm512_cvtps_pd(_mm256_loadu_ps((const float *)a->xyz + v))
                                  : _mm512_loadu_pd((const double *)a->xyz + v);
-        __mmask8 odd = _mm512_cmpeq_epi64_mask(age, _mm512_setzero_si512()); /* spatial */
+        __mmask8 odd = _mm256_cmpeq_epi32_mask(age, _mm256_setzero_si256()); /* spatial */
         odd |= _mm512_cmp_pd_mask(_mm512_abs_pd(x), inf, _CMP_NLT_UQ);       /* !isfinite */
 
         /* hpc_predict_int(): q1; 2 q1 - q2 from age 2; 3 q1 - 3 q2 + q3 from age 3 (ORDER2) */
         __m512i pred = q1;
         if (sel != HPC_SEL_ORDER0) {
             const __m512i lin = _mm512_sub_epi64(_mm512_add_epi64(q1, q1), q2);
-            pred = _mm512_mask_blend_epi64(_mm512_cmpge_epu64_mask(age, twoi), pred, lin);
+            pred = _mm512_mask_blend_epi64(_mm256_cmpge_epu32_mask(age, two32), pred, lin);
             if (sel == HPC_SEL_ORDER2) {
                 const __m512i d12 = _mm512_sub_epi64(q1, q2);
                 const __m512i quad =
                     _mm512_add_epi64(_mm512_add_epi64(_mm512_add_epi64(d12, d12), d12), q3);
-                pred = _mm512_mask_blend_epi64(_mm512_cmpge_epu64_mask(age, _mm512_set1_epi64(3)),
-                                               pred, quad);
+                pred = _mm512_mask_blend_epi64(_mm256_cmpge_epu32_mask(age, three32), pred, quad);
             }
         }
-        __m512i info = _mm512_or_si512(mag_bucket(mag), info_int);
+        const __m256i mb = mag_bucket(mag);
+        __m256i info = _mm256_or_si256(mb, _mm256_set1_epi32(HPC_PC_INT << HPC_VI_PC_SHIFT));
 
         /* hpc_wrap_ctx(): u = p - img Lq; d = distance to the nearer face */
         const __m512d pd = _mm512_cvtepi64_pd(pred);
-        const __m512d imgd = _mm512_cvtepi64_pd(img);
+        const __m512d imgd = _mm512_cvtepi32_pd(img);
         const __m512d u = _mm512_sub_pd(pd, _mm512_mul_pd(imgd, L->lenq));
         const __m512d dhi = _mm512_sub_pd(L->hiq, u);
         const __m512d dlo = _mm512_sub_pd(u, L->loq);
         const __mmask8 up = _mm512_cmp_pd_mask(dhi, dlo, _CMP_LT_OQ);
         const __m512d d = _mm512_mask_blend_pd(up, dlo, dhi);
-        const __m512i dimg = _mm512_mask_blend_epi64(up, _mm512_set1_epi64(-1), one);
         const __m512d typ =
-            _mm512_mask_blend_pd(_mm512_cmplt_epu64_mask(mag, twoi), _mm512_cvtepi64_pd(mag), two);
-        __m512i ctx = _mm512_maskz_mov_epi64(_mm512_cmp_pd_mask(d, zero, _CMP_GE_OQ), one);
-        ctx = _mm512_mask_add_epi64(ctx, _mm512_cmp_pd_mask(d, typ, _CMP_GE_OQ), ctx, one);
-        ctx = _mm512_mask_add_epi64(
+            _mm512_mask_blend_pd(_mm256_cmplt_epu32_mask(mag, two32), _mm512_cvtepi32_pd(mag), two);
+        __m256i ctx = _mm256_maskz_mov_epi32(_mm512_cmp_pd_mask(d, zero, _CMP_GE_OQ), one);
+        ctx = _mm256_mask_add_epi32(ctx, _mm512_cmp_pd_mask(d, typ, _CMP_GE_OQ), ctx, one);
+        ctx = _mm256_mask_add_epi32(
             ctx, _mm512_cmp_pd_mask(d, _mm512_mul_pd(three, typ), _CMP_GE_OQ), ctx, one);
         const __mmask8 near =
             L->per &
             _mm512_cmp_pd_mask(d, _mm512_add_pd(sixteen, _mm512_mul_pd(eight, typ)), _CMP_LT_OQ);
-        info = _mm512_mask_or_epi64(info, near, info,
-                                    _mm512_slli_epi64(_mm512_add_epi64(ctx, one), HPC_VI_W_SHIFT));
+        info = _mm256_mask_or_epi32(info, near, info,
+                                    _mm256_slli_epi32(_mm256_add_epi32(ctx, one), HPC_VI_W_SHIFT));
 
         /* quantize_value(): take the image img + dimg if it lands nearer p */
-        const __m512i img1 = _mm512_add_epi64(img, dimg);
-        const __m512d img1d = _mm512_cvtepi64_pd(img1);
+        const __m256i img1 =
+            _mm256_mask_blend_epi32(up, _mm256_sub_epi32(img, one), _mm256_add_epi32(img, one));
+        const __m512d img1d = _mm512_cvtepi32_pd(img1);
         const __m512d u0 = _mm512_add_pd(x, _mm512_mul_pd(imgd, L->len));
         const __m512d u1 = _mm512_add_pd(x, _mm512_mul_pd(img1d, L->len));
         const __m512d e0 = _mm512_abs_pd(_mm512_sub_pd(_mm512_mul_pd(u0, inv), pd));
         const __m512d e1 = _mm512_abs_pd(_mm512_sub_pd(_mm512_mul_pd(u1, inv), pd));
-        const __mmask8 wrap =
-            near & _mm512_cmple_epi64_mask(img1, lim30) &
-            _mm512_cmpge_epi64_mask(img1, _mm512_sub_epi64(_mm512_setzero_si512(), lim30)) &
-            _mm512_cmp_pd_mask(e1, e0, _CMP_LT_OQ);
-        info = _mm512_mask_or_epi64(info, wrap, info, wrapbit);
-        const __m512i imgf = _mm512_mask_blend_epi64(wrap, img, img1);
+        const __mmask8 wrap = near & _mm256_cmple_epi32_mask(img1, lim30) &
+                              _mm256_cmpge_epi32_mask(img1, neglim30) &
+                              _mm512_cmp_pd_mask(e1, e0, _CMP_LT_OQ);
+        info = _mm256_mask_or_epi32(info, wrap, info, _mm256_set1_epi32(HPC_VI_WRAP));
+        const __m256i imgf = _mm256_mask_blend_epi32(wrap, img, img1);
         const __m512d imgfd = _mm512_mask_blend_pd(wrap, imgd, img1d);
 
         /* lattice value: floor(qd + 0.5), |qd| < 2^50 */
@@ -170,56 +172,57 @@ LEAN_TARGET unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, un
         /* residual and the new entry */
         const __m512i r = _mm512_sub_epi64(qv, pred);
         const __m512i z = _mm512_xor_si512(_mm512_slli_epi64(r, 1), _mm512_srai_epi64(r, 63));
-        const __m512i absr = _mm512_add_epi64(_mm512_srli_epi64(z, 1), _mm512_and_si512(z, one));
-        const __m512i newmag = _mm512_min_epu64(absr, _mm512_set1_epi64(65535));
-        const __m512i newage = _mm512_min_epu64(_mm512_add_epi64(age, one), _mm512_set1_epi64(255));
+        const __m512i absr = _mm512_add_epi64(_mm512_srli_epi64(z, 1), _mm512_and_si512(z, one64));
+        const __m256i newmag =
+            _mm512_cvtepi64_epi32(_mm512_min_epu64(absr, _mm512_set1_epi64(65535)));
+        const __m256i newage = _mm256_min_epu32(_mm256_add_epi32(age, one), _mm256_set1_epi32(255));
 
-        /* the second pass' arithmetic (code_values()): hpc_token() of z ... */
-        const __m512i e =
-            _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(_mm512_or_si512(z, one)));
-        const __mmask8 big = _mm512_cmpge_epu64_mask(z, eight_i);
-        const __m512i sh = _mm512_maskz_sub_epi64(big, e, twoi);
-        const __m512i tokbig = _mm512_add_epi64(
-            _mm512_add_epi64(eight_i, _mm512_slli_epi64(_mm512_sub_epi64(e, three_i), 2)),
-            _mm512_and_si512(_mm512_srlv_epi64(z, sh), three_i));
-        const __m512i tok = _mm512_mask_blend_epi64(big, z, tokbig);
+        /* the second pass' arithmetic (code_values()), for z < 2^31 (other
+         * values are rare and left to it): hpc_token() ... */
+        const __mmask8 fits = _mm512_cmplt_epu64_mask(z, _mm512_set1_epi64((int64_t)1 << 31));
+        const __m256i z32 = _mm512_cvtepi64_epi32(z);
+        const __m256i e =
+            _mm256_sub_epi32(_mm256_set1_epi32(31), _mm256_lzcnt_epi32(_mm256_or_si256(z32, one)));
+        const __mmask8 big = _mm256_cmpge_epu32_mask(z32, eight32);
+        const __m256i sh = _mm256_maskz_sub_epi32(big, e, two32);
+        const __m256i tokbig = _mm256_add_epi32(
+            _mm256_add_epi32(eight32, _mm256_slli_epi32(_mm256_sub_epi32(e, three32), 2)),
+            _mm256_and_si256(_mm256_srlv_epi32(z32, sh), three32));
+        const __m256i tok = _mm256_mask_blend_epi32(big, z32, tokbig);
         /* ... the other-axis compare hpc_ob() against the previous value's
          * new bucket (lane 0: the last lane of the previous vector) ... */
-        const __m512i newbucket = mag_bucket(newmag);
-        const __m512i mb = mag_bucket(mag);
-        const __m512i pb = _mm512_alignr_epi64(newbucket, prev_bucket, 7);
-        __m512i ob = _mm512_add_epi64(_mm512_maskz_mov_epi64(_mm512_cmpge_epu64_mask(pb, mb), one),
-                                      _mm512_maskz_mov_epi64(_mm512_cmpgt_epu64_mask(pb, mb), one));
+        const __m256i newbucket = mag_bucket(newmag);
+        const __m256i pb = _mm256_alignr_epi32(newbucket, prev_bucket, 7);
+        __m256i ob = _mm256_add_epi32(_mm256_maskz_mov_epi32(_mm256_cmpge_epu32_mask(pb, mb), one),
+                                      _mm256_maskz_mov_epi32(_mm256_cmpgt_epu32_mask(pb, mb), one));
         const __mmask8 ax0 = axis_x[(2u * j) % 3u];
-        ob = _mm512_mask_mov_epi64(ob, ax0, three_i);
+        ob = _mm256_mask_mov_epi32(ob, ax0, three32);
         /* ... and hpc_ctx_temporal() with pc = HPC_PC_INT */
-        const __m512i mbob = _mm512_add_epi64(_mm512_slli_epi64(mb, 2), ob); /* 4 mb + ob */
-        const __m512i lo = _mm512_add_epi64(_mm512_add_epi64(_mm512_slli_epi64(mbob, 2), mbob),
-                                            _mm512_set1_epi64(HPC_PC_INT)); /* 5 (4 mb + ob) + pc */
-        const __m512i hi = _mm512_add_epi64(
-            _mm512_add_epi64(
-                _mm512_set1_epi64(60),
-                _mm512_slli_epi64(
-                    _mm512_add_epi64(_mm512_slli_epi64(_mm512_sub_epi64(mb, three_i), 2), ob), 1)),
-            one);
-        const __m512i ci =
-            _mm512_add_epi64(_mm512_set1_epi64(HPC_CTX_TEMPORAL),
-                             _mm512_mask_blend_epi64(_mm512_cmple_epu64_mask(mb, twoi), hi, lo));
-        const __m512i code = _mm512_or_si512(
-            _mm512_or_si512(ci, _mm512_slli_epi64(tok, 8)),
-            _mm512_or_si512(_mm512_slli_epi64(sh, 16), _mm512_slli_epi64(newbucket, 24)));
-        /* lane 0 of a vector after one the scalar code takes: pass 2 decides */
-        const __mmask8 coded = (prev_ok || (ax0 & 1)) ? 0xFF : 0xFE;
-        info = _mm512_mask_or_epi64(info, coded, info, codedbit);
+        const __m256i mbob = _mm256_add_epi32(_mm256_slli_epi32(mb, 2), ob); /* 4 mb + ob */
+        const __m256i lo = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(mbob, 2), mbob),
+                                            _mm256_set1_epi32(HPC_PC_INT)); /* 5 (4 mb + ob) + pc */
+        const __m256i hi =
+            _mm256_add_epi32(_mm256_slli_epi32(_mm256_sub_epi32(mbob, _mm256_set1_epi32(12)), 1),
+                             _mm256_set1_epi32(61)); /* 60 + 2 (4 (mb - 3) + ob) + 1 */
+        const __m256i ci =
+            _mm256_add_epi32(_mm256_set1_epi32(HPC_CTX_TEMPORAL),
+                             _mm256_mask_blend_epi32(_mm256_cmple_epu32_mask(mb, two32), hi, lo));
+        const __m256i code = _mm256_or_si256(
+            _mm256_or_si256(ci, _mm256_slli_epi32(tok, 8)),
+            _mm256_or_si256(_mm256_slli_epi32(sh, 16), _mm256_slli_epi32(newbucket, 24)));
+        /* lane 0 after a vector the scalar code takes: the second pass decides */
+        const __mmask8 coded = fits & ((prev_ok || (ax0 & 1)) ? 0xFF : 0xFE);
+        info = _mm256_mask_or_epi32(info, coded, info, _mm256_set1_epi32(HPC_VI_CODED));
         prev_bucket = newbucket;
         prev_ok = 1;
-        _mm256_storeu_si256((__m256i *)(a->vcode + v), _mm512_cvtepi64_epi32(code));
+
         _mm512_storeu_si512(a->q3 + v, qv);
         _mm512_storeu_si512(a->vres + v, r);
-        _mm256_storeu_si256((__m256i *)(a->img + v), _mm512_cvtepi64_epi32(imgf));
-        _mm_storeu_si128((__m128i *)(a->mag + v), _mm512_cvtepi64_epi16(newmag));
-        _mm_storel_epi64((__m128i *)(a->age + v), _mm512_cvtepi64_epi8(newage));
-        _mm_storeu_si128((__m128i *)(a->vinfo + v), _mm512_cvtepi64_epi16(info));
+        _mm256_storeu_si256((__m256i *)(a->img + v), imgf);
+        _mm_storeu_si128((__m128i *)(a->mag + v), _mm256_cvtepi32_epi16(newmag));
+        _mm_storel_epi64((__m128i *)(a->age + v), _mm256_cvtepi32_epi8(newage));
+        _mm_storeu_si128((__m128i *)(a->vinfo + v), _mm256_cvtepi32_epi16(info));
+        _mm256_storeu_si256((__m256i *)(a->vcode + v), code);
         if (a->f32) {
             _mm256_storeu_ps((float *)a->dec + v, rec32);
         } else {

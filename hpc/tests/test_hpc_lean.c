@@ -6,8 +6,8 @@
  * frames exercise every path of the kernel: the three integer selectors
  * (blocks of still, drifting and accelerating atoms), periodic crossings,
  * a free axis, values the kernel must leave to the scalar code (NaN, huge,
- * new atoms), atoms reordered and dropped between frames, a partial last
- * block, float and double. Skipped (77) on a CPU without AVX-512.
+ * new atoms), residuals too large for its token arithmetic, atoms reordered and dropped between
+ * frames, a partial last block, float and double. Skipped (77) on a CPU without AVX-512.
  */
 #include "hpc_lean.h"
 #include "nangila_hpc.h"
@@ -71,6 +71,8 @@ static void make_traj(traj *t)
                     v = NAN;
                 } else if (i == 301 && a == 1 && f >= 9) {
                     v = 1e30; /* off the lattice for good */
+                } else if (i == 302 && a == 2 && f >= 13 && f < 17) {
+                    v += 3e5; /* a jump and back: residuals beyond 2^31 steps (f64) */
                 }
                 t->x[f][3 * n + (uint64_t)a] = v;
             }
@@ -146,7 +148,7 @@ static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, int simd, si
 int main(void)
 {
     if (!hpc_lean_simd_available()) {
-        printf("SKIP: no AVX-512 F/DQ/CD on this CPU\n");
+        printf("SKIP: no AVX-512 F/DQ/CD/VL on this CPU\n");
         return 77;
     }
     static traj t;
