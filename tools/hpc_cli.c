@@ -7,6 +7,8 @@
 #include "nangila_cli.h"
 #include "nangila_hpc.h"
 
+#include "hpc_lean.h" /* hpc_encoder_set_simd(): bench --scalar */
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -26,7 +28,7 @@ static void hpc_usage(FILE *f)
             "  decompress IN OUT                             container -> LAMMPS text dump\n"
             "  verify     ORIGINAL DECODED --eps E [--rel]   check the bound and everything else\n"
             "  extract    [--axis-major] DUMP OUT            coordinates as raw float32\n"
-            "  bench      --eps E [--rel] [--fast|--fastest] [--repeat N] DUMP\n"
+            "  bench      --eps E [--rel] [--fast|--fastest [--scalar]] [--repeat N] DUMP\n"
             "                                                codec speed and ratio on float32\n"
             "\n"
             "E is an absolute bound on every coordinate (0 = lossless); with --rel it is\n"
@@ -122,6 +124,7 @@ typedef struct opts {
     int have_eps;
     int rel;
     int level;
+    int scalar; /* bench: level 0 without its vector kernel */
     int axis_major;
     unsigned repeat;
     const char *pos[2];
@@ -154,6 +157,8 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->level = NGL_HPC_LEVEL_FAST;
         } else if (!strcmp(a, "--fastest")) {
             o->level = NGL_HPC_LEVEL_FASTEST;
+        } else if (!strcmp(a, "--scalar")) {
+            o->scalar = 1;
         } else if (!strcmp(a, "--axis-major")) {
             o->axis_major = 1;
         } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
@@ -405,8 +410,10 @@ static double cpu_now(void)
 static int cmd_bench(const opts *o)
 {
     if (!o->have_eps || o->npos != 1) {
-        fprintf(stderr,
-                "usage: nangila hpc bench --eps E [--rel] [--fast|--fastest] [--repeat N] DUMP\n");
+        fprintf(
+            stderr,
+            "usage: nangila hpc bench --eps E [--rel] [--fast|--fastest [--scalar]] [--repeat N] "
+            "DUMP\n");
         return 2;
     }
     fset s;
@@ -462,6 +469,9 @@ static int cmd_bench(const opts *o)
         if (ngl_hpc_encoder_create(&p, &enc) != NGL_OK) {
             rc = 1;
             break;
+        }
+        if (o->scalar) {
+            hpc_encoder_set_simd(enc, 0);
         }
         double t0 = cpu_now();
         total = 0;
@@ -527,11 +537,14 @@ static int cmd_bench(const opts *o)
         printf("file=%s frames=%" PRIu64 " atoms=%" PRIu64 " level=%d eps=%.6g%s raw_f32=%" PRIu64
                " bytes=%zu ratio_f32=%.3f bits_per_value=%.4f enc_MBps=%.1f dec_MBps=%.1f "
                "memcpy_MBps=%.1f enc_vs_memcpy=%.4f max_err=%.6g exact=%" PRIu64
-               " force_frames=%" PRIu64 " cpu=process\n",
+               " force_frames=%" PRIu64 " kernel=%s cpu=process\n",
                o->pos[0], s.n, maxn, p.level, eps_used, o->rel ? " rel" : "", raw, total,
                total ? (double)raw / (double)total : 0.0,
                raw ? 8.0 * (double)total / ((double)raw / 4.0) : 0.0, mb / best_enc, mb / best_dec,
-               mb / best_cpy, best_cpy / best_enc, max_err, est.exact, est.force_frames);
+               mb / best_cpy, best_cpy / best_enc, max_err, est.exact, est.force_frames,
+               p.level != NGL_HPC_LEVEL_FASTEST          ? "-"
+               : !o->scalar && hpc_lean_simd_available() ? "avx512"
+                                                         : "scalar");
         if (max_err > eps_used) {
             fprintf(stderr, "nangila hpc bench: bound violated (%.6g > %.6g)\n", max_err, eps_used);
             rc = 1;
