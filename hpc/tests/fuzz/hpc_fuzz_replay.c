@@ -216,9 +216,11 @@ static int write_seeds(const char *dir)
     rc |= seed_codec(dir, "codec-f32-l1.bin", NGL_HPC_F32, 1e-3, 1, 0);
     rc |= seed_codec(dir, "codec-f64-l2-shuffled.bin", NGL_HPC_F64, 1e-4, 2, 1);
     rc |= seed_codec(dir, "codec-f32-lossless.bin", NGL_HPC_F32, 0, 1, 1);
+    rc |= seed_codec(dir, "codec-f32-l0-shuffled.bin", NGL_HPC_F32, 1e-3, 0, 1);
     rc |= seed_dump(dir, "dump-custom.nhd", dump_custom, 1e-3, 2);
     rc |= seed_dump(dir, "dump-atom.nhd", dump_atom, 1e-2, 1);
     rc |= seed_dump(dir, "dump-noid-lossless.nhd", dump_noid, 0, 2);
+    rc |= seed_dump(dir, "dump-custom-l0.nhd", dump_custom, 1e-3, 0);
     return rc ? 1 : 0;
 }
 
