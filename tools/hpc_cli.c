@@ -7,7 +7,7 @@
 #include "nangila_cli.h"
 #include "nangila_hpc.h"
 
-#include "hpc_lean.h" /* hpc_encoder_set_simd(): bench --scalar */
+#include "hpc_lean.h" /* hpc_encoder_set_kernel(): bench --kernel */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,7 +28,7 @@ static void hpc_usage(FILE *f)
             "  decompress IN OUT                             container -> LAMMPS text dump\n"
             "  verify     ORIGINAL DECODED --eps E [--rel]   check the bound and everything else\n"
             "  extract    [--axis-major] DUMP OUT            coordinates as raw float32\n"
-            "  bench      --eps E [--rel] [--fast|--fastest [--scalar]] [--repeat N] DUMP\n"
+            "  bench      --eps E [--rel] [--fast|--fastest [--kernel K]] [--repeat N] DUMP\n"
             "                                                codec speed and ratio on float32\n"
             "\n"
             "E is an absolute bound on every coordinate (0 = lossless); with --rel it is\n"
@@ -124,7 +124,7 @@ typedef struct opts {
     int have_eps;
     int rel;
     int level;
-    int scalar; /* bench: level 0 without its vector kernel */
+    int kernel; /* bench: level 0's vector kernel (hpc_lean_kernel), -1 = the best */
     int axis_major;
     unsigned repeat;
     const char *pos[2];
@@ -136,6 +136,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     memset(o, 0, sizeof(*o));
     o->repeat = 3;
     o->level = NGL_HPC_LEVEL_DEFAULT;
+    o->kernel = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--eps") && i + 1 < argc) {
@@ -157,8 +158,19 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->level = NGL_HPC_LEVEL_FAST;
         } else if (!strcmp(a, "--fastest")) {
             o->level = NGL_HPC_LEVEL_FASTEST;
-        } else if (!strcmp(a, "--scalar")) {
-            o->scalar = 1;
+        } else if (!strcmp(a, "--kernel") && i + 1 < argc) {
+            const char *k = argv[++i];
+            o->kernel = !strcmp(k, "scalar")   ? HPC_LEAN_SCALAR
+                        : !strcmp(k, "avx2")   ? HPC_LEAN_AVX2
+                        : !strcmp(k, "avx512") ? HPC_LEAN_AVX512
+                                               : -2;
+            if (o->kernel == -2 || !hpc_lean_kernel_available((hpc_lean_kernel)o->kernel)) {
+                fprintf(stderr,
+                        "nangila hpc: --kernel wants scalar, avx2 or avx512 (one this CPU "
+                        "runs), got '%s'\n",
+                        k);
+                return -1;
+            }
         } else if (!strcmp(a, "--axis-major")) {
             o->axis_major = 1;
         } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
@@ -412,7 +424,7 @@ static int cmd_bench(const opts *o)
     if (!o->have_eps || o->npos != 1) {
         fprintf(
             stderr,
-            "usage: nangila hpc bench --eps E [--rel] [--fast|--fastest [--scalar]] [--repeat N] "
+            "usage: nangila hpc bench --eps E [--rel] [--fast|--fastest [--kernel K]] [--repeat N] "
             "DUMP\n");
         return 2;
     }
@@ -460,6 +472,7 @@ static int cmd_bench(const opts *o)
         best_cpy = t1 - t0 < best_cpy ? t1 - t0 : best_cpy;
     }
     double best_enc = INFINITY, best_dec = INFINITY, max_err = 0, eps_used = 0;
+    hpc_lean_kernel kernel_used = hpc_lean_best_kernel();
     size_t total = 0;
     ngl_hpc_stats est;
     memset(&est, 0, sizeof(est));
@@ -470,9 +483,11 @@ static int cmd_bench(const opts *o)
             rc = 1;
             break;
         }
-        if (o->scalar) {
-            hpc_encoder_set_simd(enc, 0);
+        hpc_lean_kernel kernel = hpc_lean_best_kernel();
+        if (o->kernel >= 0) {
+            kernel = hpc_encoder_set_kernel(enc, (hpc_lean_kernel)o->kernel);
         }
+        kernel_used = kernel;
         double t0 = cpu_now();
         total = 0;
         for (uint64_t t = 0; t < s.n; t++) {
@@ -542,9 +557,7 @@ static int cmd_bench(const opts *o)
                total ? (double)raw / (double)total : 0.0,
                raw ? 8.0 * (double)total / ((double)raw / 4.0) : 0.0, mb / best_enc, mb / best_dec,
                mb / best_cpy, best_cpy / best_enc, max_err, est.exact, est.force_frames,
-               p.level != NGL_HPC_LEVEL_FASTEST          ? "-"
-               : !o->scalar && hpc_lean_simd_available() ? "avx512"
-                                                         : "scalar");
+               p.level != NGL_HPC_LEVEL_FASTEST ? "-" : hpc_lean_kernel_name(kernel_used));
         if (max_err > eps_used) {
             fprintf(stderr, "nangila hpc bench: bound violated (%.6g > %.6g)\n", max_err, eps_used);
             rc = 1;

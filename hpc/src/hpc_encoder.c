@@ -67,10 +67,10 @@ struct ngl_hpc_encoder {
     uint64_t scratch_cap; /* atoms the scratch above holds */
     int force_active;
     uint64_t last_force_try;
-    uint64_t prev_exact;   /* values stored exactly last frame: they restart without history */
-    lean_state lean;       /* level 0 only: the state in arrays, not the history ring */
-    int simd;              /* level 0: the first pass may use the vector kernel */
-    uint64_t simd_vectors; /* vectors of 8 values the kernel coded (test hook) */
+    uint64_t prev_exact;    /* values stored exactly last frame: they restart without history */
+    lean_state lean;        /* level 0 only: the state in arrays, not the history ring */
+    hpc_lean_kernel kernel; /* level 0: the first pass' vector kernel */
+    uint64_t kernel_values; /* values the kernel coded (test hook) */
     ngl_hpc_stats stats;
     char err[256];
 #if defined(NGL_HAVE_ZSTD)
@@ -232,7 +232,7 @@ ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out
     enc->c.dtype = p->dtype;
     enc->c.level = p->level;
     enc->c.no_ring = p->level == NGL_HPC_LEVEL_FASTEST;
-    enc->simd = hpc_lean_simd_available();
+    enc->kernel = hpc_lean_best_kernel();
     enc->c.rel = p->rel;
     *out = enc; /* the zstd context is created on first use */
     return NGL_OK;
@@ -263,14 +263,15 @@ void ngl_hpc_encoder_destroy(ngl_hpc_encoder *enc)
     free(enc);
 }
 
-void hpc_encoder_set_simd(ngl_hpc_encoder *enc, int on)
+hpc_lean_kernel hpc_encoder_set_kernel(ngl_hpc_encoder *enc, hpc_lean_kernel k)
 {
-    enc->simd = on && hpc_lean_simd_available();
+    enc->kernel = hpc_lean_kernel_available(k) ? k : HPC_LEAN_SCALAR;
+    return enc->kernel;
 }
 
-uint64_t hpc_encoder_simd_vectors(const ngl_hpc_encoder *enc)
+uint64_t hpc_encoder_kernel_values(const ngl_hpc_encoder *enc)
 {
-    return enc->simd_vectors;
+    return enc->kernel_values;
 }
 
 double ngl_hpc_encoder_eps(const ngl_hpc_encoder *enc)
@@ -1003,15 +1004,16 @@ static void quantize_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const fr
         la.lenq[a] = wax[a].lenq;
         la.per[a] = g->per[a];
     }
-    const int simd = enc->simd && !c->lossless;
-    uint64_t redo[3 * HPC_BLOCK_ATOMS / 8];
+    const hpc_lean_kernel kernel = c->lossless ? HPC_LEAN_SCALAR : enc->kernel;
+    const unsigned width = hpc_lean_width(kernel);
+    uint64_t redo[3 * HPC_BLOCK_ATOMS / 4];
     for (uint64_t k0 = 0; k0 < n; k0 += HPC_BLOCK_ATOMS) {
         const unsigned sel = c->sel[k0 / HPC_BLOCK_ATOMS];
-        if (simd && n - k0 >= HPC_BLOCK_ATOMS) {
-            unsigned nredo = hpc_lean_block_simd(&la, 3 * k0, sel, redo);
-            enc->simd_vectors += 3 * HPC_BLOCK_ATOMS / 8 - nredo;
+        if (kernel != HPC_LEAN_SCALAR && n - k0 >= HPC_BLOCK_ATOMS) {
+            unsigned nredo = hpc_lean_block_simd(kernel, &la, 3 * k0, sel, redo);
+            enc->kernel_values += 3 * HPC_BLOCK_ATOMS - (uint64_t)nredo * width;
             for (unsigned i = 0; i < nredo; i++) {
-                for (uint64_t v = redo[i]; v < redo[i] + 8; v++) {
+                for (uint64_t v = redo[i]; v < redo[i] + width; v++) {
                     quantize_lean_value(enc, f, g, wax, sel, v);
                 }
             }

@@ -6,8 +6,8 @@
  * lean_state). Its first pass is independent per value: predict, choose the
  * periodic image, quantize, check the bound on the decoder's reconstruction,
  * residual. The scalar code (quantize_value() in hpc_encoder.c) defines it;
- * the AVX-512 kernel here runs the same IEEE double operations in the same
- * order on eight values at once, so its results are identical bit for bit
+ * the kernels (AVX-512, AVX2) run the same IEEE double operations in the same
+ * order on eight or four values at once, so their results are identical bit for bit
  * (test_hpc_lean compares the two on whole streams). It takes only the common
  * case: lossy streams, values with history, finite, on the lattice, within
  * the bound. A vector with any other lane is left to the scalar code whole.
@@ -40,21 +40,39 @@ typedef struct hpc_lean_args {
     int per[3];
 } hpc_lean_args;
 
-/* Whether this CPU runs the kernel. */
-int hpc_lean_simd_available(void);
+/* The vector kernels, in order of preference. */
+typedef enum hpc_lean_kernel {
+    HPC_LEAN_SCALAR = 0, /* no kernel: quantize_lean_value() for every value */
+    HPC_LEAN_AVX2 = 1,   /* four values at a time */
+    HPC_LEAN_AVX512 = 2  /* eight values at a time (F, DQ, CD, VL) */
+} hpc_lean_kernel;
+
+/* Whether this CPU runs kernel @p k. */
+int hpc_lean_kernel_available(hpc_lean_kernel k);
+/* The fastest kernel this CPU runs. */
+hpc_lean_kernel hpc_lean_best_kernel(void);
+const char *hpc_lean_kernel_name(hpc_lean_kernel k);
+
+/* Values per vector of kernel @p k. */
+static inline unsigned hpc_lean_width(hpc_lean_kernel k)
+{
+    return k == HPC_LEAN_AVX512 ? 8u : 4u;
+}
 
 /*
- * Pass 1 over the 3 * HPC_BLOCK_ATOMS values [v0, v0 + 768) of one full block
- * coded with integer selector @p sel (v0 a multiple of 768). Vectors of 8
- * values the kernel does not take are left untouched and their first value
- * index is appended to @p redo (up to 96). @return the number appended.
+ * Pass 1 with kernel @p k (available, not SCALAR) over the 3 *
+ * HPC_BLOCK_ATOMS values [v0, v0 + 768) of one full block coded with integer
+ * selector @p sel (v0 a multiple of 768). Vectors the kernel does not take are
+ * left untouched and their first value index is appended to @p redo (room for
+ * 768 / hpc_lean_width(k)). @return the number appended.
  */
-unsigned hpc_lean_block_simd(const hpc_lean_args *a, uint64_t v0, unsigned sel, uint64_t *redo);
+unsigned hpc_lean_block_simd(hpc_lean_kernel k, const hpc_lean_args *a, uint64_t v0, unsigned sel,
+                             uint64_t *redo);
 
-/* Test hook: 0 forces the scalar first pass in @p enc (level 0), 1 allows the
- * kernel where the CPU has it (the default). */
-void hpc_encoder_set_simd(ngl_hpc_encoder *enc, int on);
-/* Test hook: vectors of 8 values the kernel coded in @p enc so far. */
-uint64_t hpc_encoder_simd_vectors(const ngl_hpc_encoder *enc);
+/* Test and benchmark hook: level-0 encoder @p enc uses kernel @p k from now
+ * on, or the scalar code if this CPU lacks it. @return the kernel in use. */
+hpc_lean_kernel hpc_encoder_set_kernel(ngl_hpc_encoder *enc, hpc_lean_kernel k);
+/* Test hook: values the kernel coded in @p enc so far. */
+uint64_t hpc_encoder_kernel_values(const ngl_hpc_encoder *enc);
 
 #endif /* NGL_HPC_LEAN_H */

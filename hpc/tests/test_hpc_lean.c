@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_hpc_lean.c -- white box: the level-0 vector kernel (hpc_lean_simd.c)
- * against the scalar first pass it reproduces. The same frames are encoded
+ * test_hpc_lean.c -- white box: the level-0 vector kernels (hpc_lean_simd.c,
+ * AVX2 and AVX-512) against the scalar first pass they reproduce. The same frames are encoded
  * with the kernel and without it; the streams must be byte-identical. The
  * frames exercise every path of the kernel: the three integer selectors
  * (blocks of still, drifting and accelerating atoms), periodic crossings,
@@ -95,8 +95,8 @@ static void make_traj(traj *t)
 }
 
 /* Encode every frame; @return the stream (malloc), its length in *len. */
-static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, int simd, size_t *len,
-                       uint64_t *vectors)
+static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, hpc_lean_kernel kernel,
+                       size_t *len, uint64_t *kernel_values)
 {
     ngl_hpc_params p;
     ngl_hpc_params_init(&p);
@@ -107,7 +107,10 @@ static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, int simd, si
     if (ngl_hpc_encoder_create(&p, &enc) != NGL_OK) {
         return NULL;
     }
-    hpc_encoder_set_simd(enc, simd);
+    if (hpc_encoder_set_kernel(enc, kernel) != kernel) {
+        ngl_hpc_encoder_destroy(enc);
+        return NULL;
+    }
     size_t cap = FRAMES * ngl_hpc_encode_bound(ATOMS), off = 0;
     uint8_t *buf = malloc(cap);
     static float xf[ATOMS * 3];
@@ -139,7 +142,7 @@ static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, int simd, si
         free(buf);
         buf = NULL;
     }
-    *vectors = hpc_encoder_simd_vectors(enc);
+    *kernel_values = hpc_encoder_kernel_values(enc);
     ngl_hpc_encoder_destroy(enc);
     *len = off;
     return buf;
@@ -147,34 +150,44 @@ static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, int simd, si
 
 int main(void)
 {
-    if (!hpc_lean_simd_available()) {
-        printf("SKIP: no AVX-512 F/DQ/CD/VL on this CPU\n");
-        return 77;
-    }
     static traj t;
     make_traj(&t);
     const double epss[] = {1e-2, 1e-3, 1e-4};
-    int failed = 0;
-    for (int dti = 0; dti < 2; dti++) {
-        const ngl_hpc_dtype dt = dti ? NGL_HPC_F64 : NGL_HPC_F32;
-        for (unsigned e = 0; e < 3; e++) {
-            size_t la = 0, lb = 0;
-            uint64_t va = 0, vb = 0;
-            uint8_t *a = encode(&t, dt, epss[e], 1, &la, &va);
-            uint8_t *b = encode(&t, dt, epss[e], 0, &lb, &vb);
-            int same = a && b && la == lb && !memcmp(a, b, la);
-            /* the kernel must really have coded most vectors of full blocks
-             * after the first frame, and the scalar run none */
-            const uint64_t full = (FRAMES - 1) * 4 * 3 * 256 / 8;
-            int used = va > full / 2 && vb == 0;
-            printf("%s eps %g: kernel %zu bytes (%llu of %llu vectors in the kernel), scalar %zu "
-                   "bytes: %s\n",
-                   dti ? "f64" : "f32", epss[e], la, (unsigned long long)va,
-                   (unsigned long long)full, lb, same && used ? "identical" : "FAILED");
-            failed |= !same || !used;
-            free(a);
-            free(b);
+    const hpc_lean_kernel kernels[] = {HPC_LEAN_AVX2, HPC_LEAN_AVX512};
+    int failed = 0, ran = 0;
+    for (unsigned ki = 0; ki < 2; ki++) {
+        const hpc_lean_kernel k = kernels[ki];
+        if (!hpc_lean_kernel_available(k)) {
+            printf("%s: not on this CPU\n", hpc_lean_kernel_name(k));
+            continue;
         }
+        ran++;
+        for (int dti = 0; dti < 2; dti++) {
+            const ngl_hpc_dtype dt = dti ? NGL_HPC_F64 : NGL_HPC_F32;
+            for (unsigned e = 0; e < 3; e++) {
+                size_t la = 0, lb = 0;
+                uint64_t va = 0, vb = 0;
+                uint8_t *a = encode(&t, dt, epss[e], k, &la, &va);
+                uint8_t *b = encode(&t, dt, epss[e], HPC_LEAN_SCALAR, &lb, &vb);
+                int same = a && b && la == lb && !memcmp(a, b, la);
+                /* the kernel must really have coded most values of the full
+                 * blocks after the first frame, and the scalar run none */
+                const uint64_t full = (FRAMES - 1) * 4 * 3 * 256;
+                int used = va > full / 2 && vb == 0;
+                printf("%s %s eps %g: kernel %zu bytes (%llu of %llu values in the kernel), "
+                       "scalar %zu bytes: %s\n",
+                       hpc_lean_kernel_name(k), dti ? "f64" : "f32", epss[e], la,
+                       (unsigned long long)va, (unsigned long long)full, lb,
+                       same && used ? "identical" : "FAILED");
+                failed |= !same || !used;
+                free(a);
+                free(b);
+            }
+        }
+    }
+    if (!ran) {
+        printf("SKIP: no vector kernel on this CPU\n");
+        return 77;
     }
     return failed;
 }
