@@ -12,7 +12,7 @@
 # Reports, per file, tool and eps: bytes, ratio vs the text dump and vs float32
 # xyz, compress and decompress MB/s (CPU time of one core, MB of float32 xyz
 # per second, or of the input file for text inputs) and the largest error each
-# tool actually reached. Timings on a shared machine are preliminary.
+# tool actually reached. Timings on a busy machine are inflated: run it alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deps.sh
