@@ -28,7 +28,7 @@ static void hpc_usage(FILE *f)
             "  decompress IN OUT                             container -> LAMMPS text dump\n"
             "  verify     ORIGINAL DECODED --eps E [--rel]   check the bound and everything else\n"
             "  extract    [--axis-major] DUMP OUT            coordinates as raw float32\n"
-            "  bench      --eps E [--rel] [--fast|--fastest [--kernel K]] [--repeat N] DUMP\n"
+            "  bench      --eps E [--rel] [--fast|--fastest] [--kernel K] [--repeat N] DUMP\n"
             "                                                codec speed and ratio on float32\n"
             "\n"
             "E is an absolute bound on every coordinate (0 = lossless); with --rel it is\n"
@@ -124,7 +124,7 @@ typedef struct opts {
     int have_eps;
     int rel;
     int level;
-    int kernel; /* bench: level 0's vector kernel (hpc_lean_kernel), -1 = the best */
+    int kernel; /* bench: levels 0-1's vector kernel (hpc_lean_kernel), -1 = the best */
     int axis_major;
     unsigned repeat;
     const char *pos[2];
@@ -424,7 +424,7 @@ static int cmd_bench(const opts *o)
     if (!o->have_eps || o->npos != 1) {
         fprintf(
             stderr,
-            "usage: nangila hpc bench --eps E [--rel] [--fast|--fastest [--kernel K]] [--repeat N] "
+            "usage: nangila hpc bench --eps E [--rel] [--fast|--fastest] [--kernel K] [--repeat N] "
             "DUMP\n");
         return 2;
     }
@@ -557,7 +557,7 @@ static int cmd_bench(const opts *o)
                total ? (double)raw / (double)total : 0.0,
                raw ? 8.0 * (double)total / ((double)raw / 4.0) : 0.0, mb / best_enc, mb / best_dec,
                mb / best_cpy, best_cpy / best_enc, max_err, est.exact, est.force_frames,
-               p.level != NGL_HPC_LEVEL_FASTEST ? "-" : hpc_lean_kernel_name(kernel_used));
+               p.level > NGL_HPC_LEVEL_FAST ? "-" : hpc_lean_kernel_name(kernel_used));
         if (max_err > eps_used) {
             fprintf(stderr, "nangila hpc bench: bound violated (%.6g > %.6g)\n", max_err, eps_used);
             rc = 1;

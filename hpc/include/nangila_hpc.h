@@ -27,13 +27,13 @@
  * extrapolation, or a per-frame least-squares model (a short linear filter
  * over the atom's past displacements, plus, at level 2, a pair-force term
  * learned from the data); atoms without history use a spatial delta.
- * Level 0 (NGL_HPC_LEVEL_FASTEST) uses the integer predictors only and keeps
- * a lean state, for compression in situ at several hundred MB/s per core; it
- * writes the same format.
+ * Levels 0 and 1 keep a lean state and run their first pass vectorised;
+ * level 0 (NGL_HPC_LEVEL_FASTEST) uses the integer predictors only, for
+ * compression in situ at ~300 MB/s per core. All levels write the same format.
  *
  * Memory: state is proportional to the largest frame seen (about 1 KB per
- * atom: eight frames of history per coordinate, twice, plus scratch; level-0
- * encoders about 300 bytes), never
+ * atom: eight frames of history per coordinate, twice, plus scratch; level-1
+ * encoders about 650 bytes, level-0 encoders about 450), never
  * to the number of frames. Buffers grow when a larger frame arrives;
  * otherwise encode()/decode() do not allocate, except that the first frame
  * whose ids need a section creates a zstd context.

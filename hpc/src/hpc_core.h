@@ -169,6 +169,24 @@ static inline int64_t hpc_predict_int(unsigned sel, unsigned age, int64_t q1, in
     return q1;
 }
 
+/* The MODEL prediction (FORMAT.md §6.1) from the last HPC_TAPS + 1 lattice
+ * values q[0] = q_1 ... q[HPC_TAPS] = q_7 and the force term @p f_fx; *pc
+ * gets the prediction class (the quarter of the fractional part). */
+static inline int64_t hpc_predict_model(const hpc_model *m, const int64_t *q, int64_t f_fx,
+                                        unsigned *pc)
+{
+    int64_t acc = 0;
+    for (unsigned k = 1; k <= HPC_TAPS; k++) {
+        acc += (int64_t)m->taps[k - 1] * hpc_clamp_d(hpc_wsub(q[k - 1], q[k]));
+    }
+    if (m->fn.nknots) {
+        acc += hpc_clamp_i64(f_fx, (int64_t)1 << 52);
+    }
+    acc += (int64_t)1 << (HPC_PRED_SHIFT - 1);
+    *pc = (unsigned)(((uint64_t)acc & ((1u << HPC_PRED_SHIFT) - 1)) >> (HPC_PRED_SHIFT - 2));
+    return hpc_wadd(q[0], hpc_floor_shift(acc, HPC_PRED_SHIFT));
+}
+
 /* Temporal prediction of one value with @p age >= 1 entries of history.
  * @p f_fx is the force term (Q12 lattice units; used by a model with knots).
  * *pc receives the prediction class: 0-3 the quarter of the fractional part
@@ -178,19 +196,11 @@ static inline int64_t hpc_predict(const hpc_ent *rv, unsigned head, unsigned sel
 {
     const int64_t q1 = hpc_hist(rv, head, 1)->q;
     if (sel == HPC_SEL_MODEL && m->valid && age >= HPC_TAPS + 1) {
-        int64_t acc = 0;
-        int64_t prev = q1;
-        for (unsigned k = 1; k <= HPC_TAPS; k++) {
-            int64_t qk1 = hpc_hist(rv, head, k + 1)->q;
-            acc += (int64_t)m->taps[k - 1] * hpc_clamp_d(hpc_wsub(prev, qk1));
-            prev = qk1;
+        int64_t q[HPC_TAPS + 1];
+        for (unsigned k = 0; k <= HPC_TAPS; k++) {
+            q[k] = hpc_hist(rv, head, k + 1)->q;
         }
-        if (m->fn.nknots) {
-            acc += hpc_clamp_i64(f_fx, (int64_t)1 << 52);
-        }
-        acc += (int64_t)1 << (HPC_PRED_SHIFT - 1);
-        *pc = (unsigned)(((uint64_t)acc & ((1u << HPC_PRED_SHIFT) - 1)) >> (HPC_PRED_SHIFT - 2));
-        return hpc_wadd(q1, hpc_floor_shift(acc, HPC_PRED_SHIFT));
+        return hpc_predict_model(m, q, f_fx, pc);
     }
     *pc = HPC_PC_INT;
     const int64_t q2 = age >= 2 ? hpc_hist(rv, head, 2)->q : 0;

@@ -36,13 +36,16 @@
  * The stream it writes is the same format (a frame without a model and with
  * integer predictors only), read by the same decoder.
  */
+#define LEAN_MAX_DEPTH (HPC_TAPS + 1) /* level 1: the model's history */
+
 typedef struct lean_state {
-    int64_t *q[3];  /* q[0][v] = q_1 (last frame), q[1] = q_2, q[2] = q_3 */
-    int32_t *img;   /* image of q_1 */
-    uint16_t *mag;  /* mag of q_1's entry */
-    uint8_t *age;   /* age of q_1's entry (0: no history) */
-    uint32_t *code; /* per-frame scratch: HPC_CODE() of HPC_VI_CODED values */
-    int64_t *gq[3]; /* gathered copies when the ids change */
+    unsigned depth;              /* lattice values kept: 3 (level 0), 7 (level 1) */
+    int64_t *q[LEAN_MAX_DEPTH];  /* q[k][v] = q_{k+1}: q[0] the last frame */
+    int32_t *img;                /* image of q_1 */
+    uint16_t *mag;               /* mag of q_1's entry */
+    uint8_t *age;                /* age of q_1's entry (0: no history) */
+    uint32_t *code;              /* per-frame scratch: HPC_CODE() of HPC_VI_CODED values */
+    int64_t *gq[LEAN_MAX_DEPTH]; /* gathered copies when the ids change */
     int32_t *gimg;
     uint16_t *gmag;
     uint8_t *gage;
@@ -81,7 +84,7 @@ struct ngl_hpc_encoder {
 /* ------------------------------------------------------- level-0 state */
 static void lean_free(lean_state *L)
 {
-    for (int i = 0; i < 3; i++) {
+    for (unsigned i = 0; i < LEAN_MAX_DEPTH; i++) {
         free(L->q[i]);
         free(L->gq[i]);
     }
@@ -114,7 +117,7 @@ static ngl_status lean_reserve(lean_state *L, uint64_t nvals)
         return NGL_OK;
     }
     uint64_t cap = nvals > 0 ? nvals : 1, old = L->cap;
-    for (int i = 0; i < 3; i++) {
+    for (unsigned i = 0; i < L->depth; i++) {
         if (lean_grow((void **)&L->q[i], 8, old, cap) ||
             lean_grow((void **)&L->gq[i], 8, old, cap)) {
             return NGL_ERR_NO_MEMORY;
@@ -140,9 +143,9 @@ static void lean_gather(lean_state *L, const uint32_t *pmap, uint64_t n)
             const uint64_t v = 3 * k + a;
             if (p != HPC_NONE) {
                 const uint64_t w = 3 * (uint64_t)p + a;
-                L->gq[0][v] = L->q[0][w];
-                L->gq[1][v] = L->q[1][w];
-                L->gq[2][v] = L->q[2][w];
+                for (unsigned i = 0; i < L->depth; i++) {
+                    L->gq[i][v] = L->q[i][w];
+                }
                 L->gimg[v] = L->img[w];
                 L->gmag[v] = L->mag[w];
                 L->gage[v] = L->age[w];
@@ -151,7 +154,7 @@ static void lean_gather(lean_state *L, const uint32_t *pmap, uint64_t n)
             }
         }
     }
-    for (int i = 0; i < 3; i++) {
+    for (unsigned i = 0; i < L->depth; i++) {
         int64_t *t = L->q[i];
         L->q[i] = L->gq[i];
         L->gq[i] = t;
@@ -231,7 +234,8 @@ ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out
     }
     enc->c.dtype = p->dtype;
     enc->c.level = p->level;
-    enc->c.no_ring = p->level == NGL_HPC_LEVEL_FASTEST;
+    enc->c.no_ring = p->level <= NGL_HPC_LEVEL_FAST;
+    enc->lean.depth = p->level == NGL_HPC_LEVEL_FASTEST ? 3u : LEAN_MAX_DEPTH;
     enc->kernel = hpc_lean_best_kernel();
     enc->c.rel = p->rel;
     *out = enc; /* the zstd context is created on first use */
@@ -272,6 +276,15 @@ hpc_lean_kernel hpc_encoder_set_kernel(ngl_hpc_encoder *enc, hpc_lean_kernel k)
 uint64_t hpc_encoder_kernel_values(const ngl_hpc_encoder *enc)
 {
     return enc->kernel_values;
+}
+
+int hpc_encoder_use_ring(ngl_hpc_encoder *enc)
+{
+    if (enc->c.configured || enc->c.cap > 0) {
+        return -1; /* only before the first frame */
+    }
+    enc->c.no_ring = 0;
+    return 0;
 }
 
 double ngl_hpc_encoder_eps(const ngl_hpc_encoder *enc)
@@ -430,16 +443,63 @@ static inline int qprov_at(const hpc_core *c, const frame_geom *g, const ngl_hpc
     return 0;
 }
 
-/* qprov_at() for a value whose history is the ring entries @p rv. */
-static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_frame *f, uint64_t v,
-                        unsigned a, const hpc_ent *rv, unsigned age, int64_t *q)
+/*
+ * Read access to the closed-loop state for fitting and predictor choice,
+ * whichever layout holds it: the ring (level 2) or the lean arrays (levels 0
+ * and 1). Both hold the same values; only the coding passes are written per
+ * layout.
+ */
+typedef struct hist_view {
+    const hpc_ent *ring; /* NULL: lean */
+    unsigned head;
+    const lean_state *lean;
+} hist_view;
+
+static inline unsigned hv_age(const hist_view *h, uint64_t v)
 {
-    const hpc_ent *e1 = hpc_hist(rv, c->head, 1);
-    double ref = (double)e1->q;
-    if (age >= 2) {
-        ref = 2.0 * (double)e1->q - (double)hpc_hist(rv, c->head, 2)->q;
+    return h->ring ? h->ring[v * HPC_HIST + h->head].age : h->lean->age[v];
+}
+
+static inline int32_t hv_img(const hist_view *h, uint64_t v)
+{
+    return h->ring ? h->ring[v * HPC_HIST + h->head].img : h->lean->img[v];
+}
+
+/* q_k of value v, 1 <= k <= the layout's depth */
+static inline int64_t hv_q(const hist_view *h, uint64_t v, unsigned k)
+{
+    return h->ring ? hpc_hist(h->ring + v * HPC_HIST, h->head, k)->q : h->lean->q[k - 1][v];
+}
+
+/* hpc_predict() on either layout. */
+static inline int64_t hv_predict(const hist_view *h, uint64_t v, unsigned sel, unsigned age,
+                                 const hpc_model *m, int64_t f_fx, unsigned *pc)
+{
+    if (h->ring) {
+        return hpc_predict(h->ring + v * HPC_HIST, h->head, sel, age, m, f_fx, pc);
     }
-    return qprov_at(c, g, f, v, a, ref, e1->img, q);
+    const lean_state *L = h->lean;
+    if (sel == HPC_SEL_MODEL && m->valid && age >= HPC_TAPS + 1 && L->depth > HPC_TAPS) {
+        int64_t q[HPC_TAPS + 1];
+        for (unsigned k = 0; k <= HPC_TAPS; k++) {
+            q[k] = L->q[k][v];
+        }
+        return hpc_predict_model(m, q, f_fx, pc);
+    }
+    *pc = HPC_PC_INT;
+    return hpc_predict_int(sel, age, L->q[0][v], L->q[1][v], L->q[2][v]);
+}
+
+/* qprov_at() with the linear extrapolation of the state as reference. */
+static inline int qprov(const hpc_core *c, const frame_geom *g, const ngl_hpc_frame *f,
+                        const hist_view *h, uint64_t v, unsigned a, unsigned age, int64_t *q)
+{
+    const int64_t q1 = hv_q(h, v, 1);
+    double ref = (double)q1;
+    if (age >= 2) {
+        ref = 2.0 * (double)q1 - (double)hv_q(h, v, 2);
+    }
+    return qprov_at(c, g, f, v, a, ref, hv_img(h, v), q);
 }
 
 /* Cost proxy of a residual in bits, about log2(1 + 2|r|) (encoder only:
@@ -506,7 +566,7 @@ static double model_cost(const hpc_model *m, const double *fy, const double *ff,
  * R is the state in frame order; pidx(k) the previous-frame index of atom k.
  */
 static void fit_model(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
-                      const hpc_ent *R, int gathered, int try_force, hpc_model *m_out, int *send)
+                      const hist_view *hv, int gathered, int try_force, hpc_model *m_out, int *send)
 {
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
@@ -518,7 +578,7 @@ static void fit_model(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_
     for (uint64_t k = 0; k < n && m < want; k += stride) {
         int ok = gathered ? c->pmap[k] != HPC_NONE : 1;
         for (unsigned a = 0; a < 3 && ok; a++) {
-            ok = R[(k * 3 + a) * HPC_HIST + c->head].age >= HPC_TAPS + 1;
+            ok = hv_age(hv, k * 3 + a) >= HPC_TAPS + 1;
         }
         if (ok) {
             enc->samples[m++] = (uint32_t)k;
@@ -546,19 +606,17 @@ static void fit_model(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_
         uint64_t k = enc->samples[i];
         for (unsigned a = 0; a < 3; a++) {
             uint64_t v = 3 * k + a;
-            const hpc_ent *rv = R + v * HPC_HIST;
             int64_t q;
-            if (qprov(c, g, f, v, a, rv, HPC_TAPS + 1, &q) != 0) {
+            if (qprov(c, g, f, hv, v, a, HPC_TAPS + 1, &q) != 0) {
                 continue;
             }
-            int64_t y = hpc_wsub(q, hpc_hist(rv, c->head, 1)->q);
+            int64_t y = hpc_wsub(q, hv_q(hv, v, 1));
             if (y > ((int64_t)1 << 40) || y < -((int64_t)1 << 40)) {
                 continue;
             }
             double *fr = ff + nv * stride_f;
             for (unsigned t = 0; t < HPC_TAPS; t++) {
-                fr[t] = (double)hpc_clamp_d(
-                    hpc_wsub(hpc_hist(rv, c->head, t + 1)->q, hpc_hist(rv, c->head, t + 2)->q));
+                fr[t] = (double)hpc_clamp_d(hpc_wsub(hv_q(hv, v, t + 1), hv_q(hv, v, t + 2)));
             }
             for (unsigned t = 0; t < HPC_KNOTS; t++) {
                 fr[HPC_TAPS + t] =
@@ -617,9 +675,13 @@ static void fit_model(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_
     }
 }
 
-/* Pick the predictor of each block from a sample of its atoms. */
+/* Pick the predictor of each block from a sample of its atoms: every
+ * @p stride-th atom of a full block (SEL_STRIDE, or SEL_STRIDE_LEAN at level 0
+ * where sampling is a visible cost), every SEL_STRIDE-th or every atom of a
+ * short one. */
 static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
-                             const hpc_ent *R, const hpc_model *m, int use_force)
+                             const hist_view *hv, const hpc_model *m, int use_force,
+                             uint64_t stride)
 {
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
@@ -628,14 +690,14 @@ static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
         double cost[4] = {0, 0, 0, 0};
         uint64_t k0 = b * HPC_BLOCK_ATOMS;
         uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
-        uint64_t step = (k1 - k0) >= 4 * SEL_STRIDE ? SEL_STRIDE : 1;
+        uint64_t step = (k1 - k0) >= 4 * stride ? stride : SEL_STRIDE;
+        step = (k1 - k0) >= 4 * step ? step : 1;
         for (uint64_t k = k0; k < k1; k += step) {
             for (unsigned a = 0; a < 3; a++) {
                 uint64_t v = 3 * k + a;
-                const hpc_ent *rv = R + v * HPC_HIST;
-                unsigned age = rv[c->head].age;
+                unsigned age = hv_age(hv, v);
                 int64_t q;
-                if (age == 0 || qprov(c, g, f, v, a, rv, age, &q) != 0) {
+                if (age == 0 || qprov(c, g, f, hv, v, a, age, &q) != 0) {
                     continue;
                 }
                 for (unsigned s = 0; s < 4; s++) {
@@ -643,8 +705,7 @@ static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
                         continue;
                     }
                     unsigned pc;
-                    int64_t p =
-                        hpc_predict(rv, c->head, s, age, m, use_force ? c->Fcur[v] : 0, &pc);
+                    int64_t p = hv_predict(hv, v, s, age, m, use_force ? c->Fcur[v] : 0, &pc);
                     cost[s] += cost_bits(hpc_wsub(q, p));
                 }
             }
@@ -652,44 +713,6 @@ static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
         unsigned best = m->valid ? HPC_SEL_MODEL : HPC_SEL_ORDER1;
         for (unsigned s = 0; s < 4; s++) {
             if ((s != HPC_SEL_MODEL || m->valid) && cost[s] < cost[best]) {
-                best = s;
-            }
-        }
-        c->sel[b] = (uint8_t)best;
-    }
-}
-
-/* choose_selectors() for a level-0 stream: integer predictors only. */
-static void choose_selectors_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g)
-{
-    hpc_core *c = &enc->c;
-    const lean_state *L = &enc->lean;
-    const uint64_t n = f->natoms;
-    const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
-    for (uint64_t b = 0; b < nblocks; b++) {
-        double cost[4] = {0, 0, 0, 0};
-        uint64_t k0 = b * HPC_BLOCK_ATOMS;
-        uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
-        uint64_t step = (k1 - k0) >= 4 * SEL_STRIDE_LEAN ? SEL_STRIDE_LEAN : SEL_STRIDE;
-        step = (k1 - k0) >= 4 * step ? step : 1;
-        for (uint64_t k = k0; k < k1; k += step) {
-            for (unsigned a = 0; a < 3; a++) {
-                const uint64_t v = 3 * k + a;
-                const unsigned age = L->age[v];
-                const int64_t q1 = L->q[0][v], q2 = L->q[1][v], q3 = L->q[2][v];
-                const double ref = age >= 2 ? 2.0 * (double)q1 - (double)q2 : (double)q1;
-                int64_t q;
-                if (age == 0 || qprov_at(c, g, f, v, a, ref, L->img[v], &q) != 0) {
-                    continue;
-                }
-                for (unsigned s = HPC_SEL_ORDER1; s <= HPC_SEL_ORDER2; s++) {
-                    cost[s] += cost_bits(hpc_wsub(q, hpc_predict_int(s, age, q1, q2, q3)));
-                }
-            }
-        }
-        unsigned best = HPC_SEL_ORDER1;
-        for (unsigned s = HPC_SEL_ORDER0; s <= HPC_SEL_ORDER2; s++) {
-            if (cost[s] < cost[best]) {
                 best = s;
             }
         }
@@ -950,21 +973,31 @@ quantize_lean_value(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
     unsigned info = HPC_VI_SPATIAL;
     int32_t img = 0;
     if (age) {
-        pred = hpc_predict_int(sel, age, L->q[0][v], L->q[1][v], L->q[2][v]);
-        info = hpc_mag_bucket(L->mag[v]) | (HPC_PC_INT << HPC_VI_PC_SHIFT);
+        unsigned pc = HPC_PC_INT;
+        if (sel == HPC_SEL_MODEL && c->model.valid && age >= HPC_TAPS + 1) {
+            int64_t q[HPC_TAPS + 1];
+            for (unsigned k = 0; k <= HPC_TAPS; k++) {
+                q[k] = L->q[k][v]; /* depth is HPC_TAPS + 1 when a model exists */
+            }
+            pred = hpc_predict_model(&c->model, q, 0, &pc);
+        } else {
+            pred = hpc_predict_int(sel, age, L->q[0][v], L->q[1][v], L->q[2][v]);
+        }
+        info = hpc_mag_bucket(L->mag[v]) | (pc << HPC_VI_PC_SHIFT);
         img = L->img[v];
     }
     const int64_t qv =
         quantize_value(c, g, wax, f, v, a, age, pred, L->mag[v], &img, &info, enc->dec);
+    int64_t *qnew = L->q[L->depth - 1]; /* the oldest entry's array: read above */
     if (info & HPC_VI_EXACT) {
-        L->q[2][v] = 0;
+        qnew[v] = 0;
         L->img[v] = 0;
         L->mag[v] = 0;
         L->age[v] = 0;
     } else {
         const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
         c->vres[v] = r;
-        L->q[2][v] = qv;
+        qnew[v] = qv;
         L->img[v] = img;
         L->mag[v] = hpc_mag_of(hpc_zigzag(r));
         L->age[v] = (uint8_t)(age < 255 ? age + 1 : 255);
@@ -986,6 +1019,8 @@ static void quantize_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const fr
                         .q1 = L->q[0],
                         .q2 = L->q[1],
                         .q3 = L->q[2],
+                        .qnew = L->q[L->depth - 1],
+                        .model_valid = c->model.valid && L->depth > HPC_TAPS,
                         .img = L->img,
                         .mag = L->mag,
                         .age = L->age,
@@ -996,6 +1031,12 @@ static void quantize_lean(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const fr
                         .step = c->step,
                         .inv_step = c->inv_step,
                         .eps = c->eps};
+    for (unsigned k = 0; k <= HPC_TAPS; k++) {
+        la.qh[k] = k < L->depth ? L->q[k] : NULL;
+    }
+    for (unsigned k = 0; k < HPC_TAPS; k++) {
+        la.taps[k] = c->model.taps[k];
+    }
     for (int a = 0; a < 3; a++) {
         wax[a] = hpc_waxis_make(g->lo[a], g->hi[a], c->inv_step);
         la.len[a] = g->len[a];
@@ -1134,7 +1175,7 @@ static void code_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, int spatia
  * R is the state in frame order.
  */
 static void fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
-                           const hpc_ent *R, int gathered, hpc_model *model, int *send_model)
+                           const hist_view *hv, int gathered, hpc_model *model, int *send_model)
 {
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
@@ -1159,7 +1200,7 @@ static void fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const f
             enc->last_force_try = c->frame;
         }
     }
-    fit_model(enc, f, g, R, gathered, try_force, model, send_model);
+    fit_model(enc, f, g, hv, gathered, try_force, model, send_model);
     if (model->fn.nknots && !c->cells_ok) {
         /* cannot evaluate the force term this frame: fall back to taps only */
         model->fn.nknots = 0;
@@ -1170,7 +1211,8 @@ static void fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const f
     if (use_force) {
         hpc_core_force(c, n, gathered);
     }
-    choose_selectors(enc, f, g, R, model, use_force);
+    choose_selectors(enc, f, g, hv, model, use_force,
+                     c->level == NGL_HPC_LEVEL_FASTEST ? SEL_STRIDE_LEAN : SEL_STRIDE);
 }
 
 /* Whether the atoms without history code better with the second-order
@@ -1301,17 +1343,22 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     hpc_model model;
     memset(&model, 0, sizeof(model));
     int send_model = 0, use_force = 0;
+    hist_view hv = {.ring = NULL, .head = c->head, .lean = &enc->lean};
     if (lean) {
         if (gathered) {
             lean_gather(&enc->lean, c->pmap, n);
         }
-        choose_selectors_lean(enc, f, &g);
     } else {
         if (gathered) {
             hpc_core_gather(c, n);
         }
         R = gathered ? c->ring_alt : c->ring;
-        fit_and_choose(enc, f, &g, R, gathered, &model, &send_model);
+        hv.ring = R;
+    }
+    if (c->level == NGL_HPC_LEVEL_FASTEST) {
+        choose_selectors(enc, f, &g, &hv, &model, 0, SEL_STRIDE_LEAN);
+    } else {
+        fit_and_choose(enc, f, &g, &hv, gathered, &model, &send_model);
         use_force = model.valid && model.fn.nknots > 0;
     }
     c->model = model;
@@ -1425,12 +1472,13 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
 
     /* ---- commit */
     if (lean) {
-        /* the new entries went to q[2]: it becomes q_1 */
+        /* the new entries went to the oldest array: it becomes q_1 */
         lean_state *L = &enc->lean;
-        int64_t *q3 = L->q[2];
-        L->q[2] = L->q[1];
-        L->q[1] = L->q[0];
-        L->q[0] = q3;
+        int64_t *newest = L->q[L->depth - 1];
+        for (unsigned i = L->depth - 1; i > 0; i--) {
+            L->q[i] = L->q[i - 1];
+        }
+        L->q[0] = newest;
     } else if (gathered) {
         hpc_ent *t = c->ring;
         c->ring = c->ring_alt;

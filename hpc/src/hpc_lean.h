@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * hpc_lean.h -- the first coding pass of level-0 encoders, vectorised.
+ * hpc_lean.h -- the first coding pass of level-0 and level-1 encoders,
+ * vectorised.
  *
- * Level 0 keeps its closed-loop state in per-value arrays (hpc_encoder.c,
- * lean_state). Its first pass is independent per value: predict, choose the
+ * Levels 0 and 1 keep their closed-loop state in per-value arrays
+ * (hpc_encoder.c, lean_state). The first pass is independent per value: predict, choose the
  * periodic image, quantize, check the bound on the decoder's reconstruction,
  * residual. The scalar code (quantize_value() in hpc_encoder.c) defines it;
  * the kernels (AVX-512, AVX2) run the same IEEE double operations in the same
@@ -23,10 +24,13 @@ typedef struct ngl_hpc_encoder ngl_hpc_encoder;
 
 /* What the kernel reads and writes for one frame. */
 typedef struct hpc_lean_args {
-    const void *xyz; /* the frame's input values */
-    int f32;         /* xyz and dec are float (else double) */
-    const int64_t *q1, *q2;
-    int64_t *q3;   /* in: q_3; out: the new lattice values */
+    const void *xyz;                 /* the frame's input values */
+    int f32;                         /* xyz and dec are float (else double) */
+    const int64_t *q1, *q2, *q3;     /* the last three lattice values */
+    const int64_t *qh[HPC_TAPS + 1]; /* qh[k] = q_{k+1}, for the MODEL selector (level 1) */
+    int model_valid;                 /* a model exists: MODEL blocks use it */
+    int64_t taps[HPC_TAPS];
+    int64_t *qnew; /* out: the new lattice values (may be q3's array: read first) */
     int32_t *img;  /* in/out: image of q_1 / of the new entry */
     uint16_t *mag; /* in/out */
     uint8_t *age;  /* in/out */
@@ -74,5 +78,9 @@ unsigned hpc_lean_block_simd(hpc_lean_kernel k, const hpc_lean_args *a, uint64_t
 hpc_lean_kernel hpc_encoder_set_kernel(ngl_hpc_encoder *enc, hpc_lean_kernel k);
 /* Test hook: values the kernel coded in @p enc so far. */
 uint64_t hpc_encoder_kernel_values(const ngl_hpc_encoder *enc);
+/* Test hook: a level-1 encoder @p enc keeps its state in the history ring
+ * like level 2 instead of the lean arrays (same stream). Before the first
+ * frame only. @return 0, or -1 if too late. */
+int hpc_encoder_use_ring(ngl_hpc_encoder *enc);
 
 #endif /* NGL_HPC_LEAN_H */

@@ -109,6 +109,7 @@ LEAN_TARGET static unsigned block_avx512(const hpc_lean_args *a, uint64_t v0, un
 
         /* hpc_predict_int(): q1; 2 q1 - q2 from age 2; 3 q1 - 3 q2 + q3 from age 3 (ORDER2) */
         __m512i pred = q1;
+        __m256i pc = _mm256_set1_epi32(HPC_PC_INT);
         if (sel != HPC_SEL_ORDER0) {
             const __m512i lin = _mm512_sub_epi64(_mm512_add_epi64(q1, q1), q2);
             pred = _mm512_mask_blend_epi64(_mm256_cmpge_epu32_mask(age, two32), pred, lin);
@@ -119,8 +120,34 @@ LEAN_TARGET static unsigned block_avx512(const hpc_lean_args *a, uint64_t v0, un
                 pred = _mm512_mask_blend_epi64(_mm256_cmpge_epu32_mask(age, three32), pred, quad);
             }
         }
+        if (sel == HPC_SEL_MODEL && a->model_valid) {
+            /* hpc_predict_model() where age >= 7: acc = sum w_k (q_k - q_k+1) + 2^11,
+             * p = q1 + floor(acc / 2^12), pc = (acc mod 2^12) >> 10. The kernel
+             * takes differences below 2^31 (no clamping needed, products by
+             * _mm512_mul_epi32 exact); a larger one sends the vector away. */
+            const __mmask8 full = _mm256_cmpge_epu32_mask(age, _mm256_set1_epi32(HPC_TAPS + 1));
+            const __m512i lim = _mm512_set1_epi64(((int64_t)1 << 31) - 1);
+            __m512i acc = _mm512_set1_epi64((int64_t)1 << (HPC_PRED_SHIFT - 1));
+            __m512i qk = q1;
+            for (unsigned k = 1; k <= HPC_TAPS; k++) {
+                const __m512i qk1 = k == 1 ? q2 : k == 2 ? q3 : _mm512_loadu_si512(a->qh[k] + v);
+                const __m512i dk = _mm512_sub_epi64(qk, qk1);
+                odd |= full &
+                       (_mm512_cmpgt_epi64_mask(dk, lim) |
+                        _mm512_cmpgt_epi64_mask(_mm512_sub_epi64(_mm512_setzero_si512(), lim), dk));
+                acc =
+                    _mm512_add_epi64(acc, _mm512_mul_epi32(dk, _mm512_set1_epi64(a->taps[k - 1])));
+                qk = qk1;
+            }
+            const __m512i mpred = _mm512_add_epi64(q1, _mm512_srai_epi64(acc, HPC_PRED_SHIFT));
+            const __m512i mpc = _mm512_srli_epi64(
+                _mm512_and_si512(acc, _mm512_set1_epi64((1 << HPC_PRED_SHIFT) - 1)),
+                HPC_PRED_SHIFT - 2);
+            pred = _mm512_mask_blend_epi64(full, pred, mpred);
+            pc = _mm256_mask_blend_epi32(full, pc, _mm512_cvtepi64_epi32(mpc));
+        }
         const __m256i mb = mag_bucket(mag);
-        __m256i info = _mm256_or_si256(mb, _mm256_set1_epi32(HPC_PC_INT << HPC_VI_PC_SHIFT));
+        __m256i info = _mm256_or_si256(mb, _mm256_slli_epi32(pc, HPC_VI_PC_SHIFT));
 
         /* hpc_wrap_ctx(): u = p - img Lq; d = distance to the nearer face */
         const __m512d pd = _mm512_cvtepi64_pd(pred);
@@ -207,13 +234,16 @@ LEAN_TARGET static unsigned block_avx512(const hpc_lean_args *a, uint64_t v0, un
                                       _mm256_maskz_mov_epi32(_mm256_cmpgt_epu32_mask(pb, mb), one));
         const __mmask8 ax0 = axis_x[(2u * j) % 3u];
         ob = _mm256_mask_mov_epi32(ob, ax0, three32);
-        /* ... and hpc_ctx_temporal() with pc = HPC_PC_INT */
+        /* ... and hpc_ctx_temporal() */
         const __m256i mbob = _mm256_add_epi32(_mm256_slli_epi32(mb, 2), ob); /* 4 mb + ob */
         const __m256i lo = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(mbob, 2), mbob),
-                                            _mm256_set1_epi32(HPC_PC_INT)); /* 5 (4 mb + ob) + pc */
-        const __m256i hi =
-            _mm256_add_epi32(_mm256_slli_epi32(_mm256_sub_epi32(mbob, _mm256_set1_epi32(12)), 1),
-                             _mm256_set1_epi32(61)); /* 60 + 2 (4 (mb - 3) + ob) + 1 */
+                                            pc); /* 5 (4 mb + ob) + pc */
+        const __m256i hi = _mm256_add_epi32(
+            _mm256_slli_epi32(_mm256_sub_epi32(mbob, _mm256_set1_epi32(12)), 1),
+            _mm256_add_epi32(
+                _mm256_set1_epi32(60),
+                _mm256_maskz_mov_epi32(_mm256_cmpeq_epi32_mask(pc, _mm256_set1_epi32(HPC_PC_INT)),
+                                       one))); /* 60 + 2 (4 (mb - 3) + ob) + [pc = 4] */
         const __m256i ci =
             _mm256_add_epi32(_mm256_set1_epi32(HPC_CTX_TEMPORAL),
                              _mm256_mask_blend_epi32(_mm256_cmple_epu32_mask(mb, two32), hi, lo));
@@ -226,7 +256,7 @@ LEAN_TARGET static unsigned block_avx512(const hpc_lean_args *a, uint64_t v0, un
         prev_bucket = newbucket;
         prev_ok = 1;
 
-        _mm512_storeu_si512(a->q3 + v, qv);
+        _mm512_storeu_si512(a->qnew + v, qv);
         _mm512_storeu_si512(a->vres + v, r);
         _mm256_storeu_si256((__m256i *)(a->img + v), imgf);
         _mm_storeu_si128((__m128i *)(a->mag + v), _mm256_cvtepi32_epi16(newmag));
@@ -346,6 +376,7 @@ AVX2_TARGET static unsigned block_avx2(const hpc_lean_args *a, uint64_t v0, unsi
 
         /* hpc_predict_int() */
         __m256i pred = q1;
+        __m128i pc = _mm_set1_epi32(HPC_PC_INT);
         if (sel != HPC_SEL_ORDER0) {
             const __m256i lin = _mm256_sub_epi64(_mm256_add_epi64(q1, q1), q2);
             pred = _mm256_blendv_epi8(pred, lin, _mm256_cmpgt_epi64(age64, one64));
@@ -357,10 +388,42 @@ AVX2_TARGET static unsigned block_avx2(const hpc_lean_args *a, uint64_t v0, unsi
                                           _mm256_cmpgt_epi64(age64, _mm256_set1_epi64x(2)));
             }
         }
+        if (sel == HPC_SEL_MODEL && a->model_valid) {
+            /* hpc_predict_model() where age >= 7 (see the AVX-512 kernel); the
+             * floor shift of acc (|acc| < 2^50) via a 2^62 offset */
+            const __m256i full = _mm256_cmpgt_epi64(age64, _mm256_set1_epi64x(HPC_TAPS));
+            const __m256i lim = _mm256_set1_epi64x(((int64_t)1 << 31) - 1);
+            const __m256i nlim31 = _mm256_set1_epi64x(-(((int64_t)1 << 31) - 1));
+            __m256i acc = _mm256_set1_epi64x((int64_t)1 << (HPC_PRED_SHIFT - 1));
+            __m256i big = _mm256_setzero_si256();
+            __m256i qk = q1;
+            for (unsigned k = 1; k <= HPC_TAPS; k++) {
+                const __m256i qk1 = k == 1   ? q2
+                                    : k == 2 ? q3
+                                             : _mm256_loadu_si256((const __m256i *)(a->qh[k] + v));
+                const __m256i dk = _mm256_sub_epi64(qk, qk1);
+                big = _mm256_or_si256(big, _mm256_or_si256(_mm256_cmpgt_epi64(dk, lim),
+                                                           _mm256_cmpgt_epi64(nlim31, dk)));
+                acc =
+                    _mm256_add_epi64(acc, _mm256_mul_epi32(dk, _mm256_set1_epi64x(a->taps[k - 1])));
+                qk = qk1;
+            }
+            odd |= _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_and_si256(big, full)));
+            const __m256i off = _mm256_set1_epi64x((int64_t)1 << 62);
+            const __m256i fl =
+                _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(acc, off), HPC_PRED_SHIFT),
+                                 _mm256_set1_epi64x((int64_t)1 << (62 - HPC_PRED_SHIFT)));
+            const __m256i mpred = _mm256_add_epi64(q1, fl);
+            const __m128i mpc = narrow32(_mm256_srli_epi64(
+                _mm256_and_si256(acc, _mm256_set1_epi64x((1 << HPC_PRED_SHIFT) - 1)),
+                HPC_PRED_SHIFT - 2));
+            pred = _mm256_blendv_epi8(pred, mpred, full);
+            pc = _mm_blendv_epi8(pc, mpc, narrow32(full));
+        }
         odd |= _mm256_movemask_pd(_mm256_castsi256_pd(
             _mm256_or_si256(_mm256_cmpgt_epi64(pred, plim), _mm256_cmpgt_epi64(nlim, pred))));
         const __m128i mb = mag_bucket4(mag);
-        __m128i info = _mm_or_si128(mb, _mm_set1_epi32(HPC_PC_INT << HPC_VI_PC_SHIFT));
+        __m128i info = _mm_or_si128(mb, _mm_slli_epi32(pc, HPC_VI_PC_SHIFT));
 
         /* hpc_wrap_ctx() */
         const __m256d pd = i64_to_f64(pred);
@@ -451,7 +514,7 @@ AVX2_TARGET static unsigned block_avx2(const hpc_lean_args *a, uint64_t v0, unsi
             _mm_add_epi32(_mm_set1_epi32(8), _mm_slli_epi32(_mm_sub_epi32(e, three32), 2)),
             _mm_and_si128(top, three32));
         const __m128i tok = _mm_blendv_epi8(z32, tokbig, big);
-        /* hpc_ob() and hpc_ctx_temporal() with pc = HPC_PC_INT */
+        /* hpc_ob() and hpc_ctx_temporal() */
         const __m128i newbucket = mag_bucket4(newmag);
         const __m128i pb = _mm_alignr_epi8(newbucket, prev_bucket, 12);
         __m128i ob = _mm_sub_epi32(_mm_setzero_si128(),
@@ -459,10 +522,11 @@ AVX2_TARGET static unsigned block_avx2(const hpc_lean_args *a, uint64_t v0, unsi
                                                  _mm_cmpgt_epi32(pb, mb))); /* pb >= mb, pb > mb */
         ob = _mm_blendv_epi8(ob, three32, L->axis_x);
         const __m128i mbob = _mm_add_epi32(_mm_slli_epi32(mb, 2), ob);
-        const __m128i lo =
-            _mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(mbob, 2), mbob), _mm_set1_epi32(HPC_PC_INT));
-        const __m128i hi = _mm_add_epi32(_mm_slli_epi32(_mm_sub_epi32(mbob, _mm_set1_epi32(12)), 1),
-                                         _mm_set1_epi32(61));
+        const __m128i lo = _mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(mbob, 2), mbob), pc);
+        const __m128i hi =
+            _mm_sub_epi32(_mm_add_epi32(_mm_slli_epi32(_mm_sub_epi32(mbob, _mm_set1_epi32(12)), 1),
+                                        _mm_set1_epi32(60)),
+                          _mm_cmpeq_epi32(pc, _mm_set1_epi32(HPC_PC_INT))); /* + [pc = 4] */
         const __m128i ci = _mm_add_epi32(_mm_set1_epi32(HPC_CTX_TEMPORAL),
                                          _mm_blendv_epi8(hi, lo, _mm_cmplt_epi32(mb, three32)));
         const __m128i code =
@@ -476,7 +540,7 @@ AVX2_TARGET static unsigned block_avx2(const hpc_lean_args *a, uint64_t v0, unsi
         prev_bucket = newbucket;
         prev_ok = 1;
 
-        _mm256_storeu_si256((__m256i *)(a->q3 + v), qv);
+        _mm256_storeu_si256((__m256i *)(a->qnew + v), qv);
         _mm256_storeu_si256((__m256i *)(a->vres + v), r);
         _mm_storeu_si128((__m128i *)(a->img + v), imgf);
         _mm_storel_epi64((__m128i *)(a->mag + v), _mm_packus_epi32(newmag, newmag));

@@ -584,7 +584,7 @@ static void test_hpc_codec_huge_and_nonfinite(void **state)
                 set_val(fs.xyz[fs.n - 1], dt, i, v);
             }
         }
-        for (int level = 0; level <= 2; level += 2) {
+        for (int level = 0; level <= 2; level++) {
             ngl_hpc_params p;
             ngl_hpc_params_init(&p);
             p.dtype = dt;
@@ -704,7 +704,7 @@ static void test_hpc_codec_relative_eps(void **state)
     ngl_hpc_decoder_destroy(dec);
     ngl_hpc_encoder_destroy(enc);
     free(buf);
-    for (int level = 0; level <= 2; level += 2) {
+    for (int level = 0; level <= 2; level++) {
         p.level = level;
         stream s;
         encode_all(&p, &fs, &s);
@@ -739,7 +739,7 @@ static void test_hpc_codec_jumps(void **state)
             }
         }
     }
-    for (int level = 0; level <= 2; level += 2) {
+    for (int level = 0; level <= 2; level++) {
         ngl_hpc_params p;
         ngl_hpc_params_init(&p);
         p.dtype = NGL_HPC_F64;
@@ -945,7 +945,7 @@ static void test_hpc_codec_memory_flat(void **state)
             pos[i][c] = 8 * urand();
         }
     }
-    for (int level = 0; level <= 2; level += 2) {
+    for (int level = 0; level <= 2; level++) {
         ngl_hpc_params p;
         ngl_hpc_params_init(&p);
         p.eps = 1e-3;

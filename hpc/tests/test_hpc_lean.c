@@ -95,19 +95,28 @@ static void make_traj(traj *t)
 }
 
 /* Encode every frame; @return the stream (malloc), its length in *len. */
-static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, hpc_lean_kernel kernel,
-                       size_t *len, uint64_t *kernel_values)
+/* How one run encodes: the level, and for levels 0-1 the kernel or (level
+ * 1) the ring layout of level 2 instead of the lean arrays. */
+typedef struct how {
+    int level;
+    hpc_lean_kernel kernel;
+    int ring;
+} how;
+
+static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, how h, size_t *len,
+                       uint64_t *kernel_values, uint64_t *model_frames)
 {
     ngl_hpc_params p;
     ngl_hpc_params_init(&p);
     p.dtype = dt;
     p.eps = eps;
-    p.level = NGL_HPC_LEVEL_FASTEST;
+    p.level = h.level;
     ngl_hpc_encoder *enc = NULL;
     if (ngl_hpc_encoder_create(&p, &enc) != NGL_OK) {
         return NULL;
     }
-    if (hpc_encoder_set_kernel(enc, kernel) != kernel) {
+    if (hpc_encoder_set_kernel(enc, h.kernel) != h.kernel ||
+        (h.ring && hpc_encoder_use_ring(enc) != 0)) {
         ngl_hpc_encoder_destroy(enc);
         return NULL;
     }
@@ -143,6 +152,7 @@ static uint8_t *encode(const traj *t, ngl_hpc_dtype dt, double eps, hpc_lean_ker
         buf = NULL;
     }
     *kernel_values = hpc_encoder_kernel_values(enc);
+    *model_frames = st.model_frames;
     ngl_hpc_encoder_destroy(enc);
     *len = off;
     return buf;
@@ -155,33 +165,48 @@ int main(void)
     const double epss[] = {1e-2, 1e-3, 1e-4};
     const hpc_lean_kernel kernels[] = {HPC_LEAN_AVX2, HPC_LEAN_AVX512};
     int failed = 0, ran = 0;
-    for (unsigned ki = 0; ki < 2; ki++) {
-        const hpc_lean_kernel k = kernels[ki];
-        if (!hpc_lean_kernel_available(k)) {
-            printf("%s: not on this CPU\n", hpc_lean_kernel_name(k));
-            continue;
-        }
-        ran++;
-        for (int dti = 0; dti < 2; dti++) {
-            const ngl_hpc_dtype dt = dti ? NGL_HPC_F64 : NGL_HPC_F32;
-            for (unsigned e = 0; e < 3; e++) {
-                size_t la = 0, lb = 0;
-                uint64_t va = 0, vb = 0;
-                uint8_t *a = encode(&t, dt, epss[e], k, &la, &va);
-                uint8_t *b = encode(&t, dt, epss[e], HPC_LEAN_SCALAR, &lb, &vb);
-                int same = a && b && la == lb && !memcmp(a, b, la);
-                /* the kernel must really have coded most values of the full
-                 * blocks after the first frame, and the scalar run none */
-                const uint64_t full = (FRAMES - 1) * 4 * 3 * 256;
-                int used = va > full / 2 && vb == 0;
-                printf("%s %s eps %g: kernel %zu bytes (%llu of %llu values in the kernel), "
-                       "scalar %zu bytes: %s\n",
-                       hpc_lean_kernel_name(k), dti ? "f64" : "f32", epss[e], la,
-                       (unsigned long long)va, (unsigned long long)full, lb,
-                       same && used ? "identical" : "FAILED");
-                failed |= !same || !used;
-                free(a);
-                free(b);
+    for (int level = NGL_HPC_LEVEL_FASTEST; level <= NGL_HPC_LEVEL_FAST; level++) {
+        for (unsigned ki = 0; ki < 2; ki++) {
+            const hpc_lean_kernel k = kernels[ki];
+            if (!hpc_lean_kernel_available(k)) {
+                printf("%s: not on this CPU\n", hpc_lean_kernel_name(k));
+                continue;
+            }
+            ran++;
+            for (int dti = 0; dti < 2; dti++) {
+                const ngl_hpc_dtype dt = dti ? NGL_HPC_F64 : NGL_HPC_F32;
+                for (unsigned e = 0; e < 3; e++) {
+                    size_t la = 0, lb = 0, lr = 0;
+                    uint64_t va = 0, vb = 0, vr = 0, ma = 0, mb = 0, mr = 0;
+                    uint8_t *a = encode(&t, dt, epss[e], (how){level, k, 0}, &la, &va, &ma);
+                    uint8_t *b =
+                        encode(&t, dt, epss[e], (how){level, HPC_LEAN_SCALAR, 0}, &lb, &vb, &mb);
+                    /* level 1: also the ring layout, as level 2 keeps it */
+                    uint8_t *r = level == NGL_HPC_LEVEL_FAST
+                                     ? encode(&t, dt, epss[e], (how){level, HPC_LEAN_SCALAR, 1},
+                                              &lr, &vr, &mr)
+                                     : NULL;
+                    int same = a && b && la == lb && !memcmp(a, b, la);
+                    if (level == NGL_HPC_LEVEL_FAST) {
+                        same = same && r && lr == la && !memcmp(r, a, la);
+                    }
+                    /* the kernel must really have coded most values of the
+                     * full blocks after the first frame, and the scalar run
+                     * none; level 1 must have used its model */
+                    const uint64_t full = (FRAMES - 1) * 4 * 3 * 256;
+                    int used = va > full / 2 && vb == 0 &&
+                               (level == NGL_HPC_LEVEL_FASTEST ? ma == 0 : ma > FRAMES / 2);
+                    printf("level %d %s %s eps %g: kernel %zu bytes (%llu of %llu values in the "
+                           "kernel, model in %llu frames), scalar %zu bytes%s: %s\n",
+                           level, hpc_lean_kernel_name(k), dti ? "f64" : "f32", epss[e], la,
+                           (unsigned long long)va, (unsigned long long)full, (unsigned long long)ma,
+                           lb, level == NGL_HPC_LEVEL_FAST ? ", ring layout too" : "",
+                           same && used ? "identical" : "FAILED");
+                    failed |= !same || !used;
+                    free(a);
+                    free(b);
+                    free(r);
+                }
             }
         }
     }
