@@ -7,6 +7,8 @@
 #   scripts/bench-hpc.sh                 default files, CSV + PNGs in verification/hpc/
 #   scripts/bench-hpc.sh melt-e1 lj-e10  chosen files (names in verification/data/)
 #   NGL_BENCH_REPEAT=3 ...           best of 3 for every timing (default 1)
+#   NGL_BENCH_MERGE=1 scripts/bench-hpc.sh melt-e100
+#                                        re-run some files, keep the other rows
 #
 # Generates the trajectories first if they are missing (scripts/make-trajectories.sh).
 # Reports, per file, tool and eps: bytes, ratio vs the text dump and vs float32
@@ -41,4 +43,5 @@ fi
 meson compile -C "$build" >/dev/null
 
 "$py" scripts/lib/bench_hpc.py --nangila "$build/tools/nangila" --data "$data" \
-    --out verification/hpc --repeat "${NGL_BENCH_REPEAT:-1}" "${files[@]}"
+    --out verification/hpc --repeat "${NGL_BENCH_REPEAT:-1}" \
+    ${NGL_BENCH_MERGE:+--merge} "${files[@]}"

@@ -74,6 +74,8 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only these files' rows in --out/results.csv, keep the others")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
     nangila = os.path.abspath(a.nangila)
@@ -90,20 +92,50 @@ def main():
             os.unlink(os.path.join(tmp, f))
         os.rmdir(tmp)
     load1 = os.getloadavg()
-    fields = ["file", "frames", "atoms", "tool", "input", "mode", "eps", "eps_abs", "bytes",
-              "ratio_vs_text", "ratio_vs_f32", "comp_MBps", "decomp_MBps", "max_err",
-              "within_eps"]
-    with open(os.path.join(a.out, "results.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in fields})
     machine = "%s, %d CPUs, %s; load average %.1f at start, %.1f at end; %.0f s" % (
         cpu_model(), os.cpu_count(), platform.platform(), load0[0], load1[0],
         time.time() - t_start)
-    write_summary(rows, a.out, machine)
-    plot(rows, a.out)
+    if a.merge:
+        rows, machine = merge(a.out, rows, a.files, machine)
+    write_outputs(rows, a.out, machine)
     print("wrote %s/results.csv, summary.md and plots (%s)" % (a.out, machine))
+
+
+FIELDS = ["file", "frames", "atoms", "tool", "input", "mode", "eps", "eps_abs", "bytes",
+          "ratio_vs_text", "ratio_vs_f32", "comp_MBps", "decomp_MBps", "max_err", "within_eps"]
+
+
+def merge(out, rows, files, machine):
+    """The rows of out/results.csv with those of `files` replaced by `rows`
+    (same file order), and the summary's machine line saying what was re-run."""
+    old = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
+    for r in old:
+        r["eps"] = float(r["eps"])
+    merged, done = [], set()
+    for r in old:
+        if r["file"] not in files:
+            merged.append(r)
+        elif r["file"] not in done:
+            merged += [n for n in rows if n["file"] == r["file"]]
+            done.add(r["file"])
+    merged += [n for n in rows if n["file"] not in done]
+    prev = ""
+    summary = os.path.join(out, "summary.md")
+    if os.path.exists(summary):
+        for line in open(summary):
+            if line.startswith("Machine: "):
+                prev = line[len("Machine: "):].split(". Speeds are")[0]
+    return merged, "%s; rows of %s re-run later (%s)" % (prev, ", ".join(files), machine)
+
+
+def write_outputs(rows, out, machine):
+    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in FIELDS})
+    write_summary(rows, out, machine)
+    plot(rows, out)
 
 
 def cpu_model():
