@@ -14,27 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deps.sh
 . scripts/lib/deps.sh
-nangila_ensure_deps
-py=$(nangila_python)
-
-data=verification/data
-files=("$@")
-if [ ${#files[@]} -eq 0 ]; then
-    files=(melt-e1 melt-e10 melt-e100 lj-e1 lj-e10 lj-e100 solid-e10)
-fi
-for f in "${files[@]}"; do
-    if [ ! -s "$data/$f.dump" ]; then
-        scripts/make-trajectories.sh "$data"
-        break
-    fi
-done
-build=build/bench
-if [ -f "$build/build.ninja" ]; then
-    meson setup --reconfigure "$build" -Dbuildtype=release -Dtests=false >/dev/null
-else
-    meson setup "$build" -Dbuildtype=release -Dtests=false >/dev/null
-fi
-meson compile -C "$build" >/dev/null
+# shellcheck source=scripts/lib/hpc_bench_setup.sh
+. scripts/lib/hpc_bench_setup.sh "$@"
 
 out=verification/hpc/lean-kernels.csv
 echo "file,level,kernel,bytes,ratio_f32,comp_MBps,decomp_MBps,memcpy_MBps,comp_vs_scalar,comp_vs_memcpy" >"$out"

@@ -973,16 +973,9 @@ quantize_lean_value(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
     unsigned info = HPC_VI_SPATIAL;
     int32_t img = 0;
     if (age) {
-        unsigned pc = HPC_PC_INT;
-        if (sel == HPC_SEL_MODEL && c->model.valid && age >= HPC_TAPS + 1) {
-            int64_t q[HPC_TAPS + 1];
-            for (unsigned k = 0; k <= HPC_TAPS; k++) {
-                q[k] = L->q[k][v]; /* depth is HPC_TAPS + 1 when a model exists */
-            }
-            pred = hpc_predict_model(&c->model, q, 0, &pc);
-        } else {
-            pred = hpc_predict_int(sel, age, L->q[0][v], L->q[1][v], L->q[2][v]);
-        }
+        const hist_view hv = {.ring = NULL, .head = 0, .lean = L};
+        unsigned pc;
+        pred = hv_predict(&hv, v, sel, age, &c->model, 0, &pc); /* levels 0-1: no force */
         info = hpc_mag_bucket(L->mag[v]) | (pc << HPC_VI_PC_SHIFT);
         img = L->img[v];
     }
