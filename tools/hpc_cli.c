@@ -23,19 +23,21 @@ static void hpc_usage(FILE *f)
     fprintf(f,
             "usage: nangila hpc <command> ...\n"
             "\n"
-            "  compress   --eps E [--rel] [--fast|--fastest] IN OUT\n"
+            "  compress   --eps E [--rel] [--best|--fast|--fastest] IN OUT\n"
             "                                                LAMMPS text dump -> container\n"
             "  decompress IN OUT                             container -> LAMMPS text dump\n"
             "  verify     ORIGINAL DECODED --eps E [--rel]   check the bound and everything else\n"
             "  extract    [--axis-major] DUMP OUT            coordinates as raw float32\n"
-            "  bench      --eps E [--rel] [--fast|--fastest] [--kernel K] [--repeat N] DUMP\n"
+            "  bench      --eps E [--rel] [--best|--fast|--fastest] [--kernel K] [--repeat N] DUMP\n"
             "                                                codec speed and ratio on float32\n"
             "\n"
             "E is an absolute bound on every coordinate (0 = lossless); with --rel it is\n"
             "relative to the coordinate range (max - min over x, y, z) of the first snapshot.\n"
             "The default level 2 predicts from each atom's past moves and a pair-force term\n"
-            "learned from the data; --fast (level 1) drops the force term; --fastest\n"
-            "(level 0) uses plain extrapolation only, for speed. IN/OUT may be '-'.\n"
+            "learned from the data; --best (level 3) adds, on dumps far apart in time,\n"
+            "a prediction from each atom's cage of neighbours (smaller, much slower);\n"
+            "--fast (level 1) drops the force term; --fastest (level 0) uses plain\n"
+            "extrapolation only, for speed. IN/OUT may be '-'.\n"
             "Exit status: 0 success, 1 bad data or bound violated, 2 usage.\n");
 }
 
@@ -158,6 +160,8 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->level = NGL_HPC_LEVEL_FAST;
         } else if (!strcmp(a, "--fastest")) {
             o->level = NGL_HPC_LEVEL_FASTEST;
+        } else if (!strcmp(a, "--best")) {
+            o->level = NGL_HPC_LEVEL_BEST;
         } else if (!strcmp(a, "--kernel") && i + 1 < argc) {
             const char *k = argv[++i];
             o->kernel = !strcmp(k, "scalar")   ? HPC_LEAN_SCALAR
@@ -424,7 +428,7 @@ static int cmd_bench(const opts *o)
     if (!o->have_eps || o->npos != 1) {
         fprintf(
             stderr,
-            "usage: nangila hpc bench --eps E [--rel] [--fast|--fastest] [--kernel K] [--repeat N] "
+            "usage: nangila hpc bench --eps E [--rel] [--best|--fast|--fastest] [--kernel K] [--repeat N] "
             "DUMP\n");
         return 2;
     }
@@ -552,11 +556,12 @@ static int cmd_bench(const opts *o)
         printf("file=%s frames=%" PRIu64 " atoms=%" PRIu64 " level=%d eps=%.6g%s raw_f32=%" PRIu64
                " bytes=%zu ratio_f32=%.3f bits_per_value=%.4f enc_MBps=%.1f dec_MBps=%.1f "
                "memcpy_MBps=%.1f enc_vs_memcpy=%.4f max_err=%.6g exact=%" PRIu64
-               " force_frames=%" PRIu64 " kernel=%s cpu=process\n",
+               " force_frames=%" PRIu64 " cage_frames=%" PRIu64 " kernel=%s cpu=process\n",
                o->pos[0], s.n, maxn, p.level, eps_used, o->rel ? " rel" : "", raw, total,
                total ? (double)raw / (double)total : 0.0,
                raw ? 8.0 * (double)total / ((double)raw / 4.0) : 0.0, mb / best_enc, mb / best_dec,
                mb / best_cpy, best_cpy / best_enc, max_err, est.exact, est.force_frames,
+               est.cage_frames,
                p.level > NGL_HPC_LEVEL_FAST ? "-" : hpc_lean_kernel_name(kernel_used));
         if (max_err > eps_used) {
             fprintf(stderr, "nangila hpc bench: bound violated (%.6g > %.6g)\n", max_err, eps_used);

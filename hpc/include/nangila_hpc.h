@@ -26,15 +26,20 @@
  * Per block of atoms the encoder picks the previous frame, linear
  * extrapolation, or a per-frame least-squares model (a short linear filter
  * over the atom's past displacements, plus, at level 2, a pair-force term
- * learned from the data); atoms without history use a spatial delta.
+ * learned from the data); atoms without history use a spatial delta. Level 3
+ * adds, for frames far apart in time, the *cage*: each atom is moved towards
+ * the energy minimum among the neighbours decoded before it (at their new
+ * positions) and those still to come (at their old ones), with a pair energy
+ * learned from the previous frame's radial distribution; it costs about a
+ * microsecond per atom on both sides.
  * Levels 0 and 1 keep a lean state and run their first pass vectorised;
  * level 0 (NGL_HPC_LEVEL_FASTEST) uses the integer predictors only, for
  * compression in situ at ~300 MB/s per core. All levels write the same format.
  *
  * Memory: state is proportional to the largest frame seen (about 1 KB per
  * atom: eight frames of history per coordinate, twice, plus scratch; level-1
- * encoders about 650 bytes, level-0 encoders about 450), never
- * to the number of frames. Buffers grow when a larger frame arrives;
+ * encoders about 650 bytes, level-0 encoders about 450; level 3 about 200
+ * more), plus about 400 KB of context tables, never to the number of frames. Buffers grow when a larger frame arrives;
  * otherwise encode()/decode() do not allocate, except that the first frame
  * whose ids need a section creates a zstd context.
  *
@@ -70,6 +75,7 @@ typedef enum ngl_hpc_dtype {
 #define NGL_HPC_LEVEL_FASTEST 0 /* integer temporal predictors, lean state: for in situ use */
 #define NGL_HPC_LEVEL_FAST    1 /* adds the least-squares model on each atom's past moves */
 #define NGL_HPC_LEVEL_DEFAULT 2 /* adds the learned pair-force predictor (needs a box) */
+#define NGL_HPC_LEVEL_BEST    3 /* adds the cage predictor for coarse dumps (needs a box; slow) */
 
 typedef struct ngl_hpc_params {
     ngl_hpc_dtype dtype; /* default NGL_HPC_F32 */
@@ -77,7 +83,7 @@ typedef struct ngl_hpc_params {
     double rel;          /* 0 (default): use eps. > 0: range-relative, eps := rel * (max - min)
                             over every finite coordinate of the first frame with atoms (all
                             three axes together); that eps is written to the stream */
-    int level;           /* NGL_HPC_LEVEL_FASTEST, _FAST or _DEFAULT (default) */
+    int level;           /* NGL_HPC_LEVEL_FASTEST, _FAST, _DEFAULT (default) or _BEST */
 } ngl_hpc_params;
 
 /** Fill @p p with the defaults documented above. */
@@ -134,6 +140,7 @@ typedef struct ngl_hpc_stats {
     uint64_t wraps;        /* periodic wraps coded */
     uint64_t model_frames; /* frames that used the least-squares model */
     uint64_t force_frames; /* frames whose model had the pair-force term */
+    uint64_t cage_frames;  /* frames that used the cage predictor (level 3) */
 } ngl_hpc_stats;
 
 void ngl_hpc_encoder_get_stats(const ngl_hpc_encoder *enc, ngl_hpc_stats *out);

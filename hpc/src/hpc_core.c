@@ -50,6 +50,7 @@ void hpc_core_free(hpc_core *c)
     hpc_idmap_free(&c->prev_map);
     hpc_idmap_free(&c->new_map);
     hpc_cells_free(&c->cells);
+    hpc_cage_free(&c->cage);
     memset(c, 0, sizeof(*c));
 }
 

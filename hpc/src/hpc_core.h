@@ -8,6 +8,7 @@
 #ifndef NGL_HPC_CORE_H
 #define NGL_HPC_CORE_H
 
+#include "hpc_cage.h"
 #include "hpc_force.h"
 #include "hpc_internal.h"
 #include "hpc_rans.h"
@@ -102,7 +103,10 @@ typedef struct hpc_core {
     uint32_t *stamp; /* previous positions used (decoder validation) */
     uint32_t stamp_gen;
     hpc_cells cells;
-    int cells_ok; /* cells built for the previous frame this call */
+    int cells_ok;  /* cells built for the previous frame this call */
+    hpc_cage cage; /* the cage predictor's grids (level 3 frames) */
+    hpc_cage_params cagep; /* the last cage table sent (lambda is per frame) */
+    int cage_have;         /* cagep holds a table */
 } hpc_core;
 
 ngl_status hpc_core_init(hpc_core *c);
@@ -185,6 +189,15 @@ static inline int64_t hpc_predict_model(const hpc_model *m, const int64_t *q, in
     acc += (int64_t)1 << (HPC_PRED_SHIFT - 1);
     *pc = (unsigned)(((uint64_t)acc & ((1u << HPC_PRED_SHIFT) - 1)) >> (HPC_PRED_SHIFT - 2));
     return hpc_wadd(q[0], hpc_floor_shift(acc, HPC_PRED_SHIFT));
+}
+
+/* The cage prediction (FORMAT.md §6.8) from q_1 and the cage term @p f_fx
+ * (Q12 lattice units); *pc as for the model. */
+static inline int64_t hpc_predict_cage(int64_t q1, int64_t f_fx, unsigned *pc)
+{
+    const int64_t acc = f_fx + ((int64_t)1 << (HPC_PRED_SHIFT - 1));
+    *pc = (unsigned)(((uint64_t)acc & ((1u << HPC_PRED_SHIFT) - 1)) >> (HPC_PRED_SHIFT - 2));
+    return hpc_wadd(q1, hpc_floor_shift(acc, HPC_PRED_SHIFT));
 }
 
 /* Temporal prediction of one value with @p age >= 1 entries of history.

@@ -170,7 +170,7 @@ static ngl_status decode_stream_header(ngl_hpc_decoder *dec, const uint8_t *p, s
     if (p[1] > NGL_HPC_F64) {
         return fail(dec, NGL_ERR_BAD_DTYPE, "unknown dtype %u", p[1]);
     }
-    if (p[2] > NGL_HPC_LEVEL_DEFAULT) {
+    if (p[2] > NGL_HPC_LEVEL_BEST) {
         return fail(dec, NGL_ERR_BAD_FLAGS, "unknown level %u", p[2]);
     }
     if ((p[3] & ~3u) || hpc_get_u32(p + 4) != 0) {
@@ -482,6 +482,50 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
         }
     }
 
+    /* ---- cage parameters (§6.8) */
+    const int cage = (flags & HPC_FF_CAGE) != 0;
+    const int cage_table = (flags & HPC_FF_CAGE_TABLE) != 0;
+    hpc_cage_params cagep = c->cagep;
+    if (cage_table && !cage) {
+        return fail(dec, NGL_ERR_BAD_FLAGS, "cage table without the cage");
+    }
+    if (cage) {
+        if ((flags & HPC_FF_MODEL) || !has_box || c->lossless || c->frame == 0 || !c->has_box) {
+            return fail(dec, NGL_ERR_BAD_FLAGS, "cage frame without a box or a previous frame");
+        }
+        if (!cage_table && !c->cage_have) {
+            return fail(dec, NGL_ERR_BAD_PREDICTOR, "cage frame before any cage table");
+        }
+    }
+    if (cage_table) {
+        if (!rd_need(&r, HPC_CAGE_TABLE_SECTION)) {
+            return fail(dec, NGL_ERR_BAD_SECTION, "cage table truncated");
+        }
+        const uint8_t *q = pay + r.pos;
+        cagep.iters = q[1];
+        cagep.rc2 = hpc_get_f64(q + 4);
+        int bad = q[0] != HPC_CAGE_KNOTS || cagep.iters < 1 || cagep.iters > HPC_CAGE_ITERS_MAX ||
+                  hpc_get_u16(q + 2) != 0 || !(cagep.rc2 > 0) || !isfinite(cagep.rc2);
+        for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
+            cagep.w[k] = hpc_get_f32(q + 12 + 4 * k);
+            bad |= !(fabsf(cagep.w[k]) <= (float)HPC_CAGE_W_MAX);
+        }
+        if (bad) {
+            return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage table");
+        }
+        r.pos += HPC_CAGE_TABLE_SECTION;
+    }
+    if (cage) {
+        if (!rd_need(&r, HPC_CAGE_LAMBDA_SECTION)) {
+            return fail(dec, NGL_ERR_BAD_SECTION, "cage lambda truncated");
+        }
+        cagep.lambda = hpc_get_f32(pay + r.pos);
+        if (!(cagep.lambda > 0) || !(cagep.lambda <= 4)) {
+            return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage lambda");
+        }
+        r.pos += HPC_CAGE_LAMBDA_SECTION;
+    }
+
     /* ---- value CRC, selectors, rANS, raw */
     if (!rd_need(&r, 4)) {
         return fail(dec, NGL_ERR_BAD_SECTION, "value CRC missing");
@@ -535,7 +579,7 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
     if (gathered) {
         hpc_core_gather(c, n);
     }
-    const int use_force = model.valid && model.fn.nknots > 0 && any_model;
+    const int use_force = model.valid && model.fn.nknots > 0 && any_model && !cage;
     hpc_model saved_model = c->model;
     double saved_r2lo = c->r2lo, saved_r2hi = c->r2hi;
     if (use_force) {
@@ -552,6 +596,17 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
         hpc_core_force(c, n, gathered);
         c->model = saved_model;
     }
+
+    if (cage) {
+        hpc_core_prev_positions(c);
+        st = hpc_cage_begin(&c->cage, cagep.rc2, lo, hi, per, c->pos, c->valid, c->n, c->pmap, n);
+        if (st != NGL_OK) {
+            return fail(dec, st == NGL_ERR_NO_MEMORY ? st : NGL_ERR_BAD_PREDICTOR,
+                        "cage not computable for this frame");
+        }
+        hpc_cage_set_params(&c->cage, &cagep);
+    }
+    const double q12 = c->inv_step * (double)(1 << HPC_PRED_SHIFT);
 
     /* ---- decoding pass: from here a failure loses the adaptive state */
     dec->poisoned = 1;
@@ -577,6 +632,18 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
     uint64_t exact_count = 0, wraps = 0;
     for (uint64_t k = 0; k < n; k++) {
         const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
+        const int cage_sel = cage && sel == HPC_SEL_MODEL;
+        const uint32_t pk = c->pmap[k];
+        int caged = cage_sel && pk != HPC_NONE && c->valid[pk];
+        int64_t cf[3] = {0, 0, 0};
+        if (caged) {
+            double d[3];
+            caged = hpc_cage_descend(&c->cage, k, c->pos + 3 * (size_t)pk, d) == 0;
+            for (unsigned a = 0; a < 3 && caged; a++) {
+                cf[a] = hpc_cage_fixed(&c->cage, d[a], q12);
+            }
+        }
+        int any_exact = 0;
         int have_prev_axis = 0;
         unsigned prev_bucket = 0;
         for (unsigned a = 0; a < 3; a++) {
@@ -592,7 +659,12 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
             int32_t img = 0;
             if (age) {
                 unsigned pc;
-                pred = hpc_predict(rv, head, sel, age, &model, use_force ? c->Fcur[v] : 0, &pc);
+                if (caged) {
+                    pred = hpc_predict_cage(e1->q, cf[a], &pc);
+                } else {
+                    pred = hpc_predict(rv, head, cage_sel ? HPC_SEL_ORDER1 : sel, age, &model,
+                                       use_force ? c->Fcur[v] : 0, &pc);
+                }
                 unsigned mb = hpc_mag_bucket(e1->mag);
                 ci = hpc_ctx_temporal(mb, hpc_ob(have_prev_axis, prev_bucket, mb), pc);
                 img = e1->img;
@@ -635,6 +707,7 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
                 }
                 have_prev_axis = 0;
                 exact_count++;
+                any_exact = 1;
             } else {
                 uint64_t z;
                 unsigned nraw = hpc_token_base((unsigned)tok, &z);
@@ -688,6 +761,12 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
                 wraps += wrap;
             }
         }
+        if (cage && !any_exact) {
+            const double x[3] = {f32 ? (double)o32[3 * k] : o64[3 * k],
+                                 f32 ? (double)o32[3 * k + 1] : o64[3 * k + 1],
+                                 f32 ? (double)o32[3 * k + 2] : o64[3 * k + 2]};
+            hpc_cage_insert(&c->cage, k, x);
+        }
     }
     if (hpc_rdec_finish(&rdx) != 0) {
         return fail(dec, NGL_ERR_BAD_CODE, "rANS section does not end where it should");
@@ -723,6 +802,10 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
         c->per[a] = (uint8_t)per[a];
     }
     c->model = model;
+    if (cage_table) {
+        c->cagep = cagep;
+        c->cage_have = 1;
+    }
     if (model.fn.nknots) {
         c->r2lo = model.fn.r2lo;
         c->r2hi = model.fn.r2hi;
@@ -745,8 +828,9 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
     dec->stats.values += 3 * n;
     dec->stats.exact += exact_count;
     dec->stats.wraps += wraps;
-    dec->stats.model_frames += (uint64_t)(any_model && model.valid);
+    dec->stats.model_frames += (uint64_t)(any_model && model.valid && !cage);
     dec->stats.force_frames += (uint64_t)use_force;
+    dec->stats.cage_frames += (uint64_t)cage;
     return NGL_OK;
 }
 

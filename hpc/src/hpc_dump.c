@@ -1337,7 +1337,7 @@ ngl_status ngl_hpc_dump_compress(FILE *in, FILE *out, const ngl_hpc_dump_opts *o
     report_init(rep);
     if (in == NULL || out == NULL || opts == NULL || !(opts->eps >= 0) || !isfinite(opts->eps) ||
         (opts->level != NGL_HPC_LEVEL_FASTEST && opts->level != NGL_HPC_LEVEL_FAST &&
-         opts->level != NGL_HPC_LEVEL_DEFAULT)) {
+         opts->level != NGL_HPC_LEVEL_DEFAULT && opts->level != NGL_HPC_LEVEL_BEST)) {
         snprintf(rep->message, sizeof(rep->message), "invalid arguments");
         return NGL_ERR_INVALID_ARG;
     }
@@ -1675,7 +1675,7 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
         FAILF(NGL_ERR_BAD_VERSION, "container version %u, this build reads %u", recb.p[0],
               DUMP_VERSION);
     }
-    if ((recb.p[1] & ~1u) || recb.p[2] > NGL_HPC_LEVEL_DEFAULT || recb.p[3] ||
+    if ((recb.p[1] & ~1u) || recb.p[2] > NGL_HPC_LEVEL_BEST || recb.p[3] ||
         hpc_get_u32(recb.p + 4)) {
         FAILF(NGL_ERR_BAD_FLAGS, "file header: reserved fields set");
     }

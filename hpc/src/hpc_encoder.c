@@ -26,6 +26,11 @@
 #define FORCE_RETRY       16u  /* frames between tries while the force term is off */
 #define FORCE_MIN_GAIN    0.97 /* force term kept only if it cuts the cost by 3% */
 #define TARGET_NEIGHBOURS 10.0 /* r_cut holds about this many neighbours */
+#define CAGE_NEIGHBOURS   20.0 /* the cage table's range holds about this many */
+#define CAGE_ITERS        8u   /* descent steps per atom */
+#define CAGE_RETRY        8u   /* frames between tries while the cage is off */
+#define CAGE_MIN_GAIN     0.98 /* cage used only if it cuts the estimated cost by 2% */
+#define CAGE_REFIT        16u  /* frames a cage table is used before it is fitted again */
 
 /*
  * Level 0 keeps the closed-loop state of FORMAT.md §3.2 as it needs it: per
@@ -70,6 +75,13 @@ struct ngl_hpc_encoder {
     uint64_t scratch_cap; /* atoms the scratch above holds */
     int force_active;
     uint64_t last_force_try;
+    int cage_active;         /* level 3: the last frame used the cage */
+    uint64_t last_cage_try;
+    double cage_rc2;         /* the cage table's range, fixed once chosen (0 = not yet) */
+    double *cage_disp;       /* trial: descent displacement of sampled atoms (3 per atom) */
+    int64_t *cage_fx;        /* cage term of sampled atoms, Q12 lattice units (3 per atom) */
+    uint8_t *cage_sel;       /* trial: block selectors with the cage as MODEL */
+    uint64_t cage_table_frame; /* frame that sent the current cage table */
     uint64_t prev_exact;    /* values stored exactly last frame: they restart without history */
     lean_state lean;        /* level 0 only: the state in arrays, not the history ring */
     hpc_lean_kernel kernel; /* level 0: the first pass' vector kernel */
@@ -205,6 +217,7 @@ size_t ngl_hpc_encode_bound(uint64_t natoms)
     b += HPC_REC_OVERHEAD + 16 + 49;                  /* frame record, fixed part, box */
     b += 8 + ids_bound(n);                            /* ids */
     b += 4 + 2 * HPC_TAPS + 16 + 4 * HPC_KNOTS;       /* model */
+    b += HPC_CAGE_TABLE_SECTION + HPC_CAGE_LAMBDA_SECTION; /* cage */
     b += 4 + (n / HPC_BLOCK_ATOMS + 1) / 4 + 1;       /* value CRC, selectors */
     b += 4 + hpc_rans_bound(9 * n);                   /* <= 3 symbols per value */
     b += 4 + 27 * n + 16;                             /* <= 72 raw bits per value */
@@ -220,7 +233,7 @@ ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out
     if (p == NULL || (p->dtype != NGL_HPC_F32 && p->dtype != NGL_HPC_F64) || !(p->eps >= 0) ||
         !isfinite(p->eps) || !(p->rel >= 0) || !isfinite(p->rel) ||
         (p->level != NGL_HPC_LEVEL_FASTEST && p->level != NGL_HPC_LEVEL_FAST &&
-         p->level != NGL_HPC_LEVEL_DEFAULT)) {
+         p->level != NGL_HPC_LEVEL_DEFAULT && p->level != NGL_HPC_LEVEL_BEST)) {
         return NGL_ERR_INVALID_ARG;
     }
     ngl_hpc_encoder *enc = calloc(1, sizeof(*enc));
@@ -262,6 +275,9 @@ void ngl_hpc_encoder_destroy(ngl_hpc_encoder *enc)
     free(enc->feat);
     free(enc->fit_f);
     free(enc->fit_y);
+    free(enc->cage_disp);
+    free(enc->cage_fx);
+    free(enc->cage_sel);
     lean_free(&enc->lean);
     hpc_core_free(&enc->c);
     free(enc);
@@ -376,6 +392,23 @@ static ngl_status reserve_scratch(ngl_hpc_encoder *enc, uint64_t n)
         return NGL_ERR_NO_MEMORY;
     }
     enc->fit_y = fy;
+    if (enc->c.level >= NGL_HPC_LEVEL_BEST) {
+        double *cd = realloc(enc->cage_disp, (size_t)(3 * cap) * sizeof(*cd));
+        if (cd == NULL) {
+            return NGL_ERR_NO_MEMORY;
+        }
+        enc->cage_disp = cd;
+        int64_t *cf = realloc(enc->cage_fx, (size_t)(3 * cap) * sizeof(*cf));
+        if (cf == NULL) {
+            return NGL_ERR_NO_MEMORY;
+        }
+        enc->cage_fx = cf;
+        uint8_t *cs = realloc(enc->cage_sel, (size_t)(cap / HPC_BLOCK_ATOMS + 1));
+        if (cs == NULL) {
+            return NGL_ERR_NO_MEMORY;
+        }
+        enc->cage_sel = cs;
+    }
     enc->scratch_cap = cap;
     return NGL_OK;
 }
@@ -679,20 +712,50 @@ static void fit_model(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_
  * @p stride-th atom of a full block (SEL_STRIDE, or SEL_STRIDE_LEAN at level 0
  * where sampling is a visible cost), every SEL_STRIDE-th or every atom of a
  * short one. */
-static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
-                             const hist_view *hv, const hpc_model *m, int use_force,
-                             uint64_t stride)
+/* Atoms of block [k0, k1) sampled for the predictor choice: every step-th from k0. */
+static inline uint64_t sel_step(uint64_t k0, uint64_t k1, uint64_t stride)
+{
+    uint64_t step = (k1 - k0) >= 4 * stride ? stride : SEL_STRIDE;
+    return (k1 - k0) >= 4 * step ? step : 1;
+}
+
+/* A cage frame's candidate for the MODEL selector: the cage term of each
+ * sampled atom that has one (eligible), ORDER1 for the others. */
+#define CAGE_NONE INT64_MIN /* cage_fx of an atom the cage could not predict */
+
+typedef struct cage_choice {
+    const int64_t *fx;     /* cage term, 3 per atom */
+    const uint8_t *valid;  /* previous atoms with a position */
+} cage_choice;
+
+static inline int cage_eligible(const hpc_core *c, const uint8_t *valid, uint64_t k)
+{
+    const uint32_t p = c->pmap[k];
+    return p != HPC_NONE && valid[p];
+}
+
+/*
+ * Pick each block's predictor from the estimated cost of its sampled atoms
+ * into @p sel_out. With @p cage, MODEL means the cage (§6.8); otherwise the
+ * model @p m. @return the estimated cost of the frame in bits (sampled atoms).
+ */
+static double choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
+                               const hist_view *hv, const hpc_model *m, int use_force,
+                               uint64_t stride, const cage_choice *cage, uint8_t *sel_out)
 {
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
     const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
+    const int have_model = cage != NULL || m->valid;
+    double total = 0;
     for (uint64_t b = 0; b < nblocks; b++) {
         double cost[4] = {0, 0, 0, 0};
         uint64_t k0 = b * HPC_BLOCK_ATOMS;
         uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
-        uint64_t step = (k1 - k0) >= 4 * stride ? stride : SEL_STRIDE;
-        step = (k1 - k0) >= 4 * step ? step : 1;
+        const uint64_t step = sel_step(k0, k1, stride);
         for (uint64_t k = k0; k < k1; k += step) {
+            const int caged = cage != NULL && cage_eligible(c, cage->valid, k) &&
+                              cage->fx[3 * k] != CAGE_NONE;
             for (unsigned a = 0; a < 3; a++) {
                 uint64_t v = 3 * k + a;
                 unsigned age = hv_age(hv, v);
@@ -701,23 +764,31 @@ static void choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
                     continue;
                 }
                 for (unsigned s = 0; s < 4; s++) {
-                    if (s == HPC_SEL_MODEL && !m->valid) {
+                    if (s == HPC_SEL_MODEL && !have_model) {
                         continue;
                     }
                     unsigned pc;
-                    int64_t p = hv_predict(hv, v, s, age, m, use_force ? c->Fcur[v] : 0, &pc);
+                    int64_t p;
+                    if (s == HPC_SEL_MODEL && cage != NULL) {
+                        p = caged ? hpc_predict_cage(hv_q(hv, v, 1), cage->fx[v], &pc)
+                                  : hv_predict(hv, v, HPC_SEL_ORDER1, age, m, 0, &pc);
+                    } else {
+                        p = hv_predict(hv, v, s, age, m, use_force ? c->Fcur[v] : 0, &pc);
+                    }
                     cost[s] += cost_bits(hpc_wsub(q, p));
                 }
             }
         }
-        unsigned best = m->valid ? HPC_SEL_MODEL : HPC_SEL_ORDER1;
+        unsigned best = have_model ? HPC_SEL_MODEL : HPC_SEL_ORDER1;
         for (unsigned s = 0; s < 4; s++) {
-            if ((s != HPC_SEL_MODEL || m->valid) && cost[s] < cost[best]) {
+            if ((s != HPC_SEL_MODEL || have_model) && cost[s] < cost[best]) {
                 best = s;
             }
         }
-        c->sel[b] = (uint8_t)best;
+        sel_out[b] = (uint8_t)best;
+        total += cost[best];
     }
+    return total;
 }
 
 static size_t finish_record(uint8_t *rec, uint8_t type, size_t payload_len)
@@ -913,20 +984,35 @@ quantize_value(const hpc_core *c, const frame_geom *g, const hpc_waxis *wax, con
     return qv;
 }
 
-/* Pass 1 over the ring state RW (levels 1-2); new entries go to the next slot. */
+/* Pass 1 over the ring state RW (levels 2-3); new entries go to the next slot.
+ * In a cage frame (@p cage) the atoms go through the cage one by one, in
+ * the order the decoder will see them (§6.8). */
 static void quantize_ring(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
-                          hpc_ent *RW, const hpc_model *model, int use_force)
+                          hpc_ent *RW, const hpc_model *model, int use_force, int cage)
 {
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
     const unsigned head = c->head;
     const unsigned wslot = (head + 1) % HPC_HIST;
+    const int f32 = c->dtype == NGL_HPC_F32;
+    const double q12 = c->inv_step * (double)(1 << HPC_PRED_SHIFT);
     hpc_waxis wax[3];
     for (int a = 0; a < 3; a++) {
         wax[a] = hpc_waxis_make(g->lo[a], g->hi[a], c->inv_step);
     }
     for (uint64_t k = 0; k < n; k++) {
         const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
+        const int cage_sel = cage && sel == HPC_SEL_MODEL;
+        int caged = cage_sel && cage_eligible(c, c->valid, k);
+        int64_t cf[3] = {0, 0, 0};
+        if (caged) {
+            double d[3];
+            caged = hpc_cage_descend(&c->cage, k, c->pos + 3 * (size_t)c->pmap[k], d) == 0;
+            for (unsigned a = 0; a < 3 && caged; a++) {
+                cf[a] = hpc_cage_fixed(&c->cage, d[a], q12);
+            }
+        }
+        int any_exact = 0;
         for (unsigned a = 0; a < 3; a++) {
             const uint64_t v = 3 * k + a;
             hpc_ent *rv = RW + v * HPC_HIST;
@@ -937,7 +1023,12 @@ static void quantize_ring(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const fr
             int32_t img = 0;
             if (age) {
                 unsigned pc;
-                pred = hpc_predict(rv, head, sel, age, model, use_force ? c->Fcur[v] : 0, &pc);
+                if (caged) {
+                    pred = hpc_predict_cage(e1->q, cf[a], &pc);
+                } else {
+                    pred = hpc_predict(rv, head, cage_sel ? HPC_SEL_ORDER1 : sel, age, model,
+                                       use_force ? c->Fcur[v] : 0, &pc);
+                }
                 info = hpc_mag_bucket(e1->mag) | (pc << HPC_VI_PC_SHIFT);
                 img = e1->img;
             }
@@ -946,6 +1037,7 @@ static void quantize_ring(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const fr
             hpc_ent *ne = &rv[wslot];
             if (info & HPC_VI_EXACT) {
                 memset(ne, 0, sizeof(*ne));
+                any_exact = 1;
             } else {
                 const int64_t r = age ? hpc_wsub(qv, pred) : qv; /* spatial: pass 2 */
                 c->vres[v] = r;
@@ -955,6 +1047,14 @@ static void quantize_ring(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const fr
                 ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
             }
             c->vinfo[v] = (uint16_t)info;
+        }
+        if (cage && !any_exact) {
+            double x[3];
+            for (unsigned a = 0; a < 3; a++) {
+                x[a] = f32 ? (double)((const float *)enc->dec)[3 * k + a]
+                           : ((const double *)enc->dec)[3 * k + a];
+            }
+            hpc_cage_insert(&c->cage, k, x);
         }
     }
 }
@@ -1167,8 +1267,8 @@ static void code_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, int spatia
  * when it pays), evaluate the force, and pick each block's predictor.
  * R is the state in frame order.
  */
-static void fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
-                           const hist_view *hv, int gathered, hpc_model *model, int *send_model)
+static double fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
+                             const hist_view *hv, int gathered, hpc_model *model, int *send_model)
 {
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
@@ -1204,8 +1304,130 @@ static void fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const f
     if (use_force) {
         hpc_core_force(c, n, gathered);
     }
-    choose_selectors(enc, f, g, hv, model, use_force,
-                     c->level == NGL_HPC_LEVEL_FASTEST ? SEL_STRIDE_LEAN : SEL_STRIDE);
+    return choose_selectors(enc, f, g, hv, model, use_force, SEL_STRIDE, NULL, c->sel);
+}
+
+/*
+ * Level 3: try the cage predictor on this frame (FORMAT.md §6.8). Builds the
+ * grids and the table from the previous frame, runs the descent for the atoms
+ * the predictor choice samples (with the input positions of the atoms before
+ * them, close to what the decoder will have), fits lambda, and picks the
+ * blocks' selectors with the cage as MODEL. @p cost_plain is the estimated
+ * cost of the frame without it.
+ * The table is the stream's current one while it is younger than CAGE_REFIT
+ * frames, else a new fit (*new_table).
+ * @return 1 with c->sel and *cp set when the cage should code this frame.
+ */
+static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
+                    const hist_view *hv, const hpc_model *m, double cost_plain,
+                    hpc_cage_params *cp, int *new_table)
+{
+    hpc_core *c = &enc->c;
+    const uint64_t n = f->natoms;
+    if (c->level < NGL_HPC_LEVEL_BEST || c->lossless || !c->has_box || !g->has_box ||
+        c->frame == 0 || c->n == 0 || n == 0) {
+        return 0;
+    }
+    if (!enc->cage_active && c->frame - enc->last_cage_try < CAGE_RETRY && c->frame > 3) {
+        return 0;
+    }
+    enc->last_cage_try = c->frame;
+    if (!(enc->cage_rc2 > 0)) {
+        double vol = 1;
+        for (int a = 0; a < 3; a++) {
+            vol *= c->hi[a] - c->lo[a];
+        }
+        double rc = cbrt(CAGE_NEIGHBOURS * 3.0 / (4.0 * M_PI * ((double)c->n / vol)));
+        if (!(rc > 0) || !isfinite(rc)) {
+            return 0;
+        }
+        enc->cage_rc2 = rc * rc;
+    }
+    hpc_core_prev_positions(c);
+    hpc_cage *cg = &c->cage;
+    *new_table = !c->cage_have || c->frame - enc->cage_table_frame >= CAGE_REFIT;
+    if (*new_table) {
+        cp->rc2 = enc->cage_rc2;
+        cp->iters = CAGE_ITERS;
+    } else {
+        *cp = c->cagep;
+    }
+    if (hpc_cage_begin(cg, cp->rc2, g->lo, g->hi, g->per, c->pos, c->valid, c->n, c->pmap, n) !=
+            NGL_OK ||
+        (*new_table && hpc_cage_fit_table(cg, cp) != 0)) {
+        return 0;
+    }
+    cp->lambda = 1.0f;
+    hpc_cage_set_params(cg, cp);
+
+    /* Descent for the sampled atoms; every atom joins the grid at its input
+     * position once passed. lambda: least squares of the true displacement
+     * on the descent's. */
+    double num = 0, den = 0;
+    const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
+    for (uint64_t b = 0; b < nblocks; b++) {
+        const uint64_t k0 = b * HPC_BLOCK_ATOMS;
+        const uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
+        const uint64_t step = sel_step(k0, k1, SEL_STRIDE);
+        for (uint64_t k = k0; k < k1; k++) {
+            double x[3];
+            int finite = 1;
+            for (unsigned a = 0; a < 3; a++) {
+                x[a] = in_value(f, c->dtype, 3 * k + a);
+                finite &= isfinite(x[a]) && fabs(x[a]) < 1e300;
+            }
+            if ((k - k0) % step == 0 && cage_eligible(c, c->valid, k)) {
+                const double *o = c->pos + 3 * (size_t)c->pmap[k];
+                double *d = enc->cage_disp + 3 * k;
+                const int got = hpc_cage_descend(cg, k, o, d) == 0;
+                for (unsigned a = 0; a < 3; a++) {
+                    double t = x[a] - o[a];
+                    if (g->per[a]) {
+                        t -= g->len[a] * floor(t / g->len[a] + 0.5);
+                    }
+                    if (got && finite && fabs(t) < 1e300) {
+                        num += d[a] * t;
+                        den += d[a] * d[a];
+                    }
+                }
+                if (!got) {
+                    d[0] = NAN; /* crowded: no cage prediction */
+                }
+            }
+            if (finite) {
+                hpc_cage_insert(cg, k, x);
+            }
+        }
+    }
+    if (!(den > 0)) {
+        return 0;
+    }
+    double lambda = num / den;
+    lambda = lambda < 0.25 ? 0.25 : (lambda > 2.0 ? 2.0 : lambda);
+    cp->lambda = (float)lambda;
+    hpc_cage_set_params(cg, cp);
+    const double q12 = c->inv_step * (double)(1 << HPC_PRED_SHIFT);
+    for (uint64_t b = 0; b < nblocks; b++) {
+        const uint64_t k0 = b * HPC_BLOCK_ATOMS;
+        const uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
+        const uint64_t step = sel_step(k0, k1, SEL_STRIDE);
+        for (uint64_t k = k0; k < k1; k += step) {
+            if (cage_eligible(c, c->valid, k)) {
+                const double *d = enc->cage_disp + 3 * k;
+                for (unsigned a = 0; a < 3; a++) {
+                    enc->cage_fx[3 * k + a] = isnan(d[0]) ? CAGE_NONE : hpc_cage_fixed(cg, d[a], q12);
+                }
+            }
+        }
+    }
+    const cage_choice cc = {.fx = enc->cage_fx, .valid = c->valid};
+    double cost = choose_selectors(enc, f, g, hv, m, 0, SEL_STRIDE, &cc, enc->cage_sel);
+    if (!(cost < CAGE_MIN_GAIN * cost_plain)) {
+        return 0;
+    }
+    memcpy(c->sel, enc->cage_sel, (size_t)nblocks);
+    hpc_cage_reset_new(cg, n);
+    return 1;
 }
 
 /* Whether the atoms without history code better with the second-order
@@ -1335,7 +1557,8 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     c->cells_ok = 0;
     hpc_model model;
     memset(&model, 0, sizeof(model));
-    int send_model = 0, use_force = 0;
+    int send_model = 0, use_force = 0, cage = 0, cage_table = 0;
+    hpc_cage_params cagep;
     hist_view hv = {.ring = NULL, .head = c->head, .lean = &enc->lean};
     if (lean) {
         if (gathered) {
@@ -1349,10 +1572,17 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
         hv.ring = R;
     }
     if (c->level == NGL_HPC_LEVEL_FASTEST) {
-        choose_selectors(enc, f, &g, &hv, &model, 0, SEL_STRIDE_LEAN);
+        (void)choose_selectors(enc, f, &g, &hv, &model, 0, SEL_STRIDE_LEAN, NULL, c->sel);
     } else {
-        fit_and_choose(enc, f, &g, &hv, gathered, &model, &send_model);
+        const hpc_model prev_model = c->model;
+        const double cost = fit_and_choose(enc, f, &g, &hv, gathered, &model, &send_model);
         use_force = model.valid && model.fn.nknots > 0;
+        cage = try_cage(enc, f, &g, &hv, &model, cost, &cagep, &cage_table);
+        if (cage) { /* the cage takes the MODEL selector; the model stays as it was */
+            model = prev_model;
+            send_model = 0;
+            use_force = 0;
+        }
     }
     c->model = model;
 
@@ -1381,6 +1611,9 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     }
     if (spatial2) {
         flags |= HPC_FF_SPATIAL2;
+    }
+    if (cage) {
+        flags |= HPC_FF_CAGE | (cage_table ? HPC_FF_CAGE_TABLE : 0u);
     }
     hpc_put_u64(p, c->frame);
     hpc_put_u32(p + 8, (uint32_t)n);
@@ -1426,6 +1659,20 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
             }
         }
     }
+    if (cage && cage_table) {
+        p[pl] = (uint8_t)HPC_CAGE_KNOTS;
+        p[pl + 1] = (uint8_t)cagep.iters;
+        hpc_put_u16(p + pl + 2, 0);
+        hpc_put_f64(p + pl + 4, cagep.rc2);
+        for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
+            hpc_put_f32(p + pl + 12 + 4 * k, cagep.w[k]);
+        }
+        pl += HPC_CAGE_TABLE_SECTION;
+    }
+    if (cage) {
+        hpc_put_f32(p + pl, cagep.lambda);
+        pl += HPC_CAGE_LAMBDA_SECTION;
+    }
     uint8_t *crc_at = p + pl;
     pl += 4;
     const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
@@ -1447,7 +1694,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
                     &exact_count, &wraps);
     } else {
         hpc_ent *RW = gathered ? c->ring_alt : c->ring;
-        quantize_ring(enc, f, &g, RW, &model, use_force);
+        quantize_ring(enc, f, &g, RW, &model, use_force, cage);
         code_values(enc, f, spatial2, &raw, (uint8_t *)&RW[wslot].mag, HPC_HIST * sizeof(hpc_ent),
                     &exact_count, &wraps);
     }
@@ -1493,9 +1740,15 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     }
     c->frame++;
     enc->force_active = use_force;
+    enc->cage_active = cage;
+    if (cage && cage_table) {
+        c->cagep = cagep;
+        c->cage_have = 1;
+        enc->cage_table_frame = c->frame - 1; /* c->frame has moved on above */
+    }
     enc->prev_exact = exact_count;
     int used_model = 0;
-    for (uint64_t b = 0; b < nblocks && model.valid; b++) {
+    for (uint64_t b = 0; b < nblocks && model.valid && !cage; b++) {
         used_model |= c->sel[b] == HPC_SEL_MODEL;
     }
     enc->stats.frames++;
@@ -1505,6 +1758,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     enc->stats.wraps += wraps;
     enc->stats.model_frames += (uint64_t)used_model;
     enc->stats.force_frames += (uint64_t)(used_model && use_force);
+    enc->stats.cage_frames += (uint64_t)cage;
     *out_len = off;
     return NGL_OK;
 }

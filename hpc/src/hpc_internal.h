@@ -29,7 +29,9 @@
 #define HPC_FF_MODEL        0x08u /* a new model follows */
 #define HPC_FF_SPATIAL2     0x10u /* atoms without history use the 2nd-order spatial delta */
 #define HPC_FF_IDS_ZSTD     0x20u /* the ids section is zstd-compressed */
-#define HPC_FF_KNOWN        0x3Fu
+#define HPC_FF_CAGE         0x40u /* MODEL blocks use the cage (§6.8); its lambda follows */
+#define HPC_FF_CAGE_TABLE   0x80u /* a new cage table follows (only with HPC_FF_CAGE) */
+#define HPC_FF_KNOWN        0xFFu
 
 /* predictors selectable per block */
 #define HPC_BLOCK_ATOMS 256u

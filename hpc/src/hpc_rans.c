@@ -35,6 +35,9 @@ void hpc_ctx_init(hpc_ctx *c, hpc_ctx_kind kind)
         }
         memset(c->lut, HPC_TOK_RARE, sizeof(c->lut));
     }
+    for (unsigned s = 0; s < HPC_NSYM; s++) {
+        c->word[s] = s < c->nsym && c->freq[s] ? (uint32_t)c->cum[s] | ((uint32_t)c->freq[s] << 16) : 0;
+    }
     c->since = 0;
 }
 
@@ -110,6 +113,11 @@ void hpc_ctx_build(hpc_ctx *c, int with_lut)
         c->cum[s] = (uint16_t)cum; /* == HPC_PROB_SCALE; sentinels for the decoder scan */
     }
     assert(cum == HPC_PROB_SCALE);
+    if (!with_lut) {
+        for (unsigned s = 0; s < n; s++) {
+            c->word[s] = c->freq[s] ? (uint32_t)c->cum[s] | ((uint32_t)c->freq[s] << 16) : 0;
+        }
+    }
     if (with_lut) {
         unsigned s = 0;
         for (unsigned i = 0; i < (HPC_PROB_SCALE >> 7); i++) {

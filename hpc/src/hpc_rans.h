@@ -35,6 +35,7 @@ typedef struct hpc_ctx {
     uint16_t freq[HPC_NSYM];          /* current table; 0 = not codable directly */
     uint16_t cum[HPC_NSYM + 1];       /* cum[s] = sum of freq[0..s-1]; cum[nsym] = scale */
     uint8_t lut[HPC_PROB_SCALE >> 7]; /* first symbol of each 128-slot stretch */
+    uint32_t word[HPC_NSYM];          /* encoder: cum[s] | freq[s] << 16 (0: not codable) */
 } hpc_ctx;
 
 void hpc_ctx_init(hpc_ctx *c, hpc_ctx_kind kind);
@@ -71,14 +72,13 @@ typedef struct hpc_symbuf {
 static inline __attribute__((always_inline)) void hpc_enc_sym(hpc_symbuf *sb, hpc_bitw *raw,
                                                               hpc_ctx *c, unsigned s)
 {
-    unsigned f = c->freq[s];
+    uint32_t w = c->word[s];
     assert(sb->n < sb->cap);
-    if (f != 0) {
-        sb->sym[sb->n++] = (uint32_t)c->cum[s] | ((uint32_t)f << 16);
+    if (__builtin_expect(w != 0, 1)) {
+        sb->sym[sb->n++] = w;
     } else {
-        unsigned fr = c->freq[HPC_TOK_RARE];
-        assert(c->kind == HPC_CTX_TOKEN && fr != 0);
-        sb->sym[sb->n++] = (uint32_t)c->cum[HPC_TOK_RARE] | ((uint32_t)fr << 16);
+        assert(c->kind == HPC_CTX_TOKEN && c->freq[HPC_TOK_RARE] != 0);
+        sb->sym[sb->n++] = c->word[HPC_TOK_RARE];
         hpc_bitw_put(raw, s, 8);
     }
     hpc_ctx_count(c, s);

@@ -3,7 +3,8 @@
 # hpc_cli_lammps.sh NANGILA -- `nangila hpc` on real LAMMPS trajectories that
 # this test generates with Debian's lmp (256 LJ atoms, seconds of run time):
 # custom (sorted, with extra columns), atom (unsorted, scaled) and unwrapped
-# dumps, at several eps, absolute and relative, both levels; each round trip
+# dumps, at several eps, absolute and relative, every level (level 3's cage on
+# a coarse dump of 500 atoms); each round trip
 # is checked by `nangila hpc verify` and by an independent Python checker.
 # Also: corrupted and truncated containers and bad input fail with status 1,
 # a clear message and no output file. Exit 77 (skip) without lmp.
@@ -45,7 +46,26 @@ dump            u all custom 3 unwrapped.dump id xu yu zu
 run             90
 IN
 lmp -nocite -log none -screen none -in in.small
-for f in custom.dump atom.dump unwrapped.dump; do
+# a coarse dump (0.25 tau apart) of a box large enough for level 3's cage
+cat >in.coarse <<'IN'
+units           lj
+atom_style      atomic
+lattice         fcc 0.8442
+region          box block 0 5 0 5 0 5
+create_box      1 box
+create_atoms    1 box
+mass            1 1.0
+velocity        all create 2.0 4928 loop geom
+pair_style      lj/cut 2.5
+pair_coeff      1 1 1.0 1.0 2.5
+neighbor        0.3 bin
+fix             1 all nve
+run             400
+dump            c all custom 50 coarse.dump id type x y z
+run             500
+IN
+lmp -nocite -log none -screen none -in in.coarse
+for f in custom.dump atom.dump unwrapped.dump coarse.dump; do
     [ -s "$f" ] || { echo "lmp did not write $f"; exit 1; }
 done
 echo "generated: $(grep -c TIMESTEP custom.dump) + $(grep -c TIMESTEP atom.dump) +" \
@@ -74,12 +94,19 @@ for f in custom.dump atom.dump unwrapped.dump; do
     roundtrip "$f" 0 --fastest
     roundtrip "$f" 1e-3 --rel
 done
+roundtrip coarse.dump 1e-3
+roundtrip coarse.dump 1e-3 --best
+roundtrip coarse.dump 1e-2 --best --rel
+roundtrip custom.dump 1e-3 --best # box too small for the cage: level 2 coding
 # extract and bench, as scripts/bench-hpc.sh uses them
 read -r frames atoms < <("$nangila" hpc extract custom.dump xyz.f32 2>/dev/null)
 [ "$frames" = 46 ] && [ "$atoms" = 256 ] || { echo "extract: $frames x $atoms"; exit 1; }
 [ "$(stat -c %s xyz.f32)" = $((frames * atoms * 12)) ] || { echo "extract: wrong size"; exit 1; }
 "$nangila" hpc extract --axis-major custom.dump axes.f32 >/dev/null 2>&1
 cmp <(head -c 4 axes.f32) <(head -c 4 xyz.f32) || { echo "extract: axis-major layout"; exit 1; }
+out=$("$nangila" hpc bench --eps 1e-3 --best coarse.dump)
+echo "$out"
+case "$out" in *" cage_frames=0 "*) echo "level 3 did not use the cage on the coarse dump"; exit 1 ;; esac
 for fast in "" --fast --fastest; do
     out=$("$nangila" hpc bench --eps 1e-3 --repeat 2 $fast custom.dump)
     echo "$out"

@@ -165,6 +165,61 @@ static int seed_codec(const char *dir, const char *name, ngl_hpc_dtype dt, doubl
     return rc;
 }
 
+/* Level 3 with cage frames (and their table): an fcc crystal of 500 atoms
+ * with fresh thermal noise in every frame, whose cage predicts it well. */
+static int seed_cage(const char *dir, const char *name)
+{
+    ngl_hpc_params p;
+    ngl_hpc_params_init(&p);
+    p.level = NGL_HPC_LEVEL_BEST;
+    ngl_hpc_encoder *enc = NULL;
+    if (ngl_hpc_encoder_create(&p, &enc) != NGL_OK) {
+        return -1;
+    }
+    enum { C = 5, N = 4 * C * C * C, T = 5 };
+    static const double basis[4][3] = {{0, 0, 0}, {0.5, 0.5, 0}, {0.5, 0, 0.5}, {0, 0.5, 0.5}};
+    const double a = cbrt(4.0 / 0.8442), len = a * C;
+    size_t cap = ngl_hpc_encode_bound(N) * T, out_len = 0;
+    uint8_t *out = malloc(cap);
+    static float xyz[3 * N];
+    uint64_t r = 12345;
+    for (unsigned t = 0; t < T; t++) {
+        for (unsigned k = 0; k < N; k++) {
+            const unsigned cell[3] = {k / (4 * C * C), (k / (4 * C)) % C, (k / 4) % C};
+            for (unsigned c = 0; c < 3; c++) {
+                double noise = 0;
+                for (int s = 0; s < 4; s++) { /* a bell from four uniforms */
+                    r = r * 6364136223846793005ull + 1442695040888963407ull;
+                    noise += (double)(r >> 11) * 0x1p-53 - 0.5;
+                }
+                double x = (cell[c] + basis[k % 4][c]) * a + 0.14 * noise;
+                xyz[3 * k + c] = (float)(x - len * floor(x / len));
+            }
+        }
+        ngl_hpc_frame f = {.natoms = N, .xyz = xyz, .has_box = 1};
+        for (int c = 0; c < 3; c++) {
+            f.box_hi[c] = len;
+            f.periodic[c] = 1;
+        }
+        size_t o;
+        if (ngl_hpc_encoder_encode(enc, &f, out + out_len, cap - out_len, &o) != NGL_OK) {
+            ngl_hpc_encoder_destroy(enc);
+            free(out);
+            return -1;
+        }
+        out_len += o;
+    }
+    ngl_hpc_stats st;
+    ngl_hpc_encoder_get_stats(enc, &st);
+    ngl_hpc_encoder_destroy(enc);
+    int rc = st.cage_frames > 0 ? write_file(dir, name, out, out_len) : -1;
+    if (st.cage_frames == 0) {
+        fprintf(stderr, "seed %s: no cage frame\n", name);
+    }
+    free(out);
+    return rc;
+}
+
 static int seed_dump(const char *dir, const char *name, const char *text, double eps, int level)
 {
     FILE *in = fmemopen((void *)text, strlen(text), "rb");
@@ -217,6 +272,7 @@ static int write_seeds(const char *dir)
     rc |= seed_codec(dir, "codec-f64-l2-shuffled.bin", NGL_HPC_F64, 1e-4, 2, 1);
     rc |= seed_codec(dir, "codec-f32-lossless.bin", NGL_HPC_F32, 0, 1, 1);
     rc |= seed_codec(dir, "codec-f32-l0-shuffled.bin", NGL_HPC_F32, 1e-3, 0, 1);
+    rc |= seed_cage(dir, "codec-f32-l3-cage.bin");
     rc |= seed_dump(dir, "dump-custom.nhd", dump_custom, 1e-3, 2);
     rc |= seed_dump(dir, "dump-atom.nhd", dump_atom, 1e-2, 1);
     rc |= seed_dump(dir, "dump-noid-lossless.nhd", dump_noid, 0, 2);

@@ -1,0 +1,602 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hpc_cage.c -- the cage predictor (hpc_cage.h, FORMAT.md §6.8).
+ *
+ * Bit-exactness: every per-pair term is plain IEEE double arithmetic
+ * (+ - * and comparisons; compiled without FMA contraction), rounded to a
+ * multiple of 2^-30 (energy) or 2^-20 (gradient) before it is summed. The
+ * rounded terms are integers times a power of two and their sums stay below
+ * 2^53 of them, so every sum is exact: the result does not depend on the order
+ * the neighbours are found in, and encoder and decoder need only agree on the
+ * neighbour set. That leaves the grids free to be laid out for speed.
+ */
+#include "hpc_cage.h"
+
+#include "hpc_lean.h" /* hpc_lean_kernel_available(): the CPU's vector units */
+
+#include <math.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CAGE_HAVE_AVX2 1
+#endif
+
+/* Descent constants, in units of the table range rc (FORMAT.md §6.8). */
+#define CAGE_STEP_CAP   0.05   /* largest move per step */
+#define CAGE_MAX_DISP   0.3    /* farthest the descent may go */
+#define CAGE_REACH      1.3    /* neighbours kept: within rc + CAGE_MAX_DISP */
+#define CAGE_STEP0      0.0016 /* first gradient step */
+#define CAGE_GROW       1.2    /* step after an accepted move */
+#define CAGE_SHRINK     0.5    /* step after a rejected one */
+#define CAGE_SLACK      4u     /* slab room per cell beyond the previous frame's count */
+/* Table fit (encoder only) */
+#define CAGE_MIN_PAIRS  8u   /* pairs a table bin needs to be estimated */
+#define CAGE_CORE_SLOPE 2.0  /* energy rise per bin inside the unvisited core */
+
+#define E_SCALE 0x1p30 /* fixed-point grain of the per-pair energy */
+#define G_SCALE 0x1p20 /* ... and of the per-pair gradient */
+#define ROUNDER 0x1.8p52 /* (x + ROUNDER) - ROUNDER rounds |x| < 2^51 to an integer */
+
+static int cage_simd_off; /* test hook: hpc_cage_use_simd(0) */
+
+void hpc_cage_init(hpc_cage *g)
+{
+    memset(g, 0, sizeof(*g));
+}
+
+void hpc_cage_free(hpc_cage *g)
+{
+    free(g->ostart);
+    free(g->ox);
+    free(g->oy);
+    free(g->oz);
+    free(g->olater);
+    free(g->oidx);
+    free(g->ocell);
+    free(g->nstart);
+    free(g->ncount);
+    free(g->nx);
+    free(g->ny);
+    free(g->nz);
+    free(g->nover);
+    free(g->nnext);
+    free(g->npos);
+    memset(g, 0, sizeof(*g));
+}
+
+static int grow(void **p, size_t want, size_t elem)
+{
+    if (want == 0) {
+        want = 1;
+    }
+    if (want > SIZE_MAX / elem) {
+        return -1;
+    }
+    void *q = realloc(*p, want * elem);
+    if (q == NULL) {
+        return -1;
+    }
+    *p = q;
+    return 0;
+}
+
+/* Grow the arrays of one capacity class to @p want elements. */
+static int grow_all(size_t *cap, size_t want, void **a, size_t ea, void **b, size_t eb, void **c,
+                    size_t ec, void **d, size_t ed)
+{
+    if (want <= *cap && *a != NULL) {
+        return 0;
+    }
+    if (grow(a, want, ea) || (b && grow(b, want, eb)) || (c && grow(c, want, ec)) ||
+        (d && grow(d, want, ed))) {
+        return -1;
+    }
+    *cap = want;
+    return 0;
+}
+
+/* Cell coordinate along axis a: periodic axes wrap, free axes clamp (a clamped
+ * coordinate still has its true neighbours in the adjacent cells). */
+static inline int64_t cell_coord(const hpc_cage *g, int a, double x)
+{
+    double s = (x - g->lo[a]) * g->inv_w[a];
+    if (!(s > -1e15)) {
+        s = -1e15;
+    } else if (s > 1e15) {
+        s = 1e15;
+    }
+    int64_t i = (int64_t)floor(s);
+    if (g->per[a]) {
+        i %= g->nc[a];
+        if (i < 0) {
+            i += g->nc[a];
+        }
+    } else if (i < 0) {
+        i = 0;
+    } else if (i >= g->nc[a]) {
+        i = g->nc[a] - 1;
+    }
+    return i;
+}
+
+static inline uint64_t cell_of(const hpc_cage *g, const double x[3])
+{
+    int64_t ix = cell_coord(g, 0, x[0]), iy = cell_coord(g, 1, x[1]), iz = cell_coord(g, 2, x[2]);
+    return (uint64_t)((iz * g->nc[1] + iy) * g->nc[0] + ix);
+}
+
+/* x_j - x_i along axis a, minimum image on periodic axes for positions within
+ * half a box of it (wrapped coordinates: all of them but atoms far outside
+ * the box, whose prediction is merely worse). No division: this runs for
+ * every candidate neighbour. */
+static inline double rel_axis(const hpc_cage *g, int a, double d)
+{
+    if (g->per[a]) {
+        if (d > g->half[a]) {
+            d -= g->len[a];
+        } else if (d < -g->half[a]) {
+            d += g->len[a];
+        }
+    }
+    return d;
+}
+
+/* The 27 cells around @p o (fewer on free axes at the edge), in @p cells. */
+static unsigned stencil(const hpc_cage *g, const double o[3], uint64_t cells[27])
+{
+    int64_t c0[3];
+    for (int a = 0; a < 3; a++) {
+        c0[a] = cell_coord(g, a, o[a]);
+    }
+    unsigned nc = 0;
+    for (int dz = -1; dz <= 1; dz++) {
+        int64_t iz = c0[2] + dz;
+        if (g->per[2]) {
+            iz = (iz + g->nc[2]) % g->nc[2];
+        } else if (iz < 0 || iz >= g->nc[2]) {
+            continue;
+        }
+        for (int dy = -1; dy <= 1; dy++) {
+            int64_t iy = c0[1] + dy;
+            if (g->per[1]) {
+                iy = (iy + g->nc[1]) % g->nc[1];
+            } else if (iy < 0 || iy >= g->nc[1]) {
+                continue;
+            }
+            for (int dx = -1; dx <= 1; dx++) {
+                int64_t ix = c0[0] + dx;
+                if (g->per[0]) {
+                    ix = (ix + g->nc[0]) % g->nc[0];
+                } else if (ix < 0 || ix >= g->nc[0]) {
+                    continue;
+                }
+                cells[nc++] = (uint64_t)((iz * g->nc[1] + iy) * g->nc[0] + ix);
+            }
+        }
+    }
+    return nc;
+}
+
+ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const double hi[3],
+                          const int per[3], const double *pos, const uint8_t *valid,
+                          uint64_t nprev, const uint32_t *pmap, uint64_t n)
+{
+    if (!(rc2 > 0) || !isfinite(rc2) || nprev >= HPC_CAGE_END || n >= HPC_CAGE_END) {
+        return NGL_ERR_UNSUPPORTED;
+    }
+    g->rc = sqrt(rc2);
+    g->inv_rc = 1.0 / g->rc;
+    g->avx2 = !cage_simd_off && hpc_lean_kernel_available(HPC_LEAN_AVX2);
+    const double rg = g->rc * CAGE_REACH;
+    for (int a = 0; a < 3; a++) {
+        double len = hi[a] - lo[a];
+        if (!(len > 0) || !isfinite(len)) {
+            return NGL_ERR_UNSUPPORTED;
+        }
+        double ncd = floor(len / rg);
+        g->per[a] = per[a] != 0;
+        if (g->per[a] && !(ncd >= 3)) {
+            return NGL_ERR_UNSUPPORTED; /* the 27-cell stencil would see a cell twice */
+        }
+        g->nc[a] = ncd < 1 ? 1 : (ncd > 1024 ? 1024 : (int)ncd);
+        g->lo[a] = lo[a];
+        g->len[a] = len;
+        g->half[a] = 0.5 * len;
+        g->inv_w[a] = g->nc[a] / len;
+    }
+    /* At most about two cells per atom: sparse systems get coarser cells. */
+    const uint64_t most = (nprev > n ? nprev : n) * 2 + 27;
+    for (;;) {
+        g->ncells = (uint64_t)g->nc[0] * (uint64_t)g->nc[1] * (uint64_t)g->nc[2];
+        if (g->ncells <= most) {
+            break;
+        }
+        int big = 0;
+        for (int a = 1; a < 3; a++) {
+            if (g->nc[a] > g->nc[big]) {
+                big = a;
+            }
+        }
+        int nn = g->nc[big] / 2;
+        if (g->per[big] && nn < 3) {
+            return NGL_ERR_UNSUPPORTED;
+        }
+        g->nc[big] = nn < 1 ? 1 : nn;
+        g->inv_w[big] = g->nc[big] / g->len[big];
+    }
+    const size_t ncell = (size_t)g->ncells;
+    const size_t slab = (size_t)nprev + (size_t)CAGE_SLACK * ncell;
+    if (grow_all(&g->cap_ostart, ncell + 1, (void **)&g->ostart, 4, (void **)&g->nstart, 4,
+                 (void **)&g->ncount, 4, (void **)&g->nover, 4) ||
+        grow_all(&g->cap_o, (size_t)nprev, (void **)&g->ox, 8, (void **)&g->oy, 8,
+                 (void **)&g->oz, 8, (void **)&g->olater, 4) ||
+        grow_all(&g->cap_ocell, (size_t)nprev, (void **)&g->oidx, 4, (void **)&g->ocell, 4, NULL,
+                 0, NULL, 0) ||
+        grow_all(&g->cap_slab, slab, (void **)&g->nx, 8, (void **)&g->ny, 8, (void **)&g->nz, 8,
+                 NULL, 0) ||
+        grow_all(&g->cap_n, (size_t)n, (void **)&g->nnext, 4, (void **)&g->npos, 24, NULL, 0,
+                 NULL, 0)) {
+        return NGL_ERR_NO_MEMORY;
+    }
+    g->old_pos = pos;
+    /* Previous atoms still present, counting-sorted by cell. olater first
+     * holds, per previous index, the atom's index in this frame. */
+    uint32_t *later = g->oidx; /* scratch until the sort */
+    for (uint64_t i = 0; i < nprev; i++) {
+        later[i] = HPC_CAGE_END;
+    }
+    for (uint64_t k = 0; k < n; k++) {
+        if (pmap[k] != HPC_CAGE_END && pmap[k] < nprev) {
+            later[pmap[k]] = (uint32_t)k;
+        }
+    }
+    memset(g->ostart, 0, (ncell + 1) * sizeof(uint32_t));
+    for (uint64_t i = 0; i < nprev; i++) {
+        uint32_t c = HPC_CAGE_END;
+        if (valid[i] && later[i] != HPC_CAGE_END) {
+            c = (uint32_t)cell_of(g, pos + 3 * i);
+            g->ostart[c + 1]++;
+        }
+        g->ocell[i] = c;
+    }
+    for (size_t c = 0; c < ncell; c++) {
+        g->ostart[c + 1] += g->ostart[c];
+        g->nstart[c] = g->ostart[c] + (uint32_t)(CAGE_SLACK * c); /* before the fill moves it */
+    }
+    for (uint64_t i = 0; i < nprev; i++) {
+        uint32_t c = g->ocell[i];
+        if (c != HPC_CAGE_END) {
+            uint32_t s = g->ostart[c]++;
+            g->ox[s] = pos[3 * i];
+            g->oy[s] = pos[3 * i + 1];
+            g->oz[s] = pos[3 * i + 2];
+            g->olater[s] = later[i];
+            g->ocell[i] = s; /* slot, for the index below */
+        }
+    }
+    for (uint64_t i = 0; i < nprev; i++) {
+        if (g->ocell[i] != HPC_CAGE_END) {
+            g->oidx[g->ocell[i]] = (uint32_t)i; /* later[] is no longer needed */
+        }
+    }
+    for (size_t c = ncell; c > 0; c--) {
+        g->ostart[c] = g->ostart[c - 1];
+    }
+    g->ostart[0] = 0;
+    hpc_cage_reset_new(g, n);
+    return NGL_OK;
+}
+
+void hpc_cage_set_params(hpc_cage *g, const hpc_cage_params *p)
+{
+    for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
+        g->W[k] = (double)p->w[k];
+    }
+    g->lambda = (double)p->lambda;
+    g->iters = p->iters;
+}
+
+void hpc_cage_reset_new(hpc_cage *g, uint64_t n)
+{
+    (void)n;
+    for (uint64_t c = 0; c < g->ncells; c++) {
+        g->ncount[c] = 0;
+        g->nover[c] = HPC_CAGE_END;
+    }
+}
+
+void hpc_cage_insert(hpc_cage *g, uint64_t k, const double x[3])
+{
+    const uint64_t c = cell_of(g, x);
+    const uint32_t room = g->ostart[c + 1] - g->ostart[c] + CAGE_SLACK;
+    if (g->ncount[c] < room) {
+        const uint32_t s = g->nstart[c] + g->ncount[c]++;
+        g->nx[s] = x[0];
+        g->ny[s] = x[1];
+        g->nz[s] = x[2];
+    } else {
+        double *p = g->npos + 3 * k;
+        p[0] = x[0];
+        p[1] = x[1];
+        p[2] = x[2];
+        g->nnext[k] = g->nover[c];
+        g->nover[c] = (uint32_t)k;
+    }
+}
+
+/* Keep neighbour y of the atom at o if within reach; counts past the buffer
+ * so that the caller can tell. */
+static inline unsigned keep(hpc_cage *g, unsigned m, const double o[3], double yx, double yy,
+                            double yz)
+{
+    double dx = rel_axis(g, 0, yx - o[0]) * g->inv_rc;
+    double dy = rel_axis(g, 1, yy - o[1]) * g->inv_rc;
+    double dz = rel_axis(g, 2, yz - o[2]) * g->inv_rc;
+    if (dx * dx + dy * dy + dz * dz < CAGE_REACH * CAGE_REACH) {
+        if (m < HPC_CAGE_MAX_NB - 4) {
+            g->nbx[m] = dx;
+            g->nby[m] = dy;
+            g->nbz[m] = dz;
+        }
+        m++;
+    }
+    return m;
+}
+
+/* The cage of atom k around o, relative to o in units of rc: this frame's
+ * inserted atoms and the previous atoms that come after k. @return the
+ * count (possibly beyond the buffer). */
+static unsigned gather(hpc_cage *g, uint64_t k, const double o[3])
+{
+    uint64_t cells[27];
+    const unsigned ncl = stencil(g, o, cells);
+    unsigned m = 0;
+    for (unsigned i = 0; i < ncl; i++) {
+        const uint64_t c = cells[i];
+        for (uint32_t s = g->nstart[c], e = s + g->ncount[c]; s < e; s++) {
+            m = keep(g, m, o, g->nx[s], g->ny[s], g->nz[s]);
+        }
+        for (uint32_t j = g->nover[c]; j != HPC_CAGE_END; j = g->nnext[j]) {
+            const double *p = g->npos + 3 * (size_t)j;
+            m = keep(g, m, o, p[0], p[1], p[2]);
+        }
+        for (uint32_t s = g->ostart[c], e = g->ostart[c + 1]; s < e; s++) {
+            if (g->olater[s] > k) {
+                m = keep(g, m, o, g->ox[s], g->oy[s], g->oz[s]);
+            }
+        }
+    }
+    return m;
+}
+
+static inline double fixed(double x, double scale)
+{
+    return (x * scale + ROUNDER) - ROUNDER;
+}
+
+/*
+ * Energy of the atom at displacement x (units of rc) from its old position,
+ * and its gradient, over the m neighbours (m a multiple of 4; the padding
+ * sits far away), in fixed point (E_SCALE, G_SCALE units). Pairs beyond rc
+ * count zero (a select, not a branch: about half of the neighbours are).
+ */
+static inline double energy(const hpc_cage *g, unsigned m, const double x[3], double grad[3])
+{
+    double e[4] = {0, 0, 0, 0}, gx[4] = {0, 0, 0, 0}, gy[4] = {0, 0, 0, 0}, gz[4] = {0, 0, 0, 0};
+    for (unsigned j = 0; j < m; j += 4) {
+        for (unsigned l = 0; l < 4; l++) {
+            double dx = x[0] - g->nbx[j + l], dy = x[1] - g->nby[j + l], dz = x[2] - g->nbz[j + l];
+            double r2 = dx * dx + dy * dy + dz * dz;
+            /* 1 inside rc, else 0; r2 is finite, so 0 * anything here is 0 */
+            const double in = (double)(r2 < 1.0);
+            double t = (r2 * in) * (double)HPC_CAGE_KNOTS;
+            int i = (int)t;
+            i -= i >> 6; /* t < 64 except for rounding at the edge: 64 -> 63 */
+            double w0 = g->W[i], dw = g->W[i + 1] - g->W[i];
+            double ev = (w0 + (t - (double)i) * dw) * in;
+            double sv = (2.0 * (double)HPC_CAGE_KNOTS * dw) * in;
+            e[l] += fixed(ev, E_SCALE);
+            gx[l] += fixed(sv * dx, G_SCALE);
+            gy[l] += fixed(sv * dy, G_SCALE);
+            gz[l] += fixed(sv * dz, G_SCALE);
+        }
+    }
+    grad[0] = ((gx[0] + gx[1]) + (gx[2] + gx[3])) * (1.0 / G_SCALE);
+    grad[1] = ((gy[0] + gy[1]) + (gy[2] + gy[3])) * (1.0 / G_SCALE);
+    grad[2] = ((gz[0] + gz[1]) + (gz[2] + gz[3])) * (1.0 / G_SCALE);
+    return (e[0] + e[1]) + (e[2] + e[3]);
+}
+
+#if defined(CAGE_HAVE_AVX2)
+/* energy() four pairs at a time: the same operations per pair, and the sums
+ * are exact, so the result is identical (test_hpc_cage checks it). */
+__attribute__((target("avx2"))) static double energy_avx2(const hpc_cage *g, unsigned m,
+                                                          const double x[3], double grad[3])
+{
+    const __m256d X = _mm256_set1_pd(x[0]), Y = _mm256_set1_pd(x[1]), Z = _mm256_set1_pd(x[2]);
+    const __m256d one = _mm256_set1_pd(1.0), kn = _mm256_set1_pd((double)HPC_CAGE_KNOTS);
+    const __m256d sk = _mm256_set1_pd(2.0 * (double)HPC_CAGE_KNOTS);
+    const __m256d es = _mm256_set1_pd(E_SCALE), gs = _mm256_set1_pd(G_SCALE);
+    const __m256d rnd = _mm256_set1_pd(ROUNDER);
+    __m256d e = _mm256_setzero_pd(), gx = e, gy = e, gz = e;
+    for (unsigned j = 0; j < m; j += 4) {
+        __m256d dx = _mm256_sub_pd(X, _mm256_loadu_pd(g->nbx + j));
+        __m256d dy = _mm256_sub_pd(Y, _mm256_loadu_pd(g->nby + j));
+        __m256d dz = _mm256_sub_pd(Z, _mm256_loadu_pd(g->nbz + j));
+        __m256d r2 = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(dx, dx), _mm256_mul_pd(dy, dy)),
+                                   _mm256_mul_pd(dz, dz));
+        __m256d in = _mm256_and_pd(_mm256_cmp_pd(r2, one, _CMP_LT_OQ), one);
+        __m256d t = _mm256_mul_pd(_mm256_mul_pd(r2, in), kn);
+        __m128i i = _mm256_cvttpd_epi32(t);
+        i = _mm_sub_epi32(i, _mm_srai_epi32(i, 6));
+        __m256d w0 = _mm256_i32gather_pd(g->W, i, 8);
+        __m256d w1 = _mm256_i32gather_pd(g->W + 1, i, 8);
+        __m256d dw = _mm256_sub_pd(w1, w0);
+        __m256d ev = _mm256_mul_pd(
+            _mm256_add_pd(w0, _mm256_mul_pd(_mm256_sub_pd(t, _mm256_cvtepi32_pd(i)), dw)), in);
+        __m256d sv = _mm256_mul_pd(_mm256_mul_pd(sk, dw), in);
+#define CAGE_FIXED(v, s) _mm256_sub_pd(_mm256_add_pd(_mm256_mul_pd((v), (s)), rnd), rnd)
+        e = _mm256_add_pd(e, CAGE_FIXED(ev, es));
+        gx = _mm256_add_pd(gx, CAGE_FIXED(_mm256_mul_pd(sv, dx), gs));
+        gy = _mm256_add_pd(gy, CAGE_FIXED(_mm256_mul_pd(sv, dy), gs));
+        gz = _mm256_add_pd(gz, CAGE_FIXED(_mm256_mul_pd(sv, dz), gs));
+#undef CAGE_FIXED
+    }
+    double le[4], lx[4], ly[4], lz[4];
+    _mm256_storeu_pd(le, e);
+    _mm256_storeu_pd(lx, gx);
+    _mm256_storeu_pd(ly, gy);
+    _mm256_storeu_pd(lz, gz);
+    grad[0] = ((lx[0] + lx[1]) + (lx[2] + lx[3])) * (1.0 / G_SCALE);
+    grad[1] = ((ly[0] + ly[1]) + (ly[2] + ly[3])) * (1.0 / G_SCALE);
+    grad[2] = ((lz[0] + lz[1]) + (lz[2] + lz[3])) * (1.0 / G_SCALE);
+    return (le[0] + le[1]) + (le[2] + le[3]);
+}
+#endif
+
+void hpc_cage_use_simd(int on)
+{
+    cage_simd_off = !on;
+}
+
+static inline double energy_any(const hpc_cage *g, unsigned m, const double x[3], double grad[3])
+{
+#if defined(CAGE_HAVE_AVX2)
+    if (g->avx2) {
+        return energy_avx2(g, m, x, grad);
+    }
+#endif
+    return energy(g, m, x, grad);
+}
+
+int hpc_cage_descend(hpc_cage *g, uint64_t k, const double origin[3], double disp[3])
+{
+    unsigned m = gather(g, k, origin);
+    if (m > HPC_CAGE_MAX_NB - 4) {
+        return -1;
+    }
+    for (; m % 4 != 0; m++) { /* padding: beyond rc from anywhere the descent goes */
+        g->nbx[m] = g->nby[m] = g->nbz[m] = 1e6;
+    }
+    double x[3] = {0, 0, 0}, G[3];
+    double E = energy_any(g, m, x, G);
+    double s = CAGE_STEP0;
+    for (unsigned it = 0; it < g->iters; it++) {
+        double d[3] = {-s * G[0], -s * G[1], -s * G[2]};
+        double n2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+        if (n2 > CAGE_STEP_CAP * CAGE_STEP_CAP) {
+            double f = CAGE_STEP_CAP / sqrt(n2);
+            d[0] *= f;
+            d[1] *= f;
+            d[2] *= f;
+        }
+        double xn[3] = {x[0] + d[0], x[1] + d[1], x[2] + d[2]};
+        double Gn[3];
+        double En = 0;
+        int ok = xn[0] * xn[0] + xn[1] * xn[1] + xn[2] * xn[2] <= CAGE_MAX_DISP * CAGE_MAX_DISP;
+        if (ok) {
+            En = energy_any(g, m, xn, Gn);
+            ok = En < E;
+        }
+        if (ok) {
+            memcpy(x, xn, sizeof(x));
+            memcpy(G, Gn, sizeof(G));
+            E = En;
+            s *= CAGE_GROW;
+        } else {
+            s *= CAGE_SHRINK;
+        }
+    }
+    for (int a = 0; a < 3; a++) {
+        disp[a] = x[a] * g->rc;
+    }
+    return 0;
+}
+
+int64_t hpc_cage_fixed(const hpc_cage *g, double disp, double q12_per_unit)
+{
+    double v = g->lambda * disp * q12_per_unit;
+    const double lim = 0x1p52;
+    if (!(v > -lim)) {
+        return -((int64_t)1 << 52);
+    }
+    if (v > lim) {
+        return (int64_t)1 << 52;
+    }
+    return hpc_floor_i64(v + 0.5);
+}
+
+int hpc_cage_fit_table(const hpc_cage *g, hpc_cage_params *p)
+{
+    uint64_t h[HPC_CAGE_KNOTS];
+    memset(h, 0, sizeof(h));
+    uint64_t npresent = g->ostart[g->ncells], nsample = 0;
+    /* every 4th atom of the grid against all others within rc */
+    for (uint32_t si = 0; si < npresent; si += 4) {
+        nsample++;
+        const double o[3] = {g->ox[si], g->oy[si], g->oz[si]};
+        uint64_t cells[27];
+        const unsigned ncl = stencil(g, o, cells);
+        for (unsigned ci = 0; ci < ncl; ci++) {
+            const uint64_t c = cells[ci];
+            for (uint32_t s = g->ostart[c], e = g->ostart[c + 1]; s < e; s++) {
+                if (s == si) {
+                    continue;
+                }
+                double dx = rel_axis(g, 0, g->ox[s] - o[0]) * g->inv_rc;
+                double dy = rel_axis(g, 1, g->oy[s] - o[1]) * g->inv_rc;
+                double dz = rel_axis(g, 2, g->oz[s] - o[2]) * g->inv_rc;
+                double r2 = dx * dx + dy * dy + dz * dz;
+                if (r2 < 1.0) {
+                    unsigned b = (unsigned)(r2 * HPC_CAGE_KNOTS);
+                    h[b < HPC_CAGE_KNOTS ? b : HPC_CAGE_KNOTS - 1]++;
+                }
+            }
+        }
+    }
+    /* g(r) per bin of r^2 against an ideal gas of the same density, in units
+     * of rc (only atoms still present are counted: close enough). */
+    const double vol = g->len[0] * g->len[1] * g->len[2] * g->inv_rc * g->inv_rc * g->inv_rc;
+    const double rho = (double)npresent / vol;
+    const double dr2 = 1.0 / HPC_CAGE_KNOTS;
+    double wb[HPC_CAGE_KNOTS];
+    int first = -1;
+    for (unsigned b = 0; b < HPC_CAGE_KNOTS; b++) {
+        double r0 = sqrt(b * dr2), r1 = sqrt((b + 1) * dr2);
+        double ideal = (double)nsample * rho * (4.0 / 3.0) * M_PI * (r1 * r1 * r1 - r0 * r0 * r0);
+        if (h[b] >= CAGE_MIN_PAIRS && ideal > 0) {
+            wb[b] = -log((double)h[b] / ideal);
+            if (first < 0) {
+                first = (int)b;
+            }
+        } else {
+            wb[b] = NAN;
+        }
+    }
+    if (first < 0 || first >= (int)HPC_CAGE_KNOTS / 2) {
+        return -1;
+    }
+    for (int b = first - 1; b >= 0; b--) {
+        wb[b] = wb[b + 1] + CAGE_CORE_SLOPE; /* nobody goes there: a steep wall */
+    }
+    for (unsigned b = (unsigned)first + 1; b < HPC_CAGE_KNOTS; b++) {
+        if (isnan(wb[b])) {
+            wb[b] = wb[b - 1]; /* a thin bin beyond the first shell */
+        }
+    }
+    /* knots between bins; 0 at rc, where g is close to 1 */
+    for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
+        double v;
+        if (k == 0) {
+            v = wb[0] + 0.5 * (wb[0] - wb[1]);
+        } else if (k == HPC_CAGE_KNOTS) {
+            v = 0;
+        } else {
+            v = 0.5 * (wb[k - 1] + wb[k]);
+        }
+        v = v > HPC_CAGE_W_MAX ? HPC_CAGE_W_MAX : (v < -HPC_CAGE_W_MAX ? -HPC_CAGE_W_MAX : v);
+        p->w[k] = (float)v;
+    }
+    return 0;
+}
