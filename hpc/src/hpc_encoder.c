@@ -31,6 +31,7 @@
 #define CAGE_RETRY        8u   /* frames between tries while the cage is off */
 #define CAGE_MIN_GAIN     0.98 /* cage used only if it cuts the estimated cost by 2% */
 #define CAGE_REFIT        16u  /* frames a cage table is used before it is fitted again */
+#define CAGE_MIN_MOVE     0.02 /* tried only if the typical residual exceeds this times rc */
 
 /*
  * Level 0 keeps the closed-loop state of FORMAT.md §3.2 as it needs it: per
@@ -741,8 +742,10 @@ static inline int cage_eligible(const hpc_core *c, const uint8_t *valid, uint64_
  */
 static double choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
                                const hist_view *hv, const hpc_model *m, int use_force,
-                               uint64_t stride, const cage_choice *cage, uint8_t *sel_out)
+                               uint64_t stride, const cage_choice *cage, uint8_t *sel_out,
+                               double *nvalues)
 {
+    double counted = 0;
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
     const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
@@ -763,6 +766,7 @@ static double choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, con
                 if (age == 0 || qprov(c, g, f, hv, v, a, age, &q) != 0) {
                     continue;
                 }
+                counted += 1;
                 for (unsigned s = 0; s < 4; s++) {
                     if (s == HPC_SEL_MODEL && !have_model) {
                         continue;
@@ -787,6 +791,9 @@ static double choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, con
         }
         sel_out[b] = (uint8_t)best;
         total += cost[best];
+    }
+    if (nvalues != NULL) {
+        *nvalues = counted;
     }
     return total;
 }
@@ -1268,7 +1275,8 @@ static void code_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, int spatia
  * R is the state in frame order.
  */
 static double fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
-                             const hist_view *hv, int gathered, hpc_model *model, int *send_model)
+                             const hist_view *hv, int gathered, hpc_model *model, int *send_model,
+                             double *nvalues)
 {
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
@@ -1304,7 +1312,7 @@ static double fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
     if (use_force) {
         hpc_core_force(c, n, gathered);
     }
-    return choose_selectors(enc, f, g, hv, model, use_force, SEL_STRIDE, NULL, c->sel);
+    return choose_selectors(enc, f, g, hv, model, use_force, SEL_STRIDE, NULL, c->sel, nvalues);
 }
 
 /*
@@ -1319,7 +1327,7 @@ static double fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
  * @return 1 with c->sel and *cp set when the cage should code this frame.
  */
 static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
-                    const hist_view *hv, const hpc_model *m, double cost_plain,
+                    const hist_view *hv, const hpc_model *m, double cost_plain, double nvalues,
                     hpc_cage_params *cp, int *new_table)
 {
     hpc_core *c = &enc->c;
@@ -1331,7 +1339,6 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
     if (!enc->cage_active && c->frame - enc->last_cage_try < CAGE_RETRY && c->frame > 3) {
         return 0;
     }
-    enc->last_cage_try = c->frame;
     if (!(enc->cage_rc2 > 0)) {
         double vol = 1;
         for (int a = 0; a < 3; a++) {
@@ -1343,6 +1350,14 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
         }
         enc->cage_rc2 = rc * rc;
     }
+    /* The typical residual (from the geometric mean of the cost proxy): a
+     * cage locates an atom to a fair fraction of rc, so it cannot beat a
+     * temporal prediction that is already much closer (dumps close in time). */
+    const double typical = nvalues > 0 ? 0.5 * (exp2(cost_plain / nvalues) - 1) * c->step : 0;
+    if (!(typical >= CAGE_MIN_MOVE * sqrt(enc->cage_rc2))) {
+        return 0;
+    }
+    enc->last_cage_try = c->frame;
     hpc_core_prev_positions(c);
     hpc_cage *cg = &c->cage;
     *new_table = !c->cage_have || c->frame - enc->cage_table_frame >= CAGE_REFIT;
@@ -1421,7 +1436,7 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
         }
     }
     const cage_choice cc = {.fx = enc->cage_fx, .valid = c->valid};
-    double cost = choose_selectors(enc, f, g, hv, m, 0, SEL_STRIDE, &cc, enc->cage_sel);
+    double cost = choose_selectors(enc, f, g, hv, m, 0, SEL_STRIDE, &cc, enc->cage_sel, NULL);
     if (!(cost < CAGE_MIN_GAIN * cost_plain)) {
         return 0;
     }
@@ -1572,12 +1587,14 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
         hv.ring = R;
     }
     if (c->level == NGL_HPC_LEVEL_FASTEST) {
-        (void)choose_selectors(enc, f, &g, &hv, &model, 0, SEL_STRIDE_LEAN, NULL, c->sel);
+        (void)choose_selectors(enc, f, &g, &hv, &model, 0, SEL_STRIDE_LEAN, NULL, c->sel, NULL);
     } else {
         const hpc_model prev_model = c->model;
-        const double cost = fit_and_choose(enc, f, &g, &hv, gathered, &model, &send_model);
+        double nvalues = 0;
+        const double cost =
+            fit_and_choose(enc, f, &g, &hv, gathered, &model, &send_model, &nvalues);
         use_force = model.valid && model.fn.nknots > 0;
-        cage = try_cage(enc, f, &g, &hv, &model, cost, &cagep, &cage_table);
+        cage = try_cage(enc, f, &g, &hv, &model, cost, nvalues, &cagep, &cage_table);
         if (cage) { /* the cage takes the MODEL selector; the model stays as it was */
             model = prev_model;
             send_model = 0;
