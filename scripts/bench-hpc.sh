@@ -9,6 +9,8 @@
 #   NGL_BENCH_REPEAT=3 ...           best of 3 for every timing (default 1)
 #   NGL_BENCH_MERGE=1 scripts/bench-hpc.sh melt-e100
 #                                        re-run some files, keep the other rows
+#   NGL_BENCH_LEVELS=3 NGL_BENCH_BASELINES=0 NGL_BENCH_MERGE=1 scripts/bench-hpc.sh
+#                                        re-run only level 3 (levels: 3,2,1,0)
 #
 # Generates the trajectories first if they are missing (scripts/make-trajectories.sh).
 # Reports, per file, tool and eps: bytes, ratio vs the text dump and vs float32
@@ -24,4 +26,6 @@ cd "$(dirname "$0")/.."
 
 "$py" scripts/lib/bench_hpc.py --nangila "$build/tools/nangila" --data "$data" \
     --out verification/hpc --repeat "${NGL_BENCH_REPEAT:-1}" \
+    --levels "${NGL_BENCH_LEVELS:-3,2,1,0}" \
+    $([ "${NGL_BENCH_BASELINES:-1}" = 0 ] && echo --no-baselines) \
     ${NGL_BENCH_MERGE:+--merge} "${files[@]}"

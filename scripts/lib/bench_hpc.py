@@ -5,10 +5,10 @@
 For each trajectory (a LAMMPS text dump) and each eps in 1e-2, 1e-3, 1e-4,
 absolute and range-relative, this runs in one go:
 
-  nangila-cli-L2/L1/L0   `nangila hpc compress` on the text dump (container
+  nangila-cli-L3/L2/L1/L0  `nangila hpc compress` on the text dump (container
                          with ids, types, headers), decompress, `verify`
-                         (levels: default, --fast, --fastest)
-  nangila-lib-L2/L1/L0   `nangila hpc bench`: the codec on float32 xyz
+                         (levels: --best, default, --fast, --fastest)
+  nangila-lib-L3/L2/L1/L0  `nangila hpc bench`: the codec on float32 xyz
   zfp                    Debian `zfp -a eps` (fixed accuracy) on float32 xyz,
                          one 2-D array [frames][atoms] per axis
 and once per file the lossless baselines zstd -3, zstd -19 and xz -9 on the
@@ -19,6 +19,10 @@ MB of float32 xyz (or of the text dump, for text inputs) per CPU second of one
 process, best of --repeat. The max error is what each tool reached: read back
 and compared with numpy (float32 tools), or by `nangila hpc verify`
 (containers). Writes results.csv, summary.md and PNG plots to --out.
+
+--levels and --no-baselines run a part of this (say, one level after a change
+to it); with --merge those rows replace their namesakes (same file, tool,
+input, mode and eps) in --out/results.csv and every other row stays.
 """
 import argparse
 import csv
@@ -34,7 +38,7 @@ import time
 import numpy as np
 
 EPSS = [1e-2, 1e-3, 1e-4]
-LEVELS = ((2, []), (1, ["--fast"]), (0, ["--fastest"]))
+LEVELS = ((3, ["--best"]), (2, []), (1, ["--fast"]), (0, ["--fastest"]))
 
 
 def cpu_children():
@@ -75,9 +79,12 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--merge", action="store_true",
-                    help="replace only these files' rows in --out/results.csv, keep the others")
+                    help="replace only the rows run now in --out/results.csv, keep the others")
+    ap.add_argument("--levels", default="3,2,1,0", help="Nangila levels to run, e.g. 3 or 2,0")
+    ap.add_argument("--no-baselines", action="store_true", help="skip zstd, xz and ZFP")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
+    levels = [lv for lv in LEVELS if str(lv[0]) in a.levels.split(",")]
     nangila = os.path.abspath(a.nangila)
     os.makedirs(a.out, exist_ok=True)
     rows = []
@@ -86,7 +93,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bench-hpc-")
     try:
         for name in a.files:
-            rows += bench_file(nangila, os.path.join(a.data, name + ".dump"), name, tmp, a.repeat)
+            rows += bench_file(nangila, os.path.join(a.data, name + ".dump"), name, tmp, a.repeat,
+                               levels, not a.no_baselines)
     finally:
         for f in os.listdir(tmp):
             os.unlink(os.path.join(tmp, f))
@@ -96,7 +104,9 @@ def main():
         cpu_model(), os.cpu_count(), platform.platform(), load0[0], load1[0],
         time.time() - t_start)
     if a.merge:
-        rows, machine = merge(a.out, rows, a.files, machine)
+        what = ", ".join(a.files) + ("" if a.levels == "3,2,1,0" and not a.no_baselines else
+                                     " (levels %s%s)" % (a.levels, ", no baselines" * a.no_baselines))
+        rows, machine = merge(a.out, rows, what, machine)
     write_outputs(rows, a.out, machine)
     print("wrote %s/results.csv, summary.md and plots (%s)" % (a.out, machine))
 
@@ -105,27 +115,31 @@ FIELDS = ["file", "frames", "atoms", "tool", "input", "mode", "eps", "eps_abs", 
           "ratio_vs_text", "ratio_vs_f32", "comp_MBps", "decomp_MBps", "max_err", "within_eps"]
 
 
-def merge(out, rows, files, machine):
-    """The rows of out/results.csv with those of `files` replaced by `rows`
-    (same file order), and the summary's machine line saying what was re-run."""
+def merge(out, rows, what, machine):
+    """The rows of out/results.csv with their namesakes in `rows` replaced
+    (a new row goes after the last old row of its file), and the summary's
+    machine line saying what was re-run."""
     old = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
     for r in old:
         r["eps"] = float(r["eps"])
-    merged, done = [], set()
-    for r in old:
-        if r["file"] not in files:
-            merged.append(r)
-        elif r["file"] not in done:
-            merged += [n for n in rows if n["file"] == r["file"]]
-            done.add(r["file"])
-    merged += [n for n in rows if n["file"] not in done]
+
+    def key(r):
+        return (r["file"], r["tool"], r["input"], r["mode"], float(r["eps"]))
+
+    new = {key(n): n for n in rows}
+    merged = [new.pop(key(r), r) for r in old]
+    for n in rows:
+        if key(n) in new:  # not in the old file: after its file's last row
+            last = max((i for i, r in enumerate(merged) if r["file"] == n["file"]), default=None)
+            merged.insert(len(merged) if last is None else last + 1, n)
+            del new[key(n)]
     prev = ""
     summary = os.path.join(out, "summary.md")
     if os.path.exists(summary):
         for line in open(summary):
             if line.startswith("Machine: "):
                 prev = line[len("Machine: "):].split(". Speeds are")[0]
-    return merged, "%s; rows of %s re-run later (%s)" % (prev, ", ".join(files), machine)
+    return merged, "%s; rows of %s re-run later (%s)" % (prev, what, machine)
 
 
 def write_outputs(rows, out, machine):
@@ -148,7 +162,7 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def bench_file(nangila, dump, name, tmp, repeat):
+def bench_file(nangila, dump, name, tmp, repeat, levels, baselines):
     rows = []
     text_size = os.path.getsize(dump)
     f32 = os.path.join(tmp, "xyz.f32")
@@ -182,7 +196,7 @@ def bench_file(nangila, dump, name, tmp, repeat):
               flush=True)
 
     # lossless baselines
-    for inp, src in (("text", dump), ("f32", f32)):
+    for inp, src in (("text", dump), ("f32", f32)) if baselines else ():
         for tool, comp, decomp in (
                 ("zstd-3", ["zstd", "-3", "-q", "-f", "-c"], ["zstd", "-d", "-q", "-c"]),
                 ("zstd-19", ["zstd", "-19", "-q", "-f", "-c"], ["zstd", "-d", "-q", "-c"]),
@@ -199,7 +213,7 @@ def bench_file(nangila, dump, name, tmp, repeat):
             eps_abs = eps if mode == "abs" else eps * rng
             rel = ["--rel"] if mode == "rel" else []
             # Nangila CLI on the text dump
-            for level, fast in LEVELS:
+            for level, fast in levels:
                 c = os.path.join(tmp, "c.nhd")
                 d = os.path.join(tmp, "d.dump")
                 ct, _ = run([nangila, "hpc", "compress", "--eps", repr(eps)] + rel + fast +
@@ -212,7 +226,7 @@ def bench_file(nangila, dump, name, tmp, repeat):
                 row("nangila-cli-L%d" % level, "text", mode, eps, eabs, os.path.getsize(c), ct,
                     dt, err)
             # Nangila library on float32 xyz
-            for level, fast in LEVELS:
+            for level, fast in levels:
                 _, out = run([nangila, "hpc", "bench", "--eps", repr(eps), "--repeat",
                               str(max(repeat, 2))] + rel + fast + [dump], capture=True)
                 k = kv(out)
@@ -220,6 +234,8 @@ def bench_file(nangila, dump, name, tmp, repeat):
                     mb_f32 / float(k["enc_MBps"]), mb_f32 / float(k["dec_MBps"]),
                     float(k["max_err"]))
             # ZFP, fixed accuracy, per axis [frames][atoms]
+            if not baselines:
+                continue
             nbytes, ct, dt, err = 0, 0.0, 0.0, 0.0
             for ax, p in enumerate(axes):
                 z = os.path.join(tmp, "axis.zfp")
@@ -280,7 +296,8 @@ def plot(rows, out):
     for r in rows:
         if r["file"] not in files:
             files.append(r["file"])
-    tools = [("nangila-lib-L2", "Nangila L2"), ("nangila-lib-L1", "Nangila L1 (--fast)"),
+    tools = [("nangila-lib-L3", "Nangila L3 (--best)"), ("nangila-lib-L2", "Nangila L2"),
+             ("nangila-lib-L1", "Nangila L1 (--fast)"),
              ("nangila-lib-L0", "Nangila L0 (--fastest)"), ("zfp", "ZFP -a eps"), ("zstd-19", "zstd -19"), ("xz-9", "xz -9")]
 
     def pick(f, tool, mode, eps):
@@ -312,7 +329,8 @@ def plot(rows, out):
         plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    marks = {"nangila-lib-L2": "o", "nangila-lib-L1": "s", "nangila-lib-L0": "P", "zfp": "^",
+    marks = {"nangila-lib-L3": "*", "nangila-lib-L2": "o", "nangila-lib-L1": "s",
+             "nangila-lib-L0": "P", "zfp": "^",
              "zstd-3": "v",
              "zstd-19": "D", "xz-9": "x"}
     for tool, mk in marks.items():
