@@ -479,7 +479,7 @@ static inline int qprov_at(const hpc_core *c, const frame_geom *g, const ngl_hpc
 
 /*
  * Read access to the closed-loop state for fitting and predictor choice,
- * whichever layout holds it: the ring (level 2) or the lean arrays (levels 0
+ * whichever layout holds it: the ring (levels 2-3) or the lean arrays (levels 0
  * and 1). Both hold the same values; only the coding passes are written per
  * layout.
  */
@@ -1270,9 +1270,10 @@ static void code_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, int spatia
 }
 
 /*
- * Levels 1-2: fit the frame's model (with the learned force term at level 2
- * when it pays), evaluate the force, and pick each block's predictor.
- * R is the state in frame order.
+ * Levels 1-3: fit the frame's model (with the learned force term from level 2
+ * on, when it pays), evaluate the force, and pick each block's predictor.
+ * @return the estimated cost of the sampled values in bits, their count in
+ * *nvalues (try_cage() compares against it).
  */
 static double fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
                              const hist_view *hv, int gathered, hpc_model *model, int *send_model,

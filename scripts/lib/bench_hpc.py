@@ -323,8 +323,9 @@ def plot(rows, out):
             ax.set_ylabel("ratio vs float32 xyz")
             ax.set_yscale("log")
             ax.grid(axis="y", alpha=0.3)
-        axs[0].legend(fontsize=8)
-        fig.tight_layout()
+        handles, labels = axs[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(tools), fontsize=9)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         fig.savefig(os.path.join(out, "hpc-ratio-%s.png" % mode), dpi=110)
         plt.close(fig)
 

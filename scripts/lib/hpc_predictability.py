@@ -19,6 +19,11 @@ predictors of each atom's new position:
                        position: an upper bound no decoder can use) and
                        causal (earlier atoms at their new, later ones at
                        their old positions: what a decoder could rebuild)
+  learned cage         what the codec's level 3 does (FORMAT.md §6.8), with
+                       no potential assumed: the previous frame's potential
+                       of mean force -ln g(r) tabulated on r^2, 8 capped
+                       gradient steps, causal as above, then the
+                       least-squares scale of the move
 
 Entropies are order-0 (a histogram of the rounded residuals), so they bound
 what a context-free coder of that residual needs; they are an estimate, not
@@ -101,9 +106,76 @@ def main():
                 s *= 0.5
         return x
 
+    def pmf_table(x, rc, nk=64):
+        # -ln g(r^2) of frame x on [0, rc^2), knots between bins, 0 at rc
+        t = cKDTree(np.mod(x, L), boxsize=L)
+        pr = t.query_pairs(rc, output_type="ndarray")
+        r2 = (minimage(x[pr[:, 0]] - x[pr[:, 1]]) ** 2).sum(1) / (rc * rc)
+        h, _ = np.histogram(r2, bins=nk, range=(0, 1))
+        edges = np.sqrt(np.arange(nk + 1) / nk)
+        ideal = 0.5 * len(x) * len(x) / (L / rc) ** 3 * 4 / 3 * np.pi * np.diff(edges ** 3)
+        wb = np.full(nk, np.nan)
+        ok = h >= 8
+        wb[ok] = -np.log(h[ok] / ideal[ok])
+        first = int(np.argmax(ok))
+        for b in range(first - 1, -1, -1):
+            wb[b] = wb[b + 1] + 2.0
+        for b in range(first + 1, nk):
+            if np.isnan(wb[b]):
+                wb[b] = wb[b - 1]
+        w = np.empty(nk + 1)
+        w[0] = wb[0] + 0.5 * (wb[0] - wb[1])
+        w[1:nk] = 0.5 * (wb[:-1] + wb[1:])
+        w[nk] = 0
+        return w
+
+    def learned_cage(xo, xn, idx, rc, nk=64, iters=8):
+        # every atom of idx at once, neighbours within 1.3 rc (units of rc)
+        w = pmf_table(xo, rc, nk)
+        told = cKDTree(np.mod(xo, L), boxsize=L)
+        tnew = cKDTree(np.mod(xn, L), boxsize=L)
+        lists = []
+        for i in idx:
+            jn = [j for j in tnew.query_ball_point(np.mod(xo[i], L), 1.8 * rc) if j < i]
+            jo = [j for j in told.query_ball_point(np.mod(xo[i], L), 1.8 * rc) if j > i]
+            u = minimage(np.concatenate([xn[jn], xo[jo]]) - xo[i]) / rc
+            lists.append(u[(u * u).sum(1) < 1.69])
+        m = max(len(u) for u in lists)
+        nb = np.full((len(idx), m, 3), 1e6)
+        for k, u in enumerate(lists):
+            nb[k, :len(u)] = u
+
+        def energy(x):
+            e = x[:, None, :] - nb
+            r2 = (e * e).sum(2)
+            inside = r2 < 1
+            t = np.where(inside, r2 * nk, 0)
+            i = np.minimum(t.astype(int), nk - 1)
+            dw = w[i + 1] - w[i]
+            en = np.where(inside, w[i] + (t - i) * dw, 0).sum(1)
+            g = (np.where(inside, 2 * nk * dw, 0)[:, :, None] * e).sum(1)
+            return en, g
+
+        x = np.zeros((len(idx), 3))
+        s = np.full(len(idx), 0.0016)
+        E, G = energy(x)
+        for _ in range(iters):
+            d = -G * s[:, None]
+            n = np.linalg.norm(d, axis=1)
+            d *= np.where(n > 0.05, 0.05 / np.maximum(n, 1e-300), 1.0)[:, None]
+            xn_ = x + d
+            En, Gn = energy(xn_)
+            ok = (En < E) & ((xn_ * xn_).sum(1) <= 0.09)
+            x[ok], E[ok], G[ok] = xn_[ok], En[ok], Gn[ok]
+            s = np.where(ok, 1.2 * s, 0.5 * s)
+        move = x * rc
+        true = minimage(xn[idx] - xo[idx])
+        lam = (move * true).sum() / (move * move).sum()
+        return true - lam * move
+
     res = {k: [] for k in ("previous frame", "neighbour drift, non-causal",
                            "neighbour drift, causal", "cage minimum, non-causal",
-                           "cage minimum, causal")}
+                           "cage minimum, causal", "learned cage, causal (level 3)")}
     for t in range(len(frames) - 1):
         xo, xn = frames[t], frames[t + 1]
         d = minimage(xn - xo)
@@ -130,6 +202,9 @@ def main():
             rc.append(minimage(xn[i] - descend(xo[i] + drift_causal[i], mixed)))
         res["cage minimum, non-causal"].append(np.array(ra))
         res["cage minimum, causal"].append(np.array(rc))
+        # the codec's table range: 20 neighbours at this density
+        rcut = (20 * 3 / (4 * np.pi * n / L ** 3)) ** (1 / 3)
+        res["learned cage, causal (level 3)"].append(learned_cage(xo, xn, np.arange(0, n, 4), rcut))
         print("pair %d/%d done" % (t + 1, len(frames) - 1), file=sys.stderr, flush=True)
     print("%s: %d frame pairs, %d atoms, box %.4g, eps %g (lattice step %.4g)" %
           (o.dump, len(frames) - 1, len(frames[0]), L, o.eps, step))
