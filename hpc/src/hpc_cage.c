@@ -292,6 +292,7 @@ void hpc_cage_set_params(hpc_cage *g, const hpc_cage_params *p)
 {
     for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
         g->W[k] = (double)p->w[k];
+        g->V[k] = (double)p->v[k];
     }
     g->lambda = (double)p->lambda;
     g->iters = p->iters;
@@ -325,49 +326,51 @@ void hpc_cage_insert(hpc_cage *g, uint64_t k, const double x[3])
     }
 }
 
-/* Keep neighbour y of the atom at o if within reach; counts past the buffer
- * so that the caller can tell. */
-static inline unsigned keep(hpc_cage *g, unsigned m, const double o[3], double yx, double yy,
-                            double yz)
+/* Keep neighbour y of the atom at o in @p set if within reach; counts past
+ * the buffer so that the caller can tell. */
+static inline void keep(const hpc_cage *g, hpc_cage_nbs *set, const double o[3], double yx,
+                        double yy, double yz)
 {
     double dx = rel_axis(g, 0, yx - o[0]) * g->inv_rc;
     double dy = rel_axis(g, 1, yy - o[1]) * g->inv_rc;
     double dz = rel_axis(g, 2, yz - o[2]) * g->inv_rc;
     if (dx * dx + dy * dy + dz * dz < CAGE_REACH * CAGE_REACH) {
+        const unsigned m = set->m;
         if (m < HPC_CAGE_MAX_NB - 4) {
-            g->nbx[m] = dx;
-            g->nby[m] = dy;
-            g->nbz[m] = dz;
+            set->x[m] = dx;
+            set->y[m] = dy;
+            set->z[m] = dz;
         }
-        m++;
+        set->m = m + 1;
     }
-    return m;
 }
 
 /* The cage of atom k around o, relative to o in units of rc: this frame's
- * inserted atoms and the previous atoms that come after k. @return the
- * count (possibly beyond the buffer). */
+ * inserted atoms (g->nb_new) and the previous atoms that come after k
+ * (g->nb_old). @return the total count (possibly beyond the buffers). */
 static unsigned gather(hpc_cage *g, uint64_t k, const double o[3])
 {
     uint64_t cells[27];
     const unsigned ncl = stencil(g, o, cells);
-    unsigned m = 0;
+    hpc_cage_nbs *nn = &g->nb_new, *no = &g->nb_old;
+    nn->m = 0;
+    no->m = 0;
     for (unsigned i = 0; i < ncl; i++) {
         const uint64_t c = cells[i];
         for (uint32_t s = g->nstart[c], e = s + g->ncount[c]; s < e; s++) {
-            m = keep(g, m, o, g->nx[s], g->ny[s], g->nz[s]);
+            keep(g, nn, o, g->nx[s], g->ny[s], g->nz[s]);
         }
         for (uint32_t j = g->nover[c]; j != HPC_CAGE_END; j = g->nnext[j]) {
             const double *p = g->npos + 3 * (size_t)j;
-            m = keep(g, m, o, p[0], p[1], p[2]);
+            keep(g, nn, o, p[0], p[1], p[2]);
         }
         for (uint32_t s = g->ostart[c], e = g->ostart[c + 1]; s < e; s++) {
             if (g->olater[s] > k) {
-                m = keep(g, m, o, g->ox[s], g->oy[s], g->oz[s]);
+                keep(g, no, o, g->ox[s], g->oy[s], g->oz[s]);
             }
         }
     }
-    return m;
+    return nn->m + no->m;
 }
 
 static inline double fixed(double x, double scale)
@@ -381,19 +384,21 @@ static inline double fixed(double x, double scale)
  * sits far away), in fixed point (E_SCALE, G_SCALE units). Pairs beyond rc
  * count zero (a select, not a branch: about half of the neighbours are).
  */
-static inline double energy(const hpc_cage *g, unsigned m, const double x[3], double grad[3])
+static inline double energy(const double *W, const hpc_cage_nbs *set, const double x[3],
+                            double grad[3])
 {
+    const unsigned m = set->m;
     double e[4] = {0, 0, 0, 0}, gx[4] = {0, 0, 0, 0}, gy[4] = {0, 0, 0, 0}, gz[4] = {0, 0, 0, 0};
     for (unsigned j = 0; j < m; j += 4) {
         for (unsigned l = 0; l < 4; l++) {
-            double dx = x[0] - g->nbx[j + l], dy = x[1] - g->nby[j + l], dz = x[2] - g->nbz[j + l];
+            double dx = x[0] - set->x[j + l], dy = x[1] - set->y[j + l], dz = x[2] - set->z[j + l];
             double r2 = dx * dx + dy * dy + dz * dz;
             /* 1 inside rc, else 0; r2 is finite, so 0 * anything here is 0 */
             const double in = (double)(r2 < 1.0);
             double t = (r2 * in) * (double)HPC_CAGE_KNOTS;
             int i = (int)t;
             i -= i >> 6; /* t < 64 except for rounding at the edge: 64 -> 63 */
-            double w0 = g->W[i], dw = g->W[i + 1] - g->W[i];
+            double w0 = W[i], dw = W[i + 1] - W[i];
             double ev = (w0 + (t - (double)i) * dw) * in;
             double sv = (2.0 * (double)HPC_CAGE_KNOTS * dw) * in;
             e[l] += fixed(ev, E_SCALE);
@@ -411,9 +416,10 @@ static inline double energy(const hpc_cage *g, unsigned m, const double x[3], do
 #if defined(CAGE_HAVE_AVX2)
 /* energy() four pairs at a time: the same operations per pair, and the sums
  * are exact, so the result is identical (test_hpc_cage checks it). */
-__attribute__((target("avx2"))) static double energy_avx2(const hpc_cage *g, unsigned m,
+__attribute__((target("avx2"))) static double energy_avx2(const double *W, const hpc_cage_nbs *set,
                                                           const double x[3], double grad[3])
 {
+    const unsigned m = set->m;
     const __m256d X = _mm256_set1_pd(x[0]), Y = _mm256_set1_pd(x[1]), Z = _mm256_set1_pd(x[2]);
     const __m256d one = _mm256_set1_pd(1.0), kn = _mm256_set1_pd((double)HPC_CAGE_KNOTS);
     const __m256d sk = _mm256_set1_pd(2.0 * (double)HPC_CAGE_KNOTS);
@@ -421,17 +427,17 @@ __attribute__((target("avx2"))) static double energy_avx2(const hpc_cage *g, uns
     const __m256d rnd = _mm256_set1_pd(ROUNDER);
     __m256d e = _mm256_setzero_pd(), gx = e, gy = e, gz = e;
     for (unsigned j = 0; j < m; j += 4) {
-        __m256d dx = _mm256_sub_pd(X, _mm256_loadu_pd(g->nbx + j));
-        __m256d dy = _mm256_sub_pd(Y, _mm256_loadu_pd(g->nby + j));
-        __m256d dz = _mm256_sub_pd(Z, _mm256_loadu_pd(g->nbz + j));
+        __m256d dx = _mm256_sub_pd(X, _mm256_loadu_pd(set->x + j));
+        __m256d dy = _mm256_sub_pd(Y, _mm256_loadu_pd(set->y + j));
+        __m256d dz = _mm256_sub_pd(Z, _mm256_loadu_pd(set->z + j));
         __m256d r2 = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(dx, dx), _mm256_mul_pd(dy, dy)),
                                    _mm256_mul_pd(dz, dz));
         __m256d in = _mm256_and_pd(_mm256_cmp_pd(r2, one, _CMP_LT_OQ), one);
         __m256d t = _mm256_mul_pd(_mm256_mul_pd(r2, in), kn);
         __m128i i = _mm256_cvttpd_epi32(t);
         i = _mm_sub_epi32(i, _mm_srai_epi32(i, 6));
-        __m256d w0 = _mm256_i32gather_pd(g->W, i, 8);
-        __m256d w1 = _mm256_i32gather_pd(g->W + 1, i, 8);
+        __m256d w0 = _mm256_i32gather_pd(W, i, 8);
+        __m256d w1 = _mm256_i32gather_pd(W + 1, i, 8);
         __m256d dw = _mm256_sub_pd(w1, w0);
         __m256d ev = _mm256_mul_pd(
             _mm256_add_pd(w0, _mm256_mul_pd(_mm256_sub_pd(t, _mm256_cvtepi32_pd(i)), dw)), in);
@@ -460,27 +466,47 @@ void hpc_cage_use_simd(int on)
     cage_simd_off = !on;
 }
 
-static inline double energy_any(const hpc_cage *g, unsigned m, const double x[3], double grad[3])
+static inline double energy_set(const hpc_cage *g, const double *W, const hpc_cage_nbs *set,
+                                const double x[3], double grad[3])
 {
 #if defined(CAGE_HAVE_AVX2)
     if (g->avx2) {
-        return energy_avx2(g, m, x, grad);
+        return energy_avx2(W, set, x, grad);
     }
 #endif
-    return energy(g, m, x, grad);
+    return energy(W, set, x, grad);
+}
+
+/* The whole cage: new neighbours on table W, old ones on table V. Both parts
+ * are exact fixed-point sums, so their sum is too. */
+static inline double energy_any(const hpc_cage *g, const double x[3], double grad[3])
+{
+    double gn[3], go[3];
+    double e = energy_set(g, g->W, &g->nb_new, x, gn) + energy_set(g, g->V, &g->nb_old, x, go);
+    for (int a = 0; a < 3; a++) {
+        grad[a] = gn[a] + go[a];
+    }
+    return e;
+}
+
+/* Pad a set to a multiple of 4 with neighbours beyond rc from anywhere the
+ * descent goes. */
+static inline void pad(hpc_cage_nbs *set)
+{
+    for (; set->m % 4 != 0; set->m++) {
+        set->x[set->m] = set->y[set->m] = set->z[set->m] = 1e6;
+    }
 }
 
 int hpc_cage_descend(hpc_cage *g, uint64_t k, const double origin[3], double disp[3])
 {
-    unsigned m = gather(g, k, origin);
-    if (m > HPC_CAGE_MAX_NB - 4) {
+    if (gather(g, k, origin) > HPC_CAGE_MAX_NB - 4) {
         return -1;
     }
-    for (; m % 4 != 0; m++) { /* padding: beyond rc from anywhere the descent goes */
-        g->nbx[m] = g->nby[m] = g->nbz[m] = 1e6;
-    }
+    pad(&g->nb_new);
+    pad(&g->nb_old);
     double x[3] = {0, 0, 0}, G[3];
-    double E = energy_any(g, m, x, G);
+    double E = energy_any(g, x, G);
     double s = CAGE_STEP0;
     for (unsigned it = 0; it < g->iters; it++) {
         double d[3] = {-s * G[0], -s * G[1], -s * G[2]};
@@ -496,7 +522,7 @@ int hpc_cage_descend(hpc_cage *g, uint64_t k, const double origin[3], double dis
         double En = 0;
         int ok = xn[0] * xn[0] + xn[1] * xn[1] + xn[2] * xn[2] <= CAGE_MAX_DISP * CAGE_MAX_DISP;
         if (ok) {
-            En = energy_any(g, m, xn, Gn);
+            En = energy_any(g, xn, Gn);
             ok = En < E;
         }
         if (ok) {
@@ -527,38 +553,36 @@ int64_t hpc_cage_fixed(const hpc_cage *g, double disp, double q12_per_unit)
     return hpc_floor_i64(v + 0.5);
 }
 
-int hpc_cage_fit_table(const hpc_cage *g, hpc_cage_params *p)
+/* Pairs of (a, each grid atom other than skip(a)) closer than rc, by bin of
+ * r^2 / rc^2, into h. */
+static void count_pairs(const hpc_cage *g, const double o[3], uint32_t skip_later, uint32_t skip_slot,
+                        uint64_t h[HPC_CAGE_KNOTS])
 {
-    uint64_t h[HPC_CAGE_KNOTS];
-    memset(h, 0, sizeof(h));
-    uint64_t npresent = g->ostart[g->ncells], nsample = 0;
-    /* every 4th atom of the grid against all others within rc */
-    for (uint32_t si = 0; si < npresent; si += 4) {
-        nsample++;
-        const double o[3] = {g->ox[si], g->oy[si], g->oz[si]};
-        uint64_t cells[27];
-        const unsigned ncl = stencil(g, o, cells);
-        for (unsigned ci = 0; ci < ncl; ci++) {
-            const uint64_t c = cells[ci];
-            for (uint32_t s = g->ostart[c], e = g->ostart[c + 1]; s < e; s++) {
-                if (s == si) {
-                    continue;
-                }
-                double dx = rel_axis(g, 0, g->ox[s] - o[0]) * g->inv_rc;
-                double dy = rel_axis(g, 1, g->oy[s] - o[1]) * g->inv_rc;
-                double dz = rel_axis(g, 2, g->oz[s] - o[2]) * g->inv_rc;
-                double r2 = dx * dx + dy * dy + dz * dz;
-                if (r2 < 1.0) {
-                    unsigned b = (unsigned)(r2 * HPC_CAGE_KNOTS);
-                    h[b < HPC_CAGE_KNOTS ? b : HPC_CAGE_KNOTS - 1]++;
-                }
+    uint64_t cells[27];
+    const unsigned ncl = stencil(g, o, cells);
+    for (unsigned ci = 0; ci < ncl; ci++) {
+        const uint64_t c = cells[ci];
+        for (uint32_t s = g->ostart[c], e = g->ostart[c + 1]; s < e; s++) {
+            if (s == skip_slot || g->olater[s] == skip_later) {
+                continue;
+            }
+            double dx = rel_axis(g, 0, g->ox[s] - o[0]) * g->inv_rc;
+            double dy = rel_axis(g, 1, g->oy[s] - o[1]) * g->inv_rc;
+            double dz = rel_axis(g, 2, g->oz[s] - o[2]) * g->inv_rc;
+            double r2 = dx * dx + dy * dy + dz * dz;
+            if (r2 < 1.0) {
+                unsigned b = (unsigned)(r2 * HPC_CAGE_KNOTS);
+                h[b < HPC_CAGE_KNOTS ? b : HPC_CAGE_KNOTS - 1]++;
             }
         }
     }
-    /* g(r) per bin of r^2 against an ideal gas of the same density, in units
-     * of rc (only atoms still present are counted: close enough). */
-    const double vol = g->len[0] * g->len[1] * g->len[2] * g->inv_rc * g->inv_rc * g->inv_rc;
-    const double rho = (double)npresent / vol;
+}
+
+/* Knots of -ln g from pair counts h of nsample centres at density rho (per
+ * rc^3): between bins, a steep wall inside the first populated bin, 0 at rc.
+ * @return 0, or -1 when too few pairs. */
+static int pmf_knots(const uint64_t h[HPC_CAGE_KNOTS], uint64_t nsample, double rho, float *w)
+{
     const double dr2 = 1.0 / HPC_CAGE_KNOTS;
     double wb[HPC_CAGE_KNOTS];
     int first = -1;
@@ -585,7 +609,6 @@ int hpc_cage_fit_table(const hpc_cage *g, hpc_cage_params *p)
             wb[b] = wb[b - 1]; /* a thin bin beyond the first shell */
         }
     }
-    /* knots between bins; 0 at rc, where g is close to 1 */
     for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
         double v;
         if (k == 0) {
@@ -596,7 +619,36 @@ int hpc_cage_fit_table(const hpc_cage *g, hpc_cage_params *p)
             v = 0.5 * (wb[k - 1] + wb[k]);
         }
         v = v > HPC_CAGE_W_MAX ? HPC_CAGE_W_MAX : (v < -HPC_CAGE_W_MAX ? -HPC_CAGE_W_MAX : v);
-        p->w[k] = (float)v;
+        w[k] = (float)v;
     }
     return 0;
+}
+
+int hpc_cage_fit_table(const hpc_cage *g, const double *cur, uint64_t n, hpc_cage_params *p)
+{
+    const uint64_t npresent = g->ostart[g->ncells];
+    const double vol = g->len[0] * g->len[1] * g->len[2] * g->inv_rc * g->inv_rc * g->inv_rc;
+    const double rho = (double)npresent / vol;
+    /* w: every 4th previous atom against the others, in the previous frame */
+    uint64_t h[HPC_CAGE_KNOTS], nsample = 0;
+    memset(h, 0, sizeof(h));
+    for (uint32_t si = 0; si < npresent; si += 4, nsample++) {
+        const double o[3] = {g->ox[si], g->oy[si], g->oz[si]};
+        count_pairs(g, o, HPC_CAGE_END - 1, si, h);
+    }
+    if (pmf_knots(h, nsample, rho, p->w) != 0) {
+        return -1;
+    }
+    /* v: every 4th atom of this frame (at its new position) against the
+     * others at their old positions -- what a neighbour still to come is */
+    memset(h, 0, sizeof(h));
+    nsample = 0;
+    for (uint64_t k = 0; k < n; k += 4) {
+        const double *o = cur + 3 * k;
+        if (isfinite(o[0]) && isfinite(o[1]) && isfinite(o[2])) {
+            count_pairs(g, o, (uint32_t)k, HPC_CAGE_END, h);
+            nsample++;
+        }
+    }
+    return pmf_knots(h, nsample, rho, p->v);
 }

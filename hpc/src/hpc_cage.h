@@ -8,9 +8,10 @@
  * made of the atoms already decoded in this frame (at their new positions) and
  * the atoms still to come (at their previous positions), which is what a
  * decoder knows when it reaches atom k. The pair energy is not assumed: it is
- * the potential of mean force w(r) = -ln g(r) of the previous frame's own
- * radial distribution, tabulated on r^2 by the encoder and sent with the
- * frame. A fixed number of gradient steps from the atom's previous position
+ * a potential of mean force -ln g(r) measured by the encoder and sent as a
+ * table on r^2: W from the previous frame's own pairs, for neighbours at
+ * their new positions, and V from (new position, old position) pairs, a
+ * softer one for neighbours still at their old positions. A fixed number of gradient steps from the atom's previous position
  * (the same IEEE double operations in the same order on both sides) gives a
  * displacement; lambda times it, in Q12 lattice units, is the prediction.
  *
@@ -27,8 +28,8 @@
 #define HPC_CAGE_ITERS_MAX 64u  /* largest descent length a stream may ask for */
 #define HPC_CAGE_MAX_NB    512u /* neighbour buffer; more than MAX_NB - 4: no prediction */
 #define HPC_CAGE_W_MAX     1e3  /* bound on table values (keeps the fixed-point sums exact) */
-/* bytes of a frame's cage table (knots, iters, 0, rc2, w[]) and of its lambda */
-#define HPC_CAGE_TABLE_SECTION (4u + 8u + 4u * (HPC_CAGE_KNOTS + 1u))
+/* bytes of a frame's cage tables (knots, iters, 0, rc2, w[], v[]) and of its lambda */
+#define HPC_CAGE_TABLE_SECTION (4u + 8u + 8u * (HPC_CAGE_KNOTS + 1u))
 #define HPC_CAGE_LAMBDA_SECTION 4u
 
 /* What a cage frame sends (FORMAT.md §6.8). */
@@ -36,12 +37,20 @@ typedef struct hpc_cage_params {
     double rc2;                  /* table range r^2 < rc2 */
     float lambda;                /* scale of the descent's displacement */
     unsigned iters;              /* gradient steps, 1..HPC_CAGE_ITERS_MAX */
-    float w[HPC_CAGE_KNOTS + 1]; /* energy at r^2 = k rc2 / HPC_CAGE_KNOTS */
+    float w[HPC_CAGE_KNOTS + 1]; /* energy at r^2 = k rc2 / HPC_CAGE_KNOTS: new positions */
+    float v[HPC_CAGE_KNOTS + 1]; /* the same against old positions (neighbours to come) */
 } hpc_cage_params;
 
+/* Neighbours of the atom being predicted, relative to its old position, in
+ * units of rc (padded to a multiple of 4). */
+typedef struct hpc_cage_nbs {
+    double x[HPC_CAGE_MAX_NB], y[HPC_CAGE_MAX_NB], z[HPC_CAGE_MAX_NB];
+    unsigned m;
+} hpc_cage_nbs;
+
 typedef struct hpc_cage {
-    /* the frame's table and descent constants (lengths in units of rc) */
-    double W[HPC_CAGE_KNOTS + 1];
+    /* the frame's tables and descent constants (lengths in units of rc) */
+    double W[HPC_CAGE_KNOTS + 1], V[HPC_CAGE_KNOTS + 1];
     double rc, inv_rc, lambda;
     unsigned iters;
     int avx2; /* energy() with AVX2 (same results) */
@@ -64,9 +73,8 @@ typedef struct hpc_cage {
     double *npos;              /* overflow positions, 3 per atom */
     const double *old_pos;     /* previous positions, 3 per atom (not owned) */
     size_t cap_ostart, cap_o, cap_ocell, cap_slab, cap_n;
-    /* neighbours of the atom being predicted, relative to its old position,
-     * in units of rc */
-    double nbx[HPC_CAGE_MAX_NB], nby[HPC_CAGE_MAX_NB], nbz[HPC_CAGE_MAX_NB];
+    /* the cage of the atom being predicted: decoded and still-to-come atoms */
+    hpc_cage_nbs nb_new, nb_old;
 } hpc_cage;
 
 #define HPC_CAGE_END UINT32_MAX
@@ -112,11 +120,13 @@ void hpc_cage_use_simd(int on);
 void hpc_cage_insert(hpc_cage *g, uint64_t k, const double x[3]);
 
 /*
- * Encoder: table of the potential of mean force -ln g(r^2) from the previous
- * frame's positions in the grid of hpc_cage_begin() (every 4th atom against
- * all), in @p p->w (p->rc2 is the caller's).
- * @return 0, or -1 when too few pairs fall inside rc2 to estimate it.
+ * Encoder: the tables of the potential of mean force, p->w from the previous
+ * frame's pairs (every 4th atom in the grid of hpc_cage_begin() against the
+ * others) and p->v from this frame's atoms at @p cur (3 per atom, non-finite
+ * ones skipped; every 4th) against the previous frame's others -- what a
+ * neighbour still to come looks like. p->rc2 is the caller's.
+ * @return 0, or -1 when too few pairs fall inside rc to estimate them.
  */
-int hpc_cage_fit_table(const hpc_cage *g, hpc_cage_params *p);
+int hpc_cage_fit_table(const hpc_cage *g, const double *cur, uint64_t n, hpc_cage_params *p);
 
 #endif /* NGL_HPC_CAGE_H */

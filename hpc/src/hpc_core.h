@@ -196,7 +196,7 @@ static inline int64_t hpc_predict_model(const hpc_model *m, const int64_t *q, in
 static inline int64_t hpc_predict_cage(int64_t q1, int64_t f_fx, unsigned *pc)
 {
     const int64_t acc = f_fx + ((int64_t)1 << (HPC_PRED_SHIFT - 1));
-    *pc = (unsigned)(((uint64_t)acc & ((1u << HPC_PRED_SHIFT) - 1)) >> (HPC_PRED_SHIFT - 2));
+    *pc = HPC_PC_INT; /* its residuals are as wide as ORDER0's: share their contexts */
     return hpc_wadd(q1, hpc_floor_shift(acc, HPC_PRED_SHIFT));
 }
 

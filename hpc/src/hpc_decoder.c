@@ -508,7 +508,9 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
                   hpc_get_u16(q + 2) != 0 || !(cagep.rc2 > 0) || !isfinite(cagep.rc2);
         for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
             cagep.w[k] = hpc_get_f32(q + 12 + 4 * k);
-            bad |= !(fabsf(cagep.w[k]) <= (float)HPC_CAGE_W_MAX);
+            cagep.v[k] = hpc_get_f32(q + 12 + 4 * (HPC_CAGE_KNOTS + 1) + 4 * k);
+            bad |= !(fabsf(cagep.w[k]) <= (float)HPC_CAGE_W_MAX) ||
+                   !(fabsf(cagep.v[k]) <= (float)HPC_CAGE_W_MAX);
         }
         if (bad) {
             return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage table");

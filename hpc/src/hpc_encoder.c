@@ -80,6 +80,7 @@ struct ngl_hpc_encoder {
     uint64_t last_cage_try;
     double cage_rc2;         /* the cage table's range, fixed once chosen (0 = not yet) */
     double *cage_disp;       /* trial: descent displacement of sampled atoms (3 per atom) */
+    double *cage_cur;        /* trial: the frame's input positions as doubles (3 per atom) */
     int64_t *cage_fx;        /* cage term of sampled atoms, Q12 lattice units (3 per atom) */
     uint8_t *cage_sel;       /* trial: block selectors with the cage as MODEL */
     uint64_t cage_table_frame; /* frame that sent the current cage table */
@@ -277,6 +278,7 @@ void ngl_hpc_encoder_destroy(ngl_hpc_encoder *enc)
     free(enc->fit_f);
     free(enc->fit_y);
     free(enc->cage_disp);
+    free(enc->cage_cur);
     free(enc->cage_fx);
     free(enc->cage_sel);
     lean_free(&enc->lean);
@@ -399,6 +401,11 @@ static ngl_status reserve_scratch(ngl_hpc_encoder *enc, uint64_t n)
             return NGL_ERR_NO_MEMORY;
         }
         enc->cage_disp = cd;
+        double *cu = realloc(enc->cage_cur, (size_t)(3 * cap) * sizeof(*cu));
+        if (cu == NULL) {
+            return NGL_ERR_NO_MEMORY;
+        }
+        enc->cage_cur = cu;
         int64_t *cf = realloc(enc->cage_fx, (size_t)(3 * cap) * sizeof(*cf));
         if (cf == NULL) {
             return NGL_ERR_NO_MEMORY;
@@ -1368,9 +1375,14 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
     } else {
         *cp = c->cagep;
     }
+    double *cur = enc->cage_cur;
+    for (uint64_t v = 0; v < 3 * n; v++) {
+        const double x = in_value(f, c->dtype, v);
+        cur[v] = isfinite(x) && fabs(x) < 1e300 ? x : NAN;
+    }
     if (hpc_cage_begin(cg, cp->rc2, g->lo, g->hi, g->per, c->pos, c->valid, c->n, c->pmap, n) !=
             NGL_OK ||
-        (*new_table && hpc_cage_fit_table(cg, cp) != 0)) {
+        (*new_table && hpc_cage_fit_table(cg, cur, n, cp) != 0)) {
         return 0;
     }
     cp->lambda = 1.0f;
@@ -1386,12 +1398,8 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
         const uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
         const uint64_t step = sel_step(k0, k1, SEL_STRIDE);
         for (uint64_t k = k0; k < k1; k++) {
-            double x[3];
-            int finite = 1;
-            for (unsigned a = 0; a < 3; a++) {
-                x[a] = in_value(f, c->dtype, 3 * k + a);
-                finite &= isfinite(x[a]) && fabs(x[a]) < 1e300;
-            }
+            const double *x = cur + 3 * k;
+            const int finite = !isnan(x[0]) && !isnan(x[1]) && !isnan(x[2]);
             if ((k - k0) % step == 0 && cage_eligible(c, c->valid, k)) {
                 const double *o = c->pos + 3 * (size_t)c->pmap[k];
                 double *d = enc->cage_disp + 3 * k;
@@ -1438,7 +1446,12 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
     }
     const cage_choice cc = {.fx = enc->cage_fx, .valid = c->valid};
     double cost = choose_selectors(enc, f, g, hv, m, 0, SEL_STRIDE, &cc, enc->cage_sel, NULL);
-    if (!(cost < CAGE_MIN_GAIN * cost_plain)) {
+    /* The sampled costs scaled to the frame, with what the cage sends: lambda,
+     * and a new table spread over the frames it will serve. */
+    const double scale = (double)(3 * n) / nvalues;
+    const double extra = 8.0 * (HPC_CAGE_LAMBDA_SECTION +
+                                (*new_table ? (double)HPC_CAGE_TABLE_SECTION / CAGE_REFIT : 0));
+    if (!(cost * scale + extra < CAGE_MIN_GAIN * cost_plain * scale)) {
         return 0;
     }
     memcpy(c->sel, enc->cage_sel, (size_t)nblocks);
@@ -1595,7 +1608,12 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
         const double cost =
             fit_and_choose(enc, f, &g, &hv, gathered, &model, &send_model, &nvalues);
         use_force = model.valid && model.fn.nknots > 0;
-        cage = try_cage(enc, f, &g, &hv, &model, cost, nvalues, &cagep, &cage_table);
+        /* Where the force at t-1 predicts the move, frames are close enough in
+         * time for it and the cage does not pay for its contexts: try the cage
+         * only without it. */
+        if (!use_force) {
+            cage = try_cage(enc, f, &g, &hv, &model, cost, nvalues, &cagep, &cage_table);
+        }
         if (cage) { /* the cage takes the MODEL selector; the model stays as it was */
             model = prev_model;
             send_model = 0;
@@ -1684,6 +1702,7 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
         hpc_put_f64(p + pl + 4, cagep.rc2);
         for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
             hpc_put_f32(p + pl + 12 + 4 * k, cagep.w[k]);
+            hpc_put_f32(p + pl + 12 + 4 * (HPC_CAGE_KNOTS + 1) + 4 * k, cagep.v[k]);
         }
         pl += HPC_CAGE_TABLE_SECTION;
     }

@@ -47,6 +47,7 @@ static void liquid_table(hpc_cage_params *p, double rc2)
         double w = r < 0.5 ? 40.0 * (0.5 - r) + 2.0 : -1.5 * exp(-60 * (r - 0.62) * (r - 0.62)) +
                                                             0.4 * exp(-40 * (r - 0.9) * (r - 0.9));
         p->w[k] = (float)(k == HPC_CAGE_KNOTS ? 0.0 : w);
+        p->v[k] = (float)(k == HPC_CAGE_KNOTS ? 0.0 : 0.3 * w - 0.1); /* softer, for old positions */
     }
 }
 
@@ -67,8 +68,10 @@ static double ref_fixed(double v, double s)
     return (v * s + 0x1.8p52) - 0x1.8p52;
 }
 
-static double ref_energy(const ref_world *w, const double (*u)[3], size_t m, const double x[3],
-                         double g[3])
+/* Over neighbours u[0..m): those before @p split are at new positions
+ * (table w), the rest at old ones (table v). */
+static double ref_energy(const ref_world *w, const double (*u)[3], size_t m, size_t split,
+                         const double x[3], double g[3])
 {
     double e = 0, gs[3] = {0, 0, 0};
     for (size_t jj = m; jj-- > 0;) { /* backwards: the sums are exact in any order */
@@ -82,7 +85,8 @@ static double ref_energy(const ref_world *w, const double (*u)[3], size_t m, con
         if (i > 63) {
             i = 63;
         }
-        double w0 = w->p.w[i], dw = (double)w->p.w[i + 1] - (double)w->p.w[i];
+        const float *tab = jj < split ? w->p.w : w->p.v;
+        double w0 = tab[i], dw = (double)tab[i + 1] - (double)tab[i];
         e += ref_fixed(w0 + (t - (double)i) * dw, 0x1p30);
         double sv = 128.0 * dw;
         for (int a = 0; a < 3; a++) {
@@ -99,9 +103,12 @@ static double ref_energy(const ref_world *w, const double (*u)[3], size_t m, con
 static int ref_descend(const ref_world *w, size_t k, const double o[3], double disp[3])
 {
     static double u[1 << 16][3];
-    size_t m = 0;
+    size_t m = 0, split = 0;
     const double inv = 1.0 / w->rc;
     for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            split = m;
+        }
         size_t cnt = pass ? w->nprev : k;
         for (size_t j = 0; j < cnt; j++) {
             const double *y;
@@ -136,7 +143,7 @@ static int ref_descend(const ref_world *w, size_t k, const double o[3], double d
         return -1;
     }
     double x[3] = {0, 0, 0}, g[3];
-    double E = ref_energy(w, (const double(*)[3])u, m, x, g), s = 0.0016;
+    double E = ref_energy(w, (const double(*)[3])u, m, split, x, g), s = 0.0016;
     for (unsigned it = 0; it < w->p.iters; it++) {
         double d[3] = {-s * g[0], -s * g[1], -s * g[2]};
         double n2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
@@ -148,7 +155,7 @@ static int ref_descend(const ref_world *w, size_t k, const double o[3], double d
         }
         double xn[3] = {x[0] + d[0], x[1] + d[1], x[2] + d[2]}, gn[3];
         if (xn[0] * xn[0] + xn[1] * xn[1] + xn[2] * xn[2] <= 0.3 * 0.3) {
-            double En = ref_energy(w, (const double(*)[3])u, m, xn, gn);
+            double En = ref_energy(w, (const double(*)[3])u, m, split, xn, gn);
             if (En < E) {
                 memcpy(x, xn, sizeof(x));
                 memcpy(g, gn, sizeof(g));

@@ -425,14 +425,16 @@ static void test_hpc_codec_force_term(void **state)
 static void test_hpc_codec_cage(void **state)
 {
     (void)state;
-    /* a real LJ liquid dumped every 80 steps (0.4 tau apart: diffusive) in a
-     * box of 3+ cells: level 3 codes most frames with the cage, decodes
+    /* a real LJ liquid dumped every 150 steps (0.75 tau apart: diffusive) in
+     * a box of 3+ cells: level 3 codes most frames with the cage, decodes
      * bit-exactly (the value CRC checks every frame) and beats level 2. The
-     * atoms come in a new order every frame, and a few skip one frame. */
+     * atoms come in a new order every frame, and a few skip one frame. The
+     * same trajectory as float and as double. */
+    frames lj = {0};
+    make_lj(&lj, NGL_HPC_F64, 5, 12, 150, 300);
     for (int dti = 0; dti < 2; dti++) {
         const ngl_hpc_dtype dt = dti ? NGL_HPC_F64 : NGL_HPC_F32;
-        frames lj = {0}, fs = {0};
-        make_lj(&lj, dt, 5, 10, 80, 300);
+        frames fs = {0};
         for (size_t t = 0; t < lj.n; t++) {
             const uint64_t n = lj.f[t].natoms;
             uint64_t m = 0;
@@ -444,7 +446,8 @@ static void test_hpc_codec_cage(void **state)
                 }
                 fs.ids[t][m] = lj.ids[t][src];
                 for (int c = 0; c < 3; c++) {
-                    set_val(fs.xyz[t], dt, 3 * m + (uint64_t)c, get_val(lj.xyz[t], dt, 3 * src + (uint64_t)c));
+                    set_val(fs.xyz[t], dt, 3 * m + (uint64_t)c,
+                            get_val(lj.xyz[t], NGL_HPC_F64, 3 * src + (uint64_t)c));
                 }
                 m++;
             }
@@ -485,9 +488,9 @@ static void test_hpc_codec_cage(void **state)
             stream_free(&s);
         }
         assert_true(len[1] < len[0]);
-        frames_free(&lj);
         frames_free(&fs);
     }
+    frames_free(&lj);
 }
 
 static void test_hpc_codec_varying_atoms(void **state)
