@@ -30,6 +30,7 @@
 #define CAGE_ITERS        8u   /* descent steps per atom */
 #define CAGE_RETRY        8u   /* frames between tries while the cage is off */
 #define CAGE_MIN_GAIN     0.98 /* cage used only if it cuts the estimated cost by 2% */
+#define CAGE_MIN_GAIN_FORCE 0.90 /* ... by 10% against a model with the force term */
 #define CAGE_REFIT        16u  /* frames a cage table is used before it is fitted again */
 #define CAGE_MIN_MOVE     0.02 /* tried only if the typical residual exceeds this times rc */
 
@@ -1329,14 +1330,15 @@ static double fit_and_choose(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const
  * the predictor choice samples (with the input positions of the atoms before
  * them, close to what the decoder will have), fits lambda, and picks the
  * blocks' selectors with the cage as MODEL. @p cost_plain is the estimated
- * cost of the frame without it.
+ * cost of the frame without it, over @p nvalues sampled values; the cage's
+ * estimate, with what it sends, must be below @p need times that.
  * The table is the stream's current one while it is younger than CAGE_REFIT
  * frames, else a new fit (*new_table).
  * @return 1 with c->sel and *cp set when the cage should code this frame.
  */
 static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_geom *g,
                     const hist_view *hv, const hpc_model *m, double cost_plain, double nvalues,
-                    hpc_cage_params *cp, int *new_table)
+                    double need, hpc_cage_params *cp, int *new_table)
 {
     hpc_core *c = &enc->c;
     const uint64_t n = f->natoms;
@@ -1451,7 +1453,7 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
     const double scale = (double)(3 * n) / nvalues;
     const double extra = 8.0 * (HPC_CAGE_LAMBDA_SECTION +
                                 (*new_table ? (double)HPC_CAGE_TABLE_SECTION / CAGE_REFIT : 0));
-    if (!(cost * scale + extra < CAGE_MIN_GAIN * cost_plain * scale)) {
+    if (!(cost * scale + extra < need * cost_plain * scale)) {
         return 0;
     }
     memcpy(c->sel, enc->cage_sel, (size_t)nblocks);
@@ -1608,12 +1610,11 @@ ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
         const double cost =
             fit_and_choose(enc, f, &g, &hv, gathered, &model, &send_model, &nvalues);
         use_force = model.valid && model.fn.nknots > 0;
-        /* Where the force at t-1 predicts the move, frames are close enough in
-         * time for it and the cage does not pay for its contexts: try the cage
-         * only without it. */
-        if (!use_force) {
-            cage = try_cage(enc, f, &g, &hv, &model, cost, nvalues, &cagep, &cage_table);
-        }
+        /* Where the force at t-1 predicts part of the move, the model's
+         * fractional predictions code better than the cost proxy tells: the
+         * cage must then promise more. */
+        cage = try_cage(enc, f, &g, &hv, &model, cost, nvalues,
+                        use_force ? CAGE_MIN_GAIN_FORCE : CAGE_MIN_GAIN, &cagep, &cage_table);
         if (cage) { /* the cage takes the MODEL selector; the model stays as it was */
             model = prev_model;
             send_model = 0;

@@ -20,10 +20,11 @@ predictors of each atom's new position:
                        causal (earlier atoms at their new, later ones at
                        their old positions: what a decoder could rebuild)
   learned cage         what the codec's level 3 does (FORMAT.md §6.8), with
-                       no potential assumed: the previous frame's potential
-                       of mean force -ln g(r) tabulated on r^2, 8 capped
-                       gradient steps, causal as above, then the
-                       least-squares scale of the move
+                       no potential assumed: potentials of mean force
+                       -ln g(r) tabulated on r^2 (the previous frame's pairs
+                       for neighbours at new positions, (new, old) pairs for
+                       those at old ones), 8 capped gradient steps, causal
+                       as above, then the least-squares scale of the move
 
 Entropies are order-0 (a histogram of the rounded residuals), so they bound
 what a context-free coder of that residual needs; they are an estimate, not
@@ -106,14 +107,17 @@ def main():
                 s *= 0.5
         return x
 
-    def pmf_table(x, rc, nk=64):
-        # -ln g(r^2) of frame x on [0, rc^2), knots between bins, 0 at rc
-        t = cKDTree(np.mod(x, L), boxsize=L)
-        pr = t.query_pairs(rc, output_type="ndarray")
-        r2 = (minimage(x[pr[:, 0]] - x[pr[:, 1]]) ** 2).sum(1) / (rc * rc)
-        h, _ = np.histogram(r2, bins=nk, range=(0, 1))
+    def pmf_table(a, b, rc, nk=64):
+        # -ln g(r^2) of the pairs (a_i, b_j), i != j, on [0, rc^2); knots
+        # between bins, 0 at rc
+        t = cKDTree(np.mod(b, L), boxsize=L)
+        r2 = []
+        for i in range(len(a)):
+            js = [j for j in t.query_ball_point(np.mod(a[i], L), rc) if j != i]
+            r2.append((minimage(b[js] - a[i]) ** 2).sum(1) / (rc * rc))
+        h, _ = np.histogram(np.concatenate(r2), bins=nk, range=(0, 1))
         edges = np.sqrt(np.arange(nk + 1) / nk)
-        ideal = 0.5 * len(x) * len(x) / (L / rc) ** 3 * 4 / 3 * np.pi * np.diff(edges ** 3)
+        ideal = len(a) * len(b) / (L / rc) ** 3 * 4 / 3 * np.pi * np.diff(edges ** 3)
         wb = np.full(nk, np.nan)
         ok = h >= 8
         wb[ok] = -np.log(h[ok] / ideal[ok])
@@ -131,29 +135,36 @@ def main():
 
     def learned_cage(xo, xn, idx, rc, nk=64, iters=8):
         # every atom of idx at once, neighbours within 1.3 rc (units of rc)
-        w = pmf_table(xo, rc, nk)
+        w = pmf_table(xo, xo, rc, nk)
+        v = pmf_table(xn, xo, rc, nk)
         told = cKDTree(np.mod(xo, L), boxsize=L)
         tnew = cKDTree(np.mod(xn, L), boxsize=L)
-        lists = []
+        sets = ([], [])  # neighbours at new positions, at old ones
         for i in idx:
             jn = [j for j in tnew.query_ball_point(np.mod(xo[i], L), 1.8 * rc) if j < i]
             jo = [j for j in told.query_ball_point(np.mod(xo[i], L), 1.8 * rc) if j > i]
-            u = minimage(np.concatenate([xn[jn], xo[jo]]) - xo[i]) / rc
-            lists.append(u[(u * u).sum(1) < 1.69])
-        m = max(len(u) for u in lists)
-        nb = np.full((len(idx), m, 3), 1e6)
-        for k, u in enumerate(lists):
-            nb[k, :len(u)] = u
+            for s, pos in ((0, xn[jn]), (1, xo[jo])):
+                u = minimage(pos - xo[i]) / rc
+                sets[s].append(u[(u * u).sum(1) < 1.69])
+
+        def padded(lists):
+            nb = np.full((len(idx), max(1, max(len(u) for u in lists)), 3), 1e6)
+            for k, u in enumerate(lists):
+                nb[k, :len(u)] = u
+            return nb
+        nbs = (padded(sets[0]), padded(sets[1]))
 
         def energy(x):
-            e = x[:, None, :] - nb
-            r2 = (e * e).sum(2)
-            inside = r2 < 1
-            t = np.where(inside, r2 * nk, 0)
-            i = np.minimum(t.astype(int), nk - 1)
-            dw = w[i + 1] - w[i]
-            en = np.where(inside, w[i] + (t - i) * dw, 0).sum(1)
-            g = (np.where(inside, 2 * nk * dw, 0)[:, :, None] * e).sum(1)
+            en, g = 0, 0
+            for nb, tab in zip(nbs, (w, v)):
+                e = x[:, None, :] - nb
+                r2 = (e * e).sum(2)
+                inside = r2 < 1
+                t = np.where(inside, r2 * nk, 0)
+                i = np.minimum(t.astype(int), nk - 1)
+                dw = tab[i + 1] - tab[i]
+                en = en + np.where(inside, tab[i] + (t - i) * dw, 0).sum(1)
+                g = g + (np.where(inside, 2 * nk * dw, 0)[:, :, None] * e).sum(1)
             return en, g
 
         x = np.zeros((len(idx), 3))
