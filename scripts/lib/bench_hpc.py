@@ -139,6 +139,16 @@ def merge(out, rows, what, machine):
         for line in open(summary):
             if line.startswith("Machine: "):
                 prev = line[len("Machine: "):].split(". Speeds are")[0]
+    # an earlier re-run of the same rows is replaced, not kept: drop its note
+    note = "; rows of %s re-run later (" % what
+    while note in prev:
+        i = prev.index(note)
+        depth, j = 0, i + len(note) - 1
+        for j in range(i + len(note) - 1, len(prev)):
+            depth += {"(": 1, ")": -1}.get(prev[j], 0)
+            if depth == 0:
+                break
+        prev = prev[:i] + prev[j + 1:]
     return merged, "%s; rows of %s re-run later (%s)" % (prev, what, machine)
 
 
