@@ -12,7 +12,8 @@
  */
 #include "hpc_cage.h"
 
-#include "hpc_lean.h" /* hpc_lean_kernel_available(): the CPU's vector units */
+#include "hpc_force.h" /* hpc_cell_index() */
+#include "hpc_lean.h"  /* hpc_lean_kernel_available(): the CPU's vector units */
 
 #include <math.h>
 #include <stdlib.h>
@@ -96,28 +97,9 @@ static int grow_all(size_t *cap, size_t want, void **a, size_t ea, void **b, siz
     return 0;
 }
 
-/* Cell coordinate along axis a: periodic axes wrap, free axes clamp (a clamped
- * coordinate still has its true neighbours in the adjacent cells). */
 static inline int64_t cell_coord(const hpc_cage *g, int a, double x)
 {
-    double s = (x - g->lo[a]) * g->inv_w[a];
-    if (!(s > -1e15)) {
-        s = -1e15;
-    } else if (s > 1e15) {
-        s = 1e15;
-    }
-    int64_t i = (int64_t)floor(s);
-    if (g->per[a]) {
-        i %= g->nc[a];
-        if (i < 0) {
-            i += g->nc[a];
-        }
-    } else if (i < 0) {
-        i = 0;
-    } else if (i >= g->nc[a]) {
-        i = g->nc[a] - 1;
-    }
-    return i;
+    return hpc_cell_index(x, g->lo[a], g->inv_w[a], g->nc[a], g->per[a]);
 }
 
 static inline uint64_t cell_of(const hpc_cage *g, const double x[3])

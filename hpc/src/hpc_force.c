@@ -24,27 +24,9 @@ void hpc_cells_free(hpc_cells *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Cell coordinate along one axis; clamps before converting (no UB on wild values). */
 static inline int64_t cell_coord(const hpc_cells *c, int a, double x)
 {
-    double s = (x - c->lo[a]) * c->inv_w[a];
-    if (!(s > -1e15)) {
-        s = -1e15; /* also catches NaN (excluded atoms never get here) */
-    } else if (s > 1e15) {
-        s = 1e15;
-    }
-    int64_t i = (int64_t)floor(s);
-    if (c->wrap[a]) {
-        i %= c->nc[a];
-        if (i < 0) {
-            i += c->nc[a];
-        }
-    } else if (i < 0) {
-        i = 0;
-    } else if (i >= c->nc[a]) {
-        i = c->nc[a] - 1;
-    }
-    return i;
+    return hpc_cell_index(x, c->lo[a], c->inv_w[a], c->nc[a], c->wrap[a]);
 }
 
 ngl_status hpc_cells_build(hpc_cells *c, const double *pos, const uint8_t *valid, uint64_t n,

@@ -24,6 +24,34 @@
 
 #include "hpc_internal.h"
 
+#include <math.h>
+
+/* Cell index along one axis of a grid of @p nc cells, 1 / @p inv_w wide
+ * from @p lo: wrapped on a periodic axis, clamped on a free one (a clamped
+ * position still finds its true neighbours in the adjacent cells). Clamps
+ * before converting: no UB on wild values (FORMAT.md §6.7, §6.8). */
+static inline int64_t hpc_cell_index(double x, double lo, double inv_w, int nc, int periodic)
+{
+    double s = (x - lo) * inv_w;
+    if (!(s > -1e15)) {
+        s = -1e15; /* also catches NaN (excluded atoms never get here) */
+    } else if (s > 1e15) {
+        s = 1e15;
+    }
+    int64_t i = (int64_t)floor(s);
+    if (periodic) {
+        i %= nc;
+        if (i < 0) {
+            i += nc;
+        }
+    } else if (i < 0) {
+        i = 0;
+    } else if (i >= nc) {
+        i = nc - 1;
+    }
+    return i;
+}
+
 typedef struct hpc_cells {
     int nc[3];            /* cells per axis */
     int wrap[3];          /* periodic with at least 3 cells */
