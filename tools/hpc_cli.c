@@ -20,25 +20,25 @@
 
 static void hpc_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: nangila hpc <command> ...\n"
-            "\n"
-            "  compress   --eps E [--rel] [--best|--fast|--fastest] IN OUT\n"
-            "                                                LAMMPS text dump -> container\n"
-            "  decompress IN OUT                             container -> LAMMPS text dump\n"
-            "  verify     ORIGINAL DECODED --eps E [--rel]   check the bound and everything else\n"
-            "  extract    [--axis-major] DUMP OUT            coordinates as raw float32\n"
-            "  bench      --eps E [--rel] [--best|--fast|--fastest] [--kernel K] [--repeat N] DUMP\n"
-            "                                                codec speed and ratio on float32\n"
-            "\n"
-            "E is an absolute bound on every coordinate (0 = lossless); with --rel it is\n"
-            "relative to the coordinate range (max - min over x, y, z) of the first snapshot.\n"
-            "The default level 2 predicts from each atom's past moves and a pair-force term\n"
-            "learned from the data; --best (level 3) adds, on dumps far apart in time,\n"
-            "a prediction from each atom's cage of neighbours (smaller, much slower);\n"
-            "--fast (level 1) drops the force term; --fastest (level 0) uses plain\n"
-            "extrapolation only, for speed. IN/OUT may be '-'.\n"
-            "Exit status: 0 success, 1 bad data or bound violated, 2 usage.\n");
+    fprintf(
+        f, "usage: nangila hpc <command> ...\n"
+           "\n"
+           "  compress   --eps E [--rel] [--best|--fast|--fastest] IN OUT\n"
+           "                                                LAMMPS text dump -> container\n"
+           "  decompress IN OUT                             container -> LAMMPS text dump\n"
+           "  verify     ORIGINAL DECODED --eps E [--rel]   check the bound and everything else\n"
+           "  extract    [--axis-major] DUMP OUT            coordinates as raw float32\n"
+           "  bench      --eps E [--rel] [--best|--fast|--fastest] [--kernel K] [--repeat N] DUMP\n"
+           "                                                codec speed and ratio on float32\n"
+           "\n"
+           "E is an absolute bound on every coordinate (0 = lossless); with --rel it is\n"
+           "relative to the coordinate range (max - min over x, y, z) of the first snapshot.\n"
+           "The default level 2 predicts from each atom's past moves and a pair-force term\n"
+           "learned from the data; --best (level 3) adds, on dumps far apart in time,\n"
+           "a prediction from each atom's cage of neighbours (smaller, much slower);\n"
+           "--fast (level 1) drops the force term; --fastest (level 0) uses plain\n"
+           "extrapolation only, for speed. IN/OUT may be '-'.\n"
+           "Exit status: 0 success, 1 bad data or bound violated, 2 usage.\n");
 }
 
 static int parse_eps(const char *s, double *out)
@@ -426,10 +426,9 @@ static double cpu_now(void)
 static int cmd_bench(const opts *o)
 {
     if (!o->have_eps || o->npos != 1) {
-        fprintf(
-            stderr,
-            "usage: nangila hpc bench --eps E [--rel] [--best|--fast|--fastest] [--kernel K] [--repeat N] "
-            "DUMP\n");
+        fprintf(stderr, "usage: nangila hpc bench --eps E [--rel] [--best|--fast|--fastest] "
+                        "[--kernel K] [--repeat N] "
+                        "DUMP\n");
         return 2;
     }
     fset s;

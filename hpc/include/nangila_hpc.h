@@ -39,8 +39,8 @@
  * Memory: state is proportional to the largest frame seen (about 1 KB per
  * atom: eight frames of history per coordinate, twice, plus scratch; level-1
  * encoders about 650 bytes, level-0 encoders about 450; level 3 about 200
- * more), plus about 400 KB of context tables, never to the number of frames. Buffers grow when a larger frame arrives;
- * otherwise encode()/decode() do not allocate, except that the first frame
+ * more), plus about 400 KB of context tables, never to the number of frames. Buffers grow when a
+ * larger frame arrives; otherwise encode()/decode() do not allocate, except that the first frame
  * whose ids need a section creates a zstd context.
  *
  * Threading: objects are not thread-safe; distinct objects may be used from

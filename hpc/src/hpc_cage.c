@@ -24,19 +24,19 @@
 #endif
 
 /* Descent constants, in units of the table range rc (FORMAT.md §6.8). */
-#define CAGE_STEP_CAP   0.05   /* largest move per step */
-#define CAGE_MAX_DISP   0.3    /* farthest the descent may go */
-#define CAGE_REACH      1.3    /* neighbours kept: within rc + CAGE_MAX_DISP */
-#define CAGE_STEP0      0.0016 /* first gradient step */
-#define CAGE_GROW       1.2    /* step after an accepted move */
-#define CAGE_SHRINK     0.5    /* step after a rejected one */
-#define CAGE_SLACK      4u     /* slab room per cell beyond the previous frame's count */
+#define CAGE_STEP_CAP 0.05   /* largest move per step */
+#define CAGE_MAX_DISP 0.3    /* farthest the descent may go */
+#define CAGE_REACH    1.3    /* neighbours kept: within rc + CAGE_MAX_DISP */
+#define CAGE_STEP0    0.0016 /* first gradient step */
+#define CAGE_GROW     1.2    /* step after an accepted move */
+#define CAGE_SHRINK   0.5    /* step after a rejected one */
+#define CAGE_SLACK    4u     /* slab room per cell beyond the previous frame's count */
 /* Table fit (encoder only) */
-#define CAGE_MIN_PAIRS  8u   /* pairs a table bin needs to be estimated */
-#define CAGE_CORE_SLOPE 2.0  /* energy rise per bin inside the unvisited core */
+#define CAGE_MIN_PAIRS  8u  /* pairs a table bin needs to be estimated */
+#define CAGE_CORE_SLOPE 2.0 /* energy rise per bin inside the unvisited core */
 
-#define E_SCALE 0x1p30 /* fixed-point grain of the per-pair energy */
-#define G_SCALE 0x1p20 /* ... and of the per-pair gradient */
+#define E_SCALE 0x1p30   /* fixed-point grain of the per-pair energy */
+#define G_SCALE 0x1p20   /* ... and of the per-pair gradient */
 #define ROUNDER 0x1.8p52 /* (x + ROUNDER) - ROUNDER rounds |x| < 2^51 to an integer */
 
 static int cage_simd_off; /* test hook: hpc_cage_use_simd(0) */
@@ -161,8 +161,8 @@ static unsigned stencil(const hpc_cage *g, const double o[3], uint64_t cells[27]
 }
 
 ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const double hi[3],
-                          const int per[3], const double *pos, const uint8_t *valid,
-                          uint64_t nprev, const uint32_t *pmap, uint64_t n)
+                          const int per[3], const double *pos, const uint8_t *valid, uint64_t nprev,
+                          const uint32_t *pmap, uint64_t n)
 {
     if (!(rc2 > 0) || !isfinite(rc2) || nprev >= HPC_CAGE_END || n >= HPC_CAGE_END) {
         return NGL_ERR_UNSUPPORTED;
@@ -211,14 +211,14 @@ ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const dou
     const size_t slab = (size_t)nprev + (size_t)CAGE_SLACK * ncell;
     if (grow_all(&g->cap_ostart, ncell + 1, (void **)&g->ostart, 4, (void **)&g->nstart, 4,
                  (void **)&g->ncount, 4, (void **)&g->nover, 4) ||
-        grow_all(&g->cap_o, (size_t)nprev, (void **)&g->ox, 8, (void **)&g->oy, 8,
-                 (void **)&g->oz, 8, (void **)&g->olater, 4) ||
-        grow_all(&g->cap_ocell, (size_t)nprev, (void **)&g->oidx, 4, (void **)&g->ocell, 4, NULL,
-                 0, NULL, 0) ||
+        grow_all(&g->cap_o, (size_t)nprev, (void **)&g->ox, 8, (void **)&g->oy, 8, (void **)&g->oz,
+                 8, (void **)&g->olater, 4) ||
+        grow_all(&g->cap_ocell, (size_t)nprev, (void **)&g->oidx, 4, (void **)&g->ocell, 4, NULL, 0,
+                 NULL, 0) ||
         grow_all(&g->cap_slab, slab, (void **)&g->nx, 8, (void **)&g->ny, 8, (void **)&g->nz, 8,
                  NULL, 0) ||
-        grow_all(&g->cap_n, (size_t)n, (void **)&g->nnext, 4, (void **)&g->npos, 24, NULL, 0,
-                 NULL, 0)) {
+        grow_all(&g->cap_n, (size_t)n, (void **)&g->nnext, 4, (void **)&g->npos, 24, NULL, 0, NULL,
+                 0)) {
         return NGL_ERR_NO_MEMORY;
     }
     g->old_pos = pos;
@@ -537,8 +537,8 @@ int64_t hpc_cage_fixed(const hpc_cage *g, double disp, double q12_per_unit)
 
 /* Pairs of (a, each grid atom other than skip(a)) closer than rc, by bin of
  * r^2 / rc^2, into h. */
-static void count_pairs(const hpc_cage *g, const double o[3], uint32_t skip_later, uint32_t skip_slot,
-                        uint64_t h[HPC_CAGE_KNOTS])
+static void count_pairs(const hpc_cage *g, const double o[3], uint32_t skip_later,
+                        uint32_t skip_slot, uint64_t h[HPC_CAGE_KNOTS])
 {
     uint64_t cells[27];
     const unsigned ncl = stencil(g, o, cells);

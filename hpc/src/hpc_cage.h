@@ -11,9 +11,9 @@
  * a potential of mean force -ln g(r) measured by the encoder and sent as a
  * table on r^2: W from the previous frame's own pairs, for neighbours at
  * their new positions, and V from (new position, old position) pairs, a
- * softer one for neighbours still at their old positions. A fixed number of gradient steps from the atom's previous position
- * (the same IEEE double operations in the same order on both sides) gives a
- * displacement; lambda times it, in Q12 lattice units, is the prediction.
+ * softer one for neighbours still at their old positions. A fixed number of gradient steps from the
+ * atom's previous position (the same IEEE double operations in the same order on both sides) gives
+ * a displacement; lambda times it, in Q12 lattice units, is the prediction.
  *
  * The encoder and decoder run the same object: hpc_cage_begin() for the
  * frame, then per atom in frame order hpc_cage_predict() (when its block uses
@@ -29,7 +29,7 @@
 #define HPC_CAGE_MAX_NB    512u /* neighbour buffer; more than MAX_NB - 4: no prediction */
 #define HPC_CAGE_W_MAX     1e3  /* bound on table values (keeps the fixed-point sums exact) */
 /* bytes of a frame's cage tables (knots, iters, 0, rc2, w[], v[]) and of its lambda */
-#define HPC_CAGE_TABLE_SECTION (4u + 8u + 8u * (HPC_CAGE_KNOTS + 1u))
+#define HPC_CAGE_TABLE_SECTION  (4u + 8u + 8u * (HPC_CAGE_KNOTS + 1u))
 #define HPC_CAGE_LAMBDA_SECTION 4u
 
 /* What a cage frame sends (FORMAT.md §6.8). */
@@ -59,11 +59,11 @@ typedef struct hpc_cage {
     double lo[3], len[3], half[3], inv_w[3];
     uint64_t ncells;
     /* previous frame's atoms still present, sorted by cell (stable) */
-    uint32_t *ostart;          /* ncells + 1 offsets */
-    double *ox, *oy, *oz;      /* positions */
-    uint32_t *olater;          /* index in this frame */
-    uint32_t *oidx;            /* index in the previous frame */
-    uint32_t *ocell;           /* scratch: cell of each previous atom */
+    uint32_t *ostart;     /* ncells + 1 offsets */
+    double *ox, *oy, *oz; /* positions */
+    uint32_t *olater;     /* index in this frame */
+    uint32_t *oidx;       /* index in the previous frame */
+    uint32_t *ocell;      /* scratch: cell of each previous atom */
     /* this frame's inserted atoms: a slab per cell sized from the previous
      * frame's count, then an overflow list */
     uint32_t *nstart, *ncount; /* slab offset and fill per cell */
@@ -91,8 +91,8 @@ void hpc_cage_free(hpc_cage *g);
  *         three cells or rc2 is not a positive finite number; NGL_ERR_NO_MEMORY.
  */
 ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const double hi[3],
-                          const int per[3], const double *pos, const uint8_t *valid,
-                          uint64_t nprev, const uint32_t *pmap, uint64_t n);
+                          const int per[3], const double *pos, const uint8_t *valid, uint64_t nprev,
+                          const uint32_t *pmap, uint64_t n);
 
 /* Use table and descent parameters @p p (rc2 must be the one of begin). */
 void hpc_cage_set_params(hpc_cage *g, const hpc_cage_params *p);

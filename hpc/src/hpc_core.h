@@ -103,8 +103,8 @@ typedef struct hpc_core {
     uint32_t *stamp; /* previous positions used (decoder validation) */
     uint32_t stamp_gen;
     hpc_cells cells;
-    int cells_ok;  /* cells built for the previous frame this call */
-    hpc_cage cage; /* the cage predictor's grids (level 3 frames) */
+    int cells_ok;          /* cells built for the previous frame this call */
+    hpc_cage cage;         /* the cage predictor's grids (level 3 frames) */
     hpc_cage_params cagep; /* the last cage table sent (lambda is per frame) */
     int cage_have;         /* cagep holds a table */
 } hpc_core;

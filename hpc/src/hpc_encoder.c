@@ -18,21 +18,21 @@
 #include <zstd.h>
 #endif
 
-#define FIT_SAMPLES       256u /* atoms sampled for the taps-only fit */
-#define FIT_SAMPLES_FORCE 384u /* atoms sampled when the force term is tried */
-#define FIT_EVERY         4u   /* after the first frames, refit every FIT_EVERY frames */
-#define SEL_STRIDE        16u  /* atoms of a block sampled for the predictor choice */
-#define SEL_STRIDE_LEAN   64u  /* the same at level 0, where sampling is a visible cost */
-#define FORCE_RETRY       16u  /* frames between tries while the force term is off */
-#define FORCE_MIN_GAIN    0.97 /* force term kept only if it cuts the cost by 3% */
-#define TARGET_NEIGHBOURS 10.0 /* r_cut holds about this many neighbours */
-#define CAGE_NEIGHBOURS   20.0 /* the cage table's range holds about this many */
-#define CAGE_ITERS        8u   /* descent steps per atom */
-#define CAGE_RETRY        8u   /* frames between tries while the cage is off */
-#define CAGE_MIN_GAIN     0.98 /* cage used only if it cuts the estimated cost by 2% */
+#define FIT_SAMPLES         256u /* atoms sampled for the taps-only fit */
+#define FIT_SAMPLES_FORCE   384u /* atoms sampled when the force term is tried */
+#define FIT_EVERY           4u   /* after the first frames, refit every FIT_EVERY frames */
+#define SEL_STRIDE          16u  /* atoms of a block sampled for the predictor choice */
+#define SEL_STRIDE_LEAN     64u  /* the same at level 0, where sampling is a visible cost */
+#define FORCE_RETRY         16u  /* frames between tries while the force term is off */
+#define FORCE_MIN_GAIN      0.97 /* force term kept only if it cuts the cost by 3% */
+#define TARGET_NEIGHBOURS   10.0 /* r_cut holds about this many neighbours */
+#define CAGE_NEIGHBOURS     20.0 /* the cage table's range holds about this many */
+#define CAGE_ITERS          8u   /* descent steps per atom */
+#define CAGE_RETRY          8u   /* frames between tries while the cage is off */
+#define CAGE_MIN_GAIN       0.98 /* cage used only if it cuts the estimated cost by 2% */
 #define CAGE_MIN_GAIN_FORCE 0.90 /* ... by 10% against a model with the force term */
-#define CAGE_REFIT        16u  /* frames a cage table is used before it is fitted again */
-#define CAGE_MIN_MOVE     0.02 /* tried only if the typical residual exceeds this times rc */
+#define CAGE_REFIT          16u  /* frames a cage table is used before it is fitted again */
+#define CAGE_MIN_MOVE       0.02 /* tried only if the typical residual exceeds this times rc */
 
 /*
  * Level 0 keeps the closed-loop state of FORMAT.md §3.2 as it needs it: per
@@ -77,18 +77,18 @@ struct ngl_hpc_encoder {
     uint64_t scratch_cap; /* atoms the scratch above holds */
     int force_active;
     uint64_t last_force_try;
-    int cage_active;         /* level 3: the last frame used the cage */
+    int cage_active; /* level 3: the last frame used the cage */
     uint64_t last_cage_try;
-    double cage_rc2;         /* the cage table's range, fixed once chosen (0 = not yet) */
-    double *cage_disp;       /* trial: descent displacement of sampled atoms (3 per atom) */
-    double *cage_cur;        /* trial: the frame's input positions as doubles (3 per atom) */
-    int64_t *cage_fx;        /* cage term of sampled atoms, Q12 lattice units (3 per atom) */
-    uint8_t *cage_sel;       /* trial: block selectors with the cage as MODEL */
+    double cage_rc2;           /* the cage table's range, fixed once chosen (0 = not yet) */
+    double *cage_disp;         /* trial: descent displacement of sampled atoms (3 per atom) */
+    double *cage_cur;          /* trial: the frame's input positions as doubles (3 per atom) */
+    int64_t *cage_fx;          /* cage term of sampled atoms, Q12 lattice units (3 per atom) */
+    uint8_t *cage_sel;         /* trial: block selectors with the cage as MODEL */
     uint64_t cage_table_frame; /* frame that sent the current cage table */
-    uint64_t prev_exact;    /* values stored exactly last frame: they restart without history */
-    lean_state lean;        /* level 0 only: the state in arrays, not the history ring */
-    hpc_lean_kernel kernel; /* level 0: the first pass' vector kernel */
-    uint64_t kernel_values; /* values the kernel coded (test hook) */
+    uint64_t prev_exact;       /* values stored exactly last frame: they restart without history */
+    lean_state lean;           /* level 0 only: the state in arrays, not the history ring */
+    hpc_lean_kernel kernel;    /* level 0: the first pass' vector kernel */
+    uint64_t kernel_values;    /* values the kernel coded (test hook) */
     ngl_hpc_stats stats;
     char err[256];
 #if defined(NGL_HAVE_ZSTD)
@@ -216,14 +216,14 @@ size_t ngl_hpc_encode_bound(uint64_t natoms)
         return 0;
     }
     size_t n = (size_t)natoms;
-    size_t b = HPC_REC_OVERHEAD + HPC_STREAM_PAYLOAD; /* stream header */
-    b += HPC_REC_OVERHEAD + 16 + 49;                  /* frame record, fixed part, box */
-    b += 8 + ids_bound(n);                            /* ids */
-    b += 4 + 2 * HPC_TAPS + 16 + 4 * HPC_KNOTS;       /* model */
+    size_t b = HPC_REC_OVERHEAD + HPC_STREAM_PAYLOAD;      /* stream header */
+    b += HPC_REC_OVERHEAD + 16 + 49;                       /* frame record, fixed part, box */
+    b += 8 + ids_bound(n);                                 /* ids */
+    b += 4 + 2 * HPC_TAPS + 16 + 4 * HPC_KNOTS;            /* model */
     b += HPC_CAGE_TABLE_SECTION + HPC_CAGE_LAMBDA_SECTION; /* cage */
-    b += 4 + (n / HPC_BLOCK_ATOMS + 1) / 4 + 1;       /* value CRC, selectors */
-    b += 4 + hpc_rans_bound(9 * n);                   /* <= 3 symbols per value */
-    b += 4 + 27 * n + 16;                             /* <= 72 raw bits per value */
+    b += 4 + (n / HPC_BLOCK_ATOMS + 1) / 4 + 1;            /* value CRC, selectors */
+    b += 4 + hpc_rans_bound(9 * n);                        /* <= 3 symbols per value */
+    b += 4 + 27 * n + 16;                                  /* <= 72 raw bits per value */
     return b;
 }
 
@@ -733,8 +733,8 @@ static inline uint64_t sel_step(uint64_t k0, uint64_t k1, uint64_t stride)
 #define CAGE_NONE INT64_MIN /* cage_fx of an atom the cage could not predict */
 
 typedef struct cage_choice {
-    const int64_t *fx;     /* cage term, 3 per atom */
-    const uint8_t *valid;  /* previous atoms with a position */
+    const int64_t *fx;    /* cage term, 3 per atom */
+    const uint8_t *valid; /* previous atoms with a position */
 } cage_choice;
 
 static inline int cage_eligible(const hpc_core *c, const uint8_t *valid, uint64_t k)
@@ -765,8 +765,8 @@ static double choose_selectors(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, con
         uint64_t k1 = k0 + HPC_BLOCK_ATOMS < n ? k0 + HPC_BLOCK_ATOMS : n;
         const uint64_t step = sel_step(k0, k1, stride);
         for (uint64_t k = k0; k < k1; k += step) {
-            const int caged = cage != NULL && cage_eligible(c, cage->valid, k) &&
-                              cage->fx[3 * k] != CAGE_NONE;
+            const int caged =
+                cage != NULL && cage_eligible(c, cage->valid, k) && cage->fx[3 * k] != CAGE_NONE;
             for (unsigned a = 0; a < 3; a++) {
                 uint64_t v = 3 * k + a;
                 unsigned age = hv_age(hv, v);
@@ -1441,7 +1441,8 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
             if (cage_eligible(c, c->valid, k)) {
                 const double *d = enc->cage_disp + 3 * k;
                 for (unsigned a = 0; a < 3; a++) {
-                    enc->cage_fx[3 * k + a] = isnan(d[0]) ? CAGE_NONE : hpc_cage_fixed(cg, d[a], q12);
+                    enc->cage_fx[3 * k + a] =
+                        isnan(d[0]) ? CAGE_NONE : hpc_cage_fixed(cg, d[a], q12);
                 }
             }
         }

@@ -36,7 +36,8 @@ void hpc_ctx_init(hpc_ctx *c, hpc_ctx_kind kind)
         memset(c->lut, HPC_TOK_RARE, sizeof(c->lut));
     }
     for (unsigned s = 0; s < HPC_NSYM; s++) {
-        c->word[s] = s < c->nsym && c->freq[s] ? (uint32_t)c->cum[s] | ((uint32_t)c->freq[s] << 16) : 0;
+        c->word[s] =
+            s < c->nsym && c->freq[s] ? (uint32_t)c->cum[s] | ((uint32_t)c->freq[s] << 16) : 0;
     }
     c->since = 0;
 }

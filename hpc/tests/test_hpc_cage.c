@@ -44,10 +44,12 @@ static void liquid_table(hpc_cage_params *p, double rc2)
     p->lambda = 1.1f;
     for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
         double r = sqrt((double)k / HPC_CAGE_KNOTS); /* units of rc */
-        double w = r < 0.5 ? 40.0 * (0.5 - r) + 2.0 : -1.5 * exp(-60 * (r - 0.62) * (r - 0.62)) +
-                                                            0.4 * exp(-40 * (r - 0.9) * (r - 0.9));
+        double w = r < 0.5 ? 40.0 * (0.5 - r) + 2.0
+                           : -1.5 * exp(-60 * (r - 0.62) * (r - 0.62)) +
+                                 0.4 * exp(-40 * (r - 0.9) * (r - 0.9));
         p->w[k] = (float)(k == HPC_CAGE_KNOTS ? 0.0 : w);
-        p->v[k] = (float)(k == HPC_CAGE_KNOTS ? 0.0 : 0.3 * w - 0.1); /* softer, for old positions */
+        p->v[k] =
+            (float)(k == HPC_CAGE_KNOTS ? 0.0 : 0.3 * w - 0.1); /* softer, for old positions */
     }
 }
 
@@ -127,7 +129,8 @@ static int ref_descend(const ref_world *w, size_t k, const double o[3], double d
             for (int a = 0; a < 3; a++) {
                 double d = y[a] - o[a];
                 if (w->per[a]) {
-                    d = d > 0.5 * w->len[a] ? d - w->len[a] : (d < -0.5 * w->len[a] ? d + w->len[a] : d);
+                    d = d > 0.5 * w->len[a] ? d - w->len[a]
+                                            : (d < -0.5 * w->len[a] ? d + w->len[a] : d);
                 }
                 v[a] = d * inv;
             }
@@ -220,9 +223,17 @@ static void check_world(int per_z, int crowd)
     }
     hpc_cage_params p;
     liquid_table(&p, 1.7 * 1.7);
-    ref_world w = {.old_pos = old_pos, .new_pos = cur, .old_valid = valid, .new_known = known,
-                   .later = later, .nprev = NA, .n = n, .len = {len, len, len},
-                   .per = {per[0], per[1], per[2]}, .rc = sqrt(p.rc2), .p = p};
+    ref_world w = {.old_pos = old_pos,
+                   .new_pos = cur,
+                   .old_valid = valid,
+                   .new_known = known,
+                   .later = later,
+                   .nprev = NA,
+                   .n = n,
+                   .len = {len, len, len},
+                   .per = {per[0], per[1], per[2]},
+                   .rc = sqrt(p.rc2),
+                   .p = p};
     int caged = 0, crowded = 0;
     for (int simd = 0; simd <= 1; simd++) {
         hpc_cage_use_simd(simd);
@@ -357,8 +368,11 @@ static void encode(const float (*xyz)[3 * NATOMS], double len, stream *s)
     s->len = 0;
     s->nrec = 0;
     for (int f = 0; f < NFRAMES; f++) {
-        ngl_hpc_frame fr = {.natoms = NATOMS, .xyz = xyz[f], .has_box = 1,
-                            .box_lo = {0, 0, 0}, .box_hi = {len, len, len},
+        ngl_hpc_frame fr = {.natoms = NATOMS,
+                            .xyz = xyz[f],
+                            .has_box = 1,
+                            .box_lo = {0, 0, 0},
+                            .box_hi = {len, len, len},
                             .periodic = {1, 1, 1}};
         size_t out;
         assert_int_equal(ngl_hpc_encoder_encode(enc, &fr, s->buf + s->len, cap, &out), NGL_OK);
@@ -425,16 +439,16 @@ static void test_hpc_cage_codec(void **state)
     make_frames(xyz, &len);
     stream a, b;
     hpc_cage_use_simd(1);
-    encode((const float(*)[3 * NATOMS])xyz, len, &a);
+    encode((const float(*)[3 * NATOMS]) xyz, len, &a);
     hpc_cage_use_simd(0);
-    encode((const float(*)[3 * NATOMS])xyz, len, &b);
+    encode((const float(*)[3 * NATOMS]) xyz, len, &b);
     assert_int_equal(a.len, b.len);
     assert_memory_equal(a.buf, b.buf, a.len);
     uint64_t cf;
-    assert_int_equal(decode(&a, (const float(*)[3 * NATOMS])xyz, &cf), NGL_OK); /* scalar */
+    assert_int_equal(decode(&a, (const float(*)[3 * NATOMS]) xyz, &cf), NGL_OK); /* scalar */
     assert_true(cf >= NFRAMES / 2);
     hpc_cage_use_simd(1);
-    assert_int_equal(decode(&a, (const float(*)[3 * NATOMS])xyz, &cf), NGL_OK);
+    assert_int_equal(decode(&a, (const float(*)[3 * NATOMS]) xyz, &cf), NGL_OK);
 
     /* The first cage frame carries the table: with the table flag cleared the
      * frame refers to a table never sent; a bad lambda; a bad knot. */
@@ -461,11 +475,11 @@ static void test_hpc_cage_codec(void **state)
         uint8_t keep = a.buf[edits[e].at];
         a.buf[edits[e].at] = edits[e].val;
         recrc(&a, r);
-        assert_int_equal(decode(&a, (const float(*)[3 * NATOMS])xyz, &cf), edits[e].want);
+        assert_int_equal(decode(&a, (const float(*)[3 * NATOMS]) xyz, &cf), edits[e].want);
         a.buf[edits[e].at] = keep;
         recrc(&a, r);
     }
-    assert_int_equal(decode(&a, (const float(*)[3 * NATOMS])xyz, &cf), NGL_OK);
+    assert_int_equal(decode(&a, (const float(*)[3 * NATOMS]) xyz, &cf), NGL_OK);
     free(a.buf);
     free(b.buf);
 }
