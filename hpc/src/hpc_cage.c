@@ -211,11 +211,11 @@ ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const dou
     const size_t slab = (size_t)nprev + (size_t)CAGE_SLACK * ncell;
     if (grow_all(&g->cap_ostart, ncell + 1, (void **)&g->ostart, 4, (void **)&g->nstart, 4,
                  (void **)&g->ncount, 4, (void **)&g->nover, 4) ||
-        grow_all(&g->cap_o, (size_t)nprev, (void **)&g->ox, 8, (void **)&g->oy, 8, (void **)&g->oz,
-                 8, (void **)&g->olater, 4) ||
+        grow_all(&g->cap_o, (size_t)nprev + 4, (void **)&g->ox, 8, (void **)&g->oy, 8,
+                 (void **)&g->oz, 8, (void **)&g->olater, 4) ||
         grow_all(&g->cap_ocell, (size_t)nprev, (void **)&g->oidx, 4, (void **)&g->ocell, 4, NULL, 0,
                  NULL, 0) ||
-        grow_all(&g->cap_slab, slab, (void **)&g->nx, 8, (void **)&g->ny, 8, (void **)&g->nz, 8,
+        grow_all(&g->cap_slab, slab + 4, (void **)&g->nx, 8, (void **)&g->ny, 8, (void **)&g->nz, 8,
                  NULL, 0) ||
         grow_all(&g->cap_n, (size_t)n, (void **)&g->nnext, 4, (void **)&g->npos, 24, NULL, 0, NULL,
                  0)) {
@@ -327,11 +327,108 @@ static inline void keep(const hpc_cage *g, hpc_cage_nbs *set, const double o[3],
     }
 }
 
+#if defined(CAGE_HAVE_AVX2)
+/* gather() four candidates at a time: the same operations per candidate as
+ * keep(), so the same neighbours with the same bits; their order in a set
+ * does not matter (the energy's sums are exact). Runs are read in whole
+ * vectors (the arrays have 4 spare elements) with the lanes past the end
+ * masked off. */
+typedef struct keep4 {
+    __m256d org[3], half[3], nhalf[3], len[3], inv, reach2;
+    __m128i bias, kk, lane;
+} keep4;
+
+__attribute__((target("avx2"))) static inline void
+keep_run4(const keep4 *c, hpc_cage_nbs *set, const double *xs, const double *ys, const double *zs,
+          const uint32_t *later, uint32_t s, uint32_t e)
+{
+    const double *src[3] = {xs, ys, zs};
+    for (; s < e; s += 4) {
+        __m256d u[3];
+        for (int a = 0; a < 3; a++) {
+            __m256d d = _mm256_sub_pd(_mm256_loadu_pd(src[a] + s), c->org[a]);
+            __m256d hi = _mm256_cmp_pd(d, c->half[a], _CMP_GT_OQ);
+            __m256d lo = _mm256_cmp_pd(d, c->nhalf[a], _CMP_LT_OQ);
+            d = _mm256_blendv_pd(_mm256_blendv_pd(d, _mm256_add_pd(d, c->len[a]), lo),
+                                 _mm256_sub_pd(d, c->len[a]), hi);
+            u[a] = _mm256_mul_pd(d, c->inv);
+        }
+        __m256d r2 =
+            _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(u[0], u[0]), _mm256_mul_pd(u[1], u[1])),
+                          _mm256_mul_pd(u[2], u[2]));
+        /* lanes s + l < e (signed compare of small counts) */
+        __m128i ok = _mm_cmpgt_epi32(_mm_set1_epi32((int)(e - s)), c->lane);
+        if (later != NULL) { /* unsigned later > k */
+            __m128i lt = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(later + s)), c->bias);
+            ok = _mm_and_si128(ok, _mm_cmpgt_epi32(lt, c->kk));
+        }
+        __m256d in = _mm256_and_pd(_mm256_cmp_pd(r2, c->reach2, _CMP_LT_OQ),
+                                   _mm256_castsi256_pd(_mm256_cvtepi32_epi64(ok)));
+        unsigned bits = (unsigned)_mm256_movemask_pd(in);
+        if (bits == 0) {
+            continue;
+        }
+        double lx[4], ly[4], lz[4];
+        _mm256_storeu_pd(lx, u[0]);
+        _mm256_storeu_pd(ly, u[1]);
+        _mm256_storeu_pd(lz, u[2]);
+        for (; bits; bits &= bits - 1) {
+            const unsigned l = (unsigned)__builtin_ctz(bits), m = set->m;
+            if (m < HPC_CAGE_MAX_NB - 4) {
+                set->x[m] = lx[l];
+                set->y[m] = ly[l];
+                set->z[m] = lz[l];
+            }
+            set->m = m + 1;
+        }
+    }
+}
+
+__attribute__((target("avx2"))) static unsigned gather_avx2(hpc_cage *g, uint64_t k,
+                                                            const double o[3])
+{
+    keep4 c;
+    for (int a = 0; a < 3; a++) {
+        c.org[a] = _mm256_set1_pd(o[a]);
+        /* a free axis: nothing is ever beyond +-inf */
+        c.half[a] = _mm256_set1_pd(g->per[a] ? g->half[a] : INFINITY);
+        c.nhalf[a] = _mm256_set1_pd(g->per[a] ? -g->half[a] : -INFINITY);
+        c.len[a] = _mm256_set1_pd(g->per[a] ? g->len[a] : 0.0);
+    }
+    c.inv = _mm256_set1_pd(g->inv_rc);
+    c.reach2 = _mm256_set1_pd(CAGE_REACH * CAGE_REACH);
+    c.bias = _mm_set1_epi32((int)0x80000000u);
+    c.kk = _mm_xor_si128(_mm_set1_epi32((int)(uint32_t)k), c.bias);
+    c.lane = _mm_setr_epi32(0, 1, 2, 3);
+    uint64_t cells[27];
+    const unsigned ncl = stencil(g, o, cells);
+    hpc_cage_nbs *nn = &g->nb_new, *no = &g->nb_old;
+    nn->m = 0;
+    no->m = 0;
+    for (unsigned i = 0; i < ncl; i++) {
+        const uint64_t cl = cells[i];
+        const uint32_t ns = g->nstart[cl], os = g->ostart[cl];
+        keep_run4(&c, nn, g->nx, g->ny, g->nz, NULL, ns, ns + g->ncount[cl]);
+        keep_run4(&c, no, g->ox, g->oy, g->oz, g->olater, os, g->ostart[cl + 1]);
+        for (uint32_t j = g->nover[cl]; j != HPC_CAGE_END; j = g->nnext[j]) {
+            const double *p = g->npos + 3 * (size_t)j;
+            keep(g, nn, o, p[0], p[1], p[2]);
+        }
+    }
+    return nn->m + no->m;
+}
+#endif
+
 /* The cage of atom k around o, relative to o in units of rc: this frame's
  * inserted atoms (g->nb_new) and the previous atoms that come after k
  * (g->nb_old). @return the total count (possibly beyond the buffers). */
 static unsigned gather(hpc_cage *g, uint64_t k, const double o[3])
 {
+#if defined(CAGE_HAVE_AVX2)
+    if (g->avx2) {
+        return gather_avx2(g, k, o);
+    }
+#endif
     uint64_t cells[27];
     const unsigned ncl = stencil(g, o, cells);
     hpc_cage_nbs *nn = &g->nb_new, *no = &g->nb_old;
