@@ -139,17 +139,35 @@ def merge(out, rows, what, machine):
         for line in open(summary):
             if line.startswith("Machine: "):
                 prev = line[len("Machine: "):].split(". Speeds are")[0]
-    # an earlier re-run of the same rows is replaced, not kept: drop its note
-    note = "; rows of %s re-run later (" % what
-    while note in prev:
-        i = prev.index(note)
-        depth, j = 0, i + len(note) - 1
-        for j in range(i + len(note) - 1, len(prev)):
-            depth += {"(": 1, ")": -1}.get(prev[j], 0)
+    prev = drop_replaced_notes(prev, what)
+    return merged, "%s; rows of %s re-run later (%s)" % (prev, what, machine)
+
+
+def drop_replaced_notes(prev, what):
+    """The machine line `prev` without the notes of earlier re-runs whose rows
+    the re-run `what` ("FILES" or "FILES (levels ...)") has replaced again:
+    same level spec, files among this run's."""
+    def split(w):
+        m = re.match(r"(.*?)( \(levels .*\))?$", w)
+        return set(m.group(1).split(", ")), m.group(2) or ""
+    files, spec = split(what)
+    cut = prev.find("; rows of ")
+    head = prev if cut < 0 else prev[:cut]
+    # each note ends at the parenthesis that closes its machine part
+    kept, rest = [], prev[len(head):]
+    while rest:
+        j = rest.index(" re-run later (") + len(" re-run later (") - 1
+        depth = 0
+        for end in range(j, len(rest)):
+            depth += {"(": 1, ")": -1}.get(rest[end], 0)
             if depth == 0:
                 break
-        prev = prev[:i] + prev[j + 1:]
-    return merged, "%s; rows of %s re-run later (%s)" % (prev, what, machine)
+        note = rest[:end + 1]
+        nfiles, nspec = split(note[len("; rows of "):note.index(" re-run later (")])
+        if not (nspec == spec and nfiles <= files):
+            kept.append(note)
+        rest = rest[end + 1:]
+    return head + "".join(kept)
 
 
 def write_outputs(rows, out, machine):
