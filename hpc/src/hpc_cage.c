@@ -2,13 +2,14 @@
 /*
  * hpc_cage.c -- the cage predictor (hpc_cage.h, FORMAT.md §6.8).
  *
- * Bit-exactness: every per-pair term is plain IEEE double arithmetic
- * (+ - * and comparisons; compiled without FMA contraction), rounded to a
- * multiple of 2^-30 (energy) or 2^-20 (gradient) before it is summed. The
- * rounded terms are integers times a power of two and their sums stay below
- * 2^53 of them, so every sum is exact: the result does not depend on the order
- * the neighbours are found in, and encoder and decoder need only agree on the
- * neighbour set. That leaves the grids free to be laid out for speed.
+ * Bit-exactness: everything is plain IEEE double arithmetic (+ - * / sqrt,
+ * correctly rounded; compiled without FMA contraction), and each per-pair
+ * term is rounded to a multiple of 2^-30 (energy) or 2^-20 (gradient) before
+ * it is summed. The rounded terms are integers times a power of two and their
+ * sums stay below 2^53 of them, so every sum is exact: the result does not
+ * depend on the order the neighbours are found in, and encoder and decoder
+ * need only agree on the neighbour set. That leaves the grids free to be laid
+ * out for speed.
  */
 #include "hpc_cage.h"
 
@@ -53,7 +54,7 @@ void hpc_cage_free(hpc_cage *g)
     free(g->oy);
     free(g->oz);
     free(g->olater);
-    free(g->oidx);
+    free(g->prev_later);
     free(g->ocell);
     free(g->nstart);
     free(g->ncount);
@@ -213,8 +214,8 @@ ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const dou
                  (void **)&g->ncount, 4, (void **)&g->nover, 4) ||
         grow_all(&g->cap_o, (size_t)nprev + 4, (void **)&g->ox, 8, (void **)&g->oy, 8,
                  (void **)&g->oz, 8, (void **)&g->olater, 4) ||
-        grow_all(&g->cap_ocell, (size_t)nprev, (void **)&g->oidx, 4, (void **)&g->ocell, 4, NULL, 0,
-                 NULL, 0) ||
+        grow_all(&g->cap_ocell, (size_t)nprev, (void **)&g->prev_later, 4, (void **)&g->ocell, 4,
+                 NULL, 0, NULL, 0) ||
         grow_all(&g->cap_slab, slab + 4, (void **)&g->nx, 8, (void **)&g->ny, 8, (void **)&g->nz, 8,
                  NULL, 0) ||
         grow_all(&g->cap_n, (size_t)n, (void **)&g->nnext, 4, (void **)&g->npos, 24, NULL, 0, NULL,
@@ -222,9 +223,8 @@ ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const dou
         return NGL_ERR_NO_MEMORY;
     }
     g->old_pos = pos;
-    /* Previous atoms still present, counting-sorted by cell. olater first
-     * holds, per previous index, the atom's index in this frame. */
-    uint32_t *later = g->oidx; /* scratch until the sort */
+    /* Previous atoms still present, counting-sorted by cell (stable). */
+    uint32_t *later = g->prev_later;
     for (uint64_t i = 0; i < nprev; i++) {
         later[i] = HPC_CAGE_END;
     }
@@ -254,19 +254,13 @@ ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const dou
             g->oy[s] = pos[3 * i + 1];
             g->oz[s] = pos[3 * i + 2];
             g->olater[s] = later[i];
-            g->ocell[i] = s; /* slot, for the index below */
-        }
-    }
-    for (uint64_t i = 0; i < nprev; i++) {
-        if (g->ocell[i] != HPC_CAGE_END) {
-            g->oidx[g->ocell[i]] = (uint32_t)i; /* later[] is no longer needed */
         }
     }
     for (size_t c = ncell; c > 0; c--) {
         g->ostart[c] = g->ostart[c - 1];
     }
     g->ostart[0] = 0;
-    hpc_cage_reset_new(g, n);
+    hpc_cage_reset_new(g);
     return NGL_OK;
 }
 
@@ -280,9 +274,8 @@ void hpc_cage_set_params(hpc_cage *g, const hpc_cage_params *p)
     g->iters = p->iters;
 }
 
-void hpc_cage_reset_new(hpc_cage *g, uint64_t n)
+void hpc_cage_reset_new(hpc_cage *g)
 {
-    (void)n;
     for (uint64_t c = 0; c < g->ncells; c++) {
         g->ncount[c] = 0;
         g->nover[c] = HPC_CAGE_END;

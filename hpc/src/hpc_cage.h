@@ -62,7 +62,7 @@ typedef struct hpc_cage {
     uint32_t *ostart;     /* ncells + 1 offsets */
     double *ox, *oy, *oz; /* positions */
     uint32_t *olater;     /* index in this frame */
-    uint32_t *oidx;       /* index in the previous frame */
+    uint32_t *prev_later; /* scratch: previous atom -> its index in this frame */
     uint32_t *ocell;      /* scratch: cell of each previous atom */
     /* this frame's inserted atoms: a slab per cell sized from the previous
      * frame's count, then an overflow list */
@@ -99,7 +99,7 @@ void hpc_cage_set_params(hpc_cage *g, const hpc_cage_params *p);
 
 /* Forget the atoms inserted so far in this frame (the encoder's trial pass
  * inserts approximate positions, then the coding pass starts again). */
-void hpc_cage_reset_new(hpc_cage *g, uint64_t n);
+void hpc_cage_reset_new(hpc_cage *g);
 
 /* Descent displacement (physical units, lambda not applied) of atom @p k,
  * whose previous position is @p origin; only atoms inserted so far and the

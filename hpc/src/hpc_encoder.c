@@ -1458,7 +1458,7 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
         return 0;
     }
     memcpy(c->sel, enc->cage_sel, (size_t)nblocks);
-    hpc_cage_reset_new(cg, n);
+    hpc_cage_reset_new(cg);
     return 1;
 }
 
