@@ -13,7 +13,7 @@
  */
 #include "hpc_cage.h"
 
-#include "hpc_force.h" /* hpc_cell_index() */
+#include "hpc_force.h" /* the cell grid helpers */
 #include "hpc_lean.h"  /* hpc_lean_kernel_available(): the CPU's vector units */
 
 #include <math.h>
@@ -128,33 +128,15 @@ static inline double rel_axis(const hpc_cage *g, int a, double d)
 /* The 27 cells around @p o (fewer on free axes at the edge), in @p cells. */
 static unsigned stencil(const hpc_cage *g, const double o[3], uint64_t cells[27])
 {
-    int64_t c0[3];
-    for (int a = 0; a < 3; a++) {
-        c0[a] = cell_coord(g, a, o[a]);
-    }
+    const int64_t c0[3] = {cell_coord(g, 0, o[0]), cell_coord(g, 1, o[1]), cell_coord(g, 2, o[2])};
     unsigned nc = 0;
     for (int dz = -1; dz <= 1; dz++) {
-        int64_t iz = c0[2] + dz;
-        if (g->per[2]) {
-            iz = (iz + g->nc[2]) % g->nc[2];
-        } else if (iz < 0 || iz >= g->nc[2]) {
-            continue;
-        }
         for (int dy = -1; dy <= 1; dy++) {
-            int64_t iy = c0[1] + dy;
-            if (g->per[1]) {
-                iy = (iy + g->nc[1]) % g->nc[1];
-            } else if (iy < 0 || iy >= g->nc[1]) {
-                continue;
-            }
             for (int dx = -1; dx <= 1; dx++) {
-                int64_t ix = c0[0] + dx;
-                if (g->per[0]) {
-                    ix = (ix + g->nc[0]) % g->nc[0];
-                } else if (ix < 0 || ix >= g->nc[0]) {
-                    continue;
+                const int64_t c = hpc_cell_neighbour(g->nc, g->per, c0, dx, dy, dz);
+                if (c >= 0) {
+                    cells[nc++] = (uint64_t)c;
                 }
-                cells[nc++] = (uint64_t)((iz * g->nc[1] + iy) * g->nc[0] + ix);
             }
         }
     }
@@ -189,24 +171,9 @@ ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const dou
         g->inv_w[a] = g->nc[a] / len;
     }
     /* At most about two cells per atom: sparse systems get coarser cells. */
-    const uint64_t most = (nprev > n ? nprev : n) * 2 + 27;
-    for (;;) {
-        g->ncells = (uint64_t)g->nc[0] * (uint64_t)g->nc[1] * (uint64_t)g->nc[2];
-        if (g->ncells <= most) {
-            break;
-        }
-        int big = 0;
-        for (int a = 1; a < 3; a++) {
-            if (g->nc[a] > g->nc[big]) {
-                big = a;
-            }
-        }
-        int nn = g->nc[big] / 2;
-        if (g->per[big] && nn < 3) {
-            return NGL_ERR_UNSUPPORTED;
-        }
-        g->nc[big] = nn < 1 ? 1 : nn;
-        g->inv_w[big] = g->nc[big] / g->len[big];
+    if (hpc_grid_fit(g->nc, g->per, g->len, g->inv_w, (nprev > n ? nprev : n) * 2 + 27,
+                     &g->ncells) != 0) {
+        return NGL_ERR_UNSUPPORTED;
     }
     const size_t ncell = (size_t)g->ncells;
     const size_t slab = (size_t)nprev + (size_t)CAGE_SLACK * ncell;

@@ -1368,7 +1368,9 @@ static int try_cage(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
         return 0;
     }
     enc->last_cage_try = c->frame;
-    hpc_core_prev_positions(c);
+    if (!c->cells_ok) { /* else the force term's grid computed them this frame */
+        hpc_core_prev_positions(c);
+    }
     hpc_cage *cg = &c->cage;
     *new_table = !c->cage_have || c->frame - enc->cage_table_frame >= CAGE_REFIT;
     if (*new_table) {

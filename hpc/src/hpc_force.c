@@ -29,6 +29,30 @@ static inline int64_t cell_coord(const hpc_cells *c, int a, double x)
     return hpc_cell_index(x, c->lo[a], c->inv_w[a], c->nc[a], c->wrap[a]);
 }
 
+int hpc_grid_fit(int nc[3], const int per[3], const double len[3], double inv_w[3], uint64_t most,
+                 uint64_t *ncells)
+{
+    for (;;) {
+        uint64_t total = (uint64_t)nc[0] * (uint64_t)nc[1] * (uint64_t)nc[2];
+        if (total <= most) {
+            *ncells = total;
+            return 0;
+        }
+        int big = 0;
+        for (int a = 1; a < 3; a++) {
+            if (nc[a] > nc[big]) {
+                big = a;
+            }
+        }
+        int nn = nc[big] / 2;
+        if (per[big] && nn < 3) {
+            return -1;
+        }
+        nc[big] = nn < 1 ? 1 : nn;
+        inv_w[big] = len[big] > 0 ? nc[big] / len[big] : 0;
+    }
+}
+
 ngl_status hpc_cells_build(hpc_cells *c, const double *pos, const uint8_t *valid, uint64_t n,
                            int has_box, const double lo[3], const double hi[3],
                            const uint8_t per[3], double rc)
@@ -71,24 +95,8 @@ ngl_status hpc_cells_build(hpc_cells *c, const double *pos, const uint8_t *valid
     }
     /* Keep the grid no larger than about two cells per atom: sparse systems
      * get coarser cells (still >= rc wide, so no pair is missed). */
-    for (;;) {
-        uint64_t ncells = (uint64_t)c->nc[0] * (uint64_t)c->nc[1] * (uint64_t)c->nc[2];
-        if (ncells <= 2 * n + 27) {
-            c->ncells = ncells;
-            break;
-        }
-        int big = 0;
-        for (int a = 1; a < 3; a++) {
-            if (c->nc[a] > c->nc[big]) {
-                big = a;
-            }
-        }
-        int nn = c->nc[big] / 2;
-        if (c->wrap[big] && nn < 3) {
-            return NGL_ERR_UNSUPPORTED;
-        }
-        c->nc[big] = nn < 1 ? 1 : nn;
-        c->inv_w[big] = c->len[big] > 0 ? c->nc[big] / c->len[big] : 0;
+    if (hpc_grid_fit(c->nc, c->wrap, c->len, c->inv_w, 2 * n + 27, &c->ncells) != 0) {
+        return NGL_ERR_UNSUPPORTED;
     }
     if (c->cap_cells < c->ncells + 1) {
         uint32_t *s = realloc(c->start, (c->ncells + 1) * sizeof(*s));
@@ -192,22 +200,6 @@ static inline double pair_weight(const hpc_pairfn *fn, double invh, double r2)
     }
     double p0 = fn->psi[k], p1 = fn->psi[k + 1];
     return p0 + t * (p1 - p0);
-}
-
-/* Neighbour cell of (ix, iy, iz) + (dx, dy, dz), or -1 outside a free axis. */
-static inline int64_t neighbour_cell(const hpc_cells *c, int ix, int iy, int iz, int dx, int dy,
-                                     int dz)
-{
-    int v[3] = {ix + dx, iy + dy, iz + dz};
-    for (int a = 0; a < 3; a++) {
-        if (v[a] < 0 || v[a] >= c->nc[a]) {
-            if (!c->wrap[a]) {
-                return -1;
-            }
-            v[a] = (v[a] + c->nc[a]) % c->nc[a];
-        }
-    }
-    return ((int64_t)v[2] * c->nc[1] + v[1]) * c->nc[0] + v[0];
 }
 
 /* R(v): round half away from zero, clamped (NaN gives 0). Odd: R(-v) = -R(v). */
@@ -377,16 +369,16 @@ void hpc_force_knot_features(const hpc_cells *c, const double *pos, const hpc_pa
         if (cell == UINT32_MAX) {
             continue;
         }
-        int ix = (int)(cell % (uint32_t)c->nc[0]);
-        int iy = (int)((cell / (uint32_t)c->nc[0]) % (uint32_t)c->nc[1]);
-        int iz = (int)(cell / ((uint32_t)c->nc[0] * (uint32_t)c->nc[1]));
+        const int64_t c0[3] = {cell % (uint32_t)c->nc[0],
+                               (cell / (uint32_t)c->nc[0]) % (uint32_t)c->nc[1],
+                               cell / ((uint32_t)c->nc[0] * (uint32_t)c->nc[1])};
         double *f = feat + li * 3 * nk;
         for (int dz = -1; dz <= 1; dz++) {
             for (int dy = -1; dy <= 1; dy++) {
                 for (int dx = -1; dx <= 1; dx++) {
                     /* periodic axes have >= 3 cells, free axes stop at the
                      * edge: no offset aliases another */
-                    int64_t o = neighbour_cell(c, ix, iy, iz, dx, dy, dz);
+                    int64_t o = hpc_cell_neighbour(c->nc, c->wrap, c0, dx, dy, dz);
                     if (o < 0) {
                         continue;
                     }

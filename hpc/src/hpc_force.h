@@ -52,6 +52,31 @@ static inline int64_t hpc_cell_index(double x, double lo, double inv_w, int nc, 
     return i;
 }
 
+/* Cell (c0 + d) of a grid of nc[0] x nc[1] x nc[2] cells, as a flat index
+ * (x fastest): wrapped on periodic axes (per[a]; they have at least 3 cells),
+ * -1 outside a free one. */
+static inline int64_t hpc_cell_neighbour(const int nc[3], const int per[3], const int64_t c0[3],
+                                         int dx, int dy, int dz)
+{
+    int64_t v[3] = {c0[0] + dx, c0[1] + dy, c0[2] + dz};
+    for (int a = 0; a < 3; a++) {
+        if (v[a] < 0 || v[a] >= nc[a]) {
+            if (!per[a]) {
+                return -1;
+            }
+            v[a] = (v[a] + nc[a]) % nc[a];
+        }
+    }
+    return (v[2] * nc[1] + v[1]) * nc[0] + v[0];
+}
+
+/* Keep a grid at most @p most cells: halve the largest count (lowest axis on
+ * ties) until it fits, updating inv_w = nc / len (0 where len is 0); a
+ * periodic axis (per[a]) must keep at least 3 cells (FORMAT.md §6.7, §6.8).
+ * @return 0 and *ncells, or -1 when that fails. */
+int hpc_grid_fit(int nc[3], const int per[3], const double len[3], double inv_w[3], uint64_t most,
+                 uint64_t *ncells);
+
 typedef struct hpc_cells {
     int nc[3];            /* cells per axis */
     int wrap[3];          /* periodic with at least 3 cells */
