@@ -343,15 +343,20 @@ typedef struct ngl_settings {
         log_level;       /* NANGILA_LOG_LEVEL: none|error|warn (default)|info|debug|trace or 0..5 */
     uint32_t block_size; /* NANGILA_BLOCK: multiple of 8 in [8, 65536], default 256 */
     int nsocks;          /* NANGILA_NSOCKS: sockets per connection, 1..16, default 4 */
-    char socket_ifname[64]; /* NANGILA_SOCKET_IFNAME: interface name prefix, default "" (auto) */
-    char net_inner[256];    /* NANGILA_NET_INNER: inner ncclNet plugin to forward to, default "" */
-    uint32_t
-        collnet_period; /* NANGILA_COLLNET_PERIOD: NCCL collNet state lanes per slice size,
-                           0 (default: every slice coded on its own) .. NGL_COLLNET_PERIOD_MAX */
+    char socket_ifname[64];  /* NANGILA_SOCKET_IFNAME: interface name prefix, default "" (auto) */
+    char net_inner[256];     /* NANGILA_NET_INNER: inner ncclNet plugin to forward to, default "" */
+    uint32_t collnet_period; /* NANGILA_COLLNET_PERIOD: override of automatic stream
+                                identity: collNet calls per training step, 0 (default:
+                                automatic, docs/stream-identity.md) .. NGL_COLLNET_PERIOD_MAX */
+    uint32_t state_max_mb;   /* NANGILA_STATE_MAX_MB: stream state memory per communicator,
+                                MiB, 1 .. NGL_STATE_MAX_MB_MAX, default NGL_DEFAULT_STATE_MAX_MB */
 } ngl_settings;
 
-/** Upper limit of NANGILA_COLLNET_PERIOD (slices of one size per training step). */
+/** Upper limit of NANGILA_COLLNET_PERIOD (collNet calls per training step). */
 #define NGL_COLLNET_PERIOD_MAX 65536u
+/** Default and upper limit of NANGILA_STATE_MAX_MB. */
+#define NGL_DEFAULT_STATE_MAX_MB 2048u
+#define NGL_STATE_MAX_MB_MAX     (1u << 20)
 
 /** Default for NANGILA_MIN_BYTES (from the allreduce crossover benchmark). */
 #define NGL_DEFAULT_MIN_BYTES (256u * 1024u)

@@ -31,7 +31,8 @@ typedef enum {
     V_NSOCKS,
     V_IFNAME,
     V_INNER,
-    V_PERIOD
+    V_PERIOD,
+    V_STATE_MAX
 } var_id;
 
 static const struct {
@@ -53,8 +54,8 @@ static const struct {
     {"NANGILA_NET_INNER", V_INNER,
      "an ncclNet plugin library name or path, at most 255 characters"},
     {"NANGILA_COLLNET_PERIOD", V_PERIOD,
-     "0, or the number of NCCL slices of one size per training "
-     "step, at most 65536"},
+     "0 (automatic), or the number of collNet calls per training step, at most 65536"},
+    {"NANGILA_STATE_MAX_MB", V_STATE_MAX, "an integer number of MiB in [1, 1048576]"},
 };
 #define N_KNOWN (sizeof known_vars / sizeof known_vars[0])
 
@@ -71,6 +72,7 @@ void ngl_settings_defaults(ngl_settings *s)
     s->log_level = NGL_LOG_WARN;
     s->block_size = NGL_BLOCK_DEFAULT;
     s->nsocks = 4;
+    s->state_max_mb = NGL_DEFAULT_STATE_MAX_MB;
 }
 
 static int parse_u64(const char *v, uint64_t *out)
@@ -209,6 +211,12 @@ static int parse_var(ngl_settings *s, var_id id, const char *v)
         }
         s->collnet_period = (uint32_t)u;
         return 1;
+    case V_STATE_MAX:
+        if (!parse_u64(v, &u) || u < 1 || u > NGL_STATE_MAX_MB_MAX) {
+            return 0;
+        }
+        s->state_max_mb = (uint32_t)u;
+        return 1;
     }
     return 0;
 }
@@ -279,9 +287,11 @@ size_t ngl_settings_describe(const ngl_settings *s, char *buf, size_t cap)
 {
     static const char *modes[] = {"off", "int8", "int4"};
     static const char *preds[] = {"none", "momentum", "linear"};
-    int n = snprintf(buf, cap,
-                     "mode=%s topk=%.17g predictor=%s ef=%d block=%u seed=%llu min_bytes=%llu",
-                     modes[s->mode], s->topk, preds[s->predictor], s->error_feedback, s->block_size,
-                     (unsigned long long)s->seed, (unsigned long long)s->min_bytes);
+    int n =
+        snprintf(buf, cap,
+                 "mode=%s topk=%.17g predictor=%s ef=%d block=%u seed=%llu min_bytes=%llu "
+                 "state_max_mb=%u",
+                 modes[s->mode], s->topk, preds[s->predictor], s->error_feedback, s->block_size,
+                 (unsigned long long)s->seed, (unsigned long long)s->min_bytes, s->state_max_mb);
     return n < 0 ? 0 : (size_t)n;
 }

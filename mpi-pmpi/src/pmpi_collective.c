@@ -1,22 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * pmpi_collective.c -- the compressed allreduce: a reduce-scatter and an
- * allgather of Nangila frames, pipelined over segments.
- *
- * Rank j owns chunk j of the buffer. For every segment s:
- *   1. reduce-scatter: each rank encodes its part of every other owner's
- *      chunk (stream me->j, error feedback here) and sends it straight to
- *      the owner; the owner adds the P-1 decoded frames, in rank order, to
- *      its own exact contribution (NGL_DECODE_ACCUMULATE);
- *   2. allgather: the owner encodes the reduced chunk once (stream
- *      owner->all, error feedback at the owner) and sends the same frame to
- *      every other rank; every rank, the owner included, decodes every
- *      owner's frame into the result.
- * Every rank thus decodes the same bytes with decoders in the same state,
- * so the result is bit-identical everywhere, and each rank sends about
- * 2(P-1)/P times the compressed size of the buffer, like a ring allreduce
- * sends 2(P-1)/P times the raw size. Frames go point to point (no re-encoding
- * on the way), so the error is one quantization per stage, not per hop.
+ * pmpi_collective.c -- progress of the compressed allreduce over PMPI
+ * point-to-point: the engine's reduce-scatter and allgather of frames
+ * (engine/include/ngl_engine.h describes the protocol), pipelined over the
+ * engine's segments.
  *
  * Up to NGL_PMPI_WINDOW segments are in flight: while segment s's frames
  * travel, segment s+1 is being encoded. Open MPI's TCP transport moves data
@@ -27,48 +14,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-/* Segment size bounds in elements: small enough to pipeline a few MiB,
- * large enough that per-message costs stay small. */
-#define NGL_PMPI_SEG_MIN    (16u * 1024u)
-#define NGL_PMPI_SEG_MAX    (256u * 1024u)
-#define NGL_PMPI_SEG_TARGET 4u /* aim for this many segments per chunk */
-/* Elements of one segment round over all owners: bounds the frame buffers
- * (NGL_PMPI_WINDOW rounds of 3P frames) when there are many ranks. */
-#define NGL_PMPI_ROUND_ELEMS (4u * 1024u * 1024u)
-
-void ngl_pmpi_layout(uint64_t count, int nranks, uint32_t block, uint64_t *chunk_lo,
-                     uint64_t *seg_elems, uint32_t *nseg)
-{
-    const uint64_t P = (uint64_t)nranks;
-    const uint64_t nb = (count + block - 1) / block;
-    const uint64_t base = nb / P, rem = nb % P;
-    uint64_t blocks = 0;
-    for (uint64_t j = 0; j < P; j++) {
-        const uint64_t lo = blocks * block;
-        chunk_lo[j] = lo < count ? lo : count;
-        blocks += base + (j < rem ? 1u : 0u);
-    }
-    chunk_lo[P] = count;
-    uint64_t maxchunk = 0;
-    for (uint64_t j = 0; j < P; j++) {
-        const uint64_t len = chunk_lo[j + 1] - chunk_lo[j];
-        maxchunk = len > maxchunk ? len : maxchunk;
-    }
-    uint64_t seg = (maxchunk + NGL_PMPI_SEG_TARGET - 1) / NGL_PMPI_SEG_TARGET;
-    seg = seg < NGL_PMPI_SEG_MIN ? NGL_PMPI_SEG_MIN : seg;
-    seg = seg > NGL_PMPI_SEG_MAX ? NGL_PMPI_SEG_MAX : seg;
-    const uint64_t per_owner = NGL_PMPI_ROUND_ELEMS / P;
-    if (seg > per_owner) {
-        seg = per_owner > NGL_PMPI_SEG_MIN ? per_owner : NGL_PMPI_SEG_MIN;
-    }
-    seg = (seg + block - 1) / block * block;
-    *seg_elems = seg;
-    *nseg = (uint32_t)((maxchunk + seg - 1) / seg);
-    if (*nseg == 0) {
-        *nseg = 1;
-    }
-}
 
 enum { K_RS_RECV = 0, K_RS_SEND = 1, K_AG_RECV = 2, K_AG_SEND = 3 };
 enum { W_FREE = 0, W_RS = 1, W_AG = 2 };
@@ -84,7 +29,8 @@ typedef struct win {
 
 typedef struct run {
     ngl_pmpi_comm *ctx;
-    ngl_pmpi_slot *slot;
+    ngl_engine_set *set;
+    ngl_engine_stats *stats;
     const float *src;
     float *dst;
     int P, me;
@@ -115,6 +61,18 @@ static int seg_tag(const run *r, uint32_t seg, int stage)
 {
     const uint64_t ub = (uint64_t)r->ctx->tag_ub + 1u;
     return (int)((2u * (uint64_t)seg + (uint64_t)stage) % ub);
+}
+
+/* Encode with a host stream of the engine (complete when it returns). */
+static ngl_status encode(const ngl_engine_set *set, ngl_cc_stream *s, const float *src,
+                         unsigned char *out, size_t cap, size_t *flen)
+{
+    int done = 0;
+    ngl_status st = set->ops->encode(s, src, out, cap);
+    if (st == NGL_OK) {
+        st = set->ops->poll(s, &done, flen);
+    }
+    return st;
 }
 
 /* A frame we produced or received does not decode: a bug or memory
@@ -170,14 +128,14 @@ static int progress(run *r, int blocking)
 static int seg_start(run *r, unsigned w, uint32_t seg)
 {
     ngl_pmpi_comm *ctx = r->ctx;
-    ngl_pmpi_slot *slot = r->slot;
+    ngl_engine_set *set = r->set;
     win *wi = &r->w[w];
     memset(wi, 0, sizeof *wi);
     wi->seg = seg;
     wi->stage = W_RS;
 
     uint64_t off;
-    const uint64_t mine = ngl_pmpi_seg_len(slot, r->me, seg, &off);
+    const uint64_t mine = ngl_engine_seg_len(set, r->me, seg, &off);
     for (int p = 0; p < r->P; p++) {
         if (p == r->me) {
             continue;
@@ -191,7 +149,7 @@ static int seg_start(run *r, unsigned w, uint32_t seg)
             }
             wi->rs_pending++;
         }
-        if (ngl_pmpi_seg_len(slot, p, seg, &off) > 0) {
+        if (ngl_engine_seg_len(set, p, seg, &off) > 0) {
             rc = PMPI_Irecv(frame_buf(r, w, K_AG_RECV, p), (int)r->cap, MPI_BYTE, p,
                             seg_tag(r, seg, 1), ctx->ic, &ctx->reqs[req_index(r, w, K_AG_RECV, p)]);
             if (rc != MPI_SUCCESS) {
@@ -204,23 +162,23 @@ static int seg_start(run *r, unsigned w, uint32_t seg)
      * same owner first. */
     for (int d = 1; d < r->P; d++) {
         const int j = (r->me + d) % r->P;
-        const uint64_t len = ngl_pmpi_seg_len(slot, j, seg, &off);
+        const uint64_t len = ngl_engine_seg_len(set, j, seg, &off);
         if (len == 0) {
             continue;
         }
         unsigned char *out = frame_buf(r, w, K_RS_SEND, j);
         size_t flen = 0;
         const double t0 = ngl_pmpi_now();
-        const ngl_status st = ngl_encoder_encode(
-            slot->rs_enc[(size_t)seg * (size_t)r->P + (size_t)j], r->src + off, out, r->cap, &flen);
-        ctx->stats.t_encode += ngl_pmpi_now() - t0;
+        const ngl_status st = encode(set, set->rs_enc[(size_t)seg * (size_t)r->P + (size_t)j],
+                                     r->src + off, out, r->cap, &flen);
+        r->stats->t_encode += ngl_pmpi_now() - t0;
         if (st != NGL_OK) {
             fatal_codec(r, "reduce-scatter encode", st);
             return MPI_ERR_INTERN;
         }
-        ctx->stats.frame_in += len * sizeof(float);
-        ctx->stats.frame_out += flen;
-        ctx->stats.bytes_sent += flen;
+        r->stats->frame_in += len * sizeof(float);
+        r->stats->frame_out += flen;
+        r->stats->bytes_sent += flen;
         int rc = PMPI_Isend(out, (int)flen, MPI_BYTE, j, seg_tag(r, seg, 0), ctx->ic,
                             &ctx->reqs[req_index(r, w, K_RS_SEND, j)]);
         if (rc != MPI_SUCCESS) {
@@ -240,12 +198,12 @@ static int seg_start(run *r, unsigned w, uint32_t seg)
 static int seg_reduce(run *r, unsigned w)
 {
     ngl_pmpi_comm *ctx = r->ctx;
-    ngl_pmpi_slot *slot = r->slot;
+    ngl_engine_set *set = r->set;
     win *wi = &r->w[w];
     const uint32_t seg = wi->seg;
     wi->stage = W_AG;
     uint64_t off;
-    const uint64_t len = ngl_pmpi_seg_len(slot, r->me, seg, &off);
+    const uint64_t len = ngl_engine_seg_len(set, r->me, seg, &off);
     if (len == 0) {
         return MPI_SUCCESS;
     }
@@ -259,28 +217,28 @@ static int seg_reduce(run *r, unsigned w)
         if (i == r->me) {
             continue;
         }
-        const ngl_status st = ngl_decoder_decode(
-            slot->rs_dec[base + (size_t)i], frame_buf(r, w, K_RS_RECV, i),
-            ctx->lens[req_index(r, w, K_RS_RECV, i)], acc, NGL_DECODE_ACCUMULATE);
+        const ngl_status st =
+            set->ops->decode(set->rs_dec[base + (size_t)i], frame_buf(r, w, K_RS_RECV, i),
+                             ctx->lens[req_index(r, w, K_RS_RECV, i)], acc, 1);
         if (st != NGL_OK) {
             fatal_codec(r, "reduce-scatter decode", st);
             return MPI_ERR_INTERN;
         }
     }
     const double t1 = ngl_pmpi_now();
-    ctx->stats.t_decode += t1 - t0;
+    r->stats->t_decode += t1 - t0;
 
     unsigned char *out = frame_buf(r, w, K_AG_SEND, 0);
     size_t flen = 0;
-    ngl_status st = ngl_encoder_encode(slot->ag_enc[seg], acc, out, r->cap, &flen);
+    ngl_status st = encode(set, set->ag_enc[seg], acc, out, r->cap, &flen);
     const double t2 = ngl_pmpi_now();
-    ctx->stats.t_encode += t2 - t1;
+    r->stats->t_encode += t2 - t1;
     if (st != NGL_OK) {
         fatal_codec(r, "allgather encode", st);
         return MPI_ERR_INTERN;
     }
-    ctx->stats.frame_in += len * sizeof(float);
-    ctx->stats.frame_out += flen;
+    r->stats->frame_in += len * sizeof(float);
+    r->stats->frame_out += flen;
     for (int d = 1; d < r->P; d++) {
         const int p = (r->me + d) % r->P;
         const int rc = PMPI_Isend(out, (int)flen, MPI_BYTE, p, seg_tag(r, seg, 1), ctx->ic,
@@ -289,12 +247,12 @@ static int seg_reduce(run *r, unsigned w)
             return rc;
         }
         wi->sends++;
-        ctx->stats.bytes_sent += flen;
+        r->stats->bytes_sent += flen;
     }
     /* The owner keeps what everyone else will decode, not its exact sum. */
     t0 = ngl_pmpi_now();
-    st = ngl_decoder_decode(slot->ag_dec[base + (size_t)r->me], out, flen, acc, 0);
-    ctx->stats.t_decode += ngl_pmpi_now() - t0;
+    st = set->ops->decode(set->ag_dec[base + (size_t)r->me], out, flen, acc, 0);
+    r->stats->t_decode += ngl_pmpi_now() - t0;
     if (st != NGL_OK) {
         fatal_codec(r, "allgather decode (own chunk)", st);
         return MPI_ERR_INTERN;
@@ -306,41 +264,42 @@ static int seg_reduce(run *r, unsigned w)
 static int seg_gather(run *r, unsigned w)
 {
     ngl_pmpi_comm *ctx = r->ctx;
-    ngl_pmpi_slot *slot = r->slot;
+    ngl_engine_set *set = r->set;
     win *wi = &r->w[w];
     const size_t base = (size_t)wi->seg * (size_t)r->P;
     const double t0 = ngl_pmpi_now();
     for (int o = 0; o < r->P; o++) {
         uint64_t off;
-        if (o == r->me || ngl_pmpi_seg_len(slot, o, wi->seg, &off) == 0) {
+        if (o == r->me || ngl_engine_seg_len(set, o, wi->seg, &off) == 0) {
             continue;
         }
         const ngl_status st =
-            ngl_decoder_decode(slot->ag_dec[base + (size_t)o], frame_buf(r, w, K_AG_RECV, o),
-                               ctx->lens[req_index(r, w, K_AG_RECV, o)], r->dst + off, 0);
+            set->ops->decode(set->ag_dec[base + (size_t)o], frame_buf(r, w, K_AG_RECV, o),
+                             ctx->lens[req_index(r, w, K_AG_RECV, o)], r->dst + off, 0);
         if (st != NGL_OK) {
             fatal_codec(r, "allgather decode", st);
             return MPI_ERR_INTERN;
         }
     }
-    ctx->stats.t_decode += ngl_pmpi_now() - t0;
+    r->stats->t_decode += ngl_pmpi_now() - t0;
     wi->ag_done = 1;
     return MPI_SUCCESS;
 }
 
-int ngl_pmpi_allreduce_run(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot, const float *src, float *dst)
+int ngl_pmpi_allreduce_run(ngl_pmpi_comm *ctx, ngl_engine_set *set, const float *src, float *dst)
 {
     run r;
     memset(&r, 0, sizeof r);
     r.ctx = ctx;
-    r.slot = slot;
+    r.set = set;
+    r.stats = ngl_engine_stats_of(ctx->eng);
     r.src = src;
     r.dst = dst;
     r.P = ctx->size;
     r.me = ctx->rank;
     r.cap = ctx->frame_cap;
 
-    const uint32_t nseg = slot->nseg;
+    const uint32_t nseg = set->nseg;
     uint32_t next = 0, done = 0;
     int rc = MPI_SUCCESS;
     while (done < nseg) {

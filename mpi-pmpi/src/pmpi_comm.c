@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * pmpi_comm.c -- global set-up, per-communicator contexts, stream slots,
- * statistics and teardown.
+ * pmpi_comm.c -- global set-up, per-communicator contexts (each with its
+ * collective engine), agreement on new stream sets, statistics and teardown.
  *
  * State lives in an attribute on the user's communicator (keyval with
  * MPI_COMM_NULL_COPY_FN, so duplicates start fresh, and a delete callback,
@@ -33,7 +33,7 @@ static struct {
     atomic_uint_fast64_t serial;
     atomic_uint_fast64_t calls_seen;
     ngl_pmpi_comm *reg_head;
-    ngl_pmpi_stats totals;
+    ngl_engine_stats totals;
     char skip_marker; /* its address marks communicators we never compress on */
 } G = {
     .state = G_NEW,
@@ -89,20 +89,10 @@ void ngl_pmpi_note_call(void)
     atomic_fetch_add_explicit(&G.calls_seen, 1, memory_order_relaxed);
 }
 
-void ngl_pmpi_stats_merge(const ngl_pmpi_stats *s)
+void ngl_pmpi_stats_merge(const ngl_engine_stats *s)
 {
     pthread_mutex_lock(&G.lock);
-    ngl_pmpi_stats *t = &G.totals;
-    t->calls_compressed += s->calls_compressed;
-    t->bytes_in += s->bytes_in;
-    t->bytes_ring += s->bytes_ring;
-    t->frame_in += s->frame_in;
-    t->frame_out += s->frame_out;
-    t->bytes_sent += s->bytes_sent;
-    t->transient_calls += s->transient_calls;
-    t->t_total += s->t_total;
-    t->t_encode += s->t_encode;
-    t->t_decode += s->t_decode;
+    ngl_engine_stats_add(&G.totals, s);
     pthread_mutex_unlock(&G.lock);
 }
 
@@ -113,7 +103,7 @@ static double ratio(uint64_t a, uint64_t b)
 
 static void stats_print(void)
 {
-    const ngl_pmpi_stats *t = &G.totals;
+    const ngl_engine_stats *t = &G.totals;
     const uint64_t calls = atomic_load(&G.calls_seen);
     const double mib = 1.0 / (1024.0 * 1024.0);
     char desc[256];
@@ -128,7 +118,7 @@ static void stats_print(void)
             "nangila:   time in compressed calls %.3f s: codec %.3f s (encode %.3f, decode %.3f), "
             "communication and waiting %.3f s\n",
             (unsigned long long)calls, (unsigned long long)t->calls_compressed,
-            (unsigned long long)t->transient_calls,
+            (unsigned long long)t->calls_transient,
             (unsigned long long)(calls - t->calls_compressed), desc, (double)t->bytes_in * mib,
             (double)t->frame_out * mib, ratio(t->frame_in, t->frame_out),
             (double)t->bytes_sent * mib, (double)t->bytes_ring * mib,
@@ -137,226 +127,25 @@ static void stats_print(void)
     fflush(stderr);
 }
 
-/* ---- slots -------------------------------------------------------------- */
+/* ---- stream sets ------------------------------------------------------------ */
 
 static uint64_t mix64(uint64_t x)
 {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
+    return ngl_engine_mix64(x);
 }
 
-enum { STAGE_RS = 1, STAGE_AG = 2 };
-
-/* Stream id of (stage, sender, receiver, segment) of a slot; the same on
- * both ends, different for every stream so rounding noise is independent. */
-static uint64_t stream_id(const ngl_pmpi_comm *ctx, const ngl_pmpi_slot *slot, int stage,
-                          int sender, int receiver, uint32_t seg)
-{
-    uint64_t h = mix64(ctx->uid ^ 0x6e616e67696c61ull);
-    h = mix64(h ^ slot->token);
-    h = mix64(h ^ slot->k);
-    h = mix64(h ^ ((uint64_t)stage << 56 | (uint64_t)(uint32_t)sender << 24 | (uint32_t)receiver));
-    return mix64(h ^ seg);
-}
-
-static void slot_config(const ngl_pmpi_comm *ctx, const ngl_pmpi_slot *slot, uint64_t count,
-                        uint64_t sid, ngl_stream_config *cfg)
-{
-    const ngl_settings *s = &G.s;
-    const int transient = slot->k == NGL_KT_TRANSIENT;
-    (void)ctx;
-    ngl_stream_config_init(cfg);
-    cfg->codec = s->mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8;
-    cfg->dtype = NGL_DTYPE_F32;
-    cfg->predictor = transient ? NGL_PRED_NONE : s->predictor;
-    cfg->error_feedback = transient ? 0 : s->error_feedback;
-    cfg->topk_fraction = s->topk;
-    cfg->block_size = s->block_size;
-    cfg->seed = s->seed;
-    cfg->stream_id = sid;
-    cfg->count = count;
-}
-
-static void slot_destroy(const ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot)
-{
-    if (slot == NULL) {
-        return;
-    }
-    const size_t n = (size_t)slot->nseg * (size_t)ctx->size;
-    for (size_t i = 0; slot->rs_enc && i < n; i++) {
-        ngl_encoder_destroy(slot->rs_enc[i]);
-    }
-    for (size_t i = 0; slot->rs_dec && i < n; i++) {
-        ngl_decoder_destroy(slot->rs_dec[i]);
-    }
-    for (size_t i = 0; slot->ag_dec && i < n; i++) {
-        ngl_decoder_destroy(slot->ag_dec[i]);
-    }
-    for (size_t i = 0; slot->ag_enc && i < slot->nseg; i++) {
-        ngl_encoder_destroy(slot->ag_enc[i]);
-    }
-    free(slot->rs_enc);
-    free(slot->rs_dec);
-    free(slot->ag_dec);
-    free(slot->ag_enc);
-    free(slot->chunk_lo);
-    free(slot);
-}
-
-/* Allocate every stream of a new slot. @return 1 on success, 0 on failure
- * (the slot is then partly built and must be destroyed). */
-static int slot_build(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot, size_t *frame_cap)
-{
-    const int P = ctx->size, me = ctx->rank;
-    slot->chunk_lo = calloc((size_t)P + 1, sizeof *slot->chunk_lo);
-    if (slot->chunk_lo == NULL) {
-        return 0;
-    }
-    ngl_pmpi_layout(slot->count, P, G.s.block_size, slot->chunk_lo, &slot->seg_elems, &slot->nseg);
-    const size_t n = (size_t)slot->nseg * (size_t)P;
-    slot->rs_enc = calloc(n, sizeof *slot->rs_enc);
-    slot->rs_dec = calloc(n, sizeof *slot->rs_dec);
-    slot->ag_dec = calloc(n, sizeof *slot->ag_dec);
-    slot->ag_enc = calloc(slot->nseg, sizeof *slot->ag_enc);
-    if (!slot->rs_enc || !slot->rs_dec || !slot->ag_dec || !slot->ag_enc) {
-        return 0;
-    }
-    ngl_stream_config cfg;
-    slot_config(ctx, slot, slot->seg_elems, 0, &cfg);
-    *frame_cap = ngl_encode_bound(&cfg);
-    if (*frame_cap == 0) {
-        return 0;
-    }
-    for (uint32_t s = 0; s < slot->nseg; s++) {
-        uint64_t off;
-        const uint64_t mine = ngl_pmpi_seg_len(slot, me, s, &off);
-        for (int r = 0; r < P; r++) {
-            const uint64_t theirs = ngl_pmpi_seg_len(slot, r, s, &off);
-            const size_t at = (size_t)s * (size_t)P + (size_t)r;
-            if (r != me && theirs > 0) {
-                slot_config(ctx, slot, theirs, stream_id(ctx, slot, STAGE_RS, me, r, s), &cfg);
-                if (ngl_encoder_create(&cfg, &slot->rs_enc[at]) != NGL_OK) {
-                    return 0;
-                }
-            }
-            if (r != me && mine > 0) {
-                slot_config(ctx, slot, mine, stream_id(ctx, slot, STAGE_RS, r, me, s), &cfg);
-                if (ngl_decoder_create(&cfg, &slot->rs_dec[at]) != NGL_OK) {
-                    return 0;
-                }
-            }
-            if (theirs > 0) {
-                slot_config(ctx, slot, theirs, stream_id(ctx, slot, STAGE_AG, r, -1, s), &cfg);
-                if (ngl_decoder_create(&cfg, &slot->ag_dec[at]) != NGL_OK) {
-                    return 0;
-                }
-            }
-        }
-        if (mine > 0) {
-            slot_config(ctx, slot, mine, stream_id(ctx, slot, STAGE_AG, me, -1, s), &cfg);
-            if (ngl_encoder_create(&cfg, &slot->ag_enc[s]) != NGL_OK) {
-                return 0;
-            }
-        }
-    }
-    return 1;
-}
-
-static size_t slot_bucket(uint64_t token, uint32_t k)
-{
-    return (size_t)(mix64(token ^ ((uint64_t)k << 32 | k)) % NGL_PMPI_SLOT_BUCKETS);
-}
-
-static void lru_unlink(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot)
-{
-    if (slot->lru_prev) {
-        slot->lru_prev->lru_next = slot->lru_next;
-    } else {
-        ctx->lru_head = slot->lru_next;
-    }
-    if (slot->lru_next) {
-        slot->lru_next->lru_prev = slot->lru_prev;
-    } else {
-        ctx->lru_tail = slot->lru_prev;
-    }
-    slot->lru_prev = slot->lru_next = NULL;
-}
-
-static void lru_push_front(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot)
-{
-    slot->lru_prev = NULL;
-    slot->lru_next = ctx->lru_head;
-    if (ctx->lru_head) {
-        ctx->lru_head->lru_prev = slot;
-    }
-    ctx->lru_head = slot;
-    if (ctx->lru_tail == NULL) {
-        ctx->lru_tail = slot;
-    }
-}
-
-static void slot_remove(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot)
-{
-    ngl_pmpi_slot **pp = &ctx->buckets[slot_bucket(slot->token, slot->k)];
-    while (*pp && *pp != slot) {
-        pp = &(*pp)->hnext;
-    }
-    if (*pp) {
-        *pp = slot->hnext;
-    }
-    lru_unlink(ctx, slot);
-    ctx->nslots--;
-    slot_destroy(ctx, slot);
-}
-
-/* Slots unused for this many calls on the communicator are dropped. The
- * call count is the same on every rank, so every rank drops the same. */
-#define NGL_PMPI_EVICT_MIN 1024u
-#define NGL_PMPI_MAX_SLOTS 4096u
-
-void ngl_pmpi_slots_evict(ngl_pmpi_comm *ctx)
-{
-    uint64_t limit = 4u * (uint64_t)ctx->kt.period;
-    if (limit < NGL_PMPI_EVICT_MIN) {
-        limit = NGL_PMPI_EVICT_MIN;
-    }
-    const uint64_t now = ctx->kt.ncalls;
-    while (ctx->lru_tail &&
-           (now - ctx->lru_tail->last_use > limit || ctx->nslots > NGL_PMPI_MAX_SLOTS)) {
-        ngl_pmpi_log(NGL_LOG_DEBUG, "dropping the streams of a %llu-float allreduce (key %u)",
-                     (unsigned long long)ctx->lru_tail->count, ctx->lru_tail->k);
-        slot_remove(ctx, ctx->lru_tail);
-    }
-}
-
-ngl_pmpi_slot *ngl_pmpi_slot_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k, uint64_t count,
+ngl_engine_set *ngl_pmpi_set_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k, uint64_t count,
                                  int *rc)
 {
     *rc = MPI_SUCCESS;
-    const size_t b = slot_bucket(token, k);
-    for (ngl_pmpi_slot *it = ctx->buckets[b]; it; it = it->hnext) {
-        if (it->token == token && it->k == k && it->count == count) {
-            it->last_use = ctx->kt.ncalls;
-            lru_unlink(ctx, it);
-            lru_push_front(ctx, it);
-            return it;
-        }
+    ngl_engine_set *set = NULL;
+    int created = 0;
+    const ngl_status st = ngl_engine_set_get(ctx->eng, token, k, count, NGL_DTYPE_F32, 0, 0,
+                                             &ngl_cc_host_ops, NULL, &set, &created);
+    if (st == NGL_OK && !created) {
+        return set; /* every rank created it at the same call, so it exists everywhere */
     }
-
-    ngl_pmpi_slot *slot = calloc(1, sizeof *slot);
-    int ok = slot != NULL;
-    size_t frame_cap = 0;
-    if (ok) {
-        slot->token = token;
-        slot->k = k;
-        slot->count = count;
-        slot->last_use = ctx->kt.ncalls;
-        ok = slot_build(ctx, slot, &frame_cap) && ngl_pmpi_scratch_reserve(ctx, frame_cap);
-    }
+    int ok = st == NGL_OK && ngl_pmpi_scratch_reserve(ctx, set->frame_cap);
     /* Every rank must take the same path, so agree on success. */
     int all_ok = ok;
     *rc = PMPI_Allreduce(MPI_IN_PLACE, &all_ok, 1, MPI_INT, MPI_MIN, ctx->ic);
@@ -367,16 +156,12 @@ ngl_pmpi_slot *ngl_pmpi_slot_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k,
                          "this call runs uncompressed",
                          (unsigned long long)count, ok ? "another rank" : "this rank");
         }
-        slot_destroy(ctx, slot);
+        if (set != NULL) {
+            ngl_engine_set_drop(ctx->eng, set);
+        }
         return NULL;
     }
-    slot->hnext = ctx->buckets[b];
-    ctx->buckets[b] = slot;
-    lru_push_front(ctx, slot);
-    ctx->nslots++;
-    ngl_pmpi_log(NGL_LOG_DEBUG, "new streams for a %llu-float allreduce: key %u, %u segment(s)",
-                 (unsigned long long)count, k, slot->nseg);
-    return slot;
+    return set;
 }
 
 int ngl_pmpi_scratch_reserve(ngl_pmpi_comm *ctx, size_t frame_cap)
@@ -444,9 +229,12 @@ static void registry_remove(ngl_pmpi_comm *ctx)
 
 static void ctx_destroy(ngl_pmpi_comm *ctx)
 {
-    while (ctx->lru_head) {
-        slot_remove(ctx, ctx->lru_head);
+    if (ctx->eng != NULL) {
+        char line[256];
+        ngl_engine_describe(ctx->eng, line, sizeof line);
+        ngl_pmpi_log(NGL_LOG_INFO, "communicator of %d ranks closed: %s", ctx->size, line);
     }
+    ngl_engine_destroy(ctx->eng);
     if (ctx->ic != MPI_COMM_NULL) {
         PMPI_Comm_free(&ctx->ic);
     }
@@ -471,7 +259,9 @@ static int ctx_delete_fn(MPI_Comm comm, int keyval, void *attr, void *extra)
     }
     ngl_pmpi_comm *ctx = attr;
     registry_remove(ctx);
-    ngl_pmpi_stats_merge(&ctx->stats);
+    if (ctx->eng != NULL) {
+        ngl_pmpi_stats_merge(ngl_engine_stats_of(ctx->eng));
+    }
     ctx_destroy(ctx);
     return MPI_SUCCESS;
 }
@@ -568,7 +358,6 @@ ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
     ctx->ic = MPI_COMM_NULL;
     PMPI_Comm_rank(comm, &ctx->rank);
     PMPI_Comm_size(comm, &ctx->size);
-    ngl_pmpi_keytrack_init(&ctx->kt);
 
     /*
      * Settings check: every rank contributes the hash of its canonical
@@ -593,8 +382,20 @@ ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
     } else if (G.s.mode == NGL_MODE_OFF) {
         ctx->status = NGL_PMPI_OFF;
     } else {
-        ctx->uid = mix64(v[2] ^ ((uint64_t)ctx->size << 40));
+        const ngl_engine_config ecfg = {
+            .nranks = ctx->size,
+            .rank = ctx->rank,
+            .uid = mix64(v[2] ^ ((uint64_t)ctx->size << 40)),
+            .codec = G.s,
+            .seg_policy = NGL_ENGINE_SEG_PIPELINE,
+            .log = log_sink,
+        };
         rc = PMPI_Comm_dup(comm, &ctx->ic);
+        if (rc == MPI_SUCCESS && ngl_engine_create(&ecfg, &ctx->eng) != NGL_OK) {
+            /* Every rank creates the same engine; only memory can fail. */
+            ngl_pmpi_log(NGL_LOG_ERROR, "out of memory for a communicator's engine; aborting");
+            PMPI_Abort(comm, MPI_ERR_NO_MEM);
+        }
         if (rc != MPI_SUCCESS) {
             ctx->ic = MPI_COMM_NULL;
             ctx->status = NGL_PMPI_FAILED;

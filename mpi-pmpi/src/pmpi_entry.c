@@ -56,12 +56,6 @@ int MPI_Init_thread(int *argc, char ***argv, int required, int *provided)
     return rc;
 }
 
-static uint64_t token_mix(uint64_t h, uint64_t v)
-{
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    return h;
-}
-
 /* Predefined op index, or 0 for user-defined ones. */
 static unsigned op_class(MPI_Op op)
 {
@@ -82,9 +76,8 @@ static uint64_t call_token(int count, MPI_Datatype dt, MPI_Op op, int float_sum)
 {
     int tsize = 0;
     PMPI_Type_size(dt, &tsize);
-    uint64_t h = token_mix(0x4e474c, (uint64_t)(uint32_t)count * (uint64_t)(uint32_t)tsize);
-    h = token_mix(h, op_class(op));
-    return token_mix(h, (uint64_t)float_sum);
+    return ngl_engine_token((uint64_t)(uint32_t)count * (uint64_t)(uint32_t)tsize, op_class(op),
+                            (uint64_t)float_sum);
 }
 
 static int is_float(MPI_Datatype dt)
@@ -115,13 +108,13 @@ static int bounce_reserve(ngl_pmpi_comm *ctx, size_t count)
     return 1;
 }
 
-static int run_compressed(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot, const void *sendbuf,
+static int run_compressed(ngl_pmpi_comm *ctx, ngl_engine_set *set, const void *sendbuf,
                           void *recvbuf, size_t count)
 {
     const float *src = sendbuf == MPI_IN_PLACE ? recvbuf : sendbuf;
     float *dst = recvbuf;
     if ((uintptr_t)src % sizeof(float) == 0 && (uintptr_t)dst % sizeof(float) == 0) {
-        return ngl_pmpi_allreduce_run(ctx, slot, src, dst);
+        return ngl_pmpi_allreduce_run(ctx, set, src, dst);
     }
     /* MPI allows any address; the codec wants aligned floats. Rare enough
      * for a copy, and the decision stays local (no rank can pass through
@@ -132,7 +125,7 @@ static int run_compressed(ngl_pmpi_comm *ctx, ngl_pmpi_slot *slot, const void *s
         return MPI_ERR_NO_MEM;
     }
     memcpy(ctx->bounce, src, count * sizeof(float));
-    const int rc = ngl_pmpi_allreduce_run(ctx, slot, ctx->bounce, ctx->bounce);
+    const int rc = ngl_pmpi_allreduce_run(ctx, set, ctx->bounce, ctx->bounce);
     if (rc == MPI_SUCCESS) {
         memcpy(dst, ctx->bounce, count * sizeof(float));
     }
@@ -178,30 +171,30 @@ static int allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype
     const uint64_t bytes = (uint64_t)count * sizeof(float);
     const int compress = float_sum && bytes >= s->min_bytes;
     const uint64_t token = call_token(count, dt, op, float_sum);
-    const uint32_t k = ngl_pmpi_keytrack_next(&ctx->kt, token, compress);
+    const uint32_t k = ngl_engine_identify(ctx->eng, token, compress);
     if (!compress) {
         return PASS();
     }
 
     const double t0 = ngl_pmpi_now();
     int rc = MPI_SUCCESS;
-    ngl_pmpi_slot *slot = ngl_pmpi_slot_get(ctx, token, k, (uint64_t)count, &rc);
-    if (slot == NULL) {
+    ngl_engine_set *set = ngl_pmpi_set_get(ctx, token, k, (uint64_t)count, &rc);
+    if (set == NULL) {
         return rc == MPI_SUCCESS ? PASS() : rc;
     }
-    rc = run_compressed(ctx, slot, sendbuf, recvbuf, (size_t)count);
+    rc = run_compressed(ctx, set, sendbuf, recvbuf, (size_t)count);
     if (rc != MPI_SUCCESS) {
         /* The pipeline stopped half way on some rank; never try again here. */
         ctx->status = NGL_PMPI_FAILED;
         return rc;
     }
-    ngl_pmpi_stats *st = &ctx->stats;
+    ngl_engine_stats *st = ngl_engine_stats_of(ctx->eng);
     st->calls_compressed++;
-    st->transient_calls += k == NGL_KT_TRANSIENT;
+    st->calls_transient += set->k == NGL_IDENT_TRANSIENT;
     st->bytes_in += bytes;
     st->bytes_ring += 2u * (uint64_t)(ctx->size - 1) * bytes / (uint64_t)ctx->size;
     st->t_total += ngl_pmpi_now() - t0;
-    ngl_pmpi_slots_evict(ctx);
+    ngl_engine_evict(ctx->eng);
     return MPI_SUCCESS;
 #undef PASS
 }

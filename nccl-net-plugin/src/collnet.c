@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * collnet.c -- compressed allreduce among node leaders. Protocol and stream
- * identity are described in ngl_coll.h and nccl-net-plugin/README.md.
+ * collnet.c -- compressed allreduce among node leaders: progress of the
+ * collective engine's protocol (engine/include/ngl_engine.h: layout, stream
+ * identity and state sets are the engine's) over the point-to-point
+ * transport, driven by NCCL's proxy thread. See ngl_coll.h and
+ * nccl-net-plugin/README.md.
  *
  * Ordering rules that keep every rank in step without extra messages:
  *   - calls are activated in posting order (seq), NGL_COLL_NSLOTS at a time;
@@ -18,7 +21,8 @@
  */
 #include "ngl_coll.h"
 
-#include "ngl_coll_codec.h"
+#include "ngl_engine.h"
+
 #include "ngl_plugin.h"
 #include "ngl_plugin_dev.h"
 
@@ -30,7 +34,6 @@
 
 #define HELLO_MAGIC 0x434c474eu /* "NGLC" */
 #define HELLO_SIZE  24
-#define MAX_CLASSES 256
 #define FRAME_ALIGN 64
 /* Slices up to this size get their pinned frame buffers when NCCL
  * registers device memory: CollNetChain slices are at most 8 x 256 KiB.
@@ -69,29 +72,12 @@ enum { MEM_SDEV = 1, MEM_RDEV = 2 };
  * in different memories) is staged through pinned host memory. */
 enum { STAGE_NONE = 0, STAGE_IN, STAGE_RUN, STAGE_OUT };
 
-typedef struct {
-    ngl_cc_stream **rs_enc; /* [N] my chunk-j input -> owner j */
-    ngl_cc_stream **rs_dec; /* [N] sender i -> my chunk */
-    ngl_cc_stream *ag_enc;  /* my chunk's sum -> everyone */
-    ngl_cc_stream **ag_dec; /* [N] owner j's sum, mine included */
-} lane_t;
-
-typedef struct {
-    ngl_dtype dtype;
-    size_t esize;
-    uint64_t count;
-    int mem;    /* MEM_* bits: where its calls' send and recv buffers are */
-    int gpu;    /* coded on the GPU: both in device memory, not exact */
-    int staged; /* device memory otherwise: coded on the host from copies */
-    const ngl_cc_ops *cc;
-    int exact;        /* RAW frames: small slice or NANGILA_MODE=off */
-    uint64_t ordinal; /* calls of this class posted so far */
-    uint32_t nlanes;
-    lane_t **lanes;    /* [nlanes], created on first use */
-    uint64_t chunk;    /* elements per chunk */
-    size_t *bound;     /* [N] frame bound for chunk j */
-    size_t arena_need; /* bytes of frame buffers one call needs */
-} class_t;
+/* A call's shape bits, kept as the engine set's layer tag. */
+enum {
+    TAG_MEM = 3,   /* MEM_* bits: where its calls' send and recv buffers are */
+    TAG_GPU = 4,   /* coded on the GPU: both buffers in device memory, not exact */
+    TAG_STAGED = 8 /* device memory otherwise: coded on the host from copies */
+};
 
 enum { R_FREE = 0, R_QUEUED, R_ACTIVE, R_DONE, R_FLUSH };
 
@@ -104,8 +90,8 @@ struct ngl_coll_req {
     const uint8_t *src; /* what the codec reads and writes: send and recv, */
     uint8_t *dst;       /* or their host copies for a staged call */
     uint64_t count;
-    class_t *cls;
-    uint32_t lane;
+    size_t esize;        /* 0 for a flush and an empty call */
+    ngl_engine_set *set; /* the engine's streams of this call */
     int slot;
     ngl_coll_req *next; /* FIFO of queued/active requests, in seq order */
 };
@@ -147,8 +133,8 @@ struct ngl_coll_comm {
     const ngl_nccl_net_v8_t *net;
     ngl_settings set;
     int nranks, rank, dev;
-    uint64_t hash;     /* same on every rank: derived from all handles */
-    uint64_t sid_base; /* stream ids derive from it (normally the hash) */
+    uint64_t hash;   /* same on every rank: derived from all handles */
+    ngl_engine *eng; /* identity, streams and statistics of this collComm */
     /* device memory: set up by the first regMr of CUDA memory */
     const ngl_plugin_dev_ops *gpu;
     void *queue;                  /* our CUDA stream */
@@ -166,8 +152,6 @@ struct ngl_coll_comm {
     ngl_coll_req reqs[NGL_COLL_NREQ];
     ngl_coll_req *fifo_head, *fifo_tail;
     slot_t slots[NGL_COLL_NSLOTS];
-    class_t *classes[MAX_CLASSES];
-    int nclasses;
     /* statistics */
     uint64_t calls, exact_calls, dev_calls, raw_bytes, wire_bytes;
 };
@@ -200,27 +184,26 @@ int ngl_coll_reduce_supported(int nccl_dtype, int nccl_op)
     return nccl_op == NGL_NCCL_SUM && dtype_of(nccl_dtype, &dt);
 }
 
-uint64_t ngl_coll_chunk_len(uint64_t count, int nranks, uint32_t block)
+/* The engine's layout: owner j's chunk (one segment per chunk). */
+static uint64_t chunk_off(const ngl_engine_set *set, int j)
 {
-    uint64_t per = (count + (uint64_t)nranks - 1) / (uint64_t)nranks;
-    return (per + block - 1) / block * block;
+    return set->chunk_lo[j];
 }
 
-static uint64_t chunk_off(const class_t *k, int j)
+static uint64_t chunk_len(const ngl_engine_set *set, int j)
 {
-    uint64_t o = k->chunk * (uint64_t)j;
-    return o < k->count ? o : k->count;
-}
-
-static uint64_t chunk_len(const class_t *k, int j)
-{
-    uint64_t o = chunk_off(k, j), e = o + k->chunk;
-    return (e < k->count ? e : k->count) - o;
+    return set->chunk_lo[j + 1] - set->chunk_lo[j];
 }
 
 static size_t align_up(size_t x)
 {
     return (x + FRAME_ALIGN - 1) / FRAME_ALIGN * FRAME_ALIGN;
+}
+
+/* Room for owner j's frame in the slot arena. */
+static size_t fbound(const ngl_engine_set *set, int j)
+{
+    return align_up(set->bound[j]);
 }
 
 static void fail(ngl_coll_comm *c, int rc, const char *what)
@@ -240,6 +223,17 @@ static int cc_rc(ngl_status st)
     case NGL_ERR_DEVICE: return NGL_PLUGIN_EDEVICE;
     case NGL_ERR_NO_MEMORY: return -ENOMEM;
     default: return -EINVAL;
+    }
+}
+
+/* The engine's messages go to NCCL's log, filtered by NCCL. */
+static void engine_log(void *user, ngl_log_level level, const char *msg)
+{
+    (void)user;
+    if (level <= NGL_LOG_WARN) {
+        NGL_PWARN("collNet: %s", msg);
+    } else {
+        NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL, "collNet: %s", msg);
     }
 }
 
@@ -504,12 +498,21 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         }
     }
     c->hash = h;
-    /* Test builds may ask for ids that do not depend on the random nonces
-     * in the handles, so that two collComms of one process code alike. */
-    c->sid_base = (c->gpu != NULL && c->gpu->fixed_stream_ids)
-                      ? ngl_plugin_mix64(0x6669786564ull ^ (uint64_t)nranks)
-                      : h;
-    int rc = comm_alloc_arrays(c);
+    /* Stream ids derive from the hash. Test builds may ask for ids that do
+     * not depend on the random nonces in the handles, so that two
+     * collComms of one process code alike. */
+    const ngl_engine_config ecfg = {
+        .nranks = nranks,
+        .rank = rank,
+        .uid = (c->gpu != NULL && c->gpu->fixed_stream_ids)
+                   ? ngl_plugin_mix64(0x6669786564ull ^ (uint64_t)nranks)
+                   : h,
+        .codec = c->set,
+        .seg_policy = NGL_ENGINE_SEG_NONE, /* NCCL's slices are <= 2 MiB already */
+        .fixed_period = c->set.collnet_period,
+        .log = engine_log,
+    };
+    int rc = ngl_engine_create(&ecfg, &c->eng) == NGL_OK ? comm_alloc_arrays(c) : -ENOMEM;
     if (rc != 0) {
         goto fail_comm;
     }
@@ -581,12 +584,14 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
     }
     connect_state_free(&cs);
     NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_COLL,
-              "collNet rank %d/%d connected over %s: mode %s, block %u, period %u, min %llu B",
+              "collNet rank %d/%d connected over %s: mode %s, block %u, min %llu B, stream "
+              "identity %s",
               rank, nranks, c->net->name,
               c->set.mode == NGL_MODE_OFF    ? "off"
               : c->set.mode == NGL_MODE_INT4 ? "int4"
                                              : "int8",
-              c->set.block_size, c->set.collnet_period, (unsigned long long)c->set.min_bytes);
+              c->set.block_size, (unsigned long long)c->set.min_bytes,
+              c->set.collnet_period ? "fixed by NANGILA_COLLNET_PERIOD" : "automatic");
     *out = c;
     return 0;
 
@@ -597,234 +602,48 @@ fail_comm:
     return rc;
 }
 
-/* ---- classes and lanes --------------------------------------------------- */
+/* ---- call shapes ------------------------------------------------------------ */
 
-static void lane_free(const class_t *k, int nranks, lane_t *ln)
-{
-    if (ln == NULL) {
-        return;
-    }
-    for (int j = 0; j < nranks; j++) {
-        if (ln->rs_enc) {
-            k->cc->destroy(ln->rs_enc[j]);
-        }
-        if (ln->rs_dec) {
-            k->cc->destroy(ln->rs_dec[j]);
-        }
-        if (ln->ag_dec) {
-            k->cc->destroy(ln->ag_dec[j]);
-        }
-    }
-    k->cc->destroy(ln->ag_enc);
-    free(ln->rs_enc);
-    free(ln->rs_dec);
-    free(ln->ag_dec);
-    free(ln);
-}
-
-static void class_free(const ngl_coll_comm *c, class_t *k)
-{
-    if (k == NULL) {
-        return;
-    }
-    if (k->lanes != NULL) {
-        for (uint32_t i = 0; i < k->nlanes; i++) {
-            lane_free(k, c->nranks, k->lanes[i]);
-        }
-    }
-    free(k->lanes);
-    free(k->bound);
-    free(k);
-}
-
-enum { SID_RS = 1, SID_AG = 2 };
-
-/* Stream id: a function of values every rank shares (collComm hash, class,
- * lane, direction), so sender and receiver configure the same stream. The
- * memory type is not part of it: a rank on device memory and a rank on
- * host memory code the same frames. */
-static uint64_t stream_id(const ngl_coll_comm *c, const class_t *k, uint32_t lane, int kind,
-                          int from, int to)
-{
-    uint64_t h = c->sid_base;
-    h = ngl_plugin_mix64(
-        h ^ ((uint64_t)kind << 56 | (uint64_t)k->dtype << 48 | (uint64_t)k->exact << 40));
-    h = ngl_plugin_mix64(h ^ k->count);
-    h = ngl_plugin_mix64(h ^ lane);
-    h = ngl_plugin_mix64(h ^ ((uint64_t)(uint32_t)from << 32 | (uint32_t)to));
-    return h;
-}
-
-static void stream_config(const ngl_coll_comm *c, ngl_dtype dt, int exact, uint64_t count,
-                          ngl_stream_config *cfg)
-{
-    ngl_stream_config_init(cfg);
-    const int stateful = !exact && c->set.collnet_period > 0;
-    cfg->codec =
-        exact ? NGL_CODEC_RAW : (c->set.mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8);
-    cfg->dtype = dt;
-    /* Without a period there is no slice identity to carry state across
-     * steps: error feedback and prediction would mix unrelated slices. */
-    cfg->predictor = stateful ? c->set.predictor : NGL_PRED_NONE;
-    cfg->error_feedback = stateful ? c->set.error_feedback : 0;
-    cfg->topk_fraction = exact ? 0.0 : c->set.topk;
-    cfg->block_size = c->set.block_size;
-    cfg->seed = c->set.seed;
-    cfg->count = count;
-}
-
-static int class_exact(const ngl_coll_comm *c, uint64_t count, size_t esize)
+static int call_exact(const ngl_coll_comm *c, uint64_t count, size_t esize)
 {
     return c->set.mode == NGL_MODE_OFF || count * esize < c->set.min_bytes;
 }
 
-/* Frame bounds of a slice of @p count elements: per owner in @p bound (may
- * be NULL), and the bytes of frame buffers one call needs, plus room for
- * the host copies of a staged call when @p staged. @return 0 or -EINVAL. */
-static int class_bounds(const ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int staged,
-                        size_t *bound, size_t *need)
+/* Bytes of frame buffers one call of @p count elements needs (plus room for
+ * the host copies of a staged call): my frames to each peer, each peer's
+ * frame of my chunk, each peer's sum, my sum. Uses the engine's layout, so
+ * it also sizes buffers before the first call of a shape (dev_setup). */
+static size_t call_need(const ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int staged)
 {
+    const int n = c->nranks;
     const size_t esize = ngl_dtype_size(dt);
-    const int exact = class_exact(c, count, esize);
-    const uint64_t chunk = ngl_coll_chunk_len(count, c->nranks, c->set.block_size);
+    const int exact = call_exact(c, count, esize);
+    uint64_t lo[NGL_NCCL_HANDLE_MAXSIZE];
+    uint64_t *chunk_lo = n < (int)(sizeof lo / sizeof lo[0]) ? lo : calloc((size_t)n + 1, 8);
+    if (chunk_lo == NULL) {
+        return 0;
+    }
+    uint64_t seg;
+    uint32_t nseg;
+    ngl_engine_layout(count, n, c->set.block_size, NGL_ENGINE_SEG_NONE, chunk_lo, &seg, &nseg);
     size_t mine = 0, sum = 0;
-    for (int j = 0; j < c->nranks; j++) {
-        uint64_t o = chunk * (uint64_t)j;
-        o = o < count ? o : count;
-        uint64_t e = o + chunk < count ? o + chunk : count;
-        ngl_stream_config cfg;
-        stream_config(c, dt, exact, e - o, &cfg);
-        size_t b = align_up(ngl_encode_bound(&cfg));
-        if (b == 0) {
-            return -EINVAL;
-        }
-        if (bound != NULL) {
-            bound[j] = b;
-        }
-        /* rs send to each peer, rs recv from each peer (my chunk), ag recv
-         * from each peer (their chunk); ag send (my chunk) below. */
+    for (int j = 0; j < n; j++) {
+        const uint64_t len = chunk_lo[j + 1] - chunk_lo[j];
+        const size_t b = len > 0 ? align_up(ngl_engine_piece_bound(c->eng, len, dt, exact)) : 0;
         if (j == c->rank) {
             mine = b;
         } else {
             sum += 2 * b;
         }
     }
-    sum += mine * (size_t)c->nranks; /* N-1 rs receives of my chunk + my ag frame */
+    if (chunk_lo != lo) {
+        free(chunk_lo);
+    }
+    sum += mine * (size_t)n; /* N-1 rs receives of my chunk + my ag frame */
     if (staged) {
         sum += 2 * align_up(count * esize);
     }
-    *need = sum;
-    return 0;
-}
-
-static class_t *class_get(ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int mem, int *rc)
-{
-    for (int i = 0; i < c->nclasses; i++) {
-        class_t *k = c->classes[i];
-        if (k->dtype == dt && k->count == count) {
-            if (k->mem != mem) {
-                /* Its streams live where its first call put them. NCCL keeps
-                 * a collComm's staging buffers where they are, so this is a
-                 * caller error, not a case to serve. */
-                NGL_PWARN("collNet: slices of %llu elements moved between host and device "
-                          "memory; not supported",
-                          (unsigned long long)count);
-                *rc = -EINVAL;
-                return NULL;
-            }
-            return k;
-        }
-    }
-    if (c->nclasses == MAX_CLASSES) {
-        NGL_PWARN("collNet: more than %d distinct slice sizes", MAX_CLASSES);
-        *rc = -ENOSPC;
-        return NULL;
-    }
-    class_t *k = calloc(1, sizeof *k);
-    if (k == NULL) {
-        *rc = -ENOMEM;
-        return NULL;
-    }
-    k->dtype = dt;
-    k->esize = ngl_dtype_size(dt);
-    k->count = count;
-    k->exact = class_exact(c, count, k->esize);
-    k->mem = mem;
-    /* The GPU codes INT8/INT4 from device memory into device memory.
-     * Exact (RAW) slices are copied to host memory and coded there (they
-     * are small, or the user asked for no compression), and so are calls
-     * with one buffer on each side (NCCL does that when GPU Direct is on
-     * for receives only, e.g. NCCL_NET_GDR_READ=0). */
-    k->gpu = mem == (MEM_SDEV | MEM_RDEV) && !k->exact;
-    k->staged = mem != 0 && !k->gpu;
-    k->cc = k->gpu ? c->gpu->codec : &ngl_cc_host_ops;
-    k->nlanes = (!k->exact && c->set.collnet_period > 0) ? c->set.collnet_period : 1;
-    k->chunk = ngl_coll_chunk_len(count, c->nranks, c->set.block_size);
-    k->lanes = calloc(k->nlanes, sizeof(lane_t *));
-    k->bound = calloc((size_t)c->nranks, sizeof(size_t));
-    if (k->lanes == NULL || k->bound == NULL) {
-        class_free(c, k);
-        *rc = -ENOMEM;
-        return NULL;
-    }
-    if (class_bounds(c, dt, count, k->staged, k->bound, &k->arena_need) != 0) {
-        class_free(c, k);
-        *rc = -EINVAL;
-        return NULL;
-    }
-    c->classes[c->nclasses++] = k;
-    return k;
-}
-
-static int lane_make(ngl_coll_comm *c, class_t *k, uint32_t li, lane_t **out)
-{
-    const int n = c->nranks, me = c->rank;
-    void *q = k->cc == &ngl_cc_host_ops ? NULL : c->queue;
-    lane_t *ln = calloc(1, sizeof *ln);
-    if (ln == NULL) {
-        return -ENOMEM;
-    }
-    ln->rs_enc = calloc((size_t)n, sizeof(ngl_cc_stream *));
-    ln->rs_dec = calloc((size_t)n, sizeof(ngl_cc_stream *));
-    ln->ag_dec = calloc((size_t)n, sizeof(ngl_cc_stream *));
-    if (ln->rs_enc == NULL || ln->rs_dec == NULL || ln->ag_dec == NULL) {
-        lane_free(k, n, ln);
-        return -ENOMEM;
-    }
-    ngl_status st = NGL_OK;
-    ngl_stream_config cfg;
-    const uint64_t mine = chunk_len(k, me);
-    for (int j = 0; j < n && st == NGL_OK; j++) {
-        const uint64_t len = chunk_len(k, j);
-        if (j != me && len > 0) {
-            stream_config(c, k->dtype, k->exact, len, &cfg);
-            cfg.stream_id = stream_id(c, k, li, SID_RS, me, j);
-            st = k->cc->create(&cfg, 1, q, &ln->rs_enc[j]);
-        }
-        if (st == NGL_OK && j != me && mine > 0) {
-            stream_config(c, k->dtype, k->exact, mine, &cfg);
-            cfg.stream_id = stream_id(c, k, li, SID_RS, j, me);
-            st = k->cc->create(&cfg, 0, q, &ln->rs_dec[j]);
-        }
-        if (st == NGL_OK && len > 0) {
-            stream_config(c, k->dtype, k->exact, len, &cfg);
-            cfg.stream_id = stream_id(c, k, li, SID_AG, j, -1);
-            st = k->cc->create(&cfg, 0, q, &ln->ag_dec[j]);
-        }
-    }
-    if (st == NGL_OK && mine > 0) {
-        stream_config(c, k->dtype, k->exact, mine, &cfg);
-        cfg.stream_id = stream_id(c, k, li, SID_AG, me, -1);
-        st = k->cc->create(&cfg, 1, q, &ln->ag_enc);
-    }
-    if (st != NGL_OK) {
-        NGL_PWARN("collNet: cannot create %s streams for %llu elements: %s", k->cc->name,
-                  (unsigned long long)k->count, ngl_status_str(st));
-        lane_free(k, n, ln);
-        return cc_rc(st);
-    }
-    *out = ln;
-    return 0;
+    return sum;
 }
 
 /* ---- slots: frame buffers of calls in flight ------------------------------ */
@@ -959,11 +778,9 @@ static int dev_setup(ngl_coll_comm *c, const void *data, size_t size)
     static const ngl_dtype dts[] = {NGL_DTYPE_F32, NGL_DTYPE_F16, NGL_DTYPE_BF16};
     for (size_t i = 0; i < sizeof dts / sizeof dts[0] && rc == 0; i++) {
         const uint64_t count = bytes / ngl_dtype_size(dts[i]);
-        size_t nd = 0;
-        const int staged = class_exact(c, count, ngl_dtype_size(dts[i]));
-        if (count > 0 && class_bounds(c, dts[i], count, staged, NULL, &nd) == 0 && nd > need) {
-            need = nd;
-        }
+        const int staged = call_exact(c, count, ngl_dtype_size(dts[i]));
+        const size_t nd = count > 0 ? call_need(c, dts[i], count, staged) : 0;
+        need = nd > need ? nd : need;
     }
     for (int s = 0; s < NGL_COLL_NSLOTS && rc == 0 && need > 0; s++) {
         rc = slot_reserve(c, &c->slots[s], need, 1);
@@ -1012,11 +829,11 @@ int ngl_coll_deregmr(ngl_coll_comm *c, void *mhandle)
 
 /* ---- the call state machine -------------------------------------------- */
 
-static int poll_op(ngl_coll_comm *c, const class_t *k, ngl_cc_stream *s, uint16_t *flags,
+static int poll_op(ngl_coll_comm *c, const ngl_engine_set *k, ngl_cc_stream *s, uint16_t *flags,
                    uint16_t done_bit, size_t *len, const char *what)
 {
     int done = 0;
-    ngl_status st = k->cc->poll(s, &done, len);
+    ngl_status st = k->ops->poll(s, &done, len);
     if (st != NGL_OK) {
         NGL_PWARN("collNet rank %d: %s failed: %s", c->rank, what, ngl_status_str(st));
         return cc_rc(st);
@@ -1030,14 +847,13 @@ static int poll_op(ngl_coll_comm *c, const class_t *k, ngl_cc_stream *s, uint16_
 /* Completion of my reduce-scatter frame for owner @p j. */
 static int rs_encode_poll(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl, int j)
 {
-    const class_t *k = r->cls;
+    const ngl_engine_set *k = r->set;
     if (sl->flags[j] & F_RS_ENC) {
         return 0;
     }
-    int rc = poll_op(c, k, k->lanes[r->lane]->rs_enc[j], &sl->flags[j], F_RS_ENC, &sl->rs_slen[j],
-                     "encode");
+    int rc = poll_op(c, k, k->rs_enc[j], &sl->flags[j], F_RS_ENC, &sl->rs_slen[j], "encode");
     if (rc == 0 && (sl->flags[j] & F_RS_ENC)) {
-        c->raw_bytes += chunk_len(k, j) * k->esize;
+        c->raw_bytes += chunk_len(k, j) * r->esize;
         c->wire_bytes += sl->rs_slen[j];
     }
     return rc;
@@ -1046,14 +862,13 @@ static int rs_encode_poll(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl, int j)
 /* Start the reduce-scatter frames: the input is complete at post time. */
 static int rs_encode_start(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 {
-    const class_t *k = r->cls;
-    lane_t *ln = k->lanes[r->lane];
+    const ngl_engine_set *k = r->set;
     for (int j = 0; j < c->nranks; j++) {
         if (j == c->rank || chunk_len(k, j) == 0) {
             continue;
         }
-        ngl_status st = k->cc->encode(ln->rs_enc[j], r->src + chunk_off(k, j) * k->esize,
-                                      sl->rs_sbuf[j], k->bound[j]);
+        ngl_status st = k->ops->encode(k->rs_enc[j], r->src + chunk_off(k, j) * r->esize,
+                                       sl->rs_sbuf[j], fbound(k, j));
         if (st != NGL_OK) {
             NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
             return cc_rc(st);
@@ -1073,26 +888,33 @@ static int fence_query(ngl_coll_comm *c, const ngl_coll_req *r, int *done)
     return c->gpu->event_query(c->fence[r->slot], done);
 }
 
-/* @return 1 when the call is on the wire, 0 when a stream of its lane is
+/* Bytes of the slot arena call @p r carves (activate()). */
+static size_t set_need(const ngl_coll_comm *c, const ngl_coll_req *r)
+{
+    const ngl_engine_set *k = r->set;
+    size_t need = fbound(k, c->rank) * (size_t)c->nranks;
+    for (int j = 0; j < c->nranks; j++) {
+        need += j == c->rank ? 0 : 2 * fbound(k, j);
+    }
+    if (k->layer_tag & TAG_STAGED) {
+        need += 2 * align_up(r->count * r->esize);
+    }
+    return need;
+}
+
+/* @return 1 when the call is on the wire, 0 when a stream of its set is
  * still busy with an earlier call (try again later), or -errno. */
 static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 {
-    class_t *k = r->cls;
+    const ngl_engine_set *k = r->set;
     const int n = c->nranks, me = c->rank;
     int rc = 0;
-    if (k->lanes[r->lane] == NULL) {
-        rc = lane_make(c, k, r->lane, &k->lanes[r->lane]);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    lane_t *ln = k->lanes[r->lane];
     for (int j = 0; j < n; j++) {
-        if (ln->rs_enc[j] != NULL && k->cc->busy(ln->rs_enc[j])) {
+        if (k->rs_enc[j] != NULL && k->ops->busy(k->rs_enc[j])) {
             return 0;
         }
     }
-    rc = slot_reserve(c, sl, k->arena_need, k->mem != 0);
+    rc = slot_reserve(c, sl, set_need(c, r), (int)(k->layer_tag & TAG_MEM) != 0);
     if (rc != 0) {
         return rc;
     }
@@ -1106,11 +928,11 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
             continue;
         }
         sl->rs_sbuf[j] = p;
-        p += k->bound[j];
+        p += fbound(k, j);
         sl->rs_rbuf[j] = p;
-        p += k->bound[me];
+        p += fbound(k, me);
         sl->ag_rbuf[j] = p;
-        p += k->bound[j];
+        p += fbound(k, j);
         /* Transfers that do not happen are marked done here; the turns
          * they stand for are still taken in order (post_turn, step). */
         if (chunk_len(k, j) == 0) {
@@ -1121,7 +943,7 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         }
     }
     sl->ag_sbuf = p;
-    p += k->bound[me];
+    p += fbound(k, me);
     sl->copied = mine == 0;
     sl->ag_enc_sub = 0;
     sl->ag_encoded = 0;
@@ -1130,30 +952,30 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     r->dst = r->recv;
     sl->req = r;
     r->state = R_ACTIVE;
-    if (k->staged) {
+    if ((k->layer_tag & TAG_STAGED)) {
         /* Code host copies of the device buffers: step() goes on once the
          * input has landed, and copies the result back. */
         sl->h_send = p;
-        sl->h_recv = p + align_up(k->count * k->esize);
+        sl->h_recv = p + align_up(r->count * r->esize);
         sl->stage = STAGE_RUN;
-        if (k->mem & MEM_RDEV) {
+        if ((int)(k->layer_tag & TAG_MEM) & MEM_RDEV) {
             r->dst = sl->h_recv;
         }
-        if (k->mem & MEM_SDEV) {
+        if ((int)(k->layer_tag & TAG_MEM) & MEM_SDEV) {
             r->src = sl->h_send;
             sl->stage = STAGE_IN;
-            rc = c->gpu->copy(sl->h_send, r->send, k->count * k->esize, c->queue);
+            rc = c->gpu->copy(sl->h_send, r->send, r->count * r->esize, c->queue);
             if (rc == 0) {
                 rc = c->gpu->event_record(c->fence[r->slot], c->queue);
             }
             return rc < 0 ? rc : 1;
         }
     }
-    if (k->gpu && !sl->copied) {
+    if ((k->layer_tag & TAG_GPU) && !sl->copied) {
         /* Own exact chunk first: the decodes that add to it follow it on
          * the same stream. In place (send == recv) there is nothing to do. */
-        const size_t off = chunk_off(k, me) * k->esize;
-        rc = c->gpu->copy(r->dst + off, r->src + off, mine * k->esize, c->queue);
+        const size_t off = chunk_off(k, me) * r->esize;
+        rc = c->gpu->copy(r->dst + off, r->src + off, mine * r->esize, c->queue);
         if (rc != 0) {
             return rc;
         }
@@ -1182,7 +1004,7 @@ static int post_turn(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl, int peer, in
         turn[peer]++;
         return 0;
     }
-    const class_t *k = r->cls;
+    const ngl_engine_set *k = r->set;
     const int n = c->nranks;
     void *req = NULL;
     ngl_nccl_result_t res;
@@ -1197,7 +1019,7 @@ static int post_turn(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl, int peer, in
         res = c->net->isend(c->send[mesh][peer], buf, (int)len, 0, sl->mh[kind * n + peer], &req);
     } else {
         void *buf = mesh == MESH_RS ? sl->rs_rbuf[peer] : sl->ag_rbuf[peer];
-        int cap = (int)(mesh == MESH_RS ? k->bound[c->rank] : k->bound[peer]);
+        int cap = (int)(mesh == MESH_RS ? fbound(k, c->rank) : fbound(k, peer));
         int tag = 0;
         int kind = mesh == MESH_RS ? K_RS_RECV : K_AG_RECV;
         res =
@@ -1240,11 +1062,11 @@ static int test_one(ngl_coll_comm *c, void **req, uint16_t *flags, uint16_t done
 
 /* Start decoding a received frame, and poll it once (the host is done
  * then). @return 0 or -errno. */
-static int decode_start(ngl_coll_comm *c, const class_t *k, ngl_cc_stream *s, const uint8_t *frame,
-                        size_t len, void *dst, int accumulate, int from, uint16_t *flags,
-                        uint16_t started_bit, uint16_t done_bit)
+static int decode_start(ngl_coll_comm *c, const ngl_engine_set *k, ngl_cc_stream *s,
+                        const uint8_t *frame, size_t len, void *dst, int accumulate, int from,
+                        uint16_t *flags, uint16_t started_bit, uint16_t done_bit)
 {
-    ngl_status st = k->cc->decode(s, frame, len, dst, accumulate);
+    ngl_status st = k->ops->decode(s, frame, len, dst, accumulate);
     if (st != NGL_OK) {
         if (st == NGL_ERR_DEVICE) {
             NGL_PWARN("collNet rank %d: decode of rank %d's frame failed on the GPU", c->rank,
@@ -1263,10 +1085,9 @@ static int decode_start(ngl_coll_comm *c, const class_t *k, ngl_cc_stream *s, co
 static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 {
     const int n = c->nranks, me = c->rank;
-    class_t *k = r->cls;
-    lane_t *ln = k->lanes[r->lane];
+    const ngl_engine_set *k = r->set;
     const uint64_t mine = chunk_len(k, me);
-    uint8_t *my_out = r->dst + chunk_off(k, me) * k->esize;
+    uint8_t *my_out = r->dst + chunk_off(k, me) * r->esize;
     int rc = 0;
 
     if (sl->stage == STAGE_IN) {
@@ -1313,7 +1134,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
      * activation), then peers in rank order, so the sum is the same from
      * run to run; on a GPU the adds run in the order they were started. */
     if (!sl->copied) {
-        memcpy(my_out, r->src + chunk_off(k, me) * k->esize, mine * k->esize);
+        memcpy(my_out, r->src + chunk_off(k, me) * r->esize, mine * r->esize);
         sl->copied = 1;
     }
     int started = 1;
@@ -1323,17 +1144,17 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         }
         if (sl->flags[i] & F_RS_DECSUB) {
             if (!(sl->flags[i] & F_RS_DECODED)) {
-                rc = poll_op(c, k, ln->rs_dec[i], &sl->flags[i], F_RS_DECODED, NULL, "decode");
+                rc = poll_op(c, k, k->rs_dec[i], &sl->flags[i], F_RS_DECODED, NULL, "decode");
             }
             continue;
         }
         if (!started || c->rs_dec_next[i] != r->seq ||
-            (mine > 0 && (!(sl->flags[i] & F_RS_RDONE) || k->cc->busy(ln->rs_dec[i])))) {
+            (mine > 0 && (!(sl->flags[i] & F_RS_RDONE) || k->ops->busy(k->rs_dec[i])))) {
             started = 0;
             continue;
         }
         if (mine > 0) {
-            rc = decode_start(c, k, ln->rs_dec[i], sl->rs_rbuf[i], sl->rs_rlen[i], my_out, 1, i,
+            rc = decode_start(c, k, k->rs_dec[i], sl->rs_rbuf[i], sl->rs_rlen[i], my_out, 1, i,
                               &sl->flags[i], F_RS_DECSUB, F_RS_DECODED);
         } else {
             sl->flags[i] |= F_RS_DECSUB | F_RS_DECODED;
@@ -1349,9 +1170,9 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
      * the encode follows the adds on the stream, so it may start before
      * they are done. */
     if (started && !sl->ag_enc_sub && c->ag_enc_next == r->seq &&
-        (mine == 0 || !k->cc->busy(ln->ag_enc))) {
+        (mine == 0 || !k->ops->busy(k->ag_enc[0]))) {
         if (mine > 0) {
-            ngl_status st = k->cc->encode(ln->ag_enc, my_out, sl->ag_sbuf, k->bound[me]);
+            ngl_status st = k->ops->encode(k->ag_enc[0], my_out, sl->ag_sbuf, fbound(k, me));
             if (st != NGL_OK) {
                 NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
                 return cc_rc(st);
@@ -1364,21 +1185,21 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     }
     if (sl->ag_enc_sub && !sl->ag_encoded) {
         uint16_t f = 0;
-        rc = poll_op(c, k, ln->ag_enc, &f, 1, &sl->ag_slen, "encode");
+        rc = poll_op(c, k, k->ag_enc[0], &f, 1, &sl->ag_slen, "encode");
         if (rc != 0) {
             return rc;
         }
         if (f) {
             sl->ag_encoded = 1;
-            c->raw_bytes += mine * k->esize * (uint64_t)(n - 1);
+            c->raw_bytes += mine * r->esize * (uint64_t)(n - 1);
             c->wire_bytes += sl->ag_slen * (uint64_t)(n - 1);
         }
     }
     uint16_t *mf = &sl->flags[me];
     if (sl->ag_encoded && !(*mf & F_AG_DECSUB) && c->ag_dec_next[me] == r->seq &&
-        (mine == 0 || !k->cc->busy(ln->ag_dec[me]))) {
+        (mine == 0 || !k->ops->busy(k->ag_dec[me]))) {
         if (mine > 0) {
-            rc = decode_start(c, k, ln->ag_dec[me], sl->ag_sbuf, sl->ag_slen, my_out, 0, me, mf,
+            rc = decode_start(c, k, k->ag_dec[me], sl->ag_sbuf, sl->ag_slen, my_out, 0, me, mf,
                               F_AG_DECSUB, F_AG_DECODED);
             if (rc != 0) {
                 return rc;
@@ -1388,7 +1209,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         }
         c->ag_dec_next[me]++;
     } else if ((*mf & F_AG_DECSUB) && !(*mf & F_AG_DECODED)) {
-        rc = poll_op(c, k, ln->ag_dec[me], mf, F_AG_DECODED, NULL, "decode");
+        rc = poll_op(c, k, k->ag_dec[me], mf, F_AG_DECODED, NULL, "decode");
     }
     for (int p = 0; p < n && rc == 0; p++) {
         if (p == me) {
@@ -1401,10 +1222,10 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         uint16_t *pf = &sl->flags[p];
         const uint64_t theirs = chunk_len(k, p);
         if (rc == 0 && (*pf & F_AG_RDONE) && !(*pf & F_AG_DECSUB) && c->ag_dec_next[p] == r->seq &&
-            (theirs == 0 || !k->cc->busy(ln->ag_dec[p]))) {
+            (theirs == 0 || !k->ops->busy(k->ag_dec[p]))) {
             if (theirs > 0) {
-                rc = decode_start(c, k, ln->ag_dec[p], sl->ag_rbuf[p], sl->ag_rlen[p],
-                                  r->dst + chunk_off(k, p) * k->esize, 0, p, pf, F_AG_DECSUB,
+                rc = decode_start(c, k, k->ag_dec[p], sl->ag_rbuf[p], sl->ag_rlen[p],
+                                  r->dst + chunk_off(k, p) * r->esize, 0, p, pf, F_AG_DECSUB,
                                   F_AG_DECODED);
             } else {
                 *pf |= F_AG_DECSUB | F_AG_DECODED;
@@ -1413,7 +1234,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
                 c->ag_dec_next[p]++;
             }
         } else if (rc == 0 && (*pf & F_AG_DECSUB) && !(*pf & F_AG_DECODED)) {
-            rc = poll_op(c, k, ln->ag_dec[p], pf, F_AG_DECODED, NULL, "decode");
+            rc = poll_op(c, k, k->ag_dec[p], pf, F_AG_DECODED, NULL, "decode");
         }
     }
     if (rc != 0) {
@@ -1425,12 +1246,12 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         }
     }
     if (sl->stage == STAGE_RUN) {
-        if (!(k->mem & MEM_RDEV)) {
+        if (!((int)(k->layer_tag & TAG_MEM) & MEM_RDEV)) {
             return 1; /* the result is in host memory already */
         }
         /* Staged: the result goes back to device memory. */
         sl->stage = STAGE_OUT;
-        rc = c->gpu->copy(r->recv, sl->h_recv, k->count * k->esize, c->queue);
+        rc = c->gpu->copy(r->recv, sl->h_recv, r->count * r->esize, c->queue);
         if (rc == 0) {
             rc = c->gpu->event_record(c->fence[r->slot], c->queue);
         }
@@ -1448,15 +1269,15 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 
 static void finish(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 {
-    const class_t *k = r->cls;
+    const ngl_engine_set *k = r->set;
     /* NCCL's last slice of an operation carries stale bytes past the data
      * the GPU wrote. Zeroing the slot after use means the stale part of
      * the next slice in this slot is zeros, not old values that could blow
      * up a block scale next to valid data. NCCL never reads a send slot
      * after the call completes. Device memory is never written: it may be
      * the user's own buffer (README, "GPU path", stale tails). */
-    if (!(k->mem & MEM_SDEV)) {
-        memset((void *)(uintptr_t)r->send, 0, r->count * k->esize);
+    if (!((int)(k->layer_tag & TAG_MEM) & MEM_SDEV)) {
+        memset((void *)(uintptr_t)r->send, 0, r->count * r->esize);
     }
     sl->req = NULL;
     r->state = R_DONE;
@@ -1543,6 +1364,60 @@ static int mr_type(const void *mhandle)
     return mhandle != NULL ? ((const coll_mr *)mhandle)->type : NGL_NCCL_PTR_HOST;
 }
 
+/*
+ * Stream identity of a new call, at post time and in posting order (the
+ * same order on every rank): its token goes into the engine's call
+ * history, which answers the key whose streams it uses; the set is created
+ * on first use and unused sets are evicted, all at this same point of the
+ * call sequence on every rank. The memory kind is not part of the token: a
+ * rank on device memory and a rank on host memory code the same frames.
+ * Lock held. @return 0 or -errno.
+ */
+static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, ngl_dtype dt, int mem)
+{
+    const size_t esize = ngl_dtype_size(dt);
+    const int exact = call_exact(c, r->count, esize);
+    /* The GPU codes INT8/INT4 from device memory into device memory.
+     * Exact (RAW) slices are copied to host memory and coded there (they
+     * are small, or the user asked for no compression), and so are calls
+     * with one buffer on each side (NCCL does that when GPU Direct is on
+     * for receives only, e.g. NCCL_NET_GDR_READ=0). */
+    const int gpu = mem == (MEM_SDEV | MEM_RDEV) && !exact;
+    const uint32_t tag =
+        (uint32_t)mem | (gpu ? TAG_GPU : 0u) | ((mem != 0 && !gpu) ? TAG_STAGED : 0u);
+    const uint64_t token = ngl_engine_token(r->count * esize, NGL_NCCL_SUM,
+                                            1u | (uint64_t)dt << 8 | (uint64_t)exact << 16);
+    const uint32_t k = ngl_engine_identify(c->eng, token, !exact);
+    ngl_engine_set *set = NULL;
+    int created = 0;
+    const ngl_cc_ops *ops = gpu ? c->gpu->codec : &ngl_cc_host_ops;
+    ngl_status st = ngl_engine_set_get(c->eng, token, k, r->count, dt, exact, tag, ops,
+                                       gpu ? c->queue : NULL, &set, &created);
+    if (st != NGL_OK) {
+        NGL_PWARN("collNet: cannot create %s streams for %llu elements: %s", ops->name,
+                  (unsigned long long)r->count, ngl_status_str(st));
+        return cc_rc(st);
+    }
+    if ((set->layer_tag & TAG_MEM) != (uint32_t)mem) {
+        /* Its streams live where its first call put them. NCCL keeps a
+         * collComm's staging buffers where they are, so this is a caller
+         * error, not a case to serve. */
+        NGL_PWARN("collNet: slices of %llu elements moved between host and device memory; not "
+                  "supported",
+                  (unsigned long long)r->count);
+        return -EINVAL;
+    }
+    ngl_engine_evict(c->eng);
+    r->set = set;
+    r->esize = esize;
+    c->exact_calls += (uint64_t)exact;
+    ngl_engine_stats *es = ngl_engine_stats_of(c->eng);
+    es->calls_exact += (uint64_t)exact;
+    es->calls_compressed += (uint64_t)!exact;
+    es->calls_transient += (uint64_t)(!exact && set->k == NGL_IDENT_TRANSIENT);
+    return 0;
+}
+
 int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count, int nccl_dtype,
                         int nccl_op, void *send_mh, void *recv_mh, ngl_coll_req **req)
 {
@@ -1579,18 +1454,16 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
     c->dev_calls += (uint64_t)(mem != 0);
     if (count == 0) {
         r->state = R_DONE; /* nothing to reduce; no rank sends anything */
-        r->cls = NULL;
+        r->set = NULL;
+        r->esize = 0;
         *req = r;
         goto out;
     }
-    r->cls = class_get(c, dt, (uint64_t)count, mem, &rc);
-    if (r->cls == NULL) {
-        fail(c, rc, "slice class");
+    rc = call_identify(c, r, dt, mem);
+    if (rc != 0) {
+        fail(c, rc, "stream set");
         goto out;
     }
-    r->lane = (uint32_t)(r->cls->ordinal % r->cls->nlanes);
-    r->cls->ordinal++;
-    c->exact_calls += (uint64_t)r->cls->exact;
     r->seq = c->next_seq++;
     r->state = R_QUEUED;
     if (c->fifo_tail != NULL) {
@@ -1624,7 +1497,7 @@ int ngl_coll_iflush(ngl_coll_comm *c, void *data, size_t size, void *mhandle, ng
     uint64_t last = 0;
     int found = 0;
     for (const ngl_coll_req *r = c->fifo_head; r != NULL && rc == 0; r = r->next) {
-        const size_t bytes = r->count * r->cls->esize;
+        const size_t bytes = r->count * r->esize;
         if (r->recv < hi && r->recv + bytes > lo) {
             last = r->seq;
             found = 1;
@@ -1640,7 +1513,8 @@ int ngl_coll_iflush(ngl_coll_comm *c, void *data, size_t size, void *mhandle, ng
         if (f != NULL) {
             f->state = R_FLUSH;
             f->seq = last;
-            f->cls = NULL;
+            f->set = NULL;
+            f->esize = 0;
             f->next = NULL;
             *req = f;
         } else {
@@ -1676,7 +1550,7 @@ int ngl_coll_test(ngl_coll_req *r, int *done, size_t *bytes)
         if (r->state == R_DONE || (r->state == R_FLUSH && c->err == 0 && flushed(c, r->seq))) {
             *done = 1;
             if (bytes != NULL) {
-                *bytes = r->cls ? r->count * r->cls->esize : 0;
+                *bytes = r->count * r->esize;
             }
             r->state = R_FREE;
         } else {
@@ -1699,9 +1573,7 @@ static void comm_free(ngl_coll_comm *c)
         (void)ngl_plugin_dev_enter(c->cuda_dev, &saved);
     }
     /* Streams first: destroying one waits for its device work. */
-    for (int i = 0; i < c->nclasses; i++) {
-        class_free(c, c->classes[i]);
-    }
+    ngl_engine_destroy(c->eng);
     for (int s = 0; s < NGL_COLL_NSLOTS; s++) {
         slot_t *sl = &c->slots[s];
         if (sl->mh != NULL) {
@@ -1771,5 +1643,18 @@ void ngl_coll_close(ngl_coll_comm *c)
               (unsigned long long)c->dev_calls, (unsigned long long)c->raw_bytes,
               (unsigned long long)c->wire_bytes,
               c->wire_bytes ? (double)c->raw_bytes / (double)c->wire_bytes : 0.0);
+    char line[256];
+    ngl_engine_describe(c->eng, line, sizeof line);
+    NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL, "collNet rank %d/%d %s", c->rank,
+              c->nranks, line);
+    /* Every call has completed (NCCL closes an idle collComm), so the
+     * streams are idle: their state digests let a test check that every
+     * decoder mirrors its encoder and that all ranks hold the same state. */
+    uint64_t pairs = 0, shared = 0;
+    if (c->err == 0 && ngl_engine_state_digest(c->eng, &pairs, &shared)) {
+        NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
+                  "collNet rank %d/%d state digests: pairs %016llx shared %016llx", c->rank,
+                  c->nranks, (unsigned long long)pairs, (unsigned long long)shared);
+    }
     comm_free(c);
 }

@@ -4,25 +4,14 @@
  * compressed reduce-scatter followed by a compressed allgather, built on
  * the point-to-point transport in use (ngl_plugin_transport()).
  *
- * Protocol for one iallreduce of `count` elements on N ranks (see
- * nccl-net-plugin/README.md for the full design):
- *   - the slice is cut into N chunks of `chunk` elements (a multiple of the
- *     codec block; the last chunks may be short or empty); rank j owns
- *     chunk j;
- *   - reduce-scatter: every rank encodes chunk j of its input for owner j
- *     (one stream per sender/owner pair) and sends the frame on mesh RS;
- *     the owner adds the decoded frames to its own exact chunk, in rank
- *     order;
- *   - allgather: the owner encodes the sum once and sends the frame on mesh
- *     AG; every rank, the owner included, decodes the same frames with
- *     decoders in the same state, so results are bit-identical everywhere;
- *   - slices below NANGILA_MIN_BYTES, and every slice when NANGILA_MODE=off,
- *     take the same path with exact (RAW) frames.
- *
- * Stream identity: NCCL issues iallreduce calls in collective order,
- * identically on every rank, so the k-th call of a (dtype, count) class is
- * the same call everywhere. Its state lane is k mod NANGILA_COLLNET_PERIOD
- * (lane 0 with error feedback and prediction off when the period is 0).
+ * Protocol, layout and stream identity are the collective engine's
+ * (engine/include/ngl_engine.h): a compressed reduce-scatter, then a
+ * compressed allgather, one segment per chunk (NCCL's slices are <= 2 MiB);
+ * slices below NANGILA_MIN_BYTES, and every slice when NANGILA_MODE=off,
+ * take the same path with exact (RAW) frames. Which slices share
+ * error-feedback and predictor state is decided by the engine from the
+ * sequence of calls every rank sees (docs/stream-identity.md);
+ * NANGILA_COLLNET_PERIOD overrides it.
  *
  * Progress is driven by iallreduce() and test() on NCCL's proxy thread;
  * coding happens there too (host memory), or is started there on the GPU
@@ -108,9 +97,5 @@ int ngl_coll_test(ngl_coll_req *r, int *done, size_t *bytes);
 
 /** Close @p c (statistics are logged at INFO). NULL is a no-op. */
 void ngl_coll_close(ngl_coll_comm *c);
-
-/** Chunk length in elements for @p count elements on @p nranks ranks with
- *  codec block @p block. Exposed for the unit test. */
-uint64_t ngl_coll_chunk_len(uint64_t count, int nranks, uint32_t block);
 
 #endif /* NGL_COLL_H */

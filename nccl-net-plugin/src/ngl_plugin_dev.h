@@ -18,7 +18,7 @@
 #ifndef NGL_PLUGIN_DEV_H
 #define NGL_PLUGIN_DEV_H
 
-#include "ngl_coll_codec.h"
+#include "ngl_engine.h"
 
 #include <stddef.h>
 

@@ -1539,12 +1539,16 @@ static void collnet_exact_dtype(coll_ctx *cx, const dtype_info *dt)
     coll_run(cx, c, NCALLS, dt, 11u);
     for (int k = 0; k < NCALLS; k++) {
         const size_t n = c[k].count;
-        size_t per = (n + (size_t)g_nranks - 1) / (size_t)g_nranks;
-        size_t chunk = (per + block - 1) / block * block;
+        /* The engine's layout: chunks balanced by blocks, the first
+         * nb % P owners one block more (engine/include/ngl_engine.h). */
+        const size_t nb = (n + block - 1) / block, P = (size_t)g_nranks;
+        const size_t base = nb / P, rem = nb % P;
         for (size_t i = 0; i < n; i++) {
             /* The owner starts from its own value, then adds the others in
              * rank order, rounding to the dtype after every addition. */
-            int owner = (int)(i / chunk);
+            const size_t b = i / block;
+            int owner = b < rem * (base + 1) ? (int)(b / (base + 1))
+                                             : (int)(rem + (b - rem * (base + 1)) / base);
             float acc = value_main_cur(owner, c[k].call, i, 0);
             for (int r = 0; r < g_nranks; r++) {
                 if (r != owner) {

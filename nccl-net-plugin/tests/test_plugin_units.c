@@ -52,20 +52,6 @@ static void test_tcp_part_covers_message_once(void **state)
     }
 }
 
-static void test_coll_chunk_len_is_block_multiple(void **state)
-{
-    (void)state;
-    for (uint64_t count = 1; count < 5000; count += 37) {
-        for (int n = 1; n <= 8; n++) {
-            uint64_t c = ngl_coll_chunk_len(count, n, 256);
-            assert_int_equal(c % 256, 0);
-            assert_true(c * (uint64_t)n >= count);      /* N chunks cover the slice */
-            assert_true(c < 256 + (count + n - 1) / n); /* and not more than needed */
-        }
-    }
-    assert_int_equal(ngl_coll_chunk_len(524288, 2, 256), 262144);
-}
-
 static void test_coll_reduce_support_matrix(void **state)
 {
     (void)state;
@@ -160,7 +146,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tcp_part_covers_message_once),
-        cmocka_unit_test(test_coll_chunk_len_is_block_multiple),
         cmocka_unit_test(test_coll_reduce_support_matrix),
         cmocka_unit_test(test_tcp_loopback_round_trip),
     };

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* coll_codec_host.c -- the collNet's compression calls for host memory:
- * the core's encoder and decoder, complete as soon as they return. */
-#include "ngl_coll_codec.h"
+/* engine_codec_host.c -- the engine's codec ops for host memory: the core's
+ * encoder and decoder, complete as soon as they return. */
+#include "ngl_engine.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +67,11 @@ static int host_busy(const ngl_cc_stream *s)
     return 0;
 }
 
+static uint64_t host_state_hash(const ngl_cc_stream *s)
+{
+    return s->enc != NULL ? ngl_encoder_state_hash(s->enc) : ngl_decoder_state_hash(s->dec);
+}
+
 const ngl_cc_ops ngl_cc_host_ops = {
     .name = "host",
     .create = host_create,
@@ -75,4 +80,5 @@ const ngl_cc_ops ngl_cc_host_ops = {
     .decode = host_decode,
     .poll = host_poll,
     .busy = host_busy,
+    .state_hash = host_state_hash,
 };

@@ -1,21 +1,26 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* pmpi_keytrack.c -- period detection over the MPI_Allreduce call history. */
-#include "pmpi_keytrack.h"
+/* engine_ident.c -- stream identity: period detection over a communicator's call history. */
+#include "ngl_engine.h"
 
 #include <string.h>
 
-void ngl_pmpi_keytrack_init(ngl_pmpi_keytrack *kt)
+void ngl_ident_init(ngl_ident *kt)
 {
     memset(kt, 0, sizeof *kt);
 }
 
-static uint64_t hist_at(const ngl_pmpi_keytrack *kt, uint64_t idx)
+void ngl_ident_force_period(ngl_ident *kt, uint32_t period)
 {
-    return kt->hist[idx % NGL_KT_HIST];
+    kt->forced = period;
+}
+
+static uint64_t hist_at(const ngl_ident *kt, uint64_t idx)
+{
+    return kt->hist[idx % NGL_IDENT_HIST];
 }
 
 /* 1 if the last @p span tokens are @p p-periodic; spends the budget. */
-static int tail_periodic(const ngl_pmpi_keytrack *kt, uint64_t p, uint64_t span, uint32_t *budget)
+static int tail_periodic(const ngl_ident *kt, uint64_t p, uint64_t span, uint32_t *budget)
 {
     const uint64_t last = kt->ncalls - 1;
     for (uint64_t j = 0; j + p < span; j++) {
@@ -31,22 +36,22 @@ static int tail_periodic(const ngl_pmpi_keytrack *kt, uint64_t p, uint64_t span,
 }
 
 /*
- * Smallest period p >= pmin such that the last max(2p, NGL_KT_MIN_EVIDENCE)
+ * Smallest period p >= pmin such that the last max(2p, NGL_IDENT_MIN_EVIDENCE)
  * tokens are p-periodic (at least two full copies of the cycle), or 0.
  * The evidence floor keeps a doubled call ([.. B B]) from passing for a
  * period-1 cycle. A tail that is also @p avoid-periodic (the current lock)
  * is no evidence of a longer cycle: [A A A A] fits every period. Bounded by
- * NGL_KT_SEARCH_BUDGET comparisons, so a history without structure costs
+ * NGL_IDENT_SEARCH_BUDGET comparisons, so a history without structure costs
  * microseconds, not milliseconds.
  */
-static uint32_t find_period(const ngl_pmpi_keytrack *kt, uint32_t pmin, uint32_t avoid)
+static uint32_t find_period(const ngl_ident *kt, uint32_t pmin, uint32_t avoid)
 {
     const uint64_t n = kt->ncalls;
     const uint64_t last = n - 1;
     const uint64_t cur = hist_at(kt, last);
-    uint32_t budget = NGL_KT_SEARCH_BUDGET;
-    for (uint64_t p = pmin; p <= NGL_KT_HIST / 2; p++) {
-        const uint64_t span = 2u * p > NGL_KT_MIN_EVIDENCE ? 2u * p : NGL_KT_MIN_EVIDENCE;
+    uint32_t budget = NGL_IDENT_SEARCH_BUDGET;
+    for (uint64_t p = pmin; p <= NGL_IDENT_HIST / 2; p++) {
+        const uint64_t span = 2u * p > NGL_IDENT_MIN_EVIDENCE ? 2u * p : NGL_IDENT_MIN_EVIDENCE;
         if (span > n || budget == 0) {
             return 0;
         }
@@ -63,7 +68,7 @@ static uint32_t find_period(const ngl_pmpi_keytrack *kt, uint32_t pmin, uint32_t
 }
 
 /* Lock onto the last @p p tokens as the cycle; the current call is its end. */
-static void lock_period(ngl_pmpi_keytrack *kt, uint32_t p)
+static void lock_period(ngl_ident *kt, uint32_t p)
 {
     const uint64_t first = kt->ncalls - p;
     for (uint32_t i = 0; i < p; i++) {
@@ -79,16 +84,21 @@ static void lock_period(ngl_pmpi_keytrack *kt, uint32_t p)
     kt->n_locks++;
 }
 
-uint32_t ngl_pmpi_keytrack_next(ngl_pmpi_keytrack *kt, uint64_t token, int keyed)
+uint32_t ngl_ident_next(ngl_ident *kt, uint64_t token, int keyed)
 {
-    kt->hist[kt->ncalls % NGL_KT_HIST] = token;
+    kt->hist[kt->ncalls % NGL_IDENT_HIST] = token;
     kt->ncalls++;
+    if (kt->forced != 0) {
+        /* The user said how many calls a step has: position in the step. */
+        kt->n_matched++;
+        return keyed ? (uint32_t)((kt->ncalls - 1) % kt->forced) : 0;
+    }
 
     /* Does the call fit the locked cycle, possibly after a short skip? */
     int matched = 0;
     uint32_t k = 0;
     if (kt->period != 0) {
-        for (uint32_t j = 0; j <= NGL_KT_MAX_SKIP && kt->phase + j < kt->period; j++) {
+        for (uint32_t j = 0; j <= NGL_IDENT_MAX_SKIP && kt->phase + j < kt->period; j++) {
             if (kt->ref[kt->phase + j] == token) {
                 kt->n_skipped += j;
                 kt->phase += j;
@@ -132,5 +142,5 @@ uint32_t ngl_pmpi_keytrack_next(ngl_pmpi_keytrack *kt, uint64_t token, int keyed
         return k;
     }
     kt->n_transient++;
-    return NGL_KT_TRANSIENT;
+    return NGL_IDENT_TRANSIENT;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_pmpi_keytrack.c -- which stream state each MPI_Allreduce call gets,
+ * test_engine_ident.c -- which stream state each collective call gets,
  * for the call patterns training and HPC codes issue, and the failure
- * modes of the scheme (see pmpi_keytrack.h).
+ * modes of the scheme (see engine_ident.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "pmpi_keytrack.h"
+#include "ngl_engine.h"
 
 /* A call: token and whether it is compressed (keyed). */
 typedef struct call {
@@ -24,11 +24,11 @@ typedef struct call {
 
 static int setup(void **state)
 {
-    ngl_pmpi_keytrack *kt = malloc(sizeof *kt);
+    ngl_ident *kt = malloc(sizeof *kt);
     if (kt == NULL) {
         return -1;
     }
-    ngl_pmpi_keytrack_init(kt);
+    ngl_ident_init(kt);
     *state = kt;
     return 0;
 }
@@ -40,11 +40,11 @@ static int teardown(void **state)
 }
 
 /* Feed @p steps repetitions of @p step; keys[s * n + i] gets call i of step s. */
-static void feed(ngl_pmpi_keytrack *kt, const call *step, size_t n, size_t steps, uint32_t *keys)
+static void feed(ngl_ident *kt, const call *step, size_t n, size_t steps, uint32_t *keys)
 {
     for (size_t s = 0; s < steps; s++) {
         for (size_t i = 0; i < n; i++) {
-            keys[s * n + i] = ngl_pmpi_keytrack_next(kt, step[i].token, step[i].keyed);
+            keys[s * n + i] = ngl_ident_next(kt, step[i].token, step[i].keyed);
         }
     }
 }
@@ -60,7 +60,7 @@ static void assert_stable_distinct(const call *step, size_t n, size_t steps, siz
             if (!step[i].keyed) {
                 continue;
             }
-            assert_int_not_equal(keys[s * n + i], NGL_KT_TRANSIENT);
+            assert_int_not_equal(keys[s * n + i], NGL_IDENT_TRANSIENT);
             assert_int_equal(keys[s * n + i], keys[from * n + i]);
             for (size_t j = 0; j < i; j++) {
                 if (step[j].keyed && step[j].token == step[i].token) {
@@ -71,23 +71,23 @@ static void assert_stable_distinct(const call *step, size_t n, size_t steps, siz
     }
 }
 
-static void test_keytrack_single_buffer_locks_at_second_call(void **state)
+static void test_engine_ident_single_buffer_locks_at_second_call(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     const call step[] = {{100, 1}};
     uint32_t keys[20];
     feed(kt, step, 1, 20, keys);
-    /* nothing is known before NGL_KT_MIN_EVIDENCE calls */
-    for (unsigned i = 0; i + 1 < NGL_KT_MIN_EVIDENCE; i++) {
-        assert_int_equal(keys[i], NGL_KT_TRANSIENT);
+    /* nothing is known before NGL_IDENT_MIN_EVIDENCE calls */
+    for (unsigned i = 0; i + 1 < NGL_IDENT_MIN_EVIDENCE; i++) {
+        assert_int_equal(keys[i], NGL_IDENT_TRANSIENT);
     }
-    assert_stable_distinct(step, 1, 20, NGL_KT_MIN_EVIDENCE - 1, keys);
+    assert_stable_distinct(step, 1, 20, NGL_IDENT_MIN_EVIDENCE - 1, keys);
     assert_int_equal(kt->period, 1);
 }
 
-static void test_keytrack_distinct_sizes(void **state)
+static void test_engine_ident_distinct_sizes(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     const call step[] = {{1, 1}, {2, 1}, {3, 1}, {4, 0}};
     uint32_t keys[4 * 8];
     feed(kt, step, 4, 8, keys);
@@ -95,9 +95,9 @@ static void test_keytrack_distinct_sizes(void **state)
     assert_int_equal(kt->period, 4);
 }
 
-static void test_keytrack_same_size_tensors_get_distinct_state(void **state)
+static void test_engine_ident_same_size_tensors_get_distinct_state(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     /* Two layers of the same size separated by a small uncompressed call,
      * and a fresh buffer every step (buffers never enter the token). */
     const call step[] = {{7, 1}, {1, 0}, {7, 1}, {9, 1}};
@@ -107,9 +107,9 @@ static void test_keytrack_same_size_tensors_get_distinct_state(void **state)
     assert_int_not_equal(keys[19 * 4 + 0], keys[19 * 4 + 2]);
 }
 
-static void test_keytrack_transformer_like_steps(void **state)
+static void test_engine_ident_transformer_like_steps(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     /* Embedding, 6 identical layers of (W, b, W, b, W2, b2), head: the
      * per-layer period locks first and must give way to the step period. */
     call step[1 + 6 * 6 + 1];
@@ -131,51 +131,51 @@ static void test_keytrack_transformer_like_steps(void **state)
     assert_int_equal(kt->period, n);
 }
 
-static void test_keytrack_inserted_call_is_transient(void **state)
+static void test_engine_ident_inserted_call_is_transient(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     const call step[] = {{1, 1}, {2, 1}, {3, 1}};
     uint32_t keys[3 * 6];
     feed(kt, step, 3, 6, keys);
     /* An unrelated extra call in the middle of a step is transient and
      * leaves the cycle alone. */
-    assert_int_equal(ngl_pmpi_keytrack_next(kt, 1, 1), keys[5 * 3 + 0]);
-    assert_int_equal(ngl_pmpi_keytrack_next(kt, 99, 1), NGL_KT_TRANSIENT);
-    assert_int_equal(ngl_pmpi_keytrack_next(kt, 2, 1), keys[5 * 3 + 1]);
-    assert_int_equal(ngl_pmpi_keytrack_next(kt, 3, 1), keys[5 * 3 + 2]);
+    assert_int_equal(ngl_ident_next(kt, 1, 1), keys[5 * 3 + 0]);
+    assert_int_equal(ngl_ident_next(kt, 99, 1), NGL_IDENT_TRANSIENT);
+    assert_int_equal(ngl_ident_next(kt, 2, 1), keys[5 * 3 + 1]);
+    assert_int_equal(ngl_ident_next(kt, 3, 1), keys[5 * 3 + 2]);
     /* An extra call of a size the step already has disturbs at most that
      * step (it may take the other call's key once); the next steps get the
      * old keys back and the lock is kept. */
-    ngl_pmpi_keytrack_next(kt, 1, 1);
-    ngl_pmpi_keytrack_next(kt, 2, 1);
-    ngl_pmpi_keytrack_next(kt, 2, 1);
-    ngl_pmpi_keytrack_next(kt, 3, 1);
+    ngl_ident_next(kt, 1, 1);
+    ngl_ident_next(kt, 2, 1);
+    ngl_ident_next(kt, 2, 1);
+    ngl_ident_next(kt, 3, 1);
     for (int s = 0; s < 3; s++) {
         for (int i = 0; i < 3; i++) {
-            assert_int_equal(ngl_pmpi_keytrack_next(kt, step[i].token, 1), keys[5 * 3 + i]);
+            assert_int_equal(ngl_ident_next(kt, step[i].token, 1), keys[5 * 3 + i]);
         }
     }
     assert_int_equal(kt->period, 3);
     assert_int_equal(kt->n_locks, 1);
 }
 
-static void test_keytrack_skipped_call_keeps_the_others(void **state)
+static void test_engine_ident_skipped_call_keeps_the_others(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     const call step[] = {{1, 1}, {2, 1}, {3, 1}, {4, 1}};
     uint32_t keys[4 * 6];
     feed(kt, step, 4, 6, keys);
     /* A step in which the tensor of token 2 has no gradient. */
-    assert_int_equal(ngl_pmpi_keytrack_next(kt, 1, 1), keys[5 * 4 + 0]);
-    assert_int_equal(ngl_pmpi_keytrack_next(kt, 3, 1), keys[5 * 4 + 2]);
-    assert_int_equal(ngl_pmpi_keytrack_next(kt, 4, 1), keys[5 * 4 + 3]);
-    assert_int_equal(ngl_pmpi_keytrack_next(kt, 1, 1), keys[5 * 4 + 0]);
+    assert_int_equal(ngl_ident_next(kt, 1, 1), keys[5 * 4 + 0]);
+    assert_int_equal(ngl_ident_next(kt, 3, 1), keys[5 * 4 + 2]);
+    assert_int_equal(ngl_ident_next(kt, 4, 1), keys[5 * 4 + 3]);
+    assert_int_equal(ngl_ident_next(kt, 1, 1), keys[5 * 4 + 0]);
     assert_int_equal(kt->n_skipped, 1);
 }
 
-static void test_keytrack_relocks_when_the_pattern_changes(void **state)
+static void test_engine_ident_relocks_when_the_pattern_changes(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     const call a[] = {{1, 1}, {2, 1}, {3, 1}};
     const call b[] = {{5, 1}, {5, 1}, {6, 1}, {7, 0}, {5, 1}};
     uint32_t ka[3 * 5];
@@ -186,98 +186,99 @@ static void test_keytrack_relocks_when_the_pattern_changes(void **state)
     assert_int_equal(kt->period, 5);
 }
 
-static void test_keytrack_relocks_to_a_new_size_of_the_same_period(void **state)
+static void test_engine_ident_relocks_to_a_new_size_of_the_same_period(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     /* A benchmark loop: many calls of one size, then of another. */
     uint32_t k = 0;
     for (int i = 0; i < 20; i++) {
-        ngl_pmpi_keytrack_next(kt, 1000, 1);
+        ngl_ident_next(kt, 1000, 1);
     }
     for (unsigned i = 0; i < 20; i++) {
-        k = ngl_pmpi_keytrack_next(kt, 2000, 1);
-        if (i + 1 >= NGL_KT_MIN_EVIDENCE) {
+        k = ngl_ident_next(kt, 2000, 1);
+        if (i + 1 >= NGL_IDENT_MIN_EVIDENCE) {
             assert_int_equal(k, 0);
         }
     }
     assert_int_equal(kt->period, 1);
     assert_int_equal(kt->ref[0], 2000);
-    assert_int_equal(kt->n_transient, NGL_KT_MIN_EVIDENCE - 1 + NGL_KT_MIN_EVIDENCE - 1);
+    assert_int_equal(kt->n_transient, NGL_IDENT_MIN_EVIDENCE - 1 + NGL_IDENT_MIN_EVIDENCE - 1);
 }
 
-static void test_keytrack_back_to_back_same_size_is_the_known_limit(void **state)
+static void test_engine_ident_back_to_back_same_size_is_the_known_limit(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     /* [A A] every step and nothing else is indistinguishable from [A]:
      * both calls share one key. Documented in mpi-pmpi/README.md. */
     const call step[] = {{8, 1}, {8, 1}};
     uint32_t keys[2 * 6];
     feed(kt, step, 2, 6, keys);
-    assert_int_not_equal(keys[5 * 2 + 0], NGL_KT_TRANSIENT);
+    assert_int_not_equal(keys[5 * 2 + 0], NGL_IDENT_TRANSIENT);
     assert_int_equal(keys[5 * 2 + 0], keys[5 * 2 + 1]);
     assert_int_equal(kt->period, 1);
 }
 
-static void test_keytrack_no_structure_stays_transient(void **state)
+static void test_engine_ident_no_structure_stays_transient(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
+    ngl_ident *kt = *state;
     /* Distinct tokens forever: nothing repeats, nothing may be shared. */
     uint64_t x = 12345;
     for (int i = 0; i < 20000; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
-        assert_int_equal(ngl_pmpi_keytrack_next(kt, x, 1), NGL_KT_TRANSIENT);
+        assert_int_equal(ngl_ident_next(kt, x, 1), NGL_IDENT_TRANSIENT);
     }
     assert_int_equal(kt->period, 0);
 }
 
-static void test_keytrack_cycle_longer_than_history_stays_transient(void **state)
+static void test_engine_ident_cycle_longer_than_history_stays_transient(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
-    enum { N = NGL_KT_HIST / 2 + 10 };
+    ngl_ident *kt = *state;
+    enum { N = NGL_IDENT_HIST / 2 + 10 };
     for (int s = 0; s < 3; s++) {
         for (uint64_t i = 0; i < N; i++) {
-            assert_int_equal(ngl_pmpi_keytrack_next(kt, 1000 + i, 1), NGL_KT_TRANSIENT);
+            assert_int_equal(ngl_ident_next(kt, 1000 + i, 1), NGL_IDENT_TRANSIENT);
         }
     }
 }
 
-static void test_keytrack_longest_findable_cycle_locks(void **state)
+static void test_engine_ident_longest_findable_cycle_locks(void **state)
 {
-    ngl_pmpi_keytrack *kt = *state;
-    enum { N = NGL_KT_HIST / 2 };
+    ngl_ident *kt = *state;
+    enum { N = NGL_IDENT_HIST / 2 };
     uint32_t last = 0;
     for (int s = 0; s < 3; s++) {
         for (uint64_t i = 0; i < N; i++) {
-            last = ngl_pmpi_keytrack_next(kt, 7000 + i % 300, 1);
+            last = ngl_ident_next(kt, 7000 + i % 300, 1);
         }
     }
-    assert_int_not_equal(last, NGL_KT_TRANSIENT);
+    assert_int_not_equal(last, NGL_IDENT_TRANSIENT);
     assert_int_equal(kt->period, N);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_keytrack_single_buffer_locks_at_second_call, setup,
+        cmocka_unit_test_setup_teardown(test_engine_ident_single_buffer_locks_at_second_call, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_distinct_sizes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_same_size_tensors_get_distinct_state, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_transformer_like_steps, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_inserted_call_is_transient, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_skipped_call_keeps_the_others, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_relocks_when_the_pattern_changes, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_relocks_to_a_new_size_of_the_same_period,
+        cmocka_unit_test_setup_teardown(test_engine_ident_distinct_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_ident_same_size_tensors_get_distinct_state,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_back_to_back_same_size_is_the_known_limit,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_no_structure_stays_transient, setup,
+        cmocka_unit_test_setup_teardown(test_engine_ident_transformer_like_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_ident_inserted_call_is_transient, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_cycle_longer_than_history_stays_transient,
+        cmocka_unit_test_setup_teardown(test_engine_ident_skipped_call_keeps_the_others, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_engine_ident_relocks_when_the_pattern_changes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_engine_ident_relocks_to_a_new_size_of_the_same_period,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keytrack_longest_findable_cycle_locks, setup,
+        cmocka_unit_test_setup_teardown(test_engine_ident_back_to_back_same_size_is_the_known_limit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_ident_no_structure_stays_transient, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_engine_ident_cycle_longer_than_history_stays_transient,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_ident_longest_findable_cycle_locks, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
