@@ -230,11 +230,11 @@ typedef void (*ngl_engine_log_fn)(void *user, ngl_log_level level, const char *m
 
 typedef struct ngl_engine_config {
     int nranks, rank;
-    uint64_t uid;         /* the same on every rank: salts every stream id */
-    ngl_settings codec;   /* mode, predictor, EF, top-k, block, seed, state bound */
-    int seg_policy;       /* NGL_ENGINE_SEG_* */
-    uint32_t fixed_period;  /* user override of identity (ngl_ident_force_period), 0 = auto */
-    ngl_engine_log_fn log;  /* may be NULL */
+    uint64_t uid;          /* the same on every rank: salts every stream id */
+    ngl_settings codec;    /* mode, predictor, EF, top-k, block, seed, state bound */
+    int seg_policy;        /* NGL_ENGINE_SEG_* */
+    uint32_t fixed_period; /* user override of identity (ngl_ident_force_period), 0 = auto */
+    ngl_engine_log_fn log; /* may be NULL */
     void *log_user;
 } ngl_engine_config;
 
@@ -247,17 +247,17 @@ typedef struct ngl_engine_config {
  */
 typedef struct ngl_engine_set {
     uint64_t token;
-    uint32_t k;        /* key within the token, or NGL_IDENT_TRANSIENT */
-    uint64_t count;    /* elements per call */
+    uint32_t k;     /* key within the token, or NGL_IDENT_TRANSIENT */
+    uint64_t count; /* elements per call */
     ngl_dtype dtype;
-    int exact;         /* RAW frames: the layer carries this shape exactly */
-    int stateful;      /* error feedback / predictor state carried across calls */
+    int exact;          /* RAW frames: the layer carries this shape exactly */
+    int stateful;       /* error feedback / predictor state carried across calls */
     uint32_t layer_tag; /* the layer's own bits, given at creation (not part of the key) */
     uint64_t *chunk_lo; /* P + 1 chunk boundaries */
     uint64_t seg_elems;
     uint32_t nseg;
-    size_t *bound;     /* [seg * P + owner]: frame bound of that piece, 0 if empty */
-    size_t frame_cap;  /* largest bound of the set */
+    size_t *bound;          /* [seg * P + owner]: frame bound of that piece, 0 if empty */
+    size_t frame_cap;       /* largest bound of the set */
     ngl_cc_stream **rs_enc; /* [s*P + j]: my part of owner j's chunk */
     ngl_cc_stream **rs_dec; /* [s*P + i]: rank i's part of my chunk */
     ngl_cc_stream **ag_enc; /* [s]: my reduced chunk */
@@ -310,9 +310,8 @@ uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int keyed);
  *         kept, the engine is unchanged apart from the call record).
  */
 ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_t count,
-                              ngl_dtype dtype, int exact, uint32_t layer_tag,
-                              const ngl_cc_ops *ops, void *queue, ngl_engine_set **out,
-                              int *created);
+                              ngl_dtype dtype, int exact, uint32_t layer_tag, const ngl_cc_ops *ops,
+                              void *queue, ngl_engine_set **out, int *created);
 
 /** Frame bound of one piece of @p len elements (the largest frame a set's
  *  stream of that length can produce); 0 for an invalid configuration. */

@@ -83,13 +83,13 @@ static uint64_t stream_id(const ngl_engine *e, const ngl_engine_set *set, int st
     return ngl_engine_mix64(h ^ seg);
 }
 
-static void set_config(const ngl_engine *e, const ngl_engine_set *set, uint64_t count,
-                       uint64_t sid, ngl_stream_config *cfg)
+static void set_config(const ngl_engine *e, const ngl_engine_set *set, uint64_t count, uint64_t sid,
+                       ngl_stream_config *cfg)
 {
     const ngl_settings *s = &e->cfg.codec;
     ngl_stream_config_init(cfg);
-    cfg->codec = set->exact ? NGL_CODEC_RAW
-                            : (s->mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8);
+    cfg->codec =
+        set->exact ? NGL_CODEC_RAW : (s->mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8);
     cfg->dtype = set->dtype;
     cfg->predictor = set->stateful ? s->predictor : NGL_PRED_NONE;
     cfg->error_feedback = set->stateful ? s->error_feedback : 0;
@@ -319,9 +319,8 @@ static ngl_engine_set *set_find(ngl_engine *e, uint64_t token, uint32_t k, uint6
 }
 
 ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_t count,
-                              ngl_dtype dtype, int exact, uint32_t layer_tag,
-                              const ngl_cc_ops *ops, void *queue, ngl_engine_set **out,
-                              int *created)
+                              ngl_dtype dtype, int exact, uint32_t layer_tag, const ngl_cc_ops *ops,
+                              void *queue, ngl_engine_set **out, int *created)
 {
     *out = NULL;
     *created = 0;
@@ -464,7 +463,17 @@ const ngl_engine_config *ngl_engine_config_of(const ngl_engine *e)
 
 uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int keyed)
 {
-    return ngl_ident_next(&e->ident, token, keyed);
+    const uint64_t locks = e->ident.n_locks;
+    const uint32_t k = ngl_ident_next(&e->ident, token, keyed);
+    if (e->ident.n_locks != locks) {
+        /* A new step pattern: from here keys follow the new cycle. Sets of
+         * the old one stay until evicted, so a pattern that comes back (end
+         * of an evaluation phase) finds its state again. */
+        elog(e, NGL_LOG_INFO,
+             "stream identity: call pattern of %u calls per cycle locked at call %llu",
+             e->ident.period, (unsigned long long)e->ident.ncalls);
+    }
+    return k;
 }
 
 void ngl_engine_stats_add(ngl_engine_stats *t, const ngl_engine_stats *s)
@@ -503,12 +512,12 @@ int ngl_engine_state_digest(const ngl_engine *e, uint64_t *pairs, uint64_t *shar
             for (int r = 0; r < P; r++) {
                 const size_t at = (size_t)s * (size_t)P + (size_t)r;
                 if (set->rs_enc[at]) {
-                    *pairs ^= digest_term(ops, set->rs_enc[at],
-                                          stream_id(e, set, STAGE_RS, me, r, s));
+                    *pairs ^=
+                        digest_term(ops, set->rs_enc[at], stream_id(e, set, STAGE_RS, me, r, s));
                 }
                 if (set->rs_dec[at]) {
-                    *pairs ^= digest_term(ops, set->rs_dec[at],
-                                          stream_id(e, set, STAGE_RS, r, me, s));
+                    *pairs ^=
+                        digest_term(ops, set->rs_dec[at], stream_id(e, set, STAGE_RS, r, me, s));
                 }
                 if (set->ag_dec[at]) {
                     const uint64_t t =
@@ -530,13 +539,13 @@ int ngl_engine_state_digest(const ngl_engine *e, uint64_t *pairs, uint64_t *shar
 size_t ngl_engine_describe(const ngl_engine *e, char *buf, size_t cap)
 {
     const ngl_ident *kt = &e->ident;
-    int n = snprintf(buf, cap,
-                     "identity %s period %u (%llu locks), calls %llu: %llu matched, %llu "
-                     "transient; %zu stream sets, state %.1f of %llu MiB",
-                     kt->forced ? "fixed" : "auto", kt->forced ? kt->forced : kt->period,
-                     (unsigned long long)kt->n_locks, (unsigned long long)kt->ncalls,
-                     (unsigned long long)kt->n_matched, (unsigned long long)kt->n_transient,
-                     e->nsets, (double)e->state_bytes / 1048576.0,
-                     (unsigned long long)(e->state_max >> 20));
+    int n =
+        snprintf(buf, cap,
+                 "identity %s period %u (%llu locks), calls %llu: %llu matched, %llu "
+                 "transient; %zu stream sets, state %.1f of %llu MiB",
+                 kt->forced ? "fixed" : "auto", kt->forced ? kt->forced : kt->period,
+                 (unsigned long long)kt->n_locks, (unsigned long long)kt->ncalls,
+                 (unsigned long long)kt->n_matched, (unsigned long long)kt->n_transient, e->nsets,
+                 (double)e->state_bytes / 1048576.0, (unsigned long long)(e->state_max >> 20));
     return n < 0 ? 0 : (size_t)n;
 }
