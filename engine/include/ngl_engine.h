@@ -85,6 +85,11 @@ typedef struct ngl_cc_ops {
     ngl_status (*poll)(ngl_cc_stream *s, int *done, size_t *len);
     /** 1 while an operation is started and poll() has not said done. */
     int (*busy)(const ngl_cc_stream *s);
+    /** Encoders only, may be NULL (unsupported): skip the blocks whose bit
+     *  is set in @p bits (bit b of byte b/8) in the next encode only; a
+     *  skipped block costs no payload and decodes to the prediction
+     *  (ngl_encoder_set_block_mask()). */
+    ngl_status (*skip_blocks)(ngl_cc_stream *s, const uint8_t *bits);
     /** Hash of the closed-loop state (ngl_encoder_state_hash() /
      *  ngl_decoder_state_hash()); may be NULL when a back end cannot tell.
      *  Only valid while the stream is not busy. */
@@ -164,6 +169,8 @@ typedef struct ngl_ident {
     uint32_t period;                  /* locked cycle length, 0 = none */
     uint32_t phase;                   /* next expected position in ref */
     uint32_t forced;                  /* fixed period set by the user, 0 = automatic */
+    uint32_t homog_evidence;          /* calls needed to lock a cycle of one token */
+    uint64_t run;                     /* equal tokens ending at the last call */
     uint64_t last_miss;               /* ncalls after the last call off the cycle */
     uint64_t ref[NGL_IDENT_HIST / 2]; /* the locked cycle */
     uint32_t occ[NGL_IDENT_HIST / 2]; /* occ[i]: ref[i]'s earlier occurrences in ref */
@@ -184,6 +191,16 @@ void ngl_ident_init(ngl_ident *kt);
  * ngl_ident_next().
  */
 void ngl_ident_force_period(ngl_ident *kt, uint32_t period);
+
+/**
+ * Calls of evidence needed to lock a cycle made of one token repeated
+ * (default NGL_IDENT_MIN_EVIDENCE, at most NGL_IDENT_HIST). A run of equal
+ * tokens is also what one NCCL bucket looks like (its slices all have one
+ * count): the collNet asks for the whole history, so runs inside a step
+ * never lock a period of 1 that would share state between slices. Call
+ * before the first ngl_ident_next().
+ */
+void ngl_ident_set_homogeneous_evidence(ngl_ident *kt, uint32_t calls);
 
 /**
  * Record one call with @p token.
@@ -234,7 +251,8 @@ typedef struct ngl_engine_config {
     ngl_settings codec;    /* mode, predictor, EF, top-k, block, seed, state bound */
     int seg_policy;        /* NGL_ENGINE_SEG_* */
     uint32_t fixed_period; /* user override of identity (ngl_ident_force_period), 0 = auto */
-    ngl_engine_log_fn log; /* may be NULL */
+    uint32_t homogeneous_evidence; /* ngl_ident_set_homogeneous_evidence(), 0 = default */
+    ngl_engine_log_fn log;         /* may be NULL */
     void *log_user;
 } ngl_engine_config;
 

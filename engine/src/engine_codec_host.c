@@ -67,6 +67,11 @@ static int host_busy(const ngl_cc_stream *s)
     return 0;
 }
 
+static ngl_status host_skip_blocks(ngl_cc_stream *s, const uint8_t *bits)
+{
+    return ngl_encoder_set_block_mask(s->enc, bits);
+}
+
 static uint64_t host_state_hash(const ngl_cc_stream *s)
 {
     return s->enc != NULL ? ngl_encoder_state_hash(s->enc) : ngl_decoder_state_hash(s->dec);
@@ -80,5 +85,6 @@ const ngl_cc_ops ngl_cc_host_ops = {
     .decode = host_decode,
     .poll = host_poll,
     .busy = host_busy,
+    .skip_blocks = host_skip_blocks,
     .state_hash = host_state_hash,
 };

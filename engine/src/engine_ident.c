@@ -7,6 +7,7 @@
 void ngl_ident_init(ngl_ident *kt)
 {
     memset(kt, 0, sizeof *kt);
+    kt->homog_evidence = NGL_IDENT_MIN_EVIDENCE;
 }
 
 void ngl_ident_force_period(ngl_ident *kt, uint32_t period)
@@ -14,18 +15,24 @@ void ngl_ident_force_period(ngl_ident *kt, uint32_t period)
     kt->forced = period;
 }
 
+void ngl_ident_set_homogeneous_evidence(ngl_ident *kt, uint32_t calls)
+{
+    kt->homog_evidence = calls > NGL_IDENT_HIST ? NGL_IDENT_HIST : calls;
+}
+
 static uint64_t hist_at(const ngl_ident *kt, uint64_t idx)
 {
     return kt->hist[idx % NGL_IDENT_HIST];
 }
 
-/* 1 if the last @p span tokens are @p p-periodic; spends the budget. */
+/* 1 if the last @p span tokens are @p p-periodic, 0 if not, -1 if the
+ * budget ran out before it could tell; spends the budget. */
 static int tail_periodic(const ngl_ident *kt, uint64_t p, uint64_t span, uint32_t *budget)
 {
     const uint64_t last = kt->ncalls - 1;
     for (uint64_t j = 0; j + p < span; j++) {
         if (*budget == 0) {
-            return 0;
+            return -1;
         }
         (*budget)--;
         if (hist_at(kt, last - j) != hist_at(kt, last - j - p)) {
@@ -40,9 +47,11 @@ static int tail_periodic(const ngl_ident *kt, uint64_t p, uint64_t span, uint32_
  * tokens are p-periodic (at least two full copies of the cycle), or 0.
  * The evidence floor keeps a doubled call ([.. B B]) from passing for a
  * period-1 cycle. A tail that is also @p avoid-periodic (the current lock)
- * is no evidence of a longer cycle: [A A A A] fits every period. Bounded by
- * NGL_IDENT_SEARCH_BUDGET comparisons, so a history without structure costs
- * microseconds, not milliseconds.
+ * is no evidence of a longer cycle: [A A A A] fits every period. A window
+ * inside a run of one token fits every period too; it counts as a cycle of
+ * one call only with homog_evidence calls behind it. Bounded by
+ * NGL_IDENT_SEARCH_BUDGET comparisons (a search that runs out finds
+ * nothing), so a history without structure costs microseconds.
  */
 static uint32_t find_period(const ngl_ident *kt, uint32_t pmin, uint32_t avoid)
 {
@@ -55,12 +64,36 @@ static uint32_t find_period(const ngl_ident *kt, uint32_t pmin, uint32_t avoid)
         if (span > n || budget == 0) {
             return 0;
         }
-        budget--;
-        if (hist_at(kt, last - p) != cur || !tail_periodic(kt, p, span, &budget)) {
+        if (span <= kt->run) {
+            /* One token repeated: as much a run of equal slices inside a
+             * step (one NCCL bucket) as a step of one call. The latter only
+             * with enough evidence, and never as a longer cycle than a lock
+             * that already explains the run. */
+            if (avoid == 0 && kt->run >= kt->homog_evidence) {
+                return (uint32_t)p;
+            }
+            p = kt->run / 2; /* no window inside the run says more */
             continue;
         }
-        if (avoid != 0 && avoid < span && tail_periodic(kt, avoid, span, &budget)) {
+        budget--;
+        if (hist_at(kt, last - p) != cur) {
             continue;
+        }
+        const int periodic = tail_periodic(kt, p, span, &budget);
+        if (periodic <= 0) {
+            if (periodic < 0) {
+                return 0;
+            }
+            continue;
+        }
+        if (avoid != 0 && avoid < span) {
+            const int explained = tail_periodic(kt, avoid, span, &budget);
+            if (explained != 0) {
+                if (explained < 0) {
+                    return 0;
+                }
+                continue;
+            }
         }
         return (uint32_t)p;
     }
@@ -86,6 +119,8 @@ static void lock_period(ngl_ident *kt, uint32_t p)
 
 uint32_t ngl_ident_next(ngl_ident *kt, uint64_t token, int keyed)
 {
+    const int same = kt->ncalls > 0 && hist_at(kt, kt->ncalls - 1) == token;
+    kt->run = same ? kt->run + 1 : 1;
     kt->hist[kt->ncalls % NGL_IDENT_HIST] = token;
     kt->ncalls++;
     if (kt->forced != 0) {

@@ -430,6 +430,9 @@ ngl_status ngl_engine_create(const ngl_engine_config *cfg, ngl_engine **out)
     e->cfg = *cfg;
     ngl_ident_init(&e->ident);
     ngl_ident_force_period(&e->ident, cfg->fixed_period);
+    if (cfg->homogeneous_evidence != 0) {
+        ngl_ident_set_homogeneous_evidence(&e->ident, cfg->homogeneous_evidence);
+    }
     e->state_max = (uint64_t)cfg->codec.state_max_mb << 20;
     *out = e;
     return NGL_OK;

@@ -131,6 +131,48 @@ static void test_engine_ident_transformer_like_steps(void **state)
     assert_int_equal(kt->period, n);
 }
 
+static void test_engine_ident_bucket_slices_never_share_state(void **state)
+{
+    ngl_ident *kt = *state;
+    /* NCCL's collNet view of a step: a 1 MiB first bucket (2 slices of a
+     * smaller count), then two buckets whose 12 slices all have one count.
+     * A run of equal slices must not lock a period of 1 (which would share
+     * one state between slices): until the step is seen twice, calls are
+     * transient, then every slice has its own key. */
+    ngl_ident_set_homogeneous_evidence(kt, NGL_IDENT_HIST);
+    call step[2 + 12];
+    for (size_t i = 0; i < 2; i++) {
+        step[i] = (call){5, 1};
+    }
+    for (size_t i = 2; i < 14; i++) {
+        step[i] = (call){6, 1};
+    }
+    enum { STEPS = 6 };
+    uint32_t keys[14 * STEPS];
+    feed(kt, step, 14, STEPS, keys);
+    for (size_t i = 0; i < 14; i++) {
+        assert_int_equal(keys[i], NGL_IDENT_TRANSIENT); /* first step: nothing known */
+    }
+    assert_stable_distinct(step, 14, STEPS, 2, keys);
+    assert_int_equal(kt->period, 14);
+}
+
+static void test_engine_ident_one_slice_per_step_locks_after_the_whole_history(void **state)
+{
+    ngl_ident *kt = *state;
+    /* A model of one slice: a run of one token is a step of one call once
+     * the whole history says so. */
+    ngl_ident_set_homogeneous_evidence(kt, NGL_IDENT_HIST);
+    const call step[] = {{8, 1}};
+    uint32_t *keys = malloc((NGL_IDENT_HIST + 10) * sizeof *keys);
+    assert_non_null(keys);
+    feed(kt, step, 1, NGL_IDENT_HIST + 10, keys);
+    assert_int_equal(keys[NGL_IDENT_HIST - 2], NGL_IDENT_TRANSIENT);
+    assert_int_equal(keys[NGL_IDENT_HIST + 9], 0);
+    assert_int_equal(kt->period, 1);
+    free(keys);
+}
+
 static void test_engine_ident_inserted_call_is_transient(void **state)
 {
     ngl_ident *kt = *state;
@@ -264,6 +306,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_engine_ident_same_size_tensors_get_distinct_state,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_ident_transformer_like_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_ident_bucket_slices_never_share_state, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_engine_ident_one_slice_per_step_locks_after_the_whole_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_ident_inserted_call_is_transient, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_engine_ident_skipped_call_keeps_the_others, setup,

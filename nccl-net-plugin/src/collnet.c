@@ -154,6 +154,9 @@ struct ngl_coll_comm {
     slot_t slots[NGL_COLL_NSLOTS];
     /* statistics */
     uint64_t calls, exact_calls, dev_calls, raw_bytes, wire_bytes;
+    /* zero-block bitmap of one chunk (skip_zero_blocks), grown at warm-up */
+    uint8_t *zmask;
+    size_t zmask_cap;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -510,6 +513,8 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         .codec = c->set,
         .seg_policy = NGL_ENGINE_SEG_NONE, /* NCCL's slices are <= 2 MiB already */
         .fixed_period = c->set.collnet_period,
+        /* A bucket's slices all have one count: a run of them is no cycle. */
+        .homogeneous_evidence = NGL_IDENT_HIST,
         .log = engine_log,
     };
     int rc = ngl_engine_create(&ecfg, &c->eng) == NGL_OK ? comm_alloc_arrays(c) : -ENOMEM;
@@ -860,6 +865,44 @@ static int rs_encode_poll(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl, int j)
 }
 
 /* Start the reduce-scatter frames: the input is complete at post time. */
+/*
+ * Mark the codec blocks of @p len elements at @p data (host memory) whose
+ * bytes are all zero, and make the next encode on @p s skip them: a skipped
+ * block costs no payload and decodes to the prediction (zero without a
+ * predictor). On host memory the stale tail of an operation's last slice
+ * is always zero (finish() clears send slots, NCCL's staging region starts
+ * calloc'ed), so stale bytes cost only their mask bits. Blocks of zeros in
+ * the data are skipped just the same. Lock held; no allocation.
+ */
+static ngl_status skip_zero_blocks(ngl_coll_comm *c, const ngl_engine_set *k, ngl_cc_stream *s,
+                                   const uint8_t *data, uint64_t len, size_t esize)
+{
+    if (k->exact || k->ops->skip_blocks == NULL) {
+        return NGL_OK;
+    }
+    const uint64_t block = c->set.block_size;
+    const uint64_t nblocks = (len + block - 1) / block;
+    const size_t nbytes = (size_t)((nblocks + 7) / 8);
+    if (nbytes > c->zmask_cap) {
+        return NGL_OK; /* cannot happen: sized when the set was created */
+    }
+    memset(c->zmask, 0, nbytes);
+    int any = 0;
+    for (uint64_t b = 0; b < nblocks; b++) {
+        const uint64_t lo = b * block, n = (lo + block < len ? block : len - lo) * esize;
+        const uint8_t *p = data + lo * esize;
+        uint8_t acc = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            acc |= p[i];
+        }
+        if (acc == 0) {
+            c->zmask[b / 8] |= (uint8_t)(1u << (b % 8));
+            any = 1;
+        }
+    }
+    return any ? k->ops->skip_blocks(s, c->zmask) : NGL_OK;
+}
+
 static int rs_encode_start(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 {
     const ngl_engine_set *k = r->set;
@@ -867,8 +910,11 @@ static int rs_encode_start(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         if (j == c->rank || chunk_len(k, j) == 0) {
             continue;
         }
-        ngl_status st = k->ops->encode(k->rs_enc[j], r->src + chunk_off(k, j) * r->esize,
-                                       sl->rs_sbuf[j], fbound(k, j));
+        const uint8_t *src = r->src + chunk_off(k, j) * r->esize;
+        ngl_status st = skip_zero_blocks(c, k, k->rs_enc[j], src, chunk_len(k, j), r->esize);
+        if (st == NGL_OK) {
+            st = k->ops->encode(k->rs_enc[j], src, sl->rs_sbuf[j], fbound(k, j));
+        }
         if (st != NGL_OK) {
             NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
             return cc_rc(st);
@@ -1172,7 +1218,10 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     if (started && !sl->ag_enc_sub && c->ag_enc_next == r->seq &&
         (mine == 0 || !k->ops->busy(k->ag_enc[0]))) {
         if (mine > 0) {
-            ngl_status st = k->ops->encode(k->ag_enc[0], my_out, sl->ag_sbuf, fbound(k, me));
+            ngl_status st = skip_zero_blocks(c, k, k->ag_enc[0], my_out, mine, r->esize);
+            if (st == NGL_OK) {
+                st = k->ops->encode(k->ag_enc[0], my_out, sl->ag_sbuf, fbound(k, me));
+            }
             if (st != NGL_OK) {
                 NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
                 return cc_rc(st);
@@ -1407,6 +1456,19 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, ngl_dtype dt, int me
                   (unsigned long long)r->count);
         return -EINVAL;
     }
+    if (created && set->ops->skip_blocks != NULL) {
+        /* Warm-up: the bitmap of the largest chunk any set has. */
+        const size_t need =
+            (size_t)((set->seg_elems + c->set.block_size - 1) / c->set.block_size + 7) / 8;
+        if (need > c->zmask_cap) {
+            uint8_t *z = realloc(c->zmask, need);
+            if (z == NULL) {
+                return -ENOMEM;
+            }
+            c->zmask = z;
+            c->zmask_cap = need;
+        }
+    }
     ngl_engine_evict(c->eng);
     r->set = set;
     r->esize = esize;
@@ -1627,6 +1689,7 @@ static void comm_free(ngl_coll_comm *c)
     free(c->ag_recv_next);
     free(c->rs_dec_next);
     free(c->ag_dec_next);
+    free(c->zmask);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
