@@ -162,18 +162,23 @@ void ngl_engine_layout(uint64_t count, int nranks, uint32_t block, int seg_polic
 #define NGL_IDENT_MIN_EVIDENCE 8u
 /* Token comparisons one period search may spend before giving up. */
 #define NGL_IDENT_SEARCH_BUDGET (1u << 16)
+/* Longest cycle ngl_ident_set_short_cycles() can ask more evidence for
+ * (NCCL's collNet: at most 8 channel groups take turns inside a bucket). */
+#define NGL_IDENT_SHORT_MAX 8u
 
 typedef struct ngl_ident {
-    uint64_t hist[NGL_IDENT_HIST];    /* ring buffer of the last tokens */
-    uint64_t ncalls;                  /* tokens seen so far */
-    uint32_t period;                  /* locked cycle length, 0 = none */
-    uint32_t phase;                   /* next expected position in ref */
-    uint32_t forced;                  /* fixed period set by the user, 0 = automatic */
-    uint32_t homog_evidence;          /* calls needed to lock a cycle of one token */
-    uint64_t run;                     /* equal tokens ending at the last call */
-    uint64_t last_miss;               /* ncalls after the last call off the cycle */
-    uint64_t ref[NGL_IDENT_HIST / 2]; /* the locked cycle */
-    uint32_t occ[NGL_IDENT_HIST / 2]; /* occ[i]: ref[i]'s earlier occurrences in ref */
+    uint64_t hist[NGL_IDENT_HIST];        /* ring buffer of the last tokens */
+    uint64_t ncalls;                      /* tokens seen so far */
+    uint32_t period;                      /* locked cycle length, 0 = none */
+    uint32_t phase;                       /* next expected position in ref */
+    uint32_t forced;                      /* fixed period set by the user, 0 = automatic */
+    uint64_t n_keyed;                     /* keyed calls so far (forced period) */
+    uint32_t short_max;                   /* cycles up to this long need short_evidence */
+    uint32_t short_evidence;              /* calls of evidence for such a cycle */
+    uint64_t qmatch[NGL_IDENT_SHORT_MAX]; /* [q-1]: calls equal to the one q before, in a row */
+    uint64_t last_miss;                   /* ncalls after the last call off the cycle */
+    uint64_t ref[NGL_IDENT_HIST / 2];     /* the locked cycle */
+    uint32_t occ[NGL_IDENT_HIST / 2];     /* occ[i]: ref[i]'s earlier occurrences in ref */
     /* counters, for statistics and tests */
     uint64_t n_matched;   /* calls that matched the locked cycle */
     uint64_t n_transient; /* keyed calls answered NGL_IDENT_TRANSIENT */
@@ -193,26 +198,38 @@ void ngl_ident_init(ngl_ident *kt);
 void ngl_ident_force_period(ngl_ident *kt, uint32_t period);
 
 /**
- * Calls of evidence needed to lock a cycle made of one token repeated
- * (default NGL_IDENT_MIN_EVIDENCE, at most NGL_IDENT_HIST). A run of equal
- * tokens is also what one NCCL bucket looks like (its slices all have one
- * count): the collNet asks for the whole history, so runs inside a step
- * never lock a period of 1 that would share state between slices. Call
- * before the first ngl_ident_next().
+ * Cycles of at most @p max_len calls (<= NGL_IDENT_SHORT_MAX), and any
+ * window that lies inside a run with such a cycle, lock only with
+ * @p evidence calls of that run behind them (<= NGL_IDENT_HIST). One NCCL
+ * bucket looks like that: its slices all have one count, or two or three
+ * counts taking turns (channel groups). The collNet asks for the whole
+ * history, so a bucket never passes for a step and slices never share
+ * state; a true step that short locks after NGL_IDENT_HIST calls. Default:
+ * off (0, 0), the MPI wrapper's rule. Call before the first
+ * ngl_ident_next().
  */
-void ngl_ident_set_homogeneous_evidence(ngl_ident *kt, uint32_t calls);
+void ngl_ident_set_short_cycles(ngl_ident *kt, uint32_t max_len, uint32_t evidence);
+
+/* Flags of one call (ngl_ident_next()). */
+enum {
+    /* The caller needs a key for this call (a compressed call); without
+     * it the call is only recorded (it passes through or travels exact).
+     * Period searches run only on keyed calls, which bounds the cost of
+     * the others to O(1). */
+    NGL_IDENT_KEYED = 1,
+    /* The call carries a whole tensor, not one slice of a larger
+     * operation (NCCL's registered path: one call per bucket), so runs of
+     * it are no bucket's slices: it ends any short-cycle run. */
+    NGL_IDENT_WHOLE = 2
+};
 
 /**
- * Record one call with @p token.
- * @param keyed  1 if the caller needs a key for this call (a compressed
- *               call), 0 to only record it (a call that passes through or
- *               travels exact). Period searches run only on keyed calls,
- *               which bounds the cost of the others to O(1).
+ * Record one call with @p token and @p flags (NGL_IDENT_*).
  * @return for keyed calls, the key k of the persistent stream (token, k),
  *         or NGL_IDENT_TRANSIENT; for other calls, 0.
  * Deterministic: equal token sequences give equal answers on every rank.
  */
-uint32_t ngl_ident_next(ngl_ident *kt, uint64_t token, int keyed);
+uint32_t ngl_ident_next(ngl_ident *kt, uint64_t token, int flags);
 
 /**
  * The token of one call: its size in bytes, the layer's op class and any
@@ -247,11 +264,12 @@ typedef void (*ngl_engine_log_fn)(void *user, ngl_log_level level, const char *m
 
 typedef struct ngl_engine_config {
     int nranks, rank;
-    uint64_t uid;          /* the same on every rank: salts every stream id */
-    ngl_settings codec;    /* mode, predictor, EF, top-k, block, seed, state bound */
-    int seg_policy;        /* NGL_ENGINE_SEG_* */
-    uint32_t fixed_period; /* user override of identity (ngl_ident_force_period), 0 = auto */
-    uint32_t homogeneous_evidence; /* ngl_ident_set_homogeneous_evidence(), 0 = default */
+    uint64_t uid;             /* the same on every rank: salts every stream id */
+    ngl_settings codec;       /* mode, predictor, EF, top-k, block, seed, state bound */
+    int seg_policy;           /* NGL_ENGINE_SEG_* */
+    uint32_t fixed_period;    /* user override of identity (ngl_ident_force_period), 0 = auto */
+    uint32_t short_cycle_max; /* ngl_ident_set_short_cycles(): cycle length, 0 = off */
+    uint32_t short_cycle_evidence; /* and the evidence it needs */
     ngl_engine_log_fn log;         /* may be NULL */
     void *log_user;
 } ngl_engine_config;
@@ -266,6 +284,7 @@ typedef struct ngl_engine_config {
 typedef struct ngl_engine_set {
     uint64_t token;
     uint32_t k;     /* key within the token, or NGL_IDENT_TRANSIENT */
+    uint64_t epoch; /* the call pattern (lock) its key belongs to; 0 if stateless */
     uint64_t count; /* elements per call */
     ngl_dtype dtype;
     int exact;          /* RAW frames: the layer carries this shape exactly */
@@ -311,9 +330,10 @@ const ngl_engine_config *ngl_engine_config_of(const ngl_engine *e);
 /**
  * Record one call on the communicator and find its key (ngl_ident_next()).
  * Call it for every call the layer sees, in call order, compressed or not.
- * @return the key for @p keyed calls (possibly NGL_IDENT_TRANSIENT), else 0.
+ * @p flags: NGL_IDENT_*.
+ * @return the key for keyed calls (possibly NGL_IDENT_TRANSIENT), else 0.
  */
-uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int keyed);
+uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int flags);
 
 /**
  * The state set of key (@p token, @p k) for calls of @p count elements of

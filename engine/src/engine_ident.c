@@ -7,7 +7,6 @@
 void ngl_ident_init(ngl_ident *kt)
 {
     memset(kt, 0, sizeof *kt);
-    kt->homog_evidence = NGL_IDENT_MIN_EVIDENCE;
 }
 
 void ngl_ident_force_period(ngl_ident *kt, uint32_t period)
@@ -15,9 +14,16 @@ void ngl_ident_force_period(ngl_ident *kt, uint32_t period)
     kt->forced = period;
 }
 
-void ngl_ident_set_homogeneous_evidence(ngl_ident *kt, uint32_t calls)
+void ngl_ident_set_short_cycles(ngl_ident *kt, uint32_t max_len, uint32_t evidence)
 {
-    kt->homog_evidence = calls > NGL_IDENT_HIST ? NGL_IDENT_HIST : calls;
+    kt->short_max = max_len > NGL_IDENT_SHORT_MAX ? NGL_IDENT_SHORT_MAX : max_len;
+    kt->short_evidence = evidence > NGL_IDENT_HIST ? NGL_IDENT_HIST : evidence;
+}
+
+/* Length of the longest @p q-periodic suffix of the history. */
+static uint64_t qrun(const ngl_ident *kt, uint32_t q)
+{
+    return kt->qmatch[q - 1] + q;
 }
 
 static uint64_t hist_at(const ngl_ident *kt, uint64_t idx)
@@ -48,8 +54,8 @@ static int tail_periodic(const ngl_ident *kt, uint64_t p, uint64_t span, uint32_
  * The evidence floor keeps a doubled call ([.. B B]) from passing for a
  * period-1 cycle. A tail that is also @p avoid-periodic (the current lock)
  * is no evidence of a longer cycle: [A A A A] fits every period. A window
- * inside a run of one token fits every period too; it counts as a cycle of
- * one call only with homog_evidence calls behind it. Bounded by
+ * inside a run with a cycle of at most short_max calls fits every multiple
+ * of it too; it counts only with short_evidence calls behind it. Bounded by
  * NGL_IDENT_SEARCH_BUDGET comparisons (a search that runs out finds
  * nothing), so a history without structure costs microseconds.
  */
@@ -64,15 +70,23 @@ static uint32_t find_period(const ngl_ident *kt, uint32_t pmin, uint32_t avoid)
         if (span > n || budget == 0) {
             return 0;
         }
-        if (span <= kt->run) {
-            /* One token repeated: as much a run of equal slices inside a
-             * step (one NCCL bucket) as a step of one call. The latter only
-             * with enough evidence, and never as a longer cycle than a lock
-             * that already explains the run. */
-            if (avoid == 0 && kt->run >= kt->homog_evidence) {
+        /* A window inside a run with a short cycle (one token repeated,
+         * or a few alternating) is periodic for every multiple of that
+         * cycle: as much one NCCL bucket's slices (its channel groups take
+         * turns) as a step of a few calls. The latter only with
+         * short_evidence calls behind it. */
+        uint64_t inside = 0;
+        for (uint32_t q = 1; q <= kt->short_max; q++) {
+            const uint64_t r = qrun(kt, q);
+            if (r >= span && r > inside) {
+                inside = r;
+            }
+        }
+        if (inside != 0) {
+            if (avoid == 0 && inside >= kt->short_evidence) {
                 return (uint32_t)p;
             }
-            p = kt->run / 2; /* no window inside the run says more */
+            p = inside / 2; /* no window inside the run says more */
             continue;
         }
         budget--;
@@ -117,16 +131,25 @@ static void lock_period(ngl_ident *kt, uint32_t p)
     kt->n_locks++;
 }
 
-uint32_t ngl_ident_next(ngl_ident *kt, uint64_t token, int keyed)
+uint32_t ngl_ident_next(ngl_ident *kt, uint64_t token, int flags)
 {
-    const int same = kt->ncalls > 0 && hist_at(kt, kt->ncalls - 1) == token;
-    kt->run = same ? kt->run + 1 : 1;
+    const int keyed = (flags & NGL_IDENT_KEYED) != 0;
+    for (uint32_t q = 1; q <= kt->short_max; q++) {
+        const int same =
+            kt->ncalls >= q && hist_at(kt, kt->ncalls - q) == token && !(flags & NGL_IDENT_WHOLE);
+        kt->qmatch[q - 1] = same ? kt->qmatch[q - 1] + 1 : 0;
+    }
     kt->hist[kt->ncalls % NGL_IDENT_HIST] = token;
     kt->ncalls++;
     if (kt->forced != 0) {
-        /* The user said how many calls a step has: position in the step. */
+        /* The user said how many compressed calls a step has: position in
+         * the step, counted over keyed calls so that small calls in between
+         * (evaluation, metrics) do not shift it. */
+        if (!keyed) {
+            return 0;
+        }
         kt->n_matched++;
-        return keyed ? (uint32_t)((kt->ncalls - 1) % kt->forced) : 0;
+        return (uint32_t)(kt->n_keyed++ % kt->forced);
     }
 
     /* Does the call fit the locked cycle, possibly after a short skip? */
@@ -145,7 +168,10 @@ uint32_t ngl_ident_next(ngl_ident *kt, uint64_t token, int keyed)
             }
         }
     }
-    if (!matched) {
+    if (!matched && keyed) {
+        /* Only calls that carry state count as a break: a small call that
+         * comes every few steps (metrics, logging) is an insertion, not a
+         * reason to trade the step for a cycle of several steps. */
         kt->last_miss = kt->ncalls;
     }
     if (!keyed) {

@@ -32,6 +32,7 @@ struct ngl_engine {
     uint64_t state_bytes; /* charged by stateful sets */
     uint64_t state_max;   /* NANGILA_STATE_MAX_MB in bytes */
     int bound_logged;
+    uint64_t dead_sweep; /* lock count for which no dead-epoch set is left */
     ngl_engine_stats stats;
 };
 
@@ -78,6 +79,11 @@ static uint64_t stream_id(const ngl_engine *e, const ngl_engine_set *set, int st
     uint64_t h = ngl_engine_mix64(e->cfg.uid ^ 0x6e616e67696c61ull);
     h = ngl_engine_mix64(h ^ set->token);
     h = ngl_engine_mix64(h ^ set->k);
+    if (set->epoch > 1) {
+        /* Keys of a later call pattern are new streams. (The first pattern
+         * mixes nothing, which keeps the ids the MPI wrapper always had.) */
+        h = ngl_engine_mix64(h ^ set->epoch << 8);
+    }
     h = ngl_engine_mix64(
         h ^ ((uint64_t)stage << 56 | (uint64_t)(uint32_t)sender << 24 | (uint32_t)receiver));
     return ngl_engine_mix64(h ^ seg);
@@ -306,12 +312,12 @@ static void set_remove(ngl_engine *e, ngl_engine_set *set)
 }
 
 /* The layer tag is not part of a set's identity: the layer checks it. */
-static ngl_engine_set *set_find(ngl_engine *e, uint64_t token, uint32_t k, uint64_t count,
-                                ngl_dtype dtype, int exact)
+static ngl_engine_set *set_find(ngl_engine *e, uint64_t token, uint32_t k, uint64_t epoch,
+                                uint64_t count, ngl_dtype dtype, int exact)
 {
     for (ngl_engine_set *it = e->buckets[set_bucket(token, k)]; it; it = it->hnext) {
-        if (it->token == token && it->k == k && it->count == count && it->dtype == dtype &&
-            it->exact == exact) {
+        if (it->token == token && it->k == k && it->epoch == epoch && it->count == count &&
+            it->dtype == dtype && it->exact == exact) {
             return it;
         }
     }
@@ -330,7 +336,11 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_
     int stateful = !exact && k != NGL_IDENT_TRANSIENT &&
                    (e->cfg.codec.error_feedback || e->cfg.codec.predictor != NGL_PRED_NONE);
     uint64_t charge = stateful ? state_charge(e, count, dtype) : 0;
-    ngl_engine_set *set = set_find(e, token, k, count, dtype, exact);
+    /* A new call pattern (a new lock) starts every key from zero state: the
+     * old pattern's streams may have mixed tensors (a spurious short cycle
+     * during warm-up) or belong to other tensors (new bucket sizes). */
+    uint64_t epoch = stateful ? e->ident.n_locks : 0;
+    ngl_engine_set *set = set_find(e, token, k, epoch, count, dtype, exact);
     if (set == NULL && stateful && e->state_bytes + charge > e->state_max) {
         /* Over the bound: this key gets stateless streams, on every rank
          * alike (the charge depends on the call sequence only). */
@@ -344,7 +354,8 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_
         k = NGL_IDENT_TRANSIENT;
         stateful = 0;
         charge = 0;
-        set = set_find(e, token, k, count, dtype, exact);
+        epoch = 0;
+        set = set_find(e, token, k, epoch, count, dtype, exact);
     }
     const uint64_t now = e->ident.ncalls;
     if (set != NULL) {
@@ -360,6 +371,7 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_
     }
     set->token = token;
     set->k = k;
+    set->epoch = epoch;
     set->count = count;
     set->dtype = dtype;
     set->exact = exact;
@@ -400,6 +412,10 @@ void ngl_engine_set_drop(ngl_engine *e, ngl_engine_set *set)
     }
 }
 
+/* A set of an earlier call pattern is never used again once the calls
+ * still in flight with it are done (a layer keeps at most a few hundred). */
+#define EVICT_DEAD_CALLS 256u
+
 void ngl_engine_evict(ngl_engine *e)
 {
     uint64_t limit = 4u * (uint64_t)e->ident.period;
@@ -411,6 +427,27 @@ void ngl_engine_evict(ngl_engine *e)
         elog(e, NGL_LOG_DEBUG, "dropping the streams of a %llu-element call (key %u)",
              (unsigned long long)e->lru_tail->count, e->lru_tail->k);
         set_remove(e, e->lru_tail);
+    }
+    if (e->dead_sweep == e->ident.n_locks) {
+        return;
+    }
+    /* After a new lock: free the old pattern's sets once they are idle, so
+     * their state memory does not push the new pattern's keys past the
+     * bound. Walks the sets only until all dead ones are gone. */
+    int left = 0;
+    for (ngl_engine_set *it = e->lru_tail; it != NULL;) {
+        ngl_engine_set *prev = it->lru_prev;
+        if (it->epoch != 0 && it->epoch < e->ident.n_locks) {
+            if (now - it->last_use > EVICT_DEAD_CALLS) {
+                set_remove(e, it);
+            } else {
+                left = 1;
+            }
+        }
+        it = prev;
+    }
+    if (!left) {
+        e->dead_sweep = e->ident.n_locks;
     }
 }
 
@@ -430,9 +467,7 @@ ngl_status ngl_engine_create(const ngl_engine_config *cfg, ngl_engine **out)
     e->cfg = *cfg;
     ngl_ident_init(&e->ident);
     ngl_ident_force_period(&e->ident, cfg->fixed_period);
-    if (cfg->homogeneous_evidence != 0) {
-        ngl_ident_set_homogeneous_evidence(&e->ident, cfg->homogeneous_evidence);
-    }
+    ngl_ident_set_short_cycles(&e->ident, cfg->short_cycle_max, cfg->short_cycle_evidence);
     e->state_max = (uint64_t)cfg->codec.state_max_mb << 20;
     *out = e;
     return NGL_OK;
@@ -464,10 +499,10 @@ const ngl_engine_config *ngl_engine_config_of(const ngl_engine *e)
     return &e->cfg;
 }
 
-uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int keyed)
+uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int flags)
 {
     const uint64_t locks = e->ident.n_locks;
-    const uint32_t k = ngl_ident_next(&e->ident, token, keyed);
+    const uint32_t k = ngl_ident_next(&e->ident, token, flags);
     if (e->ident.n_locks != locks) {
         /* A new step pattern: from here keys follow the new cycle. Sets of
          * the old one stay until evicted, so a pattern that comes back (end

@@ -57,7 +57,7 @@ static uint32_t sim_allreduce(sim *sm, uint64_t count, float *const *in, float *
     uint32_t key0 = 0;
     const uint64_t token = ngl_engine_token(count * 4u, 1, 1);
     for (int r = 0; r < P; r++) {
-        const uint32_t k = ngl_engine_identify(sm->e[r], token, 1);
+        const uint32_t k = ngl_engine_identify(sm->e[r], token, NGL_IDENT_KEYED);
         if (r == 0) {
             key0 = k;
         }

@@ -139,7 +139,7 @@ static void test_engine_ident_bucket_slices_never_share_state(void **state)
      * A run of equal slices must not lock a period of 1 (which would share
      * one state between slices): until the step is seen twice, calls are
      * transient, then every slice has its own key. */
-    ngl_ident_set_homogeneous_evidence(kt, NGL_IDENT_HIST);
+    ngl_ident_set_short_cycles(kt, NGL_IDENT_SHORT_MAX, NGL_IDENT_HIST);
     call step[2 + 12];
     for (size_t i = 0; i < 2; i++) {
         step[i] = (call){5, 1};
@@ -162,7 +162,7 @@ static void test_engine_ident_one_slice_per_step_locks_after_the_whole_history(v
     ngl_ident *kt = *state;
     /* A model of one slice: a run of one token is a step of one call once
      * the whole history says so. */
-    ngl_ident_set_homogeneous_evidence(kt, NGL_IDENT_HIST);
+    ngl_ident_set_short_cycles(kt, NGL_IDENT_SHORT_MAX, NGL_IDENT_HIST);
     const call step[] = {{8, 1}};
     uint32_t *keys = malloc((NGL_IDENT_HIST + 10) * sizeof *keys);
     assert_non_null(keys);

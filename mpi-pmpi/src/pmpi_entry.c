@@ -171,7 +171,7 @@ static int allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype
     const uint64_t bytes = (uint64_t)count * sizeof(float);
     const int compress = float_sum && bytes >= s->min_bytes;
     const uint64_t token = call_token(count, dt, op, float_sum);
-    const uint32_t k = ngl_engine_identify(ctx->eng, token, compress);
+    const uint32_t k = ngl_engine_identify(ctx->eng, token, compress ? NGL_IDENT_KEYED : 0);
     if (!compress) {
         return PASS();
     }

@@ -513,8 +513,10 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         .codec = c->set,
         .seg_policy = NGL_ENGINE_SEG_NONE, /* NCCL's slices are <= 2 MiB already */
         .fixed_period = c->set.collnet_period,
-        /* A bucket's slices all have one count: a run of them is no cycle. */
-        .homogeneous_evidence = NGL_IDENT_HIST,
+        /* A bucket's slices have one count, or a few taking turns: a run of
+         * them is no step (docs/stream-identity.md). */
+        .short_cycle_max = NGL_IDENT_SHORT_MAX,
+        .short_cycle_evidence = NGL_IDENT_HIST,
         .log = engine_log,
     };
     int rc = ngl_engine_create(&ecfg, &c->eng) == NGL_OK ? comm_alloc_arrays(c) : -ENOMEM;
@@ -623,8 +625,8 @@ static size_t call_need(const ngl_coll_comm *c, ngl_dtype dt, uint64_t count, in
     const int n = c->nranks;
     const size_t esize = ngl_dtype_size(dt);
     const int exact = call_exact(c, count, esize);
-    uint64_t lo[NGL_NCCL_HANDLE_MAXSIZE];
-    uint64_t *chunk_lo = n < (int)(sizeof lo / sizeof lo[0]) ? lo : calloc((size_t)n + 1, 8);
+    uint64_t lo[65]; /* chunk boundaries on the stack for up to 64 ranks */
+    uint64_t *chunk_lo = n < 65 ? lo : calloc((size_t)n + 1, sizeof *chunk_lo);
     if (chunk_lo == NULL) {
         return 0;
     }
@@ -1436,7 +1438,11 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, ngl_dtype dt, int me
         (uint32_t)mem | (gpu ? TAG_GPU : 0u) | ((mem != 0 && !gpu) ? TAG_STAGED : 0u);
     const uint64_t token = ngl_engine_token(r->count * esize, NGL_NCCL_SUM,
                                             1u | (uint64_t)dt << 8 | (uint64_t)exact << 16);
-    const uint32_t k = ngl_engine_identify(c->eng, token, !exact);
+    /* In place: NCCL's registered path, one call per bucket (the staging
+     * path never passes one address twice); see ngl_ident_next(). */
+    const int whole = r->send == r->recv;
+    const uint32_t k = ngl_engine_identify(
+        c->eng, token, (exact ? 0 : NGL_IDENT_KEYED) | (whole ? NGL_IDENT_WHOLE : 0));
     ngl_engine_set *set = NULL;
     int created = 0;
     const ngl_cc_ops *ops = gpu ? c->gpu->codec : &ngl_cc_host_ops;

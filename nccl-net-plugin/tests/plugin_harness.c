@@ -12,8 +12,11 @@
  *   scenarios: p2p reuse kill-p2p collnet collnet-period collnet-exact
  *              collnet-int4 kill-collnet inner settings bench
  *              device-p2p device-collnet (device memory, see below)
+ *              collnet-ddp collnet-ddp-int4 collnet-ddp-reg nccl-model
+ *              (NCCL's collNet proxy replayed: harness_nccl_replay.c)
  *   bench options: --ranks N --sizes 1,4,16 (MiB) --iters K --netns PREFIX
  *                  --label TEXT
+ *   nccl-model options: --sizes 1,25 (MiB of fp32)
  *
  * Every wait is bounded; a hang is a failure, never a stuck test.
  *
@@ -26,6 +29,7 @@
  * collComm and a device-memory collComm of one process must give the same
  * bits for the same inputs: that is what device-collnet checks.
  */
+#include "harness.h"
 #include "ngl_nccl_abi.h"
 
 #include <dlfcn.h>
@@ -49,27 +53,24 @@
 #include <cuda_runtime.h>
 #endif
 
-#define MAX_RANKS  8
-#define DEADLINE_S 60.0
-#define HUB_MAX    (64 * 1024)
-
 /* ---- utilities ------------------------------------------------------------ */
 
-static int g_rank = -1, g_nranks = 0;
+int g_rank = -1, g_nranks = 0;
 static int g_to_parent = -1, g_from_parent = -1;
-static const ngl_nccl_net_v8_t *net;
-static const ngl_nccl_collnet_v8_t *coll;
+const ngl_nccl_net_v8_t *net;
+const ngl_nccl_collnet_v8_t *coll;
+void (*g_log_hook)(ngl_nccl_log_level_t level, const char *msg);
 static char g_last_warn[1024];
 static int g_quiet; /* drop expected warnings */
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -80,28 +81,22 @@ __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
     exit(1);
 }
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            die(__VA_ARGS__);                                                                      \
-        }                                                                                          \
-    } while (0)
-
-#define NCCL_OK(call)                                                                              \
-    do {                                                                                           \
-        ngl_nccl_result_t r_ = (call);                                                             \
-        CHECK(r_ == NGL_NCCL_SUCCESS, "%s returned %d (line %d)", #call, (int)r_, __LINE__);       \
-    } while (0)
-
 __attribute__((format(printf, 5, 6))) static void logger(ngl_nccl_log_level_t level,
                                                          unsigned long flags, const char *file,
                                                          int line, const char *fmt, ...)
 {
     (void)flags;
+    char msg[1024];
+    if (g_log_hook != NULL) {
+        va_list hp;
+        va_start(hp, fmt);
+        vsnprintf(msg, sizeof msg, fmt, hp);
+        va_end(hp);
+        g_log_hook(level, msg);
+    }
     if (level > NGL_NCCL_LOG_WARN && getenv("HARNESS_VERBOSE") == NULL) {
         return;
     }
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -114,7 +109,7 @@ __attribute__((format(printf, 5, 6))) static void logger(ngl_nccl_log_level_t le
     }
 }
 
-static uint64_t mix64(uint64_t x)
+uint64_t mix64(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -133,7 +128,7 @@ static void sleep_us(long us)
 #if defined(NGL_HARNESS_CUDA)
 /* Asked in a child: CUDA does not survive fork(), so the parent, which forks
  * the ranks, must never initialise it. */
-static int dmem_devices(void)
+int dmem_devices(void)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -148,7 +143,7 @@ static int dmem_devices(void)
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-static void *dmem_alloc(size_t n)
+void *dmem_alloc(size_t n)
 {
     void *p = NULL;
     CHECK(cudaMalloc(&p, n ? n : 1) == cudaSuccess, "cudaMalloc of %zu bytes", n);
@@ -156,17 +151,17 @@ static void *dmem_alloc(size_t n)
     return p;
 }
 
-static void dmem_free(void *p)
+void dmem_free(void *p)
 {
     (void)cudaFree(p);
 }
 
-static void dmem_put(void *d, const void *h, size_t n)
+void dmem_put(void *d, const void *h, size_t n)
 {
     CHECK(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice) == cudaSuccess, "cudaMemcpy H2D");
 }
 
-static void dmem_get(void *h, const void *d, size_t n)
+void dmem_get(void *h, const void *d, size_t n)
 {
     CHECK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost) == cudaSuccess, "cudaMemcpy D2H");
 }
@@ -179,29 +174,29 @@ const char *__asan_default_options(void)
 }
 #else
 /* The emulator plugin's device memory is host memory. */
-static int dmem_devices(void)
+int dmem_devices(void)
 {
     return 1;
 }
 
-static void *dmem_alloc(size_t n)
+void *dmem_alloc(size_t n)
 {
     void *p = calloc(1, n ? n : 1);
     CHECK(p != NULL, "allocation of %zu bytes", n);
     return p;
 }
 
-static void dmem_free(void *p)
+void dmem_free(void *p)
 {
     free(p);
 }
 
-static void dmem_put(void *d, const void *h, size_t n)
+void dmem_put(void *d, const void *h, size_t n)
 {
     memcpy(d, h, n);
 }
 
-static void dmem_get(void *h, const void *d, size_t n)
+void dmem_get(void *h, const void *d, size_t n)
 {
     memcpy(h, d, n);
 }
@@ -253,7 +248,7 @@ static int write_full(int fd, const void *buf, size_t len)
 }
 
 /* Every rank contributes @p len bytes; @p all receives nranks * len. */
-static void hub_allgather(const void *mine, size_t len, void *all)
+void hub_allgather(const void *mine, size_t len, void *all)
 {
     uint32_t l = (uint32_t)len;
     CHECK(len <= HUB_MAX, "hub message too large");
@@ -266,7 +261,7 @@ static void hub_allgather(const void *mine, size_t len, void *all)
     CHECK(read_full(g_from_parent, all, total, dl) == 0, "hub read body");
 }
 
-static void hub_barrier(void)
+void hub_barrier(void)
 {
     uint8_t x = 1, all[MAX_RANKS];
     hub_allgather(&x, 1, all);
@@ -379,8 +374,6 @@ static int hub_serve(child_slot *ch, int n, int victim, double limit_s)
     return bad;
 }
 
-typedef void (*rank_fn)(const char *plugin, void *arg);
-
 static const char *g_netns_prefix;
 
 static void load_plugin(const char *path)
@@ -407,7 +400,7 @@ static void join_netns(int rank)
 }
 
 /* Fork @p n ranks running @p fn; @return the process exit code. */
-static int run_ranks(int n, const char *plugin, rank_fn fn, void *arg, int victim, double limit)
+int run_ranks(int n, const char *plugin, rank_fn fn, void *arg, int victim, double limit)
 {
     child_slot ch[MAX_RANKS];
     memset(ch, 0, sizeof ch);
@@ -975,24 +968,7 @@ static void store_elem(const dtype_info *dt, void *buf, size_t i, float v)
 
 /* ---- collNet helpers --------------------------------------------------------------- */
 
-typedef struct {
-    void *cc;
-    void *mh;
-    uint8_t *region;
-    size_t region_size;
-    uint8_t *dregion; /* device memory registered as NCCL_PTR_CUDA, or NULL */
-    void *dmh;
-    int mem;
-} coll_ctx;
-
-enum {
-    MEM_HOST = 0,
-    MEM_DEVICE,
-    MEM_MIXED, /* rank 0 device, the others host */
-    MEM_SPLIT  /* one buffer of each call on each side (GPU Direct one way) */
-};
-
-static void coll_setup_mem(coll_ctx *cx, size_t region_size, int mem)
+void coll_setup_mem(coll_ctx *cx, size_t region_size, int mem)
 {
     NCCL_OK(net->init(logger));
     NCCL_OK(coll->init(logger));
@@ -1054,12 +1030,12 @@ static void coll_setup_mem(coll_ctx *cx, size_t region_size, int mem)
     }
 }
 
-static void coll_setup(coll_ctx *cx, size_t region_size)
+void coll_setup(coll_ctx *cx, size_t region_size)
 {
     coll_setup_mem(cx, region_size, MEM_HOST);
 }
 
-static void coll_teardown(coll_ctx *cx)
+void coll_teardown(coll_ctx *cx)
 {
     NCCL_OK(coll->deregMr(cx->cc, cx->mh));
     if (cx->dmh != NULL) {
@@ -1130,7 +1106,7 @@ static void coll_run(coll_ctx *cx, coll_call *c, int ncalls, const dtype_info *d
     }
 }
 
-static uint64_t digest(const uint8_t *p, size_t n)
+uint64_t digest(const uint8_t *p, size_t n)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) {
@@ -1139,18 +1115,18 @@ static uint64_t digest(const uint8_t *p, size_t n)
     return h;
 }
 
-static int env_int(const char *name, int dflt)
+int env_int(const char *name, int dflt)
 {
     const char *v = getenv(name);
     return v ? atoi(v) : dflt;
 }
 
-static int collnet_period(void)
+int collnet_period(void)
 {
     return env_int("NANGILA_COLLNET_PERIOD", 0);
 }
 
-static int qmax_of_mode(void)
+int qmax_of_mode(void)
 {
     const char *m = getenv("NANGILA_MODE");
     if (m != NULL && strcmp(m, "int4") == 0) {
@@ -2330,6 +2306,20 @@ int main(int argc, char **argv)
             fprintf(stderr, "unknown scenario %s\n", sc);
             return 2;
         }
+    } else if (ddp_opts_for(sc) != NULL) {
+        if (!strcmp(sc, "collnet-ddp-reg") && dmem_devices() <= 0) {
+            printf("%s: no GPU here; skipped\n", sc);
+            return 77;
+        }
+        rc = run_ranks(3, plugin, scenario_collnet_ddp, ddp_opts_for(sc), -1, 600);
+    } else if (!strcmp(sc, "nccl-model")) {
+        if (bo.nsizes == 0) {
+            const double dflt[] = {4.0 / 1048576.0, 1, 25};
+            for (int i = 0; i < 3; i++) {
+                bo.sizes_mib[bo.nsizes++] = dflt[i];
+            }
+        }
+        rc = nccl_model_print(bo.sizes_mib, bo.nsizes);
     } else if (!strcmp(sc, "bench")) {
         if (bo.nsizes == 0) {
             const double dflt[] = {1, 4, 16, 64, 256};
