@@ -17,18 +17,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main():
     src, dst = sys.argv[1], sys.argv[2]
     rows = list(csv.DictReader(open(src)))
-    labels = []
+    series = []
     for r in rows:
-        if r["label"] not in labels:
-            labels.append(r["label"])
+        s = (r["label"], r.get("loop", "stateless"))
+        if s not in series:
+            series.append(s)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for lab in labels:
-        rs = [r for r in rows if r["label"] == lab]
+    for lab, loop in series:
+        rs = [r for r in rows if r["label"] == lab and r.get("loop", "stateless") == loop]
         size = [float(r["size_mib"]) for r in rs]
-        ax1.plot(size, [float(r["speedup"]) for r in rs], marker="o", label=f"{lab} links")
+        ls = "-" if loop == "closed" else "--"
+        name = f"{lab} links, {loop}"
+        ax1.plot(size, [float(r["speedup"]) for r in rs], marker="o", ls=ls, label=name)
         wr = [float(r["wire_ratio"]) for r in rs]
         if all(w > 0 for w in wr):
-            ax2.plot(size, wr, marker="s", label=f"{lab} links")
+            ax2.plot(size, wr, marker="s", ls=ls, label=name)
     ax1.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax1.set_xscale("log", base=2)
     ax1.set_xlabel("allreduce size (MiB, fp32)")
