@@ -66,9 +66,11 @@ typedef struct ngl_cc_ops {
     const char *name;
     /** Create the encoder (@p is_encoder 1) or decoder side of @p cfg.
      *  @p queue: the device queue its work goes to (NULL for the host).
+     *  @p variant: what the ops need beyond @p cfg (ngl_cc_exact_ops: the
+     *  element type and reduction, ngl_exact_variant()); 0 for the others.
      *  @return NGL_OK and *out, or the status (nothing allocated). */
     ngl_status (*create)(const ngl_stream_config *cfg, int is_encoder, void *queue,
-                         ngl_cc_stream **out);
+                         uint32_t variant, ngl_cc_stream **out);
     /** Free @p s (waits for its work); NULL is a no-op. */
     void (*destroy)(ngl_cc_stream *s);
     /** Start encoding cfg.count elements at @p src (data memory) into the
@@ -94,10 +96,79 @@ typedef struct ngl_cc_ops {
      *  ngl_decoder_state_hash()); may be NULL when a back end cannot tell.
      *  Only valid while the stream is not busy. */
     uint64_t (*state_hash)(const ngl_cc_stream *s);
+    /** Largest frame for @p count elements; NULL: ngl_encode_bound(). */
+    size_t (*frame_bound)(uint64_t count, uint32_t variant);
 } ngl_cc_ops;
 
 /** Host memory: the core's encoder/decoder, complete as soon as they return. */
 extern const ngl_cc_ops ngl_cc_host_ops;
+
+/* ==========================================================================
+ * Exact reductions of any element type (engine_exact.c).
+ * ========================================================================== */
+
+/* Element types, numbered as NCCL numbers its datatypes. */
+typedef enum ngl_elem {
+    NGL_ELEM_I8 = 0,
+    NGL_ELEM_U8 = 1,
+    NGL_ELEM_I32 = 2,
+    NGL_ELEM_U32 = 3,
+    NGL_ELEM_I64 = 4,
+    NGL_ELEM_U64 = 5,
+    NGL_ELEM_F16 = 6,
+    NGL_ELEM_F32 = 7,
+    NGL_ELEM_F64 = 8,
+    NGL_ELEM_BF16 = 9,
+    NGL_ELEM_F8E4M3 = 10, /* OCP E4M3 "fn": no infinities, max 448 */
+    NGL_ELEM_F8E5M2 = 11,
+    NGL_ELEM_COUNT = 12
+} ngl_elem;
+
+/* Reductions, numbered as NCCL's ncclSum, ncclProd, ncclMax, ncclMin. */
+typedef enum ngl_redop {
+    NGL_REDOP_SUM = 0,
+    NGL_REDOP_PROD = 1,
+    NGL_REDOP_MAX = 2,
+    NGL_REDOP_MIN = 3,
+    NGL_REDOP_COUNT = 4
+} ngl_redop;
+
+/** Bytes of one element of @p t; 0 for an unknown type. */
+size_t ngl_elem_size(ngl_elem t);
+
+/**
+ * acc[i] = op(acc[i], src[i]) for @p n elements of @p t, in the type's own
+ * arithmetic: integers wrap around (Sum, Prod), fp32 and fp64 in their
+ * precision, 16- and 8-bit floats widened to float, combined in float and
+ * rounded back to nearest even (overflow: inf, or NaN for E4M3). Max and
+ * Min of floats give NaN when either operand is NaN. Buffers need no
+ * alignment.
+ */
+void ngl_engine_reduce(void *acc, const void *src, uint64_t n, ngl_elem t, ngl_redop op);
+
+/**
+ * Codec ops that carry any element type exactly: a frame is the elements
+ * verbatim behind a 32-byte header (magic, version, type, op, count, step,
+ * stream id, CRC32C); decode checks all of it before it touches the
+ * destination, then copies, or reduces with ngl_engine_reduce() when
+ * accumulating. Create with variant ngl_exact_variant(type, op).
+ */
+extern const ngl_cc_ops ngl_cc_exact_ops;
+
+static inline uint32_t ngl_exact_variant(ngl_elem t, ngl_redop op)
+{
+    return 1u + (uint32_t)t + 16u * (uint32_t)op;
+}
+
+static inline ngl_elem ngl_exact_elem(uint32_t variant)
+{
+    return (ngl_elem)((variant - 1u) % 16u);
+}
+
+static inline ngl_redop ngl_exact_op(uint32_t variant)
+{
+    return (ngl_redop)((variant - 1u) / 16u);
+}
 
 /* ==========================================================================
  * Layout across ranks.
@@ -290,6 +361,7 @@ typedef struct ngl_engine_set {
     int exact;          /* RAW frames: the layer carries this shape exactly */
     int stateful;       /* error feedback / predictor state carried across calls */
     uint32_t layer_tag; /* the layer's own bits, given at creation (not part of the key) */
+    uint32_t variant;   /* the ops' variant (ngl_cc_ops.create()), part of the key */
     uint64_t *chunk_lo; /* P + 1 chunk boundaries */
     uint64_t seg_elems;
     uint32_t nseg;
@@ -342,14 +414,18 @@ uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int flags);
  * NANGILA_STATE_MAX_MB get stateless streams instead (logged once); the
  * decision depends only on the call sequence, so it is the same on every
  * rank. Marks the set used by the current call.
- * @param exact  RAW frames (no quantization, no state).
+ * @param exact  exact frames (no quantization, no state): RAW frames of the
+ *               core, or @p ops' own frames for @p variant != 0.
+ * @param variant  passed to @p ops->create() (ngl_cc_exact_ops: the
+ *               element type and reduction); 0 for the core's codecs.
  * @param *created  1 if the set was created by this call.
  * @return NGL_OK and *out, NGL_ERR_NO_MEMORY or the codec's status (nothing
  *         kept, the engine is unchanged apart from the call record).
  */
 ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_t count,
-                              ngl_dtype dtype, int exact, uint32_t layer_tag, const ngl_cc_ops *ops,
-                              void *queue, ngl_engine_set **out, int *created);
+                              ngl_dtype dtype, int exact, uint32_t variant, uint32_t layer_tag,
+                              const ngl_cc_ops *ops, void *queue, ngl_engine_set **out,
+                              int *created);
 
 /** Frame bound of one piece of @p len elements (the largest frame a set's
  *  stream of that length can produce); 0 for an invalid configuration. */

@@ -236,7 +236,8 @@ static ngl_status set_build(const ngl_engine *e, ngl_engine_set *set, void *queu
             const size_t at = (size_t)s * (size_t)P + (size_t)r;
             if (theirs > 0) {
                 set_config(e, set, theirs, 0, &cfg);
-                set->bound[at] = ngl_encode_bound(&cfg);
+                set->bound[at] = ops->frame_bound != NULL ? ops->frame_bound(theirs, set->variant)
+                                                          : ngl_encode_bound(&cfg);
                 if (set->bound[at] == 0) {
                     return NGL_ERR_INVALID_ARG;
                 }
@@ -244,20 +245,20 @@ static ngl_status set_build(const ngl_engine *e, ngl_engine_set *set, void *queu
             }
             if (r != me && theirs > 0) {
                 set_config(e, set, theirs, stream_id(e, set, STAGE_RS, me, r, s), &cfg);
-                st = ops->create(&cfg, 1, queue, &set->rs_enc[at]);
+                st = ops->create(&cfg, 1, queue, set->variant, &set->rs_enc[at]);
             }
             if (st == NGL_OK && r != me && mine > 0) {
                 set_config(e, set, mine, stream_id(e, set, STAGE_RS, r, me, s), &cfg);
-                st = ops->create(&cfg, 0, queue, &set->rs_dec[at]);
+                st = ops->create(&cfg, 0, queue, set->variant, &set->rs_dec[at]);
             }
             if (st == NGL_OK && theirs > 0) {
                 set_config(e, set, theirs, stream_id(e, set, STAGE_AG, r, -1, s), &cfg);
-                st = ops->create(&cfg, 0, queue, &set->ag_dec[at]);
+                st = ops->create(&cfg, 0, queue, set->variant, &set->ag_dec[at]);
             }
         }
         if (st == NGL_OK && mine > 0) {
             set_config(e, set, mine, stream_id(e, set, STAGE_AG, me, -1, s), &cfg);
-            st = ops->create(&cfg, 1, queue, &set->ag_enc[s]);
+            st = ops->create(&cfg, 1, queue, set->variant, &set->ag_enc[s]);
         }
     }
     return st;
@@ -313,11 +314,11 @@ static void set_remove(ngl_engine *e, ngl_engine_set *set)
 
 /* The layer tag is not part of a set's identity: the layer checks it. */
 static ngl_engine_set *set_find(ngl_engine *e, uint64_t token, uint32_t k, uint64_t epoch,
-                                uint64_t count, ngl_dtype dtype, int exact)
+                                uint64_t count, ngl_dtype dtype, int exact, uint32_t variant)
 {
     for (ngl_engine_set *it = e->buckets[set_bucket(token, k)]; it; it = it->hnext) {
         if (it->token == token && it->k == k && it->epoch == epoch && it->count == count &&
-            it->dtype == dtype && it->exact == exact) {
+            it->dtype == dtype && it->exact == exact && it->variant == variant) {
             return it;
         }
     }
@@ -325,8 +326,9 @@ static ngl_engine_set *set_find(ngl_engine *e, uint64_t token, uint32_t k, uint6
 }
 
 ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_t count,
-                              ngl_dtype dtype, int exact, uint32_t layer_tag, const ngl_cc_ops *ops,
-                              void *queue, ngl_engine_set **out, int *created)
+                              ngl_dtype dtype, int exact, uint32_t variant, uint32_t layer_tag,
+                              const ngl_cc_ops *ops, void *queue, ngl_engine_set **out,
+                              int *created)
 {
     *out = NULL;
     *created = 0;
@@ -340,7 +342,7 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_
      * old pattern's streams may have mixed tensors (a spurious short cycle
      * during warm-up) or belong to other tensors (new bucket sizes). */
     uint64_t epoch = stateful ? e->ident.n_locks : 0;
-    ngl_engine_set *set = set_find(e, token, k, epoch, count, dtype, exact);
+    ngl_engine_set *set = set_find(e, token, k, epoch, count, dtype, exact, variant);
     if (set == NULL && stateful && e->state_bytes + charge > e->state_max) {
         /* Over the bound: this key gets stateless streams, on every rank
          * alike (the charge depends on the call sequence only). */
@@ -355,7 +357,7 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_
         stateful = 0;
         charge = 0;
         epoch = 0;
-        set = set_find(e, token, k, epoch, count, dtype, exact);
+        set = set_find(e, token, k, epoch, count, dtype, exact, variant);
     }
     const uint64_t now = e->ident.ncalls;
     if (set != NULL) {
@@ -375,6 +377,7 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_
     set->count = count;
     set->dtype = dtype;
     set->exact = exact;
+    set->variant = variant;
     set->stateful = stateful;
     set->layer_tag = layer_tag;
     set->ops = ops;

@@ -181,10 +181,22 @@ static int dtype_of(int nccl_dtype, ngl_dtype *dt)
     }
 }
 
+/* What the collNet compresses: Sum of fp32, fp16 and bf16 (NCCL maps Avg
+ * to Sum for the network). Every other type and op it carries exactly. */
+static int compressible(int nccl_dtype, int nccl_op, ngl_dtype *dt)
+{
+    return nccl_op == NGL_NCCL_SUM && dtype_of(nccl_dtype, dt);
+}
+
 int ngl_coll_reduce_supported(int nccl_dtype, int nccl_op)
 {
-    ngl_dtype dt;
-    return nccl_op == NGL_NCCL_SUM && dtype_of(nccl_dtype, &dt);
+    /* Every type NCCL has (2.24+ numbering, fp8 included) with Sum, Prod,
+     * Max and Min: a job that forces NCCL_ALGO=...CollNet* must find an
+     * algorithm for all its allreduces (src/enqueue.cc fails the call
+     * otherwise). NCCL never asks about Avg or user ops (coll_net.cc asks
+     * for op < 4); unknown future types are declined. */
+    return nccl_dtype >= 0 && nccl_dtype < NGL_ELEM_COUNT && nccl_op >= 0 &&
+           nccl_op < NGL_REDOP_COUNT;
 }
 
 /* The engine's layout: owner j's chunk (one segment per chunk). */
@@ -1424,10 +1436,17 @@ static int mr_type(const void *mhandle)
  * rank on device memory and a rank on host memory code the same frames.
  * Lock held. @return 0 or -errno.
  */
-static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, ngl_dtype dt, int mem)
+static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, int nccl_dtype, int nccl_op, int mem)
 {
-    const size_t esize = ngl_dtype_size(dt);
-    const int exact = call_exact(c, r->count, esize);
+    ngl_dtype dt = NGL_DTYPE_F32; /* the core's type, for compressible calls */
+    const int typed = !compressible(nccl_dtype, nccl_op, &dt);
+    const size_t esize = typed ? ngl_elem_size((ngl_elem)nccl_dtype) : ngl_dtype_size(dt);
+    const int exact = typed || call_exact(c, r->count, esize);
+    /* Other types and ops travel in the engine's exact frames, reduced in
+     * the type's own arithmetic; compressible ones below the threshold in
+     * the core's RAW frames. */
+    const uint32_t variant =
+        typed ? ngl_exact_variant((ngl_elem)nccl_dtype, (ngl_redop)nccl_op) : 0u;
     /* The GPU codes INT8/INT4 from device memory into device memory.
      * Exact (RAW) slices are copied to host memory and coded there (they
      * are small, or the user asked for no compression), and so are calls
@@ -1436,8 +1455,9 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, ngl_dtype dt, int me
     const int gpu = mem == (MEM_SDEV | MEM_RDEV) && !exact;
     const uint32_t tag =
         (uint32_t)mem | (gpu ? TAG_GPU : 0u) | ((mem != 0 && !gpu) ? TAG_STAGED : 0u);
-    const uint64_t token = ngl_engine_token(r->count * esize, NGL_NCCL_SUM,
-                                            1u | (uint64_t)dt << 8 | (uint64_t)exact << 16);
+    const uint64_t token =
+        ngl_engine_token(r->count * esize, (uint32_t)nccl_op,
+                         1u | (uint64_t)(uint32_t)nccl_dtype << 8 | (uint64_t)exact << 16);
     /* In place: NCCL's registered path, one call per bucket (the staging
      * path never passes one address twice); see ngl_ident_next(). */
     const int whole = r->send == r->recv;
@@ -1445,8 +1465,8 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, ngl_dtype dt, int me
         c->eng, token, (exact ? 0 : NGL_IDENT_KEYED) | (whole ? NGL_IDENT_WHOLE : 0));
     ngl_engine_set *set = NULL;
     int created = 0;
-    const ngl_cc_ops *ops = gpu ? c->gpu->codec : &ngl_cc_host_ops;
-    ngl_status st = ngl_engine_set_get(c->eng, token, k, r->count, dt, exact, tag, ops,
+    const ngl_cc_ops *ops = typed ? &ngl_cc_exact_ops : gpu ? c->gpu->codec : &ngl_cc_host_ops;
+    ngl_status st = ngl_engine_set_get(c->eng, token, k, r->count, dt, exact, variant, tag, ops,
                                        gpu ? c->queue : NULL, &set, &created);
     if (st != NGL_OK) {
         NGL_PWARN("collNet: cannot create %s streams for %llu elements: %s", ops->name,
@@ -1490,8 +1510,7 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
                         int nccl_op, void *send_mh, void *recv_mh, ngl_coll_req **req)
 {
     *req = NULL;
-    ngl_dtype dt;
-    if (nccl_op != NGL_NCCL_SUM || !dtype_of(nccl_dtype, &dt) || count < 0 ||
+    if (!ngl_coll_reduce_supported(nccl_dtype, nccl_op) || count < 0 ||
         (uint64_t)count > NGL_COUNT_MAX || (count > 0 && (send == NULL || recv == NULL))) {
         NGL_PWARN("collNet iallreduce: unsupported call (dtype %d, op %d, count %lld)", nccl_dtype,
                   nccl_op, (long long)count);
@@ -1527,7 +1546,7 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
         *req = r;
         goto out;
     }
-    rc = call_identify(c, r, dt, mem);
+    rc = call_identify(c, r, nccl_dtype, nccl_op, mem);
     if (rc != 0) {
         fail(c, rc, "stream set");
         goto out;

@@ -53,7 +53,9 @@ void ngl_coll_listen_close(ngl_coll_listen *l);
 int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_listen *l,
                      ngl_coll_comm **out);
 
-/** @return 1 for Sum on fp32, fp16 and bf16, else 0. */
+/** @return 1 for every NCCL datatype (0..11) with Sum, Prod, Max or Min:
+ *  Sum of fp32, fp16 and bf16 is compressed, the rest carried exactly;
+ *  else 0. */
 int ngl_coll_reduce_supported(int nccl_dtype, int nccl_op);
 
 /**
@@ -68,7 +70,8 @@ int ngl_coll_regmr(ngl_coll_comm *c, void *data, size_t size, int type, void **m
 int ngl_coll_deregmr(ngl_coll_comm *c, void *mhandle);
 
 /**
- * Post an allreduce (Sum) of @p count elements from @p send into @p recv.
+ * Post an allreduce of @p count elements from @p send into @p recv, any
+ * (dtype, op) ngl_coll_reduce_supported() accepts.
  * The memory type comes from the handles (NULL means host memory); send
  * and recv may differ. @p send must not change until the request
  * completes; for host memory the plugin has then set it to zero (README,

@@ -26,8 +26,9 @@ struct ngl_cc_stream {
 };
 
 static ngl_status dev_create(const ngl_stream_config *cfg, int is_encoder, void *queue,
-                             ngl_cc_stream **out)
+                             uint32_t variant, ngl_cc_stream **out)
 {
+    (void)variant;
     *out = NULL;
     ngl_cc_stream *s = calloc(1, sizeof *s);
     if (s == NULL) {

@@ -115,4 +115,11 @@ void *ddp_opts_for(const char *scenario);
  *  registered; @return the exit code. */
 int nccl_model_print(const double *mib, int n);
 
+/* ---- scenario in harness_types.c ------------------------------------------ */
+
+/** collnet-types: every NCCL datatype with Sum, Prod, Max and Min but the
+ *  compressed pairs, bit-exact against a reference and identical on all
+ *  ranks (3 ranks). @p arg is unused. */
+void scenario_collnet_types(const char *plugin, void *arg);
+
 #endif /* NGL_HARNESS_H */

@@ -11,6 +11,7 @@
  * usage: ngl_plugin_harness <plugin.so> <scenario> [options]
  *   scenarios: p2p reuse kill-p2p collnet collnet-period collnet-exact
  *              collnet-int4 kill-collnet inner settings bench
+ *              collnet-types (every datatype and op: harness_types.c)
  *              device-p2p device-collnet (device memory, see below)
  *              collnet-ddp collnet-ddp-int4 collnet-ddp-reg nccl-model
  *              (NCCL's collNet proxy replayed: harness_nccl_replay.c)
@@ -986,12 +987,13 @@ void coll_setup_mem(coll_ctx *cx, size_t region_size, int mem)
     const int cuda = (pc.ptrSupport & NGL_NCCL_PTR_CUDA) != 0;
     CHECK(mem == MEM_HOST || cuda, "collNet does not offer device memory (ptrSupport %d)",
           pc.ptrSupport);
-    for (int op = 0; op < 5; op++) {
-        for (int dt = 0; dt < 12; dt++) {
+    for (int op = 0; op < 6; op++) {
+        for (int dt = 0; dt < 14; dt++) {
             int sup = -1;
             NCCL_OK(coll->reduceSupport((ngl_nccl_dtype_t)dt, (ngl_nccl_redop_t)op, &sup));
-            int want = op == NGL_NCCL_SUM && (dt == NGL_NCCL_FLOAT32 || dt == NGL_NCCL_FLOAT16 ||
-                                              dt == NGL_NCCL_BFLOAT16);
+            /* Every NCCL datatype with Sum, Prod, Max and Min; Avg (4) never
+             * reaches the network, and types past fp8 e5m2 do not exist. */
+            int want = op <= NGL_NCCL_MIN && dt <= NGL_NCCL_FLOAT8E5M2;
             CHECK(sup == want, "reduceSupport(dtype %d, op %d) = %d", dt, op, sup);
         }
     }
@@ -2287,6 +2289,8 @@ int main(int argc, char **argv)
         rc = run_ranks(3, plugin, scenario_collnet_period, NULL, -1, 220);
     } else if (!strcmp(sc, "collnet-exact")) {
         rc = run_ranks(3, plugin, scenario_collnet_exact, NULL, -1, 180);
+    } else if (!strcmp(sc, "collnet-types")) {
+        rc = run_ranks(3, plugin, scenario_collnet_types, NULL, -1, 180);
     } else if (!strcmp(sc, "kill-collnet")) {
         rc = run_ranks(3, plugin, scenario_kill_collnet, NULL, 2, 120);
     } else if (!strcmp(sc, "inner")) {
