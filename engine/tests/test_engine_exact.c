@@ -113,10 +113,10 @@ static void test_engine_exact_frames_reject_before_writing(void **state)
         size_t len;
         ngl_status want;
     } cases[] = {
-        {0, 0x01, 0, NGL_ERR_BAD_MAGIC},   {4, 0x02, 0, NGL_ERR_BAD_VERSION},
+        {0, 0x01, 0, NGL_ERR_BAD_MAGIC},       {4, 0x02, 0, NGL_ERR_BAD_VERSION},
         {5, 0x01, 0, NGL_ERR_CONFIG_MISMATCH}, {7, 0x01, 0, NGL_ERR_BAD_FLAGS},
-        {8, 0x01, 0, NGL_ERR_COUNT_MISMATCH}, {40, 0x80, 0, NGL_ERR_CRC_MISMATCH},
-        {0, 0x00, 31, NGL_ERR_TRUNCATED},  {0, 0x00, 100, NGL_ERR_TRUNCATED},
+        {8, 0x01, 0, NGL_ERR_COUNT_MISMATCH},  {40, 0x80, 0, NGL_ERR_CRC_MISMATCH},
+        {0, 0x00, 31, NGL_ERR_TRUNCATED},      {0, 0x00, 100, NGL_ERR_TRUNCATED},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         memcpy(bad, frame, len);
