@@ -407,25 +407,36 @@ const ngl_engine_config *ngl_engine_config_of(const ngl_engine *e);
  */
 uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int flags);
 
+/* What a call looks like, for ngl_engine_set_get(). Calls that share a
+ * token must share all of it. */
+typedef struct ngl_engine_shape {
+    uint64_t count;     /* elements */
+    ngl_dtype dtype;    /* the core's type (ignored by ops with a variant) */
+    int exact;          /* exact frames (no quantization, no state): RAW frames
+                           of the core, or the ops' own frames for variant != 0 */
+    uint32_t variant;   /* passed to ops->create() (ngl_cc_exact_ops: element
+                           type and reduction); 0 for the core's codecs */
+    uint32_t layer_tag; /* the layer's own bits, kept in the set */
+    const ngl_cc_ops *ops;
+    void *queue;              /* device queue for ops->create(), or NULL */
+    const uint64_t *chunk_lo; /* P + 1 chunk boundaries imposed by the caller
+                                 (NCCL's reduce-scatter windows; one segment
+                                 each), or NULL for the engine's layout */
+} ngl_engine_shape;
+
 /**
- * The state set of key (@p token, @p k) for calls of @p count elements of
- * @p dtype, created (streams included, through @p ops on @p queue) on first
+ * The state set of key (@p token, @p k) for calls of shape @p shape,
+ * created (streams included, through shape->ops on shape->queue) on first
  * use. Stateful keys that would take the state memory past
  * NANGILA_STATE_MAX_MB get stateless streams instead (logged once); the
  * decision depends only on the call sequence, so it is the same on every
  * rank. Marks the set used by the current call.
- * @param exact  exact frames (no quantization, no state): RAW frames of the
- *               core, or @p ops' own frames for @p variant != 0.
- * @param variant  passed to @p ops->create() (ngl_cc_exact_ops: the
- *               element type and reduction); 0 for the core's codecs.
  * @param *created  1 if the set was created by this call.
  * @return NGL_OK and *out, NGL_ERR_NO_MEMORY or the codec's status (nothing
  *         kept, the engine is unchanged apart from the call record).
  */
-ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_t count,
-                              ngl_dtype dtype, int exact, uint32_t variant, uint32_t layer_tag,
-                              const ngl_cc_ops *ops, void *queue, ngl_engine_set **out,
-                              int *created);
+ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k,
+                              const ngl_engine_shape *shape, ngl_engine_set **out, int *created);
 
 /** Frame bound of one piece of @p len elements (the largest frame a set's
  *  stream of that length can produce); 0 for an invalid configuration. */

@@ -207,15 +207,27 @@ static void set_destroy(const ngl_engine *e, ngl_engine_set *set)
 }
 
 /* Create every stream of @p set (its shape fields are set). */
-static ngl_status set_build(const ngl_engine *e, ngl_engine_set *set, void *queue)
+static ngl_status set_build(const ngl_engine *e, ngl_engine_set *set, void *queue,
+                            const uint64_t *chunk_lo)
 {
     const int P = e->cfg.nranks, me = e->cfg.rank;
     set->chunk_lo = calloc((size_t)P + 1, sizeof *set->chunk_lo);
     if (set->chunk_lo == NULL) {
         return NGL_ERR_NO_MEMORY;
     }
-    ngl_engine_layout(set->count, P, e->cfg.codec.block_size, e->cfg.seg_policy, set->chunk_lo,
-                      &set->seg_elems, &set->nseg);
+    if (chunk_lo != NULL) {
+        /* The caller's boundaries, one segment per chunk. */
+        memcpy(set->chunk_lo, chunk_lo, ((size_t)P + 1) * sizeof *chunk_lo);
+        set->seg_elems = 1;
+        for (int j = 0; j < P; j++) {
+            const uint64_t len = chunk_lo[j + 1] - chunk_lo[j];
+            set->seg_elems = len > set->seg_elems ? len : set->seg_elems;
+        }
+        set->nseg = 1;
+    } else {
+        ngl_engine_layout(set->count, P, e->cfg.codec.block_size, e->cfg.seg_policy, set->chunk_lo,
+                          &set->seg_elems, &set->nseg);
+    }
     const size_t n = (size_t)set->nseg * (size_t)P;
     set->rs_enc = calloc(n, sizeof *set->rs_enc);
     set->rs_dec = calloc(n, sizeof *set->rs_dec);
@@ -325,11 +337,13 @@ static ngl_engine_set *set_find(ngl_engine *e, uint64_t token, uint32_t k, uint6
     return NULL;
 }
 
-ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_t count,
-                              ngl_dtype dtype, int exact, uint32_t variant, uint32_t layer_tag,
-                              const ngl_cc_ops *ops, void *queue, ngl_engine_set **out,
-                              int *created)
+ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k,
+                              const ngl_engine_shape *shape, ngl_engine_set **out, int *created)
 {
+    const uint64_t count = shape->count;
+    const ngl_dtype dtype = shape->dtype;
+    const int exact = shape->exact;
+    const uint32_t variant = shape->variant;
     *out = NULL;
     *created = 0;
     if (exact) {
@@ -379,10 +393,10 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k, uint64_
     set->exact = exact;
     set->variant = variant;
     set->stateful = stateful;
-    set->layer_tag = layer_tag;
-    set->ops = ops;
+    set->layer_tag = shape->layer_tag;
+    set->ops = shape->ops;
     set->last_use = now;
-    ngl_status st = set_build(e, set, queue);
+    ngl_status st = set_build(e, set, shape->queue, shape->chunk_lo);
     if (st != NGL_OK) {
         set_destroy(e, set);
         return st;

@@ -63,9 +63,9 @@ static uint32_t sim_allreduce(sim *sm, uint64_t count, float *const *in, float *
         }
         assert_int_equal(k, r == 0 ? k : key0); /* every rank the same key */
         int created = 0;
-        assert_int_equal(ngl_engine_set_get(sm->e[r], token, k, count, NGL_DTYPE_F32, 0, 0, 0,
-                                            &ngl_cc_host_ops, NULL, &set[r], &created),
-                         NGL_OK);
+        const ngl_engine_shape shape = {
+            .count = count, .dtype = NGL_DTYPE_F32, .ops = &ngl_cc_host_ops};
+        assert_int_equal(ngl_engine_set_get(sm->e[r], token, k, &shape, &set[r], &created), NGL_OK);
     }
     const size_t cap = set[0]->frame_cap;
     unsigned char *rs = malloc((size_t)P * P * cap); /* [sender][owner] */

@@ -140,8 +140,9 @@ ngl_engine_set *ngl_pmpi_set_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k,
     *rc = MPI_SUCCESS;
     ngl_engine_set *set = NULL;
     int created = 0;
-    const ngl_status st = ngl_engine_set_get(ctx->eng, token, k, count, NGL_DTYPE_F32, 0, 0, 0,
-                                             &ngl_cc_host_ops, NULL, &set, &created);
+    const ngl_engine_shape shape = {
+        .count = count, .dtype = NGL_DTYPE_F32, .ops = &ngl_cc_host_ops};
+    const ngl_status st = ngl_engine_set_get(ctx->eng, token, k, &shape, &set, &created);
     if (st == NGL_OK && !created) {
         return set; /* every rank created it at the same call, so it exists everywhere */
     }

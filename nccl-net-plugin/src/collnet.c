@@ -72,6 +72,12 @@ enum { MEM_SDEV = 1, MEM_RDEV = 2 };
  * in different memories) is staged through pinned host memory. */
 enum { STAGE_NONE = 0, STAGE_IN, STAGE_RUN, STAGE_OUT };
 
+/* What a call does. The three share the protocol and the per-peer turns:
+ * an allreduce runs both stages, a reduce-scatter only the first (each
+ * owner keeps its exact sum of the decoded parts), an allgather only the
+ * second (each owner's part, exact). */
+enum { CALL_ALLREDUCE = 0, CALL_REDUCESCATTER = 1, CALL_ALLGATHER = 2 };
+
 /* A call's shape bits, kept as the engine set's layer tag. */
 enum {
     TAG_MEM = 3,   /* MEM_* bits: where its calls' send and recv buffers are */
@@ -92,6 +98,9 @@ struct ngl_coll_req {
     uint64_t count;
     size_t esize;        /* 0 for a flush and an empty call */
     ngl_engine_set *set; /* the engine's streams of this call */
+    int kind;            /* CALL_*: which stages run */
+    uint64_t src_shift;  /* element of the chunk layout that src[0] holds */
+    uint64_t dst_shift;  /* and dst[0] */
     int slot;
     ngl_coll_req *next; /* FIFO of queued/active requests, in seq order */
 };
@@ -154,6 +163,7 @@ struct ngl_coll_comm {
     slot_t slots[NGL_COLL_NSLOTS];
     /* statistics */
     uint64_t calls, exact_calls, dev_calls, raw_bytes, wire_bytes;
+    uint64_t *win_lo; /* [N + 1] chunk boundaries of a window call (call_identify) */
     /* zero-block bitmap of one chunk (skip_zero_blocks), grown at warm-up */
     uint8_t *zmask;
     size_t zmask_cap;
@@ -213,6 +223,19 @@ static uint64_t chunk_len(const ngl_engine_set *set, int j)
 static size_t align_up(size_t x)
 {
     return (x + FRAME_ALIGN - 1) / FRAME_ALIGN * FRAME_ALIGN;
+}
+
+/* Where owner j's chunk is in the call's source and destination: an
+ * allreduce has the whole slice on both sides; a reduce-scatter's
+ * destination and an allgather's source hold only this rank's chunk. */
+static const uint8_t *src_at(const ngl_coll_req *r, int j)
+{
+    return r->src + (chunk_off(r->set, j) - r->src_shift) * r->esize;
+}
+
+static uint8_t *dst_at(const ngl_coll_req *r, int j)
+{
+    return r->dst + (chunk_off(r->set, j) - r->dst_shift) * r->esize;
 }
 
 /* Room for owner j's frame in the slot arena. */
@@ -310,6 +333,10 @@ typedef struct {
 static int comm_alloc_arrays(ngl_coll_comm *c)
 {
     const size_t n = (size_t)c->nranks;
+    c->win_lo = calloc(n + 1, sizeof *c->win_lo);
+    if (c->win_lo == NULL) {
+        return -ENOMEM;
+    }
     for (int m = 0; m < NMESH; m++) {
         c->send[m] = calloc(n, sizeof(void *));
         c->recv[m] = calloc(n, sizeof(void *));
@@ -924,7 +951,7 @@ static int rs_encode_start(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         if (j == c->rank || chunk_len(k, j) == 0) {
             continue;
         }
-        const uint8_t *src = r->src + chunk_off(k, j) * r->esize;
+        const uint8_t *src = src_at(r, j);
         ngl_status st = skip_zero_blocks(c, k, k->rs_enc[j], src, chunk_len(k, j), r->esize);
         if (st == NGL_OK) {
             st = k->ops->encode(k->rs_enc[j], src, sl->rs_sbuf[j], fbound(k, j));
@@ -1001,6 +1028,11 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         if (mine == 0) {
             sl->flags[j] |= F_RS_RDONE | F_AG_SDONE; /* I own nothing */
         }
+        if (r->kind == CALL_REDUCESCATTER) {
+            sl->flags[j] |= F_AG_SDONE | F_AG_RDONE; /* no second stage */
+        } else if (r->kind == CALL_ALLGATHER) {
+            sl->flags[j] |= F_RS_SDONE | F_RS_RDONE | F_RS_ENC; /* no first stage */
+        }
     }
     sl->ag_sbuf = p;
     p += fbound(k, me);
@@ -1034,14 +1066,13 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     if ((k->layer_tag & TAG_GPU) && !sl->copied) {
         /* Own exact chunk first: the decodes that add to it follow it on
          * the same stream. In place (send == recv) there is nothing to do. */
-        const size_t off = chunk_off(k, me) * r->esize;
-        rc = c->gpu->copy(r->dst + off, r->src + off, mine * r->esize, c->queue);
+        rc = c->gpu->copy(dst_at(r, me), src_at(r, me), mine * r->esize, c->queue);
         if (rc != 0) {
             return rc;
         }
         sl->copied = 1;
     }
-    rc = rs_encode_start(c, r, sl);
+    rc = r->kind == CALL_ALLGATHER ? 0 : rs_encode_start(c, r, sl);
     return rc < 0 ? rc : 1;
 }
 
@@ -1147,7 +1178,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     const int n = c->nranks, me = c->rank;
     const ngl_engine_set *k = r->set;
     const uint64_t mine = chunk_len(k, me);
-    uint8_t *my_out = r->dst + chunk_off(k, me) * r->esize;
+    uint8_t *my_out = dst_at(r, me);
     int rc = 0;
 
     if (sl->stage == STAGE_IN) {
@@ -1194,7 +1225,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
      * activation), then peers in rank order, so the sum is the same from
      * run to run; on a GPU the adds run in the order they were started. */
     if (!sl->copied) {
-        memcpy(my_out, r->src + chunk_off(k, me) * r->esize, mine * r->esize);
+        memcpy(my_out, src_at(r, me), mine * r->esize);
         sl->copied = 1;
     }
     int started = 1;
@@ -1213,7 +1244,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
             started = 0;
             continue;
         }
-        if (mine > 0) {
+        if (mine > 0 && r->kind != CALL_ALLGATHER) {
             rc = decode_start(c, k, k->rs_dec[i], sl->rs_rbuf[i], sl->rs_rlen[i], my_out, 1, i,
                               &sl->flags[i], F_RS_DECSUB, F_RS_DECODED);
         } else {
@@ -1231,7 +1262,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
      * they are done. */
     if (started && !sl->ag_enc_sub && c->ag_enc_next == r->seq &&
         (mine == 0 || !k->ops->busy(k->ag_enc[0]))) {
-        if (mine > 0) {
+        if (mine > 0 && r->kind != CALL_REDUCESCATTER) {
             ngl_status st = skip_zero_blocks(c, k, k->ag_enc[0], my_out, mine, r->esize);
             if (st == NGL_OK) {
                 st = k->ops->encode(k->ag_enc[0], my_out, sl->ag_sbuf, fbound(k, me));
@@ -1261,7 +1292,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     uint16_t *mf = &sl->flags[me];
     if (sl->ag_encoded && !(*mf & F_AG_DECSUB) && c->ag_dec_next[me] == r->seq &&
         (mine == 0 || !k->ops->busy(k->ag_dec[me]))) {
-        if (mine > 0) {
+        if (mine > 0 && r->kind != CALL_REDUCESCATTER) {
             rc = decode_start(c, k, k->ag_dec[me], sl->ag_sbuf, sl->ag_slen, my_out, 0, me, mf,
                               F_AG_DECSUB, F_AG_DECODED);
             if (rc != 0) {
@@ -1286,10 +1317,9 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         const uint64_t theirs = chunk_len(k, p);
         if (rc == 0 && (*pf & F_AG_RDONE) && !(*pf & F_AG_DECSUB) && c->ag_dec_next[p] == r->seq &&
             (theirs == 0 || !k->ops->busy(k->ag_dec[p]))) {
-            if (theirs > 0) {
-                rc = decode_start(c, k, k->ag_dec[p], sl->ag_rbuf[p], sl->ag_rlen[p],
-                                  r->dst + chunk_off(k, p) * r->esize, 0, p, pf, F_AG_DECSUB,
-                                  F_AG_DECODED);
+            if (theirs > 0 && r->kind != CALL_REDUCESCATTER) {
+                rc = decode_start(c, k, k->ag_dec[p], sl->ag_rbuf[p], sl->ag_rlen[p], dst_at(r, p),
+                                  0, p, pf, F_AG_DECSUB, F_AG_DECODED);
             } else {
                 *pf |= F_AG_DECSUB | F_AG_DECODED;
             }
@@ -1339,7 +1369,7 @@ static void finish(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
      * up a block scale next to valid data. NCCL never reads a send slot
      * after the call completes. Device memory is never written: it may be
      * the user's own buffer (README, "GPU path", stale tails). */
-    if (!((int)(k->layer_tag & TAG_MEM) & MEM_SDEV)) {
+    if (r->kind == CALL_ALLREDUCE && !((int)(k->layer_tag & TAG_MEM) & MEM_SDEV)) {
         memset((void *)(uintptr_t)r->send, 0, r->count * r->esize);
     }
     sl->req = NULL;
@@ -1427,6 +1457,16 @@ static int mr_type(const void *mhandle)
     return mhandle != NULL ? ((const coll_mr *)mhandle)->type : NGL_NCCL_PTR_HOST;
 }
 
+/* One call as posted: what it does, its buffers and its layout. */
+typedef struct call_desc {
+    int kind; /* CALL_* */
+    void *send, *recv;
+    uint64_t count;          /* elements of the slice (allreduce) or window */
+    int nccl_dtype, nccl_op; /* allgather: bytes (uint8), op ignored */
+    uint64_t per_rank, win;  /* windows: elements per rank's slice, window start */
+    int mem;                 /* MEM_* of send and recv */
+} call_desc;
+
 /*
  * Stream identity of a new call, at post time and in posting order (the
  * same order on every rank): its token goes into the engine's call
@@ -1436,50 +1476,71 @@ static int mr_type(const void *mhandle)
  * rank on device memory and a rank on host memory code the same frames.
  * Lock held. @return 0 or -errno.
  */
-static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, int nccl_dtype, int nccl_op, int mem)
+static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
 {
     ngl_dtype dt = NGL_DTYPE_F32; /* the core's type, for compressible calls */
-    const int typed = !compressible(nccl_dtype, nccl_op, &dt);
-    const size_t esize = typed ? ngl_elem_size((ngl_elem)nccl_dtype) : ngl_dtype_size(dt);
-    const int exact = typed || call_exact(c, r->count, esize);
+    /* Allgathers are exact (FSDP gathers parameters); reduce-scatters and
+     * allreduces compress fp32/fp16/bf16 sums above the threshold. */
+    const int typed = d->kind == CALL_ALLGATHER || !compressible(d->nccl_dtype, d->nccl_op, &dt);
+    const size_t esize = typed ? ngl_elem_size((ngl_elem)d->nccl_dtype) : ngl_dtype_size(dt);
+    const int exact = typed || call_exact(c, d->count, esize);
     /* Other types and ops travel in the engine's exact frames, reduced in
      * the type's own arithmetic; compressible ones below the threshold in
      * the core's RAW frames. */
     const uint32_t variant =
-        typed ? ngl_exact_variant((ngl_elem)nccl_dtype, (ngl_redop)nccl_op) : 0u;
+        typed ? ngl_exact_variant((ngl_elem)d->nccl_dtype, (ngl_redop)d->nccl_op) : 0u;
     /* The GPU codes INT8/INT4 from device memory into device memory.
      * Exact (RAW) slices are copied to host memory and coded there (they
      * are small, or the user asked for no compression), and so are calls
      * with one buffer on each side (NCCL does that when GPU Direct is on
      * for receives only, e.g. NCCL_NET_GDR_READ=0). */
-    const int gpu = mem == (MEM_SDEV | MEM_RDEV) && !exact;
+    const int gpu = d->mem == (MEM_SDEV | MEM_RDEV) && !exact;
     const uint32_t tag =
-        (uint32_t)mem | (gpu ? TAG_GPU : 0u) | ((mem != 0 && !gpu) ? TAG_STAGED : 0u);
-    const uint64_t token =
-        ngl_engine_token(r->count * esize, (uint32_t)nccl_op,
-                         1u | (uint64_t)(uint32_t)nccl_dtype << 8 | (uint64_t)exact << 16);
+        (uint32_t)d->mem | (gpu ? TAG_GPU : 0u) | ((d->mem != 0 && !gpu) ? TAG_STAGED : 0u);
+    uint64_t kind = 1u | (uint64_t)(uint32_t)d->nccl_dtype << 8 | (uint64_t)exact << 16 |
+                    (uint64_t)d->kind << 20;
+    if (d->kind != CALL_ALLREDUCE) {
+        kind ^= ngl_engine_mix64(d->per_rank * 0x9e3779b97f4a7c15ull ^ d->win);
+    }
+    const uint64_t token = ngl_engine_token(d->count * esize, (uint32_t)d->nccl_op, kind);
     /* In place: NCCL's registered path, one call per bucket (the staging
      * path never passes one address twice); see ngl_ident_next(). */
-    const int whole = r->send == r->recv;
+    const int whole = d->send == d->recv;
     const uint32_t k = ngl_engine_identify(
         c->eng, token, (exact ? 0 : NGL_IDENT_KEYED) | (whole ? NGL_IDENT_WHOLE : 0));
+    /* A window's chunks are NCCL's: rank j's slice inside the window. */
+    const uint64_t *chunk_lo = NULL;
+    if (d->kind != CALL_ALLREDUCE) {
+        for (int j = 0; j <= c->nranks; j++) {
+            const uint64_t at = (uint64_t)j * d->per_rank;
+            c->win_lo[j] = at <= d->win ? 0 : (at - d->win < d->count ? at - d->win : d->count);
+        }
+        chunk_lo = c->win_lo;
+    }
     ngl_engine_set *set = NULL;
     int created = 0;
     const ngl_cc_ops *ops = typed ? &ngl_cc_exact_ops : gpu ? c->gpu->codec : &ngl_cc_host_ops;
-    ngl_status st = ngl_engine_set_get(c->eng, token, k, r->count, dt, exact, variant, tag, ops,
-                                       gpu ? c->queue : NULL, &set, &created);
+    const ngl_engine_shape shape = {.count = d->count,
+                                    .dtype = dt,
+                                    .exact = exact,
+                                    .variant = variant,
+                                    .layer_tag = tag,
+                                    .ops = ops,
+                                    .queue = gpu ? c->queue : NULL,
+                                    .chunk_lo = chunk_lo};
+    ngl_status st = ngl_engine_set_get(c->eng, token, k, &shape, &set, &created);
     if (st != NGL_OK) {
         NGL_PWARN("collNet: cannot create %s streams for %llu elements: %s", ops->name,
-                  (unsigned long long)r->count, ngl_status_str(st));
+                  (unsigned long long)d->count, ngl_status_str(st));
         return cc_rc(st);
     }
-    if ((set->layer_tag & TAG_MEM) != (uint32_t)mem) {
+    if ((set->layer_tag & TAG_MEM) != (uint32_t)d->mem) {
         /* Its streams live where its first call put them. NCCL keeps a
          * collComm's staging buffers where they are, so this is a caller
          * error, not a case to serve. */
         NGL_PWARN("collNet: slices of %llu elements moved between host and device memory; not "
                   "supported",
-                  (unsigned long long)r->count);
+                  (unsigned long long)d->count);
         return -EINVAL;
     }
     if (created && set->ops->skip_blocks != NULL) {
@@ -1498,6 +1559,9 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, int nccl_dtype, int 
     ngl_engine_evict(c->eng);
     r->set = set;
     r->esize = esize;
+    r->kind = d->kind;
+    r->src_shift = d->kind == CALL_ALLGATHER ? chunk_off(set, c->rank) : 0;
+    r->dst_shift = d->kind == CALL_REDUCESCATTER ? chunk_off(set, c->rank) : 0;
     c->exact_calls += (uint64_t)exact;
     ngl_engine_stats *es = ngl_engine_stats_of(c->eng);
     es->calls_exact += (uint64_t)exact;
@@ -1506,18 +1570,10 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, int nccl_dtype, int 
     return 0;
 }
 
-int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count, int nccl_dtype,
-                        int nccl_op, void *send_mh, void *recv_mh, ngl_coll_req **req)
+/* Queue one call (any kind). Lock taken here. */
+static int post(ngl_coll_comm *c, const call_desc *d, ngl_coll_req **req)
 {
     *req = NULL;
-    if (!ngl_coll_reduce_supported(nccl_dtype, nccl_op) || count < 0 ||
-        (uint64_t)count > NGL_COUNT_MAX || (count > 0 && (send == NULL || recv == NULL))) {
-        NGL_PWARN("collNet iallreduce: unsupported call (dtype %d, op %d, count %lld)", nccl_dtype,
-                  nccl_op, (long long)count);
-        return -EINVAL;
-    }
-    const int mem = (mr_type(send_mh) == NGL_NCCL_PTR_CUDA ? MEM_SDEV : 0) |
-                    (mr_type(recv_mh) == NGL_NCCL_PTR_CUDA ? MEM_RDEV : 0);
     pthread_mutex_lock(&c->lock);
     int saved = -1;
     int rc = c->err;
@@ -1533,20 +1589,20 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
     if (r == NULL) {
         goto out; /* back-pressure: NCCL calls again */
     }
-    r->send = send;
-    r->recv = recv;
-    r->count = (uint64_t)count;
+    r->send = d->send;
+    r->recv = d->recv;
+    r->count = d->count;
     r->next = NULL;
     c->calls++;
-    c->dev_calls += (uint64_t)(mem != 0);
-    if (count == 0) {
+    c->dev_calls += (uint64_t)(d->mem != 0);
+    if (d->count == 0) {
         r->state = R_DONE; /* nothing to reduce; no rank sends anything */
         r->set = NULL;
         r->esize = 0;
         *req = r;
         goto out;
     }
-    rc = call_identify(c, r, nccl_dtype, nccl_op, mem);
+    rc = call_identify(c, r, d);
     if (rc != 0) {
         fail(c, rc, "stream set");
         goto out;
@@ -1565,6 +1621,103 @@ out:
     ngl_plugin_dev_leave(saved);
     pthread_mutex_unlock(&c->lock);
     return rc;
+}
+
+static int mem_of(const void *send_mh, const void *recv_mh)
+{
+    return (mr_type(send_mh) == NGL_NCCL_PTR_CUDA ? MEM_SDEV : 0) |
+           (mr_type(recv_mh) == NGL_NCCL_PTR_CUDA ? MEM_RDEV : 0);
+}
+
+int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count, int nccl_dtype,
+                        int nccl_op, void *send_mh, void *recv_mh, ngl_coll_req **req)
+{
+    *req = NULL;
+    if (!ngl_coll_reduce_supported(nccl_dtype, nccl_op) || count < 0 ||
+        (uint64_t)count > NGL_COUNT_MAX || (count > 0 && (send == NULL || recv == NULL))) {
+        NGL_PWARN("collNet iallreduce: unsupported call (dtype %d, op %d, count %lld)", nccl_dtype,
+                  nccl_op, (long long)count);
+        return -EINVAL;
+    }
+    const call_desc d = {.kind = CALL_ALLREDUCE,
+                         .send = send,
+                         .recv = recv,
+                         .count = (uint64_t)count,
+                         .nccl_dtype = nccl_dtype,
+                         .nccl_op = nccl_op,
+                         .mem = mem_of(send_mh, recv_mh)};
+    return post(c, &d, req);
+}
+
+/* Checks shared by the window calls; @return 0 or -EINVAL (logged). */
+static int window_check(const char *what, int nranks, size_t esize, size_t per_rank, size_t win,
+                        size_t bytes, const void *send, const void *recv, int mem)
+{
+    if (esize == 0 || per_rank % esize != 0 || win % esize != 0 || bytes % esize != 0 ||
+        per_rank > SIZE_MAX / (size_t)nranks || win > per_rank * (size_t)nranks ||
+        bytes > per_rank * (size_t)nranks - win || bytes / esize > NGL_COUNT_MAX ||
+        (bytes > 0 && (send == NULL || recv == NULL))) {
+        NGL_PWARN("collNet %s: unsupported window (%zu bytes per rank, offset %zu, %zu bytes)",
+                  what, per_rank, win, bytes);
+        return -EINVAL;
+    }
+    if (mem != 0) {
+        /* NCCL stages windows through host memory unless GPU Direct is on;
+         * device buffers here need the staging the allreduce has. */
+        NGL_PWARN("collNet %s: device memory is not served yet; use host staging "
+                  "(NCCL_NET_GDR_LEVEL=LOC)",
+                  what);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int ngl_coll_ireducescatter(ngl_coll_comm *c, void *send, void *recv, size_t per_rank_bytes,
+                            size_t win_offset, size_t win_bytes, int nccl_dtype, int nccl_op,
+                            void *send_mh, void *recv_mh, ngl_coll_req **req)
+{
+    *req = NULL;
+    const size_t esize =
+        ngl_coll_reduce_supported(nccl_dtype, nccl_op) ? ngl_elem_size((ngl_elem)nccl_dtype) : 0;
+    const int mem = mem_of(send_mh, recv_mh);
+    int rc = window_check("reduce-scatter", c->nranks, esize, per_rank_bytes, win_offset, win_bytes,
+                          send, recv, mem);
+    if (rc != 0) {
+        return rc;
+    }
+    const call_desc d = {.kind = CALL_REDUCESCATTER,
+                         .send = send,
+                         .recv = recv,
+                         .count = win_bytes / esize,
+                         .nccl_dtype = nccl_dtype,
+                         .nccl_op = nccl_op,
+                         .per_rank = per_rank_bytes / esize,
+                         .win = win_offset / esize,
+                         .mem = mem};
+    return post(c, &d, req);
+}
+
+int ngl_coll_iallgather(ngl_coll_comm *c, void *send, void *recv, size_t per_rank_bytes,
+                        size_t win_offset, size_t win_bytes, void *send_mh, void *recv_mh,
+                        ngl_coll_req **req)
+{
+    *req = NULL;
+    const int mem = mem_of(send_mh, recv_mh);
+    int rc = window_check("allgather", c->nranks, 1, per_rank_bytes, win_offset, win_bytes, send,
+                          recv, mem);
+    if (rc != 0) {
+        return rc;
+    }
+    const call_desc d = {.kind = CALL_ALLGATHER,
+                         .send = send,
+                         .recv = recv,
+                         .count = win_bytes,
+                         .nccl_dtype = NGL_ELEM_U8,
+                         .nccl_op = NGL_REDOP_SUM,
+                         .per_rank = per_rank_bytes,
+                         .win = win_offset,
+                         .mem = mem};
+    return post(c, &d, req);
 }
 
 int ngl_coll_iflush(ngl_coll_comm *c, void *data, size_t size, void *mhandle, ngl_coll_req **req)
@@ -1715,6 +1868,7 @@ static void comm_free(ngl_coll_comm *c)
     free(c->rs_dec_next);
     free(c->ag_dec_next);
     free(c->zmask);
+    free(c->win_lo);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }

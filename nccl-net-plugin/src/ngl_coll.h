@@ -84,6 +84,28 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
                         int nccl_op, void *send_mh, void *recv_mh, ngl_coll_req **req);
 
 /**
+ * NCCL's collNet reduce-scatter and allgather (CollNetDirect) over one
+ * window [@p win_offset, + @p win_bytes) of a virtual buffer of nranks x
+ * @p per_rank_bytes, rank j owning [j x per_rank_bytes, (j+1) x ...):
+ *   - ireducescatter: @p send holds this rank's input for the whole window;
+ *     @p recv receives the reduction (any supported dtype/op; fp32, fp16,
+ *     bf16 sums compressed above NANGILA_MIN_BYTES) of the window's part
+ *     in this rank's slice;
+ *   - iallgather: @p send holds this rank's part of the window (its slice
+ *     inside it), @p recv receives the whole window, exactly.
+ * Same protocol, ordering and completion as ngl_coll_iallreduce(); host
+ * memory only for now.
+ * @return 0 with *req set (or NULL: pool full), -EINVAL for a window,
+ *         type or memory this call cannot serve, or the comm's error.
+ */
+int ngl_coll_ireducescatter(ngl_coll_comm *c, void *send, void *recv, size_t per_rank_bytes,
+                            size_t win_offset, size_t win_bytes, int nccl_dtype, int nccl_op,
+                            void *send_mh, void *recv_mh, ngl_coll_req **req);
+int ngl_coll_iallgather(ngl_coll_comm *c, void *send, void *recv, size_t per_rank_bytes,
+                        size_t win_offset, size_t win_bytes, void *send_mh, void *recv_mh,
+                        ngl_coll_req **req);
+
+/**
  * Make results in [data, data + size) visible to the GPU. Host memory, and
  * device memory that no unfinished call writes: nothing to do (*req NULL).
  * Otherwise *req completes in test() once those calls have finished.

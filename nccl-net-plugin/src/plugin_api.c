@@ -396,27 +396,23 @@ ngl_nccl_result_t ngl_api_coll_iallreduce(void *coll_comm, void *send_data, void
                                                  (ngl_coll_req **)request));
 }
 
+/* NCCL routes allgather and reduce-scatter through a collNet with
+ * CollNetDirect or NVLS (NVSwitch systems), and its v8 adapter calls these
+ * slots without checking them. It always passes one part
+ * (src/transport/coll_net.cc, collNetIallgather / collNetIreducescatter). */
 ngl_nccl_result_t ngl_api_coll_iallgather(void *coll_comm, void *send_data, int n_recv_parts,
                                           ngl_nccl_sge_v8_t *recv_parts, size_t bytes_per_rank,
                                           size_t window_offset, size_t window_bytes,
                                           void *send_mhandle, void **request)
 {
-    (void)coll_comm;
-    (void)send_data;
-    (void)n_recv_parts;
-    (void)recv_parts;
-    (void)bytes_per_rank;
-    (void)window_offset;
-    (void)window_bytes;
-    (void)send_mhandle;
-    (void)request;
-    /* NCCL routes allgather through a collNet only with NVLS or CollNet
-     * Direct (NVSwitch systems). NCCL's v8 compatibility layer calls this
-     * slot without checking it, so it refuses explicitly instead of being
-     * NULL. */
-    NGL_PWARN("collNet allgather is not provided by this plugin; unset NCCL_ALGO=CollNetDirect "
-              "/ NVLS for allgather");
-    return NGL_NCCL_INVALID_USAGE;
+    if (coll_comm == NULL || request == NULL || n_recv_parts != 1 || recv_parts == NULL ||
+        recv_parts[0].size != window_bytes) {
+        NGL_PWARN("collNet allgather: %d receive parts; NCCL passes exactly one", n_recv_parts);
+        return NGL_NCCL_INTERNAL_ERROR;
+    }
+    return ngl_plugin_result(ngl_coll_iallgather(
+        coll_comm, send_data, recv_parts[0].address, bytes_per_rank, window_offset, window_bytes,
+        send_mhandle, recv_parts[0].mhandle, (ngl_coll_req **)request));
 }
 
 ngl_nccl_result_t ngl_api_coll_ireducescatter(void *coll_comm, int n_send_parts,
@@ -426,20 +422,14 @@ ngl_nccl_result_t ngl_api_coll_ireducescatter(void *coll_comm, int n_send_parts,
                                               ngl_nccl_redop_t op, void *recv_mhandle,
                                               void **request)
 {
-    (void)coll_comm;
-    (void)n_send_parts;
-    (void)send_parts;
-    (void)recv_data;
-    (void)bytes_per_rank;
-    (void)window_offset;
-    (void)window_bytes;
-    (void)dtype;
-    (void)op;
-    (void)recv_mhandle;
-    (void)request;
-    NGL_PWARN("collNet reduce-scatter is not provided by this plugin; unset "
-              "NCCL_ALGO=CollNetDirect / NVLS for reduce-scatter");
-    return NGL_NCCL_INVALID_USAGE;
+    if (coll_comm == NULL || request == NULL || n_send_parts != 1 || send_parts == NULL ||
+        send_parts[0].size != window_bytes) {
+        NGL_PWARN("collNet reduce-scatter: %d send parts; NCCL passes exactly one", n_send_parts);
+        return NGL_NCCL_INTERNAL_ERROR;
+    }
+    return ngl_plugin_result(ngl_coll_ireducescatter(
+        coll_comm, send_parts[0].address, recv_data, bytes_per_rank, window_offset, window_bytes,
+        (int)dtype, (int)op, send_parts[0].mhandle, recv_mhandle, (ngl_coll_req **)request));
 }
 
 ngl_nccl_result_t ngl_api_coll_iflush(void *coll_comm, void *data, int size, void *mhandle,

@@ -2,7 +2,8 @@
 /*
  * harness.h -- what the mock NCCL's files share: the rank processes and
  * their hub (plugin_harness.c), the collNet set-up, and the scenarios that
- * live in other files (harness_nccl_replay.c). Test code only.
+ * live in other files (harness_nccl_replay.c, harness_types.c,
+ * harness_window.c). Test code only.
  *
  * Every wait is bounded: helpers die() (exit 1) past their deadline, so a
  * hang is a failure, never a stuck test.
@@ -121,5 +122,51 @@ int nccl_model_print(const double *mib, int n);
  *  compressed pairs, bit-exact against a reference and identical on all
  *  ranks (3 ranks). @p arg is unused. */
 void scenario_collnet_types(const char *plugin, void *arg);
+
+/* Element arithmetic of the reference (harness_types.c), shared with
+ * harness_window.c. Elements travel as bit patterns in a uint64_t. */
+enum { K_SINT, K_UINT, K_F32, K_F64, K_MINI };
+
+typedef struct {
+    int nccl;
+    const char *name;
+    size_t esize;
+    int kind;
+    int mbits, ebits, bias; /* K_MINI: mantissa and exponent widths, exponent bias */
+    int fn;                 /* K_MINI: no infinities, NaN has every bit set (OCP E4M3) */
+    int span;               /* floats: Sum inputs span 2^-span .. 2^(span+1) */
+} ttype;
+
+/** The NCCL datatype @p nccl (0..11), NULL for any other value. */
+const ttype *ttype_of(int nccl);
+/** "sum", "prod", "max", "min"; "?" for any other op. */
+const char *ttype_op_name(int op);
+int ttype_is_int(const ttype *t);
+/** A float type's element as a double (exact). */
+double ttype_value(const ttype *t, uint64_t bits);
+int ttype_isnan(const ttype *t, uint64_t bits);
+/** @p d rounded to a float type. */
+uint64_t ttype_bits(const ttype *t, double d);
+/** Element @p i of @p buf, elements of @p esize bytes (1, 2, 4 or 8). */
+uint64_t ttype_load(const uint8_t *buf, size_t esize, size_t i);
+void ttype_store(uint8_t *buf, size_t esize, size_t i, uint64_t v);
+/** One step of the reduction, rounded to the type: op(@p a, @p b). */
+uint64_t ttype_ref_op(const ttype *t, int op, uint64_t a, uint64_t b);
+/** @p got matches @p want: bit for bit, any NaN for NaN, either zero for a
+ *  zero result of Max or Min. */
+int ttype_result_ok(const ttype *t, int op, uint64_t want, uint64_t got);
+/** The reference's input: element @p i of rank @p r in call @p call
+ *  (@p call < 2^24, @p i < 2^32), with the spreads every op needs. */
+uint64_t ttype_input(const ttype *t, int op, int r, uint64_t call, size_t i);
+/** The rank that reduces element @p i of an iallreduce of @p count
+ *  elements (the engine's layout in blocks of @p block elements). */
+int chunk_owner(size_t i, size_t count, size_t block);
+
+/* ---- scenario in harness_window.c ------------------------------------------ */
+
+/** collnet-window[-exact]: collNet iallgather and ireducescatter over
+ *  windows of a virtual buffer, interleaved with iallreduce on the same
+ *  collComm (3 ranks). @p arg is unused. */
+void scenario_collnet_window(const char *plugin, void *arg);
 
 #endif /* NGL_HARNESS_H */

@@ -37,18 +37,6 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { K_SINT, K_UINT, K_F32, K_F64, K_MINI };
-
-typedef struct {
-    int nccl;
-    const char *name;
-    size_t esize;
-    int kind;
-    int mbits, ebits, bias; /* K_MINI: mantissa and exponent widths, exponent bias */
-    int fn;                 /* K_MINI: no infinities, NaN has every bit set (OCP E4M3) */
-    int span;               /* floats: Sum inputs span 2^-span .. 2^(span+1) */
-} ttype;
-
 static const ttype TYPES[] = {
     {NGL_NCCL_INT8, "int8", 1, K_SINT, 0, 0, 0, 0, 0},
     {NGL_NCCL_UINT8, "uint8", 1, K_UINT, 0, 0, 0, 0, 0},
@@ -66,7 +54,22 @@ static const ttype TYPES[] = {
 
 static const char *const OP_NAMES[] = {"sum", "prod", "max", "min"};
 
-static int is_int(const ttype *t)
+const ttype *ttype_of(int nccl)
+{
+    for (size_t d = 0; d < sizeof TYPES / sizeof TYPES[0]; d++) {
+        if (TYPES[d].nccl == nccl) {
+            return &TYPES[d];
+        }
+    }
+    return NULL;
+}
+
+const char *ttype_op_name(int op)
+{
+    return op >= NGL_NCCL_SUM && op <= NGL_NCCL_MIN ? OP_NAMES[op] : "?";
+}
+
+int ttype_is_int(const ttype *t)
 {
     return t->kind == K_SINT || t->kind == K_UINT;
 }
@@ -197,7 +200,7 @@ static uint64_t f32_bits(float f)
 }
 
 /* A float type's element as a double (exact). */
-static double value_of(const ttype *t, uint64_t bits)
+double ttype_value(const ttype *t, uint64_t bits)
 {
     if (t->kind == K_F64) {
         return f64_of(bits);
@@ -208,14 +211,14 @@ static double value_of(const ttype *t, uint64_t bits)
     return (double)mini_to_float(t, (uint32_t)bits);
 }
 
-static int elem_isnan(const ttype *t, uint64_t bits)
+int ttype_isnan(const ttype *t, uint64_t bits)
 {
-    return t->kind == K_MINI ? mini_isnan(t, (uint32_t)bits) : isnan(value_of(t, bits));
+    return t->kind == K_MINI ? mini_isnan(t, (uint32_t)bits) : isnan(ttype_value(t, bits));
 }
 
 /* @p d rounded to a float type (inputs only: fp32 and the small types
  * may round twice, which is fine for making up values). */
-static uint64_t bits_of(const ttype *t, double d)
+uint64_t ttype_bits(const ttype *t, double d)
 {
     if (t->kind == K_F64) {
         return f64_bits(d);
@@ -231,7 +234,7 @@ static double max_finite(const ttype *t)
     return t->kind == K_F64 ? DBL_MAX : (t->kind == K_F32 ? (double)FLT_MAX : mini_max(t));
 }
 
-static uint64_t load_bits(const uint8_t *buf, size_t esize, size_t i)
+uint64_t ttype_load(const uint8_t *buf, size_t esize, size_t i)
 {
     uint64_t v = 0;
     if (esize == 1) {
@@ -250,7 +253,7 @@ static uint64_t load_bits(const uint8_t *buf, size_t esize, size_t i)
     return v;
 }
 
-static void store_bits(uint8_t *buf, size_t esize, size_t i, uint64_t v)
+void ttype_store(uint8_t *buf, size_t esize, size_t i, uint64_t v)
 {
     if (esize == 1) {
         buf[i] = (uint8_t)v;
@@ -302,9 +305,9 @@ static double fop_d(int op, double x, double y)
 }
 
 /* One step of the reduction, rounded to the type: op(@p a, @p b). */
-static uint64_t ref_op(const ttype *t, int op, uint64_t a, uint64_t b)
+uint64_t ttype_ref_op(const ttype *t, int op, uint64_t a, uint64_t b)
 {
-    if (is_int(t)) {
+    if (ttype_is_int(t)) {
         /* Unsigned arithmetic wraps without UB; flipping the sign bit turns
          * the signed order into the unsigned one. */
         const uint64_t mask = width_mask(t);
@@ -328,16 +331,16 @@ static uint64_t ref_op(const ttype *t, int op, uint64_t a, uint64_t b)
                            fop_f(op, mini_to_float(t, (uint32_t)a), mini_to_float(t, (uint32_t)b)));
 }
 
-static int result_ok(const ttype *t, int op, uint64_t want, uint64_t got)
+int ttype_result_ok(const ttype *t, int op, uint64_t want, uint64_t got)
 {
-    if (is_int(t)) {
+    if (ttype_is_int(t)) {
         return want == got;
     }
-    if (elem_isnan(t, want)) {
-        return elem_isnan(t, got);
+    if (ttype_isnan(t, want)) {
+        return ttype_isnan(t, got);
     }
-    if ((op == NGL_NCCL_MAX || op == NGL_NCCL_MIN) && value_of(t, want) == 0.0) {
-        return !elem_isnan(t, got) && value_of(t, got) == 0.0; /* +0 or -0 */
+    if ((op == NGL_NCCL_MAX || op == NGL_NCCL_MIN) && ttype_value(t, want) == 0.0) {
+        return !ttype_isnan(t, got) && ttype_value(t, got) == 0.0; /* +0 or -0 */
     }
     return want == got;
 }
@@ -378,46 +381,46 @@ static uint64_t float_input(const ttype *t, int op, int r, size_t i, uint64_t h)
     /* Signed zeros: -0 on every rank (Sum and Prod give -0 bit for bit), or
      * -0 on rank 0 only (Sum gives +0). */
     if (i % 251 == 7) {
-        return bits_of(t, -0.0);
+        return ttype_bits(t, -0.0);
     }
     if (i % 251 == 11) {
-        return bits_of(t, r == 0 ? -0.0 : 0.0);
+        return ttype_bits(t, r == 0 ? -0.0 : 0.0);
     }
     const unsigned sel = (unsigned)(h & 63);
     if (sel == 0) {
-        return bits_of(t, NAN);
+        return ttype_bits(t, NAN);
     }
     if (sel == 1) {
         /* e4m3 has no infinity: its largest value instead */
-        return bits_of(t, sign * (t->fn ? max_finite(t) : INFINITY));
+        return ttype_bits(t, sign * (t->fn ? max_finite(t) : INFINITY));
     }
     if (sel == 2) {
-        return bits_of(t, -0.0);
+        return ttype_bits(t, -0.0);
     }
     if (sel < 6) {
         /* large: two of them overflow the type (Sum), or a product may */
-        return bits_of(t, sign * max_finite(t) * (0.5 + 0.5 * u));
+        return ttype_bits(t, sign * max_finite(t) * (0.5 + 0.5 * u));
     }
     if ((op == NGL_NCCL_MAX || op == NGL_NCCL_MIN) && sel < 36) {
         return v & width_mask(t); /* any bit pattern: NaN payloads, subnormals */
     }
     if (op == NGL_NCCL_PROD) {
         /* near 1, in [0.5, 2), one in four negative */
-        return bits_of(t, ((v & 6) == 0 ? -1.0 : 1.0) * exp2(2.0 * u - 1.0));
+        return ttype_bits(t, ((v & 6) == 0 ? -1.0 : 1.0) * exp2(2.0 * u - 1.0));
     }
     const int k = t->span;
-    return bits_of(t, sign * ldexp(1.0 + u, (int)((v >> 1) % (uint64_t)(2 * k + 1)) - k));
+    return ttype_bits(t, sign * ldexp(1.0 + u, (int)((v >> 1) % (uint64_t)(2 * k + 1)) - k));
 }
 
 /* Element @p i of rank @p r in call @p call (unique over the scenario). */
-static uint64_t input_bits(const ttype *t, int op, int r, uint64_t call, size_t i)
+uint64_t ttype_input(const ttype *t, int op, int r, uint64_t call, size_t i)
 {
     const uint64_t h = mix64(((uint64_t)r << 56) ^ (call << 32) ^ (uint64_t)i);
-    return is_int(t) ? int_input(t, op, h) : float_input(t, op, r, i, h);
+    return ttype_is_int(t) ? int_input(t, op, h) : float_input(t, op, r, i, h);
 }
 
 /* The rank whose chunk holds element @p i of @p count. */
-static int owner_of(size_t i, size_t count, size_t block)
+int chunk_owner(size_t i, size_t count, size_t block)
 {
     const size_t nb = (count + block - 1) / block, P = (size_t)g_nranks;
     const size_t base = nb / P, rem = nb % P, b = i / block;
@@ -480,19 +483,19 @@ static void types_run(coll_ctx *cx, tcall *c, const ttype *t, int op, unsigned s
 static void types_verify(const tcall *k, const ttype *t, int op, size_t block)
 {
     for (size_t i = 0; i < k->count; i++) {
-        const int o = owner_of(i, k->count, block);
+        const int o = chunk_owner(i, k->count, block);
         uint64_t in[MAX_RANKS] = {0};
         for (int r = 0; r < g_nranks; r++) {
-            in[r] = input_bits(t, op, r, k->call, i);
+            in[r] = ttype_input(t, op, r, k->call, i);
         }
         uint64_t acc = in[o];
         for (int r = 0; r < g_nranks; r++) {
             if (r != o) {
-                acc = ref_op(t, op, acc, in[r]);
+                acc = ttype_ref_op(t, op, acc, in[r]);
             }
         }
-        const uint64_t got = load_bits(k->recv, t->esize, i);
-        if (!result_ok(t, op, acc, got)) {
+        const uint64_t got = ttype_load(k->recv, t->esize, i);
+        if (!ttype_result_ok(t, op, acc, got)) {
             char ins[MAX_RANKS * 24] = "";
             size_t len = 0;
             for (int r = 0; r < g_nranks && len < sizeof ins; r++) {
@@ -522,7 +525,7 @@ static void types_pair(coll_ctx *cx, const ttype *t, int op, uint64_t call_base,
         c[k].recv = cx->region + half + off;
         off += (bytes + 255) / 256 * 256;
         for (size_t i = 0; i < c[k].count; i++) {
-            store_bits(c[k].send, t->esize, i, input_bits(t, op, g_rank, c[k].call, i));
+            ttype_store(c[k].send, t->esize, i, ttype_input(t, op, g_rank, c[k].call, i));
         }
         memset(c[k].recv, 0xA5, bytes); /* results must overwrite this */
     }

@@ -12,6 +12,8 @@
  *   scenarios: p2p reuse kill-p2p collnet collnet-period collnet-exact
  *              collnet-int4 kill-collnet inner settings bench
  *              collnet-types (every datatype and op: harness_types.c)
+ *              collnet-window collnet-window-exact (iallgather and
+ *              ireducescatter over windows: harness_window.c)
  *              device-p2p device-collnet (device memory, see below)
  *              collnet-ddp collnet-ddp-int4 collnet-ddp-reg nccl-model
  *              (NCCL's collNet proxy replayed: harness_nccl_replay.c)
@@ -2291,6 +2293,8 @@ int main(int argc, char **argv)
         rc = run_ranks(3, plugin, scenario_collnet_exact, NULL, -1, 180);
     } else if (!strcmp(sc, "collnet-types")) {
         rc = run_ranks(3, plugin, scenario_collnet_types, NULL, -1, 180);
+    } else if (!strcmp(sc, "collnet-window") || !strcmp(sc, "collnet-window-exact")) {
+        rc = run_ranks(3, plugin, scenario_collnet_window, NULL, -1, 180);
     } else if (!strcmp(sc, "kill-collnet")) {
         rc = run_ranks(3, plugin, scenario_kill_collnet, NULL, 2, 120);
     } else if (!strcmp(sc, "inner")) {
