@@ -618,7 +618,8 @@ static const ddp_opts OPTS_HOST = {0}, OPTS_REG = {1};
 
 void *ddp_opts_for(const char *scenario)
 {
-    if (!strcmp(scenario, "collnet-ddp") || !strcmp(scenario, "collnet-ddp-int4")) {
+    if (!strcmp(scenario, "collnet-ddp") || !strcmp(scenario, "collnet-ddp-int4") ||
+        !strcmp(scenario, "collnet-ddp-momentum")) {
         return (void *)&OPTS_HOST;
     }
     if (!strcmp(scenario, "collnet-ddp-reg")) {

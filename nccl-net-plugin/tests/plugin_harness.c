@@ -15,7 +15,7 @@
  *              collnet-window collnet-window-exact (iallgather and
  *              ireducescatter over windows: harness_window.c)
  *              device-p2p device-collnet (device memory, see below)
- *              collnet-ddp collnet-ddp-int4 collnet-ddp-reg nccl-model
+ *              collnet-ddp collnet-ddp-int4 collnet-ddp-momentum collnet-ddp-reg nccl-model
  *              (NCCL's collNet proxy replayed: harness_nccl_replay.c)
  *   bench options: --ranks N --sizes 1,4,16 (MiB) --iters K --netns PREFIX
  *                  --label TEXT
