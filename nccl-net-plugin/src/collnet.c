@@ -1559,7 +1559,6 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
     ngl_engine_evict(c->eng);
     r->set = set;
     r->esize = esize;
-    r->kind = d->kind;
     r->src_shift = d->kind == CALL_ALLGATHER ? chunk_off(set, c->rank) : 0;
     r->dst_shift = d->kind == CALL_REDUCESCATTER ? chunk_off(set, c->rank) : 0;
     c->exact_calls += (uint64_t)exact;
@@ -1592,6 +1591,8 @@ static int post(ngl_coll_comm *c, const call_desc *d, ngl_coll_req **req)
     r->send = d->send;
     r->recv = d->recv;
     r->count = d->count;
+    r->kind = d->kind;
+    r->src_shift = r->dst_shift = 0;
     r->next = NULL;
     c->calls++;
     c->dev_calls += (uint64_t)(d->mem != 0);
