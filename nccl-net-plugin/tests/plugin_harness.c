@@ -10,6 +10,7 @@
  *
  * usage: ngl_plugin_harness <plugin.so> <scenario> [options]
  *   scenarios: p2p reuse kill-p2p collnet collnet-period collnet-exact
+ *              collnet-half-wire (fp16/bf16 frames hold no float32 copy)
  *              collnet-int4 kill-collnet inner settings bench
  *              collnet-types (every datatype and op: harness_types.c)
  *              collnet-window collnet-window-exact (iallgather and
@@ -1354,6 +1355,63 @@ static void collnet_stale_tail(coll_ctx *cx, const dtype_info *dt, uint64_t call
            dt->name);
 }
 
+/* ---- scenario: collnet-half-wire (fp16/bf16 coded from 16 bits) ------------ */
+
+static double g_closed_ratio;
+
+static void capture_closed(ngl_nccl_log_level_t level, const char *msg)
+{
+    (void)level;
+    const char *p = strstr(msg, "B of frames sent (ratio ");
+    if (p != NULL && strstr(msg, " closed: ") != NULL) {
+        g_closed_ratio = atof(p + strlen("B of frames sent (ratio "));
+    }
+}
+
+/* fp16 and bf16 slices are quantized from their 16-bit values: the frames
+ * hold 8-bit codes and block scales, never a float32 copy, so a collComm
+ * that carried only half-precision slices reports a wire ratio near 2
+ * (bytes in / frame bytes out, headers included; a float32 copy would put
+ * it below 0.5). The close line of the plugin is read through the logger. */
+static void scenario_collnet_half_wire(const char *plugin, void *arg)
+{
+    (void)plugin;
+    (void)arg;
+    const dtype_info *dts[] = {&DT_F16, &DT_BF16};
+    const int qmax = qmax_of_mode();
+    for (int d = 0; d < 2; d++) {
+        coll_ctx cx;
+        coll_setup(&cx, (size_t)8 << 20);
+        enum { NCALLS = 6 };
+        coll_call c[NCALLS];
+        memset(c, 0, sizeof c);
+        g_dt = dts[d];
+        for (int i = 0; i < NCALLS; i++) {
+            c[i].count = 262144 + 256 * (size_t)i; /* 512 KiB and up: compressed */
+            c[i].valid = c[i].count;
+            c[i].call = 7000u + (uint64_t)i;
+            const size_t bytes = c[i].count * dts[d]->esize;
+            c[i].send = cx.region + (size_t)i * bytes;
+            c[i].recv = cx.region + cx.region_size / 2 + (size_t)i * bytes;
+            CHECK((size_t)(i + 1) * bytes <= cx.region_size / 2, "region too small");
+            fill_call(&c[i], dts[d], value_main_cur);
+        }
+        coll_run(&cx, c, NCALLS, dts[d], 17u);
+        for (int i = 0; i < NCALLS; i++) {
+            (void)verify_call(&c[i], dts[d], qmax, 1, value_main_cur);
+        }
+        check_identical(c, NCALLS, dts[d]);
+        g_closed_ratio = 0.0;
+        g_log_hook = capture_closed;
+        coll_teardown(&cx);
+        g_log_hook = NULL;
+        printf("[rank %d] collnet %s: wire ratio %.3f (bytes in / frame bytes)\n", g_rank,
+               dts[d]->name, g_closed_ratio);
+        CHECK(g_closed_ratio > 1.9, "%s frames are %.3f of the input: not coded from 16 bits",
+              dts[d]->name, g_closed_ratio);
+    }
+}
+
 static void scenario_collnet(const char *plugin, void *arg)
 {
     (void)plugin;
@@ -2287,6 +2345,8 @@ int main(int argc, char **argv)
         rc = run_ranks(2, plugin, scenario_kill_p2p, NULL, 1, 120);
     } else if (!strcmp(sc, "collnet") || !strcmp(sc, "collnet-int4")) {
         rc = run_ranks(3, plugin, scenario_collnet, NULL, -1, 220);
+    } else if (!strcmp(sc, "collnet-half-wire")) {
+        rc = run_ranks(3, plugin, scenario_collnet_half_wire, NULL, -1, 180);
     } else if (!strcmp(sc, "collnet-period")) {
         rc = run_ranks(3, plugin, scenario_collnet_period, NULL, -1, 220);
     } else if (!strcmp(sc, "collnet-exact")) {
