@@ -164,6 +164,8 @@ struct ngl_coll_comm {
     /* statistics */
     uint64_t calls, exact_calls, dev_calls, raw_bytes, wire_bytes;
     uint64_t *win_lo; /* [N + 1] chunk boundaries of a window call (call_identify) */
+    size_t arena_max; /* frame buffers of all slots, where possible (arena_make_room) */
+    int arena_waited; /* a call waited for that bound (logged once) */
     /* zero-block bitmap of one chunk (skip_zero_blocks), grown at warm-up */
     uint8_t *zmask;
     size_t zmask_cap;
@@ -525,6 +527,7 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
     c->nranks = nranks;
     c->rank = rank;
     c->dev = l->dev;
+    c->arena_max = (size_t)c->set.state_max_mb << 20;
     for (int i = 0; i < NGL_COLL_NREQ; i++) {
         c->reqs[i].comm = c;
     }
@@ -975,6 +978,55 @@ static int fence_query(ngl_coll_comm *c, const ngl_coll_req *r, int *done)
     return c->gpu->event_query(c->fence[r->slot], done);
 }
 
+/* 1 when a slot other than @p except holds a call. */
+static int calls_active(const ngl_coll_comm *c, const slot_t *except)
+{
+    for (int s = 0; s < NGL_COLL_NSLOTS; s++) {
+        if (&c->slots[s] != except && c->slots[s].req != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Frame buffers grow lazily, per slot, to the largest call it carried, and
+ * all slots together stay within NANGILA_STATE_MAX_MB where they can: a
+ * slot that must grow past the bound waits (1 is returned only when it may
+ * go on, 0 means "retry later") while other calls are in flight, and idle
+ * slots give back their host arenas first. A call larger than the bound
+ * still runs, alone. Pinned arenas are only retired (freeing page-locked
+ * memory waits for the device), so they do not make room. Lock held.
+ */
+static int arena_make_room(ngl_coll_comm *c, slot_t *sl, size_t need)
+{
+    size_t total = 0;
+    for (int s = 0; s < NGL_COLL_NSLOTS; s++) {
+        total += c->slots[s].cap;
+    }
+    if (total - sl->cap + need <= c->arena_max) {
+        return 1;
+    }
+    for (int s = 0; s < NGL_COLL_NSLOTS; s++) {
+        slot_t *o = &c->slots[s];
+        if (o != sl && o->req == NULL && o->arena != NULL && !o->pinned) {
+            total -= o->cap;
+            slot_release_arena(c, o, 0);
+        }
+    }
+    if (total - sl->cap + need <= c->arena_max || !calls_active(c, sl)) {
+        return 1;
+    }
+    if (!c->arena_waited) {
+        c->arena_waited = 1;
+        NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
+                  "collNet rank %d: frame buffers at the NANGILA_STATE_MAX_MB bound; a call "
+                  "needing %zu B waits for the calls in flight",
+                  c->rank, need);
+    }
+    return 0;
+}
+
 /* Bytes of the slot arena call @p r carves (activate()). */
 static size_t set_need(const ngl_coll_comm *c, const ngl_coll_req *r)
 {
@@ -1001,7 +1053,18 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
             return 0;
         }
     }
-    rc = slot_reserve(c, sl, set_need(c, r), (int)(k->layer_tag & TAG_MEM) != 0);
+    const size_t need = set_need(c, r);
+    const int pinned = (k->layer_tag & TAG_MEM) != 0;
+    if (sl->cap < need || (pinned && !sl->pinned)) {
+        rc = arena_make_room(c, sl, need);
+        if (rc <= 0) {
+            return rc;
+        }
+    }
+    rc = slot_reserve(c, sl, need, pinned);
+    if (rc == -ENOMEM && calls_active(c, sl)) {
+        return 0; /* the memory of calls in flight comes back when they end */
+    }
     if (rc != 0) {
         return rc;
     }
@@ -1405,11 +1468,15 @@ static void progress(ngl_coll_comm *c)
     for (ngl_coll_req *r = c->fifo_head; r != NULL;) {
         ngl_coll_req *next = r->next;
         if (r->state == R_QUEUED) {
+            /* A free slot whose buffers already fit, else any free one. */
             slot_t *sl = NULL;
-            for (int s = 0; s < NGL_COLL_NSLOTS && sl == NULL; s++) {
-                if (c->slots[s].req == NULL) {
-                    sl = &c->slots[s];
-                    r->slot = s;
+            const size_t need = set_need(c, r);
+            for (int pass = 0; pass < 2 && sl == NULL; pass++) {
+                for (int s = 0; s < NGL_COLL_NSLOTS && sl == NULL; s++) {
+                    if (c->slots[s].req == NULL && (pass == 1 || c->slots[s].cap >= need)) {
+                        sl = &c->slots[s];
+                        r->slot = s;
+                    }
                 }
             }
             if (sl == NULL) {

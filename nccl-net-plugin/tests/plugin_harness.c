@@ -11,6 +11,7 @@
  * usage: ngl_plugin_harness <plugin.so> <scenario> [options]
  *   scenarios: p2p reuse kill-p2p collnet collnet-period collnet-exact
  *              collnet-half-wire (fp16/bf16 frames hold no float32 copy)
+ *              collnet-tight (collnet with frame buffers at a 1 MiB bound)
  *              collnet-int4 kill-collnet inner settings bench
  *              collnet-types (every datatype and op: harness_types.c)
  *              collnet-window collnet-window-exact (iallgather and
@@ -2343,7 +2344,8 @@ int main(int argc, char **argv)
         rc = run_ranks(2, plugin, scenario_reuse, NULL, -1, 120);
     } else if (!strcmp(sc, "kill-p2p")) {
         rc = run_ranks(2, plugin, scenario_kill_p2p, NULL, 1, 120);
-    } else if (!strcmp(sc, "collnet") || !strcmp(sc, "collnet-int4")) {
+    } else if (!strcmp(sc, "collnet") || !strcmp(sc, "collnet-int4") ||
+               !strcmp(sc, "collnet-tight")) {
         rc = run_ranks(3, plugin, scenario_collnet, NULL, -1, 220);
     } else if (!strcmp(sc, "collnet-half-wire")) {
         rc = run_ranks(3, plugin, scenario_collnet_half_wire, NULL, -1, 180);
