@@ -240,6 +240,16 @@ static uint8_t *dst_at(const ngl_coll_req *r, int j)
     return r->dst + (chunk_off(r->set, j) - r->dst_shift) * r->esize;
 }
 
+/* Bytes of the call's send (@p recv 0) or receive buffer: the whole slice
+ * for an allreduce; only this rank's chunk for a reduce-scatter's receive
+ * and an allgather's send. */
+static size_t io_bytes(const ngl_coll_req *r, int recv)
+{
+    const int mine_only = recv ? r->kind == CALL_REDUCESCATTER : r->kind == CALL_ALLGATHER;
+    const uint64_t n = mine_only ? chunk_len(r->set, r->comm->rank) : r->count;
+    return (size_t)n * r->esize;
+}
+
 /* Room for owner j's frame in the slot arena. */
 static size_t fbound(const ngl_engine_set *set, int j)
 {
@@ -1119,7 +1129,7 @@ static int activate(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         if ((int)(k->layer_tag & TAG_MEM) & MEM_SDEV) {
             r->src = sl->h_send;
             sl->stage = STAGE_IN;
-            rc = c->gpu->copy(sl->h_send, r->send, r->count * r->esize, c->queue);
+            rc = c->gpu->copy(sl->h_send, r->send, io_bytes(r, 0), c->queue);
             if (rc == 0) {
                 rc = c->gpu->event_record(c->fence[r->slot], c->queue);
             }
@@ -1407,7 +1417,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         }
         /* Staged: the result goes back to device memory. */
         sl->stage = STAGE_OUT;
-        rc = c->gpu->copy(r->recv, sl->h_recv, r->count * r->esize, c->queue);
+        rc = c->gpu->copy(r->recv, sl->h_recv, io_bytes(r, 1), c->queue);
         if (rc == 0) {
             rc = c->gpu->event_record(c->fence[r->slot], c->queue);
         }
@@ -1719,7 +1729,7 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
 
 /* Checks shared by the window calls; @return 0 or -EINVAL (logged). */
 static int window_check(const char *what, int nranks, size_t esize, size_t per_rank, size_t win,
-                        size_t bytes, const void *send, const void *recv, int mem)
+                        size_t bytes, const void *send, const void *recv)
 {
     if (esize == 0 || per_rank % esize != 0 || win % esize != 0 || bytes % esize != 0 ||
         per_rank > SIZE_MAX / (size_t)nranks || win > per_rank * (size_t)nranks ||
@@ -1727,14 +1737,6 @@ static int window_check(const char *what, int nranks, size_t esize, size_t per_r
         (bytes > 0 && (send == NULL || recv == NULL))) {
         NGL_PWARN("collNet %s: unsupported window (%zu bytes per rank, offset %zu, %zu bytes)",
                   what, per_rank, win, bytes);
-        return -EINVAL;
-    }
-    if (mem != 0) {
-        /* NCCL stages windows through host memory unless GPU Direct is on;
-         * device buffers here need the staging the allreduce has. */
-        NGL_PWARN("collNet %s: device memory is not served yet; use host staging "
-                  "(NCCL_NET_GDR_LEVEL=LOC)",
-                  what);
         return -EINVAL;
     }
     return 0;
@@ -1749,7 +1751,7 @@ int ngl_coll_ireducescatter(ngl_coll_comm *c, void *send, void *recv, size_t per
         ngl_coll_reduce_supported(nccl_dtype, nccl_op) ? ngl_elem_size((ngl_elem)nccl_dtype) : 0;
     const int mem = mem_of(send_mh, recv_mh);
     int rc = window_check("reduce-scatter", c->nranks, esize, per_rank_bytes, win_offset, win_bytes,
-                          send, recv, mem);
+                          send, recv);
     if (rc != 0) {
         return rc;
     }
@@ -1771,8 +1773,8 @@ int ngl_coll_iallgather(ngl_coll_comm *c, void *send, void *recv, size_t per_ran
 {
     *req = NULL;
     const int mem = mem_of(send_mh, recv_mh);
-    int rc = window_check("allgather", c->nranks, 1, per_rank_bytes, win_offset, win_bytes, send,
-                          recv, mem);
+    int rc =
+        window_check("allgather", c->nranks, 1, per_rank_bytes, win_offset, win_bytes, send, recv);
     if (rc != 0) {
         return rc;
     }
@@ -1805,7 +1807,7 @@ int ngl_coll_iflush(ngl_coll_comm *c, void *data, size_t size, void *mhandle, ng
     uint64_t last = 0;
     int found = 0;
     for (const ngl_coll_req *r = c->fifo_head; r != NULL && rc == 0; r = r->next) {
-        const size_t bytes = r->count * r->esize;
+        const size_t bytes = io_bytes(r, 1);
         if (r->recv < hi && r->recv + bytes > lo) {
             last = r->seq;
             found = 1;

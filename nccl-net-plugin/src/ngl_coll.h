@@ -93,8 +93,8 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
  *     in this rank's slice;
  *   - iallgather: @p send holds this rank's part of the window (its slice
  *     inside it), @p recv receives the whole window, exactly.
- * Same protocol, ordering and completion as ngl_coll_iallreduce(); host
- * memory only for now.
+ * Same protocol, ordering, completion and memory (host, or device memory
+ * coded on the GPU or staged) as ngl_coll_iallreduce().
  * @return 0 with *req set (or NULL: pool full), -EINVAL for a window,
  *         type or memory this call cannot serve, or the comm's error.
  */

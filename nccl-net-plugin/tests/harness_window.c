@@ -203,6 +203,11 @@ static uint64_t call_input(const wcall *k, int r, size_t v)
 
 /* ---- batches ------------------------------------------------------------------ */
 
+/* collnet-window-device: every buffer in "device memory" registered as
+ * NCCL_PTR_CUDA. Only with the CPU emulator plugin, whose device memory is
+ * host memory the checks can read directly. */
+static int g_win_device;
+
 /* A buffer of @p len bytes (0 allowed: still a valid pointer) with guard
  * bytes on both sides, from one half of the region. */
 static uint8_t *carve(wbatch *b, int recv_half, size_t len)
@@ -211,7 +216,8 @@ static uint8_t *carve(wbatch *b, int recv_half, size_t len)
     size_t *off = recv_half ? &b->roff : &b->soff;
     const size_t need = GUARD + (len + 63) / 64 * 64 + GUARD;
     CHECK(*off + need <= half, "staging region too small for one batch");
-    uint8_t *base = b->cx->region + (recv_half ? half : 0) + *off;
+    uint8_t *region = g_win_device ? b->cx->dregion : b->cx->region;
+    uint8_t *base = region + (recv_half ? half : 0) + *off;
     memset(base, GUARD_BYTE, need);
     *off += need;
     return base + GUARD;
@@ -314,23 +320,24 @@ static void add_ar(wbatch *b)
 static int post_call(wbatch *b, wcall *k)
 {
     coll_ctx *cx = b->cx;
+    void *mh = g_win_device ? cx->dmh : cx->mh;
     k->req = NULL;
     if (k->kind == W_AR) {
         NCCL_OK(coll->iallreduce(cx->cc, k->send, k->recv, (int)k->n, (ngl_nccl_dtype_t)k->t->nccl,
-                                 (ngl_nccl_redop_t)k->op, cx->mh, cx->mh, &k->req));
+                                 (ngl_nccl_redop_t)k->op, mh, mh, &k->req));
         return k->req != NULL;
     }
     const size_t bpr = k->n * k->esize, wo = k->wo * k->esize, wb = k->wb * k->esize;
     CHECK(wb <= UINT32_MAX, "window of %zu bytes", wb);
-    b->part.mhandle = cx->mh;
+    b->part.mhandle = mh;
     b->part.size = (uint32_t)wb;
     if (k->kind == W_AG) {
         b->part.address = k->recv;
-        NCCL_OK(coll->iallgather(cx->cc, k->send, 1, &b->part, bpr, wo, wb, cx->mh, &k->req));
+        NCCL_OK(coll->iallgather(cx->cc, k->send, 1, &b->part, bpr, wo, wb, mh, &k->req));
     } else {
         b->part.address = k->send;
         NCCL_OK(coll->ireducescatter(cx->cc, 1, &b->part, k->recv, bpr, wo, wb,
-                                     (ngl_nccl_dtype_t)k->t->nccl, (ngl_nccl_redop_t)k->op, cx->mh,
+                                     (ngl_nccl_dtype_t)k->t->nccl, (ngl_nccl_redop_t)k->op, mh,
                                      &k->req));
     }
     return k->req != NULL;
@@ -607,7 +614,7 @@ static void batch_check(wbatch *b, const char *label)
 void scenario_collnet_window(const char *plugin, void *arg)
 {
     (void)plugin;
-    (void)arg;
+    g_win_device = arg != NULL && *(const int *)arg;
     CHECK(g_nranks >= 3 && g_nranks <= MAX_RANKS, "collnet-window needs 3 ranks or more");
     wbatch batch;
     wbatch *b = &batch;
@@ -618,7 +625,7 @@ void scenario_collnet_window(const char *plugin, void *arg)
     b->next_call = 1;
     CHECK(b->block > 0, "NANGILA_BLOCK %zu", b->block);
     coll_ctx cx;
-    coll_setup(&cx, (size_t)32 << 20);
+    coll_setup_mem(&cx, (size_t)32 << 20, g_win_device ? MEM_DEVICE : MEM_HOST);
     b->cx = &cx;
     if (g_rank == 0) {
         printf("collnet-window: window names (elements, slices of n): whole [0, 3n), span "

@@ -14,7 +14,7 @@
  *              collnet-tight (collnet with frame buffers at a 1 MiB bound)
  *              collnet-int4 kill-collnet inner settings bench
  *              collnet-types (every datatype and op: harness_types.c)
- *              collnet-window collnet-window-exact (iallgather and
+ *              collnet-window collnet-window-exact collnet-window-device (iallgather and
  *              ireducescatter over windows: harness_window.c)
  *              device-p2p device-collnet (device memory, see below)
  *              collnet-ddp collnet-ddp-int4 collnet-ddp-momentum collnet-ddp-reg nccl-model
@@ -2357,6 +2357,14 @@ int main(int argc, char **argv)
         rc = run_ranks(3, plugin, scenario_collnet_types, NULL, -1, 180);
     } else if (!strcmp(sc, "collnet-window") || !strcmp(sc, "collnet-window-exact")) {
         rc = run_ranks(3, plugin, scenario_collnet_window, NULL, -1, 180);
+    } else if (!strcmp(sc, "collnet-window-device")) {
+#if defined(NGL_HARNESS_CUDA)
+        printf("%s: needs device memory the host can read (the emulator plugin); skipped\n", sc);
+        return 77;
+#else
+        static const int on_device = 1;
+        rc = run_ranks(3, plugin, scenario_collnet_window, (void *)&on_device, -1, 180);
+#endif
     } else if (!strcmp(sc, "kill-collnet")) {
         rc = run_ranks(3, plugin, scenario_kill_collnet, NULL, 2, 120);
     } else if (!strcmp(sc, "inner")) {
