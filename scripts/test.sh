@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
-nangila_ensure_deps
+# python3-torch: the examples/torchrun-ddp script runs with gloo in the suite.
+nangila_ensure_deps python3-torch
 # Not NANGILA_*: that prefix is reserved for user settings, and an unknown
 # NANGILA_* variable is rejected at start-up.
 export NGL_PYTHON
