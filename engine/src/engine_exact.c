@@ -151,7 +151,10 @@ static double fmin_nan(double a, double b)
         }                                                                                          \
     } while (0)
 
-static double apply(double a, double b, ngl_redop op)
+/* One step of a floating-point reduction, in the precision of its
+ * operands: double for fp64, float for fp32 and for the narrow formats
+ * (widened exactly to float, combined in float as NCCL's kernels do). */
+static double apply_d(double a, double b, ngl_redop op)
 {
     switch (op) {
     case NGL_REDOP_SUM: return a + b;
@@ -160,6 +163,28 @@ static double apply(double a, double b, ngl_redop op)
     default: return fmin_nan(a, b);
     }
 }
+
+static float apply_f(float a, float b, ngl_redop op)
+{
+    switch (op) {
+    case NGL_REDOP_SUM: return a + b;
+    case NGL_REDOP_PROD: return a * b;
+    default: return (float)apply_d(a, b, op); /* exact: picks one operand or NaN */
+    }
+}
+
+#define REDUCE_FLOAT(T, APPLY)                                                                     \
+    do {                                                                                           \
+        T *d = acc;                                                                                \
+        const T *s = src;                                                                          \
+        for (uint64_t i = 0; i < n; i++) {                                                         \
+            T a, b;                                                                                \
+            memcpy(&a, d + i, sizeof a);                                                           \
+            memcpy(&b, s + i, sizeof b);                                                           \
+            const T r = APPLY(a, b, op);                                                           \
+            memcpy(d + i, &r, sizeof r);                                                           \
+        }                                                                                          \
+    } while (0)
 
 static void reduce_mini(void *acc, const void *src, uint64_t n, ngl_redop op, const mini_fmt *f)
 {
@@ -172,17 +197,10 @@ static void reduce_mini(void *acc, const void *src, uint64_t n, ngl_redop op, co
             a |= (uint32_t)d[i * size + 1] << 8;
             b |= (uint32_t)s[i * size + 1] << 8;
         }
-        /* Both operands widen exactly, one float operation rounds to float
-         * (as NCCL's kernels do for 16- and 8-bit types), then the result
-         * rounds to the format. Only the chunk's owner computes it. */
-        const float fa = mini_to_float(a, f), fb = mini_to_float(b, f);
-        float r;
-        switch (op) {
-        case NGL_REDOP_SUM: r = fa + fb; break;
-        case NGL_REDOP_PROD: r = fa * fb; break;
-        default: r = (float)apply(fa, fb, op); break;
-        }
-        const uint32_t x = mini_from_float(r, f);
+        /* One float operation, then one rounding to the format. Only the
+         * chunk's owner computes it. */
+        const uint32_t x =
+            mini_from_float(apply_f(mini_to_float(a, f), mini_to_float(b, f), op), f);
         d[i * size] = (uint8_t)x;
         if (size == 2) {
             d[i * size + 1] = (uint8_t)(x >> 8);
@@ -199,32 +217,8 @@ void ngl_engine_reduce(void *acc, const void *src, uint64_t n, ngl_elem t, ngl_r
     case NGL_ELEM_U32: REDUCE_INT(uint32_t, uint32_t); break;
     case NGL_ELEM_I64: REDUCE_INT(int64_t, uint64_t); break;
     case NGL_ELEM_U64: REDUCE_INT(uint64_t, uint64_t); break;
-    case NGL_ELEM_F32: {
-        float *d = acc;
-        const float *s = src;
-        for (uint64_t i = 0; i < n; i++) {
-            float a, b;
-            memcpy(&a, d + i, 4);
-            memcpy(&b, s + i, 4);
-            float r = op == NGL_REDOP_SUM    ? a + b
-                      : op == NGL_REDOP_PROD ? a * b
-                                             : (float)apply(a, b, op);
-            memcpy(d + i, &r, 4);
-        }
-        break;
-    }
-    case NGL_ELEM_F64: {
-        double *d = acc;
-        const double *s = src;
-        for (uint64_t i = 0; i < n; i++) {
-            double a, b;
-            memcpy(&a, d + i, 8);
-            memcpy(&b, s + i, 8);
-            const double r = apply(a, b, op);
-            memcpy(d + i, &r, 8);
-        }
-        break;
-    }
+    case NGL_ELEM_F32: REDUCE_FLOAT(float, apply_f); break;
+    case NGL_ELEM_F64: REDUCE_FLOAT(double, apply_d); break;
     case NGL_ELEM_F16: reduce_mini(acc, src, n, op, &FMT_F16); break;
     case NGL_ELEM_BF16: reduce_mini(acc, src, n, op, &FMT_BF16); break;
     case NGL_ELEM_F8E4M3: reduce_mini(acc, src, n, op, &FMT_E4M3); break;

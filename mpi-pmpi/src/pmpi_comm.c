@@ -129,11 +129,6 @@ static void stats_print(void)
 
 /* ---- stream sets ------------------------------------------------------------ */
 
-static uint64_t mix64(uint64_t x)
-{
-    return ngl_engine_mix64(x);
-}
-
 ngl_engine_set *ngl_pmpi_set_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k, uint64_t count,
                                  int *rc)
 {
@@ -386,7 +381,7 @@ ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
         const ngl_engine_config ecfg = {
             .nranks = ctx->size,
             .rank = ctx->rank,
-            .uid = mix64(v[2] ^ ((uint64_t)ctx->size << 40)),
+            .uid = ngl_engine_mix64(v[2] ^ ((uint64_t)ctx->size << 40)),
             .codec = G.s,
             .seg_policy = NGL_ENGINE_SEG_PIPELINE,
             .log = log_sink,
