@@ -6,7 +6,8 @@
 # link (a full-duplex NIC of the given rate). Needs root (ip, tc).
 #
 #   netns-mpi.sh up N RATE     create N namespaces ngl-r0.. with links of RATE
-#                              (tc syntax: 1gbit, 10gbit); replaces any old set
+#                              (tc syntax: 1gbit, 10gbit; none: no tc limit,
+#                              the veth's own speed); replaces any old set
 #   netns-mpi.sh down          remove everything this script created
 #   netns-mpi.sh hosts N       print the host list for mpirun --host
 #   netns-mpi.sh rsh [opts] HOST CMD...
@@ -24,9 +25,13 @@
 # so that all MPI traffic, and only TCP, crosses the limited links.
 set -euo pipefail
 
-BR=ngl-br0
-NS=ngl-r
-SUBNET=10.77.0
+# NGL_NETNS_NAME and NGL_NETNS_SUBNET give a second set its own names and
+# addresses (the test suite's set must not tear down a benchmark's).
+name=${NGL_NETNS_NAME:-ngl}
+BR=$name-br0
+NS=$name-r
+VETH=$name-v
+SUBNET=${NGL_NETNS_SUBNET:-10.77.0}
 IFACE=eth0
 
 down() {
@@ -36,7 +41,7 @@ down() {
     done
     ip link del "$BR" 2>/dev/null || true
     # veth pairs vanish with their namespace; remove stragglers.
-    for v in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^ngl-v' || true); do
+    for v in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$VETH" || true); do
         ip link del "$v" 2>/dev/null || true
     done
 }
@@ -44,6 +49,7 @@ down() {
 limit() { # dev rate: token bucket, burst sized for the rate and 64 KiB GSO packets
     local dev=$1 rate=$2 ns=${3:-}
     local burst=256kb
+    [ "$rate" = none ] && return 0
     case "$rate" in
     *[0-9]gbit) [ "${rate%gbit}" -ge 10 ] && burst=4mb ;;
     esac
@@ -58,18 +64,18 @@ up() {
     ip link set "$BR" up
     for ((i = 0; i < n; i++)); do
         ip netns add "$NS$i"
-        ip link add "ngl-v$i" type veth peer name "$IFACE" netns "$NS$i"
-        ip link set "ngl-v$i" master "$BR" up
+        ip link add "$VETH$i" type veth peer name "$IFACE" netns "$NS$i"
+        ip link set "$VETH$i" master "$BR" up
         ip netns exec "$NS$i" ip addr add "$SUBNET.$((i + 1))/24" dev "$IFACE"
         ip netns exec "$NS$i" ip link set lo up
         ip netns exec "$NS$i" ip link set "$IFACE" up
         limit "$IFACE" "$rate" "$NS$i"  # rank -> bridge
-        limit "ngl-v$i" "$rate"         # bridge -> rank
+        limit "$VETH$i" "$rate"         # bridge -> rank
     done
 }
 
 case "${1:-}" in
-up) up "${2:?ranks}" "${3:?rate, e.g. 1gbit}" ;;
+up) up "${2:?ranks}" "${3:?rate, e.g. 1gbit or none}" ;;
 down) down ;;
 hosts)
     n=${2:?ranks}

@@ -106,12 +106,14 @@ static void test_settings_defaults(void **state)
     assert_string_equal(err, "");
     ngl_settings_defaults(&d);
     assert_memory_equal(&s, &d, sizeof s);
+    /* auto is the default, capped at int8, measuring from 16 KiB on */
+    assert_int_equal(s.mode_auto, 1);
+    assert_int_equal(s.mode_max, NGL_MODE_INT8);
     assert_int_equal(s.mode, NGL_MODE_INT8);
     assert_true(s.topk == 0.0);
     assert_int_equal(s.predictor, NGL_PRED_NONE);
     assert_int_equal(s.error_feedback, 1);
-    assert_true(s.min_bytes == NGL_DEFAULT_MIN_BYTES);
-    assert_true(s.min_bytes == NGL_DEFAULT_MIN_BYTES);
+    assert_true(s.min_bytes == NGL_AUTO_MIN_BYTES);
     assert_true(s.seed == 0x4e616e67696c61ull);
     assert_int_equal(s.stats, 0);
     assert_int_equal(s.log_level, NGL_LOG_WARN);
@@ -132,6 +134,32 @@ static void test_settings_valid_values(void **state)
     assert_int_equal(fe_ok("NANGILA_MODE", "off").mode, NGL_MODE_OFF);
     assert_int_equal(fe_ok("NANGILA_MODE", "int8").mode, NGL_MODE_INT8);
     assert_int_equal(fe_ok("NANGILA_MODE", "int4").mode, NGL_MODE_INT4);
+    assert_int_equal(fe_ok("NANGILA_MODE", "int4").mode_auto, 0);
+    assert_int_equal(fe_ok("NANGILA_MODE", "AUTO").mode_auto, 1);
+    /* a fixed mode has the benchmark's size floor, auto its own */
+    assert_true(fe_ok("NANGILA_MODE", "int8").min_bytes == NGL_DEFAULT_MIN_BYTES);
+    assert_true(fe_ok("NANGILA_MODE", "auto").min_bytes == NGL_AUTO_MIN_BYTES);
+    /* the cap: auto's codec becomes the cap; fixed modes within it are fine */
+    ngl_settings capped = fe_ok("NANGILA_MODE_MAX", "int4");
+    assert_int_equal(capped.mode_auto, 1);
+    assert_int_equal(capped.mode_max, NGL_MODE_INT4);
+    assert_int_equal(capped.mode, NGL_MODE_INT4);
+    fe_clear();
+    fe_put("NANGILA_MODE", "int8");
+    fe_put("NANGILA_MODE_MAX", "int4");
+    assert_int_equal(fe_parse(&capped, NULL, 0), NGL_OK);
+    assert_int_equal(capped.mode, NGL_MODE_INT8);
+    fe_clear();
+    fe_put("NANGILA_MODE", "int4");
+    fe_put("NANGILA_MODE_MAX", "int8");
+    char err[512];
+    assert_int_equal(fe_parse(&capped, err, sizeof err), NGL_ERR_INVALID_ARG);
+    assert_non_null(strstr(err, "lossier than NANGILA_MODE_MAX"));
+    fe_clear();
+    fe_put("NANGILA_MIN_BYTES", "1k");
+    fe_put("NANGILA_MODE", "auto");
+    assert_int_equal(fe_parse(&capped, NULL, 0), NGL_OK);
+    assert_true(capped.min_bytes == 1024u); /* an explicit floor stays */
 
     assert_true(fe_ok("NANGILA_TOPK", "0").topk == 0.0);
     assert_true(fe_ok("NANGILA_TOPK", "0.1").topk == 0.1);
@@ -205,8 +233,10 @@ static void test_settings_invalid_values(void **state)
     static const struct {
         const char *name, *value, *accepted;
     } bad[] = {
-        {"NANGILA_MODE", "int2", "off, int8, int4"},
-        {"NANGILA_MODE", "", "off, int8, int4"},
+        {"NANGILA_MODE", "int2", "auto, off, int8, int4"},
+        {"NANGILA_MODE", "", "auto, off, int8, int4"},
+        {"NANGILA_MODE_MAX", "off", "int8, int4"},
+        {"NANGILA_MODE_MAX", "fp16", "int8, int4"},
         {"NANGILA_TOPK", "-0.1", "(0, 1]"},
         {"NANGILA_TOPK", "1.5", "(0, 1]"},
         {"NANGILA_TOPK", "abc", "(0, 1]"},
@@ -342,6 +372,10 @@ static void test_settings_from_real_environment(void **state)
 
     /* describe: one canonical line with every field that must match */
     ngl_settings_defaults(&s);
+    char auto_line[256];
+    ngl_settings_describe(&s, auto_line, sizeof auto_line);
+    assert_non_null(strstr(auto_line, "mode=auto(max int8)"));
+    s.mode_auto = 0;
     s.mode = NGL_MODE_INT4;
     s.seed = 7;
     char line[256];

@@ -332,11 +332,17 @@ NGL_API void ngl_set_logger(ngl_log_fn fn, void *user, ngl_log_level max_level);
 typedef enum ngl_mode { NGL_MODE_OFF = 0, NGL_MODE_INT8 = 1, NGL_MODE_INT4 = 2 } ngl_mode;
 
 typedef struct ngl_settings {
-    ngl_mode mode;           /* NANGILA_MODE: off | int8 (default) | int4 */
+    ngl_mode mode;           /* NANGILA_MODE off | int8 | int4: the codec; with auto, the
+                                lossiest codec auto may pick (= mode_max) */
+    int mode_auto;           /* NANGILA_MODE=auto (default): the collective engine picks
+                                off, int8 or int4 per message size from measured times */
+    ngl_mode mode_max;       /* NANGILA_MODE_MAX: int8 (default) | int4, the cap of auto */
     double topk;             /* NANGILA_TOPK: 0 (default) or fraction in (0, 1] */
     ngl_predictor predictor; /* NANGILA_PREDICTOR: none (default) | momentum */
     int error_feedback;      /* NANGILA_EF: 0 | 1 (default) */
-    uint64_t min_bytes;      /* NANGILA_MIN_BYTES: bytes, suffixes k/M/G allowed */
+    uint64_t min_bytes;      /* NANGILA_MIN_BYTES: bytes, suffixes k/M/G allowed; default
+                                NGL_AUTO_MIN_BYTES with auto, else NGL_DEFAULT_MIN_BYTES */
+    int min_bytes_set;       /* 1 when NANGILA_MIN_BYTES was given */
     uint64_t seed;           /* NANGILA_SEED: default 0x4e616e67696c61 */
     int stats;               /* NANGILA_STATS: 0 (default) | 1 */
     ngl_log_level
@@ -358,8 +364,13 @@ typedef struct ngl_settings {
 #define NGL_DEFAULT_STATE_MAX_MB 2048u
 #define NGL_STATE_MAX_MB_MAX     (1u << 20)
 
-/** Default for NANGILA_MIN_BYTES (from the allreduce crossover benchmark). */
+/** Default for NANGILA_MIN_BYTES with a fixed NANGILA_MODE (from the
+ *  allreduce crossover benchmark). */
 #define NGL_DEFAULT_MIN_BYTES (256u * 1024u)
+/** Default for NANGILA_MIN_BYTES with NANGILA_MODE=auto: smaller calls are
+ *  latency-bound on every link we measured, so auto does not spend calls
+ *  trying codecs on them. */
+#define NGL_AUTO_MIN_BYTES (16u * 1024u)
 
 /** Fill @p s with the documented defaults. */
 NGL_API void ngl_settings_defaults(ngl_settings *s);

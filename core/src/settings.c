@@ -20,6 +20,7 @@ extern char **environ;
 
 typedef enum {
     V_MODE,
+    V_MODE_MAX,
     V_TOPK,
     V_PRED,
     V_EF,
@@ -40,7 +41,8 @@ static const struct {
     var_id id;
     const char *accepted;
 } known_vars[] = {
-    {"NANGILA_MODE", V_MODE, "off, int8, int4"},
+    {"NANGILA_MODE", V_MODE, "auto, off, int8, int4"},
+    {"NANGILA_MODE_MAX", V_MODE_MAX, "int8, int4 (the lossiest codec NANGILA_MODE=auto may use)"},
     {"NANGILA_TOPK", V_TOPK, "0 or a fraction in (0, 1], e.g. 0.1"},
     {"NANGILA_PREDICTOR", V_PRED, "none, momentum"},
     {"NANGILA_EF", V_EF, "0, 1"},
@@ -63,10 +65,12 @@ void ngl_settings_defaults(ngl_settings *s)
 {
     memset(s, 0, sizeof *s);
     s->mode = NGL_MODE_INT8;
+    s->mode_auto = 1;
+    s->mode_max = NGL_MODE_INT8;
     s->topk = 0.0;
     s->predictor = NGL_PRED_NONE;
     s->error_feedback = 1;
-    s->min_bytes = NGL_DEFAULT_MIN_BYTES;
+    s->min_bytes = NGL_AUTO_MIN_BYTES;
     s->seed = NGL_DEFAULT_SEED;
     s->stats = 0;
     s->log_level = NGL_LOG_WARN;
@@ -138,12 +142,24 @@ static int parse_var(ngl_settings *s, var_id id, const char *v)
     uint64_t u;
     switch (id) {
     case V_MODE:
-        if (!strcasecmp(v, "off")) {
+        s->mode_auto = 0;
+        if (!strcasecmp(v, "auto")) {
+            s->mode_auto = 1;
+        } else if (!strcasecmp(v, "off")) {
             s->mode = NGL_MODE_OFF;
         } else if (!strcasecmp(v, "int8")) {
             s->mode = NGL_MODE_INT8;
         } else if (!strcasecmp(v, "int4")) {
             s->mode = NGL_MODE_INT4;
+        } else {
+            return 0;
+        }
+        return 1;
+    case V_MODE_MAX:
+        if (!strcasecmp(v, "int8")) {
+            s->mode_max = NGL_MODE_INT8;
+        } else if (!strcasecmp(v, "int4")) {
+            s->mode_max = NGL_MODE_INT4;
         } else {
             return 0;
         }
@@ -269,6 +285,28 @@ ngl_status ngl_settings_parse(ngl_settings *s, const char *(*getenv_fn)(const ch
             }
         }
     }
+    /* A fixed mode lossier than an explicit cap is a contradiction, not
+     * something to resolve silently. (int4 is lossier than int8.) */
+    if (!tmp.mode_auto && getenv_fn("NANGILA_MODE_MAX") != NULL && tmp.mode > tmp.mode_max) {
+        if (err && err_cap) {
+            snprintf(err, err_cap,
+                     "NANGILA_MODE='%s' is lossier than NANGILA_MODE_MAX='%s'; accepted: a mode "
+                     "no lossier than the cap, or NANGILA_MODE=auto",
+                     getenv_fn("NANGILA_MODE"), getenv_fn("NANGILA_MODE_MAX"));
+        }
+        ngl_settings_defaults(s);
+        return NGL_ERR_INVALID_ARG;
+    }
+    if (tmp.mode_auto) {
+        tmp.mode = tmp.mode_max;
+    }
+    /* The size floor's default depends on the mode: a fixed codec starts
+     * where it paid on the benchmark links, auto measures from smaller
+     * sizes on. */
+    tmp.min_bytes_set = getenv_fn("NANGILA_MIN_BYTES") != NULL;
+    if (!tmp.min_bytes_set) {
+        tmp.min_bytes = tmp.mode_auto ? NGL_AUTO_MIN_BYTES : NGL_DEFAULT_MIN_BYTES;
+    }
     *s = tmp;
     return NGL_OK;
 }
@@ -287,11 +325,17 @@ size_t ngl_settings_describe(const ngl_settings *s, char *buf, size_t cap)
 {
     static const char *modes[] = {"off", "int8", "int4"};
     static const char *preds[] = {"none", "momentum", "linear"};
+    char mode[32];
+    if (s->mode_auto) {
+        snprintf(mode, sizeof mode, "auto(max %s)", modes[s->mode_max]);
+    } else {
+        snprintf(mode, sizeof mode, "%s", modes[s->mode]);
+    }
     int n =
         snprintf(buf, cap,
                  "mode=%s topk=%.17g predictor=%s ef=%d block=%u seed=%llu min_bytes=%llu "
                  "state_max_mb=%u",
-                 modes[s->mode], s->topk, preds[s->predictor], s->error_feedback, s->block_size,
+                 mode, s->topk, preds[s->predictor], s->error_feedback, s->block_size,
                  (unsigned long long)s->seed, (unsigned long long)s->min_bytes, s->state_max_mb);
     return n < 0 ? 0 : (size_t)n;
 }

@@ -362,6 +362,7 @@ typedef struct ngl_engine_set {
     int stateful;       /* error feedback / predictor state carried across calls */
     uint32_t layer_tag; /* the layer's own bits, given at creation (not part of the key) */
     uint32_t variant;   /* the ops' variant (ngl_cc_ops.create()), part of the key */
+    ngl_mode mode;      /* codec of the core's frames (int8 or int4), part of the key */
     uint64_t *chunk_lo; /* P + 1 chunk boundaries */
     uint64_t seg_elems;
     uint32_t nseg;
@@ -378,6 +379,71 @@ typedef struct ngl_engine_set {
     struct ngl_engine_set *hnext;
     struct ngl_engine_set *lru_prev, *lru_next; /* most recent first */
 } ngl_engine_set;
+
+/* ==========================================================================
+ * Auto mode (engine_auto.c): NANGILA_MODE=auto picks off, int8 or int4 (up
+ * to NANGILA_MODE_MAX) per message-size class of a communicator, from the
+ * times of calls that ran in each mode on that communicator. The layer:
+ *   1. asks ngl_auto_plan_call() what the call does (same answer on every
+ *      rank: it depends only on the class's call count);
+ *   2. times the call and hands the time to ngl_auto_record();
+ *   3. when the plan says agree: fills ngl_auto_local(), takes the
+ *      element-wise MIN over all ranks (its own collective, at this same
+ *      call on every rank) and hands the result to ngl_auto_agree(), which
+ *      decides from the agreed numbers only.
+ * With a fixed NANGILA_MODE the plan is always that mode, never timed.
+ * ========================================================================== */
+
+#define NGL_AUTO_CLASSES 48 /* class c: messages of [2^c, 2^(c+1)) bytes */
+#define NGL_AUTO_NMODES  3  /* ngl_mode values: off, int8, int4 */
+/* ngl_auto_local() vector: [m] seconds of the fastest recent call in mode
+ * m, [3 + m] its codec (encode + decode) seconds; 0 where not measured. */
+#define NGL_AUTO_VEC (2 * NGL_AUTO_NMODES)
+
+typedef struct ngl_auto ngl_auto;
+
+typedef struct ngl_auto_plan {
+    ngl_mode mode; /* what this call does: off (exact) or the codec */
+    uint32_t cls;  /* its size class */
+    int timed;     /* report its time with ngl_auto_record() */
+    int agree;     /* after it, agree (step 3 above) */
+} ngl_auto_plan;
+
+/** Size class of a call of @p bytes (floor of log2). */
+uint32_t ngl_auto_class_of(uint64_t bytes);
+
+/** The plan for the next call of @p bytes (counts the call). */
+ngl_auto_plan ngl_auto_plan_call(ngl_auto *a, uint64_t bytes);
+
+/** Time of a planned call: @p seconds in total, @p codec_seconds of it
+ *  encoding and decoding; @p created: the call created its streams (its
+ *  time is not typical and is dropped). */
+void ngl_auto_record(ngl_auto *a, const ngl_auto_plan *p, double seconds, double codec_seconds,
+                     int created);
+
+/** This rank's estimates (fastest of its latest calls per mode) since the
+ *  last agreement of class @p cls; 0 where it has none. */
+void ngl_auto_local(const ngl_auto *a, uint32_t cls, double v[NGL_AUTO_VEC]);
+
+/** Decide class @p cls from @p vmin, the element-wise MIN over all ranks of
+ *  ngl_auto_local() (0 counts as missing on every rank alike: sample counts
+ *  are the same everywhere); logs the choice (INFO) when made or changed. */
+void ngl_auto_agree(ngl_auto *a, uint32_t cls, const double vmin[NGL_AUTO_VEC]);
+
+/** 1 for NANGILA_MODE=auto. */
+int ngl_auto_enabled(const ngl_auto *a);
+
+/** Current choice of class @p cls; *settled 0 while still exploring. */
+ngl_mode ngl_auto_choice(const ngl_auto *a, uint32_t cls, int *settled);
+
+/** One line per class seen, each starting with @p prefix: the choice, why
+ *  (agreed times, link and codec GB/s) and how often it changed. */
+size_t ngl_auto_describe(const ngl_auto *a, const char *prefix, char *buf, size_t cap);
+
+/** Standalone decision state (the engine makes its own; tests make several
+ *  to play ranks). */
+ngl_status ngl_auto_create(const ngl_engine_config *cfg, ngl_auto **out);
+void ngl_auto_destroy(ngl_auto *a);
 
 typedef struct ngl_engine ngl_engine;
 
@@ -399,6 +465,9 @@ ngl_engine_stats *ngl_engine_stats_of(ngl_engine *e);
 /** The configuration the engine was created with. */
 const ngl_engine_config *ngl_engine_config_of(const ngl_engine *e);
 
+/** The engine's auto-mode decisions (also there with a fixed mode). */
+ngl_auto *ngl_engine_auto(ngl_engine *e);
+
 /**
  * Record one call on the communicator and find its key (ngl_ident_next()).
  * Call it for every call the layer sees, in call order, compressed or not.
@@ -417,6 +486,8 @@ typedef struct ngl_engine_shape {
     uint32_t variant;   /* passed to ops->create() (ngl_cc_exact_ops: element
                            type and reduction); 0 for the core's codecs */
     uint32_t layer_tag; /* the layer's own bits, kept in the set */
+    ngl_mode mode;      /* the codec, part of the key (auto switches between
+                           codecs per call); NGL_MODE_OFF: the configured one */
     const ngl_cc_ops *ops;
     void *queue;              /* device queue for ops->create(), or NULL */
     const uint64_t *chunk_lo; /* P + 1 chunk boundaries imposed by the caller

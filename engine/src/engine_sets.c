@@ -34,6 +34,7 @@ struct ngl_engine {
     int bound_logged;
     uint64_t dead_sweep; /* lock count for which no dead-epoch set is left */
     ngl_engine_stats stats;
+    ngl_auto *autom; /* NANGILA_MODE=auto decisions */
 };
 
 static void elog(const ngl_engine *e, ngl_log_level level, const char *fmt, ...)
@@ -79,6 +80,10 @@ static uint64_t stream_id(const ngl_engine *e, const ngl_engine_set *set, int st
     uint64_t h = ngl_engine_mix64(e->cfg.uid ^ 0x6e616e67696c61ull);
     h = ngl_engine_mix64(h ^ set->token);
     h = ngl_engine_mix64(h ^ set->k);
+    if (set->mode != e->cfg.codec.mode) {
+        /* auto runs a key in a codec other than the configured one */
+        h = ngl_engine_mix64(h ^ (uint64_t)set->mode << 48);
+    }
     if (set->epoch > 1) {
         /* Keys of a later call pattern are new streams. (The first pattern
          * mixes nothing, which keeps the ids the MPI wrapper always had.) */
@@ -95,7 +100,7 @@ static void set_config(const ngl_engine *e, const ngl_engine_set *set, uint64_t 
     const ngl_settings *s = &e->cfg.codec;
     ngl_stream_config_init(cfg);
     cfg->codec =
-        set->exact ? NGL_CODEC_RAW : (s->mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8);
+        set->exact ? NGL_CODEC_RAW : (set->mode == NGL_MODE_INT4 ? NGL_CODEC_INT4 : NGL_CODEC_INT8);
     cfg->dtype = set->dtype;
     cfg->predictor = set->stateful ? s->predictor : NGL_PRED_NONE;
     cfg->error_feedback = set->stateful ? s->error_feedback : 0;
@@ -326,11 +331,13 @@ static void set_remove(ngl_engine *e, ngl_engine_set *set)
 
 /* The layer tag is not part of a set's identity: the layer checks it. */
 static ngl_engine_set *set_find(ngl_engine *e, uint64_t token, uint32_t k, uint64_t epoch,
-                                uint64_t count, ngl_dtype dtype, int exact, uint32_t variant)
+                                uint64_t count, ngl_dtype dtype, int exact, uint32_t variant,
+                                ngl_mode mode)
 {
     for (ngl_engine_set *it = e->buckets[set_bucket(token, k)]; it; it = it->hnext) {
         if (it->token == token && it->k == k && it->epoch == epoch && it->count == count &&
-            it->dtype == dtype && it->exact == exact && it->variant == variant) {
+            it->dtype == dtype && it->exact == exact && it->variant == variant &&
+            it->mode == mode) {
             return it;
         }
     }
@@ -344,6 +351,7 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k,
     const ngl_dtype dtype = shape->dtype;
     const int exact = shape->exact;
     const uint32_t variant = shape->variant;
+    const ngl_mode mode = shape->mode != NGL_MODE_OFF ? shape->mode : e->cfg.codec.mode;
     *out = NULL;
     *created = 0;
     if (exact) {
@@ -356,7 +364,7 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k,
      * old pattern's streams may have mixed tensors (a spurious short cycle
      * during warm-up) or belong to other tensors (new bucket sizes). */
     uint64_t epoch = stateful ? e->ident.n_locks : 0;
-    ngl_engine_set *set = set_find(e, token, k, epoch, count, dtype, exact, variant);
+    ngl_engine_set *set = set_find(e, token, k, epoch, count, dtype, exact, variant, mode);
     if (set == NULL && stateful && e->state_bytes + charge > e->state_max) {
         /* Over the bound: this key gets stateless streams, on every rank
          * alike (the charge depends on the call sequence only). */
@@ -371,7 +379,7 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k,
         stateful = 0;
         charge = 0;
         epoch = 0;
-        set = set_find(e, token, k, epoch, count, dtype, exact, variant);
+        set = set_find(e, token, k, epoch, count, dtype, exact, variant, mode);
     }
     const uint64_t now = e->ident.ncalls;
     if (set != NULL) {
@@ -392,6 +400,7 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k,
     set->dtype = dtype;
     set->exact = exact;
     set->variant = variant;
+    set->mode = mode;
     set->stateful = stateful;
     set->layer_tag = shape->layer_tag;
     set->ops = shape->ops;
@@ -416,7 +425,8 @@ ngl_status ngl_engine_set_get(ngl_engine *e, uint64_t token, uint32_t k,
 
 size_t ngl_engine_piece_bound(const ngl_engine *e, uint64_t len, ngl_dtype dtype, int exact)
 {
-    const ngl_engine_set shape = {.dtype = dtype, .exact = exact, .stateful = !exact};
+    const ngl_engine_set shape = {
+        .dtype = dtype, .exact = exact, .stateful = !exact, .mode = e->cfg.codec.mode};
     ngl_stream_config cfg;
     set_config(e, &shape, len, 0, &cfg);
     return ngl_encode_bound(&cfg);
@@ -486,6 +496,10 @@ ngl_status ngl_engine_create(const ngl_engine_config *cfg, ngl_engine **out)
     ngl_ident_force_period(&e->ident, cfg->fixed_period);
     ngl_ident_set_short_cycles(&e->ident, cfg->short_cycle_max, cfg->short_cycle_evidence);
     e->state_max = (uint64_t)cfg->codec.state_max_mb << 20;
+    if (ngl_auto_create(cfg, &e->autom) != NGL_OK) {
+        free(e);
+        return NGL_ERR_NO_MEMORY;
+    }
     *out = e;
     return NGL_OK;
 }
@@ -498,6 +512,7 @@ void ngl_engine_destroy(ngl_engine *e)
     while (e->lru_head) {
         set_remove(e, e->lru_head);
     }
+    ngl_auto_destroy(e->autom);
     free(e);
 }
 
@@ -514,6 +529,11 @@ ngl_engine_stats *ngl_engine_stats_of(ngl_engine *e)
 const ngl_engine_config *ngl_engine_config_of(const ngl_engine *e)
 {
     return &e->cfg;
+}
+
+ngl_auto *ngl_engine_auto(ngl_engine *e)
+{
+    return e->autom;
 }
 
 uint32_t ngl_engine_identify(ngl_engine *e, uint64_t token, int flags)

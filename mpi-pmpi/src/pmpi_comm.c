@@ -10,6 +10,7 @@
  * MPI_Finalize, while MPI is still fully usable, and its callback deletes
  * every remaining context and prints the statistics.
  */
+#include "ngl_topo.h"
 #include "pmpi_internal.h"
 
 #include <pthread.h>
@@ -27,6 +28,7 @@ static struct {
     pthread_mutex_t init_lock;
     pthread_mutex_t lock; /* registry and totals */
     ngl_settings s;
+    ngl_topo topo; /* where this process runs (hwloc), probed at start-up */
     int comm_keyval;
     int self_keyval;
     int world_rank;
@@ -34,7 +36,8 @@ static struct {
     atomic_uint_fast64_t calls_seen;
     ngl_pmpi_comm *reg_head;
     ngl_engine_stats totals;
-    char skip_marker; /* its address marks communicators we never compress on */
+    char auto_summary[4096]; /* auto's choices per communicator, for the summary */
+    char skip_marker;        /* its address marks communicators we never compress on */
 } G = {
     .state = G_NEW,
     .init_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -53,6 +56,11 @@ double ngl_pmpi_now(void)
 const ngl_settings *ngl_pmpi_settings(void)
 {
     return &G.s;
+}
+
+const ngl_topo *ngl_pmpi_topology(void)
+{
+    return &G.topo;
 }
 
 /* ---- logging ------------------------------------------------------------ */
@@ -124,21 +132,24 @@ static void stats_print(void)
             (double)t->bytes_sent * mib, (double)t->bytes_ring * mib,
             ratio(t->bytes_ring, t->bytes_sent), t->t_total, t->t_encode + t->t_decode, t->t_encode,
             t->t_decode, t->t_total - t->t_encode - t->t_decode);
+    if (G.auto_summary[0] != '\0') {
+        fprintf(stderr, "%s", G.auto_summary);
+    }
     fflush(stderr);
 }
 
 /* ---- stream sets ------------------------------------------------------------ */
 
 ngl_engine_set *ngl_pmpi_set_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k, uint64_t count,
-                                 int *rc)
+                                 ngl_mode mode, int *created, int *rc)
 {
     *rc = MPI_SUCCESS;
+    *created = 0;
     ngl_engine_set *set = NULL;
-    int created = 0;
     const ngl_engine_shape shape = {
-        .count = count, .dtype = NGL_DTYPE_F32, .ops = &ngl_cc_host_ops};
-    const ngl_status st = ngl_engine_set_get(ctx->eng, token, k, &shape, &set, &created);
-    if (st == NGL_OK && !created) {
+        .count = count, .dtype = NGL_DTYPE_F32, .mode = mode, .ops = &ngl_cc_host_ops};
+    const ngl_status st = ngl_engine_set_get(ctx->eng, token, k, &shape, &set, created);
+    if (st == NGL_OK && !*created) {
         return set; /* every rank created it at the same call, so it exists everywhere */
     }
     int ok = st == NGL_OK && ngl_pmpi_scratch_reserve(ctx, set->frame_cap);
@@ -158,6 +169,20 @@ ngl_engine_set *ngl_pmpi_set_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k,
         return NULL;
     }
     return set;
+}
+
+int ngl_pmpi_auto_agree(ngl_pmpi_comm *ctx, uint32_t cls)
+{
+    ngl_auto *am = ngl_engine_auto(ctx->eng);
+    double v[NGL_AUTO_VEC];
+    ngl_auto_local(am, cls, v);
+    /* MIN: the rank that arrived last timed the collective without the
+     * application's imbalance (engine_auto.c). */
+    const int rc = PMPI_Allreduce(MPI_IN_PLACE, v, NGL_AUTO_VEC, MPI_DOUBLE, MPI_MIN, ctx->ic);
+    if (rc == MPI_SUCCESS) {
+        ngl_auto_agree(am, cls, v);
+    }
+    return rc;
 }
 
 int ngl_pmpi_scratch_reserve(ngl_pmpi_comm *ctx, size_t frame_cap)
@@ -225,6 +250,7 @@ static void registry_remove(ngl_pmpi_comm *ctx)
 
 static void ctx_destroy(ngl_pmpi_comm *ctx)
 {
+    ngl_pmpi_async_stop(ctx); /* finishes the queued calls first */
     if (ctx->eng != NULL) {
         char line[256];
         ngl_engine_describe(ctx->eng, line, sizeof line);
@@ -243,6 +269,27 @@ static void ctx_destroy(ngl_pmpi_comm *ctx)
     free(ctx);
 }
 
+/* Keep auto's choices of a closing communicator for the summary (rank 0
+ * of the job prints it at MPI_Finalize with NANGILA_STATS=1). */
+static void auto_summary_add(ngl_pmpi_comm *ctx)
+{
+    const ngl_auto *am = ngl_engine_auto(ctx->eng);
+    if (!ngl_auto_enabled(am)) {
+        return;
+    }
+    char lines[2048];
+    if (ngl_auto_describe(am, "nangila:     ", lines, sizeof lines) == 0) {
+        return;
+    }
+    pthread_mutex_lock(&G.lock);
+    const size_t used = strlen(G.auto_summary);
+    snprintf(G.auto_summary + used, sizeof G.auto_summary - used,
+             "nangila:   NANGILA_MODE=auto on a communicator of %d ranks, per message size "
+             "(times: fastest recent call, minimum over ranks):\n%s",
+             ctx->size, lines);
+    pthread_mutex_unlock(&G.lock);
+}
+
 /* Delete callback of the communicator keyval: MPI_Comm_free, or our own
  * teardown at MPI_Finalize. */
 static int ctx_delete_fn(MPI_Comm comm, int keyval, void *attr, void *extra)
@@ -255,8 +302,10 @@ static int ctx_delete_fn(MPI_Comm comm, int keyval, void *attr, void *extra)
     }
     ngl_pmpi_comm *ctx = attr;
     registry_remove(ctx);
+    ngl_pmpi_async_stop(ctx); /* its queued calls finish first */
     if (ctx->eng != NULL) {
         ngl_pmpi_stats_merge(ngl_engine_stats_of(ctx->eng));
+        auto_summary_add(ctx);
     }
     ctx_destroy(ctx);
     return MPI_SUCCESS;
@@ -455,6 +504,10 @@ int ngl_pmpi_global_init(void)
     char desc[256];
     ngl_settings_describe(&G.s, desc, sizeof desc);
     ngl_pmpi_log(NGL_LOG_INFO, "libnangila-mpi %s ready: %s", ngl_version_string(), desc);
+    ngl_topo_probe(&G.topo, G.s.socket_ifname);
+    char topo[512];
+    ngl_topo_describe(&G.topo, topo, sizeof topo);
+    ngl_pmpi_log(NGL_LOG_INFO, "%s", topo);
     atomic_store(&G.state, G_READY);
     ready = 1;
 out:

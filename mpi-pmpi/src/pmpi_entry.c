@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pmpi_entry.c -- the symbols libnangila-mpi.so exports: MPI_Init,
- * MPI_Init_thread, MPI_Allreduce and the Fortran MPI_ALLREDUCE bindings.
+ * MPI_Init_thread, MPI_Allreduce, MPI_Iallreduce (MPI_Allreduce_c on MPI-4
+ * libraries) and the Fortran MPI_ALLREDUCE bindings.
  *
  * Decision order for MPI_Allreduce (each "pass" is PMPI_Allreduce with the
  * caller's arguments, untouched):
@@ -15,14 +16,24 @@
  *   5. context off (NANGILA_MODE=off), mismatched or failed    -> pass
  *   6. the call is recorded in the communicator's call history; below
  *      NANGILA_MIN_BYTES, or not a float sum                   -> pass
- *   7. compressed reduce-scatter + allgather.
+ *   7. the engine's plan for the call (NANGILA_MODE=auto: the mode its size
+ *      class runs, from times agreed across ranks)             -> off: pass
+ *   8. compressed reduce-scatter + allgather with the planned codec.
  * Every test in 1-6 depends only on arguments that MPI requires to match
  * across ranks, or on settings checked to match in 4, so all ranks decide
- * alike. MPI_Iallreduce and MPI_Allreduce_c are not wrapped and reach the
- * MPI library unchanged.
+ * alike.
+ *
+ * MPI_Iallreduce takes the same decisions; its compressed calls run on the
+ * communicator's progress thread (pmpi_async.c), which needs
+ * MPI_THREAD_MULTIPLE, else they pass through (logged once). Once a
+ * communicator has nonblocking calls, its blocking ones queue behind them
+ * on that thread, so the ranks' call order stays the MPI order.
+ * MPI_Allreduce_c (MPI-4 libraries) takes MPI_Allreduce's path for counts
+ * that fit an int.
  */
 #include "pmpi_internal.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +48,13 @@ NGL_PMPI_EXPORT int MPI_Init(int *argc, char ***argv);
 NGL_PMPI_EXPORT int MPI_Init_thread(int *argc, char ***argv, int required, int *provided);
 NGL_PMPI_EXPORT int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count,
                                   MPI_Datatype datatype, MPI_Op op, MPI_Comm comm);
+NGL_PMPI_EXPORT int MPI_Iallreduce(const void *sendbuf, void *recvbuf, int count,
+                                   MPI_Datatype datatype, MPI_Op op, MPI_Comm comm,
+                                   MPI_Request *request);
+#if MPI_VERSION >= 4
+NGL_PMPI_EXPORT int MPI_Allreduce_c(const void *sendbuf, void *recvbuf, MPI_Count count,
+                                    MPI_Datatype datatype, MPI_Op op, MPI_Comm comm);
+#endif
 
 int MPI_Init(int *argc, char ***argv)
 {
@@ -132,71 +150,169 @@ static int run_compressed(ngl_pmpi_comm *ctx, ngl_engine_set *set, const void *s
     return rc;
 }
 
-static int allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dt, MPI_Op op,
-                     MPI_Comm comm)
+void ngl_pmpi_call_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
 {
-#define PASS() PMPI_Allreduce(sendbuf, recvbuf, count, dt, op, comm)
+    ngl_engine_identify(ctx->eng, c->token, 0);
+}
+
+int ngl_pmpi_call_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain)
+{
+#define PASS() PMPI_Allreduce(c->sendbuf, c->recvbuf, c->count, c->dt, c->op, plain)
+    const uint64_t bytes = (uint64_t)c->count * sizeof(float);
+    const uint32_t k = ngl_engine_identify(ctx->eng, c->token, NGL_IDENT_KEYED);
+    if (ctx->status != NGL_PMPI_ACTIVE) {
+        return PASS(); /* failed earlier on this communicator */
+    }
+    /* Which codec this call runs (NANGILA_MODE=auto: per size class, from
+     * measured times; the same on every rank). */
+    ngl_auto *am = ngl_engine_auto(ctx->eng);
+    const ngl_auto_plan plan = ngl_auto_plan_call(am, bytes);
+    ngl_engine_stats *st = ngl_engine_stats_of(ctx->eng);
+    const double t0 = ngl_pmpi_now();
+    const double codec0 = st->t_encode + st->t_decode;
+    int rc = MPI_SUCCESS;
+    int created = 0;
+    ngl_engine_set *set = NULL;
+    if (plan.mode == NGL_MODE_OFF) {
+        rc = PASS();
+    } else {
+        set = ngl_pmpi_set_get(ctx, c->token, k, (uint64_t)c->count, plan.mode, &created, &rc);
+        if (set == NULL) {
+            if (rc != MPI_SUCCESS) {
+                return rc;
+            }
+            rc = PASS();
+            created = 1; /* not a sample of the planned mode (on every rank) */
+        } else {
+            rc = run_compressed(ctx, set, c->sendbuf, c->recvbuf, (size_t)c->count);
+            if (rc != MPI_SUCCESS) {
+                /* The pipeline stopped half way on some rank; never try again here. */
+                ctx->status = NGL_PMPI_FAILED;
+                return rc;
+            }
+        }
+    }
+    if (rc != MPI_SUCCESS) {
+        return rc;
+    }
+    const double t1 = ngl_pmpi_now();
+    ngl_auto_record(am, &plan, t1 - t0, st->t_encode + st->t_decode - codec0, created);
+    if (set != NULL) {
+        st->calls_compressed++;
+        st->calls_transient += set->k == NGL_IDENT_TRANSIENT;
+        st->bytes_in += bytes;
+        st->bytes_ring += 2u * (uint64_t)(ctx->size - 1) * bytes / (uint64_t)ctx->size;
+        st->t_total += t1 - t0;
+    }
+    if (plan.agree) {
+        rc = ngl_pmpi_auto_agree(ctx, plan.cls);
+        if (rc != MPI_SUCCESS) {
+            ctx->status = NGL_PMPI_FAILED;
+            return rc;
+        }
+    }
+    ngl_engine_evict(ctx->eng);
+    return MPI_SUCCESS;
+#undef PASS
+}
+
+/*
+ * Steps 1-6 of the decision order for a call with these arguments: the
+ * active context of @p comm (created on the first float sum), and *c
+ * filled in; NULL when the call passes through untouched.
+ */
+static ngl_pmpi_comm *context_for(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dt,
+                                  MPI_Op op, MPI_Comm comm, ngl_pmpi_call *c)
+{
     if (!ngl_pmpi_global_init()) {
-        return PASS();
+        return NULL;
     }
     ngl_pmpi_note_call();
     if (count <= 0 || comm == MPI_COMM_NULL || dt == MPI_DATATYPE_NULL || op == MPI_OP_NULL ||
         recvbuf == NULL || sendbuf == recvbuf) {
-        return PASS();
+        return NULL;
     }
     const int float_sum = is_float(dt) && op == MPI_SUM;
     ngl_pmpi_comm *ctx = ngl_pmpi_comm_get(comm, 0);
     if (ctx == NULL) {
         if (!float_sum || ngl_pmpi_comm_is_skipped(comm)) {
-            return PASS();
+            return NULL;
         }
         int inter = 0, size = 0;
         if (PMPI_Comm_test_inter(comm, &inter) != MPI_SUCCESS ||
             PMPI_Comm_size(comm, &size) != MPI_SUCCESS) {
-            return PASS();
+            return NULL;
         }
         if (inter || size < 2) {
             ngl_pmpi_comm_mark_skipped(comm);
-            return PASS();
+            return NULL;
         }
         ctx = ngl_pmpi_comm_get(comm, 1);
         if (ctx == NULL) {
-            return PASS();
+            return NULL;
         }
     }
     if (ctx->status != NGL_PMPI_ACTIVE) {
-        return PASS();
+        return NULL;
     }
-    const ngl_settings *s = ngl_pmpi_settings();
     const uint64_t bytes = (uint64_t)count * sizeof(float);
-    const int compress = float_sum && bytes >= s->min_bytes;
-    const uint64_t token = call_token(count, dt, op, float_sum);
-    const uint32_t k = ngl_engine_identify(ctx->eng, token, compress ? NGL_IDENT_KEYED : 0);
-    if (!compress) {
-        return PASS();
-    }
+    c->sendbuf = sendbuf;
+    c->recvbuf = recvbuf;
+    c->count = count;
+    c->dt = dt;
+    c->op = op;
+    c->token = call_token(count, dt, op, float_sum);
+    c->eligible = float_sum && bytes >= ngl_pmpi_settings()->min_bytes;
+    return ctx;
+}
 
-    const double t0 = ngl_pmpi_now();
-    int rc = MPI_SUCCESS;
-    ngl_engine_set *set = ngl_pmpi_set_get(ctx, token, k, (uint64_t)count, &rc);
-    if (set == NULL) {
-        return rc == MPI_SUCCESS ? PASS() : rc;
+static int allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dt, MPI_Op op,
+                     MPI_Comm comm)
+{
+    ngl_pmpi_call c;
+    ngl_pmpi_comm *ctx = context_for(sendbuf, recvbuf, count, dt, op, comm, &c);
+    if (ctx == NULL) {
+        return PMPI_Allreduce(sendbuf, recvbuf, count, dt, op, comm);
     }
-    rc = run_compressed(ctx, set, sendbuf, recvbuf, (size_t)count);
-    if (rc != MPI_SUCCESS) {
-        /* The pipeline stopped half way on some rank; never try again here. */
-        ctx->status = NGL_PMPI_FAILED;
-        return rc;
+    if (ngl_pmpi_async_active(ctx)) {
+        /* Nonblocking calls are in flight or were: the communicator's
+         * engine and private traffic belong to its progress thread, which
+         * takes the calls in the order they were made. */
+        if (!c.eligible) {
+            ngl_pmpi_async_note(ctx, &c);
+            return PMPI_Allreduce(sendbuf, recvbuf, count, dt, op, comm);
+        }
+        return ngl_pmpi_async_run(ctx, &c);
     }
-    ngl_engine_stats *st = ngl_engine_stats_of(ctx->eng);
-    st->calls_compressed++;
-    st->calls_transient += set->k == NGL_IDENT_TRANSIENT;
-    st->bytes_in += bytes;
-    st->bytes_ring += 2u * (uint64_t)(ctx->size - 1) * bytes / (uint64_t)ctx->size;
-    st->t_total += ngl_pmpi_now() - t0;
-    ngl_engine_evict(ctx->eng);
-    return MPI_SUCCESS;
-#undef PASS
+    if (!c.eligible) {
+        ngl_pmpi_call_note(ctx, &c);
+        return PMPI_Allreduce(sendbuf, recvbuf, count, dt, op, comm);
+    }
+    return ngl_pmpi_call_run(ctx, &c, comm);
+}
+
+static int iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype dt, MPI_Op op,
+                      MPI_Comm comm, MPI_Request *req)
+{
+#define IPASS() PMPI_Iallreduce(sendbuf, recvbuf, count, dt, op, comm, req)
+    ngl_pmpi_call c;
+    ngl_pmpi_comm *ctx = context_for(sendbuf, recvbuf, count, dt, op, comm, &c);
+    if (ctx == NULL || req == NULL) {
+        return IPASS();
+    }
+    if (!c.eligible) {
+        if (ngl_pmpi_async_active(ctx)) {
+            ngl_pmpi_async_note(ctx, &c);
+        } else {
+            ngl_pmpi_call_note(ctx, &c);
+        }
+        return IPASS();
+    }
+    if (!ngl_pmpi_async_available()) {
+        return IPASS(); /* no progress thread without MPI_THREAD_MULTIPLE (logged once) */
+    }
+    return ngl_pmpi_async_submit(ctx, &c, req);
+#undef IPASS
 }
 
 int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
@@ -210,6 +326,31 @@ int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype da
     ngl_pmpi_busy = 0;
     return rc;
 }
+
+int MPI_Iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
+                   MPI_Comm comm, MPI_Request *request)
+{
+    if (ngl_pmpi_busy) {
+        return PMPI_Iallreduce(sendbuf, recvbuf, count, datatype, op, comm, request);
+    }
+    ngl_pmpi_busy = 1;
+    const int rc = iallreduce(sendbuf, recvbuf, count, datatype, op, comm, request);
+    ngl_pmpi_busy = 0;
+    return rc;
+}
+
+#if MPI_VERSION >= 4
+/* MPI-4 large-count variant: counts that fit an int take the same path;
+ * larger ones (over 8 GiB of floats) pass through. */
+int MPI_Allreduce_c(const void *sendbuf, void *recvbuf, MPI_Count count, MPI_Datatype datatype,
+                    MPI_Op op, MPI_Comm comm)
+{
+    if (ngl_pmpi_busy || count < 0 || count > INT_MAX) {
+        return PMPI_Allreduce_c(sendbuf, recvbuf, count, datatype, op, comm);
+    }
+    return MPI_Allreduce(sendbuf, recvbuf, (int)count, datatype, op, comm);
+}
+#endif
 
 /* ---- Fortran (mpif.h and `use mpi`) ------------------------------------- */
 #ifdef NGL_PMPI_FORTRAN

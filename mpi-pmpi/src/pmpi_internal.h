@@ -11,6 +11,7 @@
  *                      teardown at MPI_Finalize
  *   pmpi_collective.c  progress of the engine's reduce-scatter + allgather
  *                      over PMPI point-to-point, pipelined over segments
+ *   pmpi_async.c       MPI_Iallreduce: a progress thread per communicator
  *
  * The protocol, the layout, stream identity and stream state are the
  * collective engine's (engine/include/ngl_engine.h); this layer only moves
@@ -50,6 +51,10 @@ int ngl_pmpi_global_init(void);
 /** The validated settings; valid after ngl_pmpi_global_init() returned 1. */
 const ngl_settings *ngl_pmpi_settings(void);
 
+struct ngl_topo;
+/** Where this process runs (hwloc), probed by ngl_pmpi_global_init(). */
+const struct ngl_topo *ngl_pmpi_topology(void);
+
 /** Count one MPI_Allreduce call seen by the wrapper (thread-safe). */
 void ngl_pmpi_note_call(void);
 
@@ -81,6 +86,7 @@ typedef struct ngl_pmpi_comm {
     size_t *lens;  /* window * 4P received/sent frame lengths */
     float *bounce; /* aligned copy for misaligned user buffers */
     size_t bounce_cap;
+    struct ngl_pmpi_worker *worker; /* progress thread, from the first nonblocking call */
     struct ngl_pmpi_comm *reg_prev, *reg_next; /* registry of live contexts */
 } ngl_pmpi_comm;
 
@@ -98,20 +104,75 @@ int ngl_pmpi_comm_is_skipped(MPI_Comm comm);
 void ngl_pmpi_comm_mark_skipped(MPI_Comm comm);
 
 /**
- * The engine's state set for key (@p token, @p k) with @p count floats,
- * created if needed. Creation is collective over ctx->ic (all ranks agree
- * that it succeeded, or all drop it).
+ * The engine's state set for key (@p token, @p k) with @p count floats and
+ * codec @p mode, created if needed (*created 1). Creation is collective over
+ * ctx->ic (all ranks agree that it succeeded, or all drop it).
  * @return the set, or NULL (pass through this call) with *rc an MPI error
  *         code if communication failed (MPI_SUCCESS otherwise).
  */
 ngl_engine_set *ngl_pmpi_set_get(ngl_pmpi_comm *ctx, uint64_t token, uint32_t k, uint64_t count,
-                                 int *rc);
+                                 ngl_mode mode, int *created, int *rc);
+
+/**
+ * Auto mode's agreement for size class @p cls: the element-wise MIN of every
+ * rank's measurements over ctx->ic, handed to the engine's decision. Called
+ * at the same call on every rank (the plan says when).
+ * @return MPI_SUCCESS or the error of the reduction.
+ */
+int ngl_pmpi_auto_agree(ngl_pmpi_comm *ctx, uint32_t cls);
 
 /** Make sure the per-call scratch fits @p frame_cap bytes per frame. */
 int ngl_pmpi_scratch_reserve(ngl_pmpi_comm *ctx, size_t frame_cap);
 
 /** Add @p s into the process-wide totals (under the registry lock). */
 void ngl_pmpi_stats_merge(const ngl_engine_stats *s);
+
+/* ---- one call on a context (pmpi_entry.c) -------------------------------- */
+
+/* The arguments of one allreduce and what the entry point decided. */
+typedef struct ngl_pmpi_call {
+    const void *sendbuf;
+    void *recvbuf;
+    int count;
+    MPI_Datatype dt;
+    MPI_Op op;
+    uint64_t token; /* for the call history */
+    int eligible;   /* float sum of at least NANGILA_MIN_BYTES: the engine plans it */
+} ngl_pmpi_call;
+
+/** Record an ineligible call in the communicator's call history (the
+ *  caller passes it through). */
+void ngl_pmpi_call_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
+
+/**
+ * Run an eligible call: identify it, take the engine's plan (auto mode),
+ * then run it compressed, or plain on @p plain (the user's communicator on
+ * the caller's thread; ctx->ic on the progress thread, which must not touch
+ * the user's communicator), time it and agree when the plan says so.
+ * @return MPI_SUCCESS or an MPI error code.
+ */
+int ngl_pmpi_call_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain);
+
+/* ---- nonblocking calls: the progress thread (pmpi_async.c) --------------- */
+
+/** 1 if MPI_THREAD_MULTIPLE is provided (logs once at WARN when not). */
+int ngl_pmpi_async_available(void);
+
+/** 1 once @p ctx has a progress thread: all its engine work goes there. */
+int ngl_pmpi_async_active(const ngl_pmpi_comm *ctx);
+
+/** Queue an eligible call for the progress thread (started on first use)
+ *  and return a generalized request in *req that completes with it. */
+int ngl_pmpi_async_submit(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Request *req);
+
+/** Queue an eligible blocking call behind the nonblocking ones; wait for it. */
+int ngl_pmpi_async_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
+
+/** Queue the call-history record of an ineligible call. */
+void ngl_pmpi_async_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
+
+/** Finish the queued calls and stop the thread (context teardown). */
+void ngl_pmpi_async_stop(ngl_pmpi_comm *ctx);
 
 /* ---- the compressed collective (pmpi_collective.c) ---------------------- */
 

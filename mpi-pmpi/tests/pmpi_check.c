@@ -9,6 +9,11 @@
  *
  *   pmpi_check sum [--steps N] [--sizes a,b,...] [--inplace]
  *   pmpi_check ef [--steps N]          error feedback is unbiased in time
+ *   pmpi_check auto [--steps N] [--sizes a,..] [--expect-plain a,..]
+ *                   [--expect-compressed b,..] [--skew]
+ *                                      NANGILA_MODE=auto's choices
+ *   pmpi_check iallreduce [--blocking] [--record F | --compare F] [--single]
+ *                                      MPI_Iallreduce equals MPI_Allreduce
  *   pmpi_check passthrough [--off]     identical to plain Open MPI
  *   pmpi_check nan                     NaN and Inf propagate
  *   pmpi_check plain                   result equals PMPI (mismatch fallback)
@@ -76,8 +81,17 @@ static float rank_amp(int r)
 static double qmax(void)
 {
     const char *m = getenv("NANGILA_MODE");
-    return m && strcmp(m, "int4") == 0 ? 7.0 : 127.0;
+    const char *cap = getenv("NANGILA_MODE_MAX");
+    if (m && strcmp(m, "int4") == 0) {
+        return 7.0;
+    }
+    /* auto (the default) may go as far as its cap */
+    const int is_auto = m == NULL || strcmp(m, "auto") == 0;
+    return is_auto && cap && strcmp(cap, "int4") == 0 ? 7.0 : 127.0;
 }
+
+/* Set by modes in which some calls legitimately pass through (auto). */
+static int g_plain_ok;
 
 static int ef_on(void)
 {
@@ -126,7 +140,8 @@ static int same_everywhere(const void *buf, size_t n, MPI_Comm comm)
 
 /* ---- sum: correctness against the exact sum ------------------------------ */
 
-static void check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int inplace)
+/* Checks one call; @return 1 if its result equals plain Open MPI bit for bit. */
+static int check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int inplace)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
@@ -134,6 +149,7 @@ static void check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int
     float *send = malloc(n * sizeof(float));
     float *recv = malloc(n * sizeof(float));
     float *plain = malloc(n * sizeof(float));
+    int same = 0;
     if (!send || !recv || !plain) {
         CHECK(0, "out of memory for %llu floats", (unsigned long long)n);
         goto out;
@@ -179,7 +195,7 @@ static void check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int
           (unsigned long long)step);
     /* A run that silently passed everything through would match plain MPI
      * bit for bit; a compressed one cannot on a random buffer this long. */
-    if (n >= 64 && getenv("PMPI_CHECK_EXPECT_PLAIN") == NULL) {
+    if (n >= 64 && !g_plain_ok && getenv("PMPI_CHECK_EXPECT_PLAIN") == NULL) {
         CHECK(differ > 0, "n=%llu: result equals plain MPI bit for bit: not compressed?",
               (unsigned long long)n);
     }
@@ -188,10 +204,12 @@ static void check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int
                (unsigned long long)n, (unsigned long long)step, inplace, maxerr, bound,
                sqrt(sumsq / (double)n));
     }
+    same = differ == 0;
 out:
     free(plain);
     free(recv);
     free(send);
+    return same;
 }
 
 static int parse_sizes(const char *s, uint64_t *out, int cap)
@@ -234,6 +252,252 @@ static int mode_sum(int argc, char **argv)
             }
         }
     }
+    return g_fail;
+}
+
+/* ---- auto: NANGILA_MODE=auto's choices, every call checked ------------- */
+
+/*
+ * Every call is checked as in `sum` (within the codec's bound, bit-identical
+ * on all ranks); whether it ran compressed shows as a result that differs
+ * from plain Open MPI. After --steps rounds over --sizes, the last
+ * NGL_TAIL rounds of each size listed in --expect-plain must all equal
+ * plain MPI, and of each size in --expect-compressed must all differ.
+ * --skew: every rank but 0 sleeps a random 0..400 us x rank before each
+ * call, so each rank's clock measures the calls differently (the wrapper
+ * must still make one decision for all).
+ */
+#define NGL_TAIL 5
+
+static int listed(uint64_t n, const uint64_t *list, int len)
+{
+    for (int i = 0; i < len; i++) {
+        if (list[i] == n) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int mode_auto(int argc, char **argv)
+{
+    uint64_t sizes[16] = {8192, 262144}, plain_sizes[16], comp_sizes[16];
+    int nsizes = 2, nplain = 0, ncomp = 0, steps = 30, skew = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            steps = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            nsizes = parse_sizes(argv[++i], sizes, 16);
+        } else if (!strcmp(argv[i], "--expect-plain") && i + 1 < argc) {
+            nplain = parse_sizes(argv[++i], plain_sizes, 16);
+        } else if (!strcmp(argv[i], "--expect-compressed") && i + 1 < argc) {
+            ncomp = parse_sizes(argv[++i], comp_sizes, 16);
+        } else if (!strcmp(argv[i], "--skew")) {
+            skew = 1;
+        }
+    }
+    if (nsizes <= 0 || nplain < 0 || ncomp < 0 || steps < NGL_TAIL) {
+        CHECK(0, "bad arguments");
+        return 1;
+    }
+    g_plain_ok = 1;
+    uint64_t rng = 0x5eed + (uint64_t)g_rank;
+    int ran_plain[16] = {0}; /* per size: how many tail rounds equalled plain MPI */
+    for (int t = 0; t < steps; t++) {
+        for (int k = 0; k < nsizes; k++) {
+            if (skew && g_rank > 0) {
+                rng = mix64(rng);
+                usleep((useconds_t)(rng % 400u) * (useconds_t)g_rank);
+            }
+            const int same =
+                check_sum(MPI_COMM_WORLD, 101 + (uint64_t)k, sizes[k], (uint64_t)t, t % 2);
+            if (t >= steps - NGL_TAIL) {
+                ran_plain[k] += same;
+                if (listed(sizes[k], plain_sizes, nplain)) {
+                    CHECK(same, "%llu floats, round %d: compressed, expected plain",
+                          (unsigned long long)sizes[k], t);
+                }
+                if (listed(sizes[k], comp_sizes, ncomp)) {
+                    CHECK(!same, "%llu floats, round %d: plain, expected compressed",
+                          (unsigned long long)sizes[k], t);
+                }
+            }
+        }
+    }
+    /* One decision for all: the same calls ran plain on every rank. */
+    int lo[16], hi[16];
+    PMPI_Allreduce(ran_plain, lo, nsizes, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    PMPI_Allreduce(ran_plain, hi, nsizes, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    for (int k = 0; k < nsizes; k++) {
+        CHECK(lo[k] == hi[k], "%llu floats: ranks ran different modes (%d..%d plain calls)",
+              (unsigned long long)sizes[k], lo[k], hi[k]);
+    }
+    return g_fail;
+}
+
+/* ---- iallreduce: nonblocking calls, the same results as blocking ones ---- */
+
+/*
+ * A training step's pattern: two gradient buckets posted with MPI_Iallreduce,
+ * an int sum (passes through) and a small float sum (queued behind the
+ * nonblocking ones) made blocking in between, then MPI_Waitall. With
+ * --blocking the same calls are all MPI_Allreduce. Every result is checked
+ * against the exact sum and across ranks; rank 0 writes a hash per call to
+ * --record FILE, or compares with a file written by the other variant
+ * (--compare FILE): nonblocking must equal blocking bit for bit (a fixed
+ * NANGILA_MODE, as auto's timing-driven choices differ between runs).
+ * Once, the step posts a call and computes for a second without any MPI
+ * call: the progress thread must have finished it by then.
+ */
+static uint64_t fill(float *x, uint64_t n, uint64_t id, uint64_t t)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        x[i] = input(id, g_rank, t, i, rank_amp(g_rank));
+    }
+    return n;
+}
+
+static void check_exact_bound(const float *got, uint64_t n, uint64_t id, uint64_t t,
+                              const char *what)
+{
+    double m[64] = {0}, msum = 0, maxerr = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        double exact = 0;
+        for (int r = 0; r < g_size; r++) {
+            const float x = input(id, r, t, i, rank_amp(r));
+            exact += x;
+            m[r] = fmax(m[r], fabs(x));
+        }
+        msum = fmax(msum, fabs(exact));
+        maxerr = fmax(maxerr, fabs((double)got[i] - exact));
+    }
+    CHECK(maxerr <= call_bound(m, msum, g_size), "%s step %llu: max |error| %.6g too large", what,
+          (unsigned long long)t, maxerr);
+    CHECK(same_everywhere(got, n * sizeof(float), MPI_COMM_WORLD),
+          "%s step %llu: results differ between ranks", what, (unsigned long long)t);
+}
+
+static int mode_iallreduce(int argc, char **argv, int provided)
+{
+    const char *record = NULL, *compare = NULL;
+    int blocking = 0, steps = 6;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--record") && i + 1 < argc) {
+            record = argv[++i];
+        } else if (!strcmp(argv[i], "--compare") && i + 1 < argc) {
+            compare = argv[++i];
+        } else if (!strcmp(argv[i], "--blocking")) {
+            blocking = 1;
+        } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            steps = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--single")) {
+            /* MPI_Init without threads: the wrapper must pass through */
+            enum { N = 300001 };
+            float *x = malloc(N * sizeof(float)), *got = malloc(N * sizeof(float));
+            float *want = malloc(N * sizeof(float));
+            fill(x, N, 305, 0);
+            MPI_Request rq;
+            CHECK(MPI_Iallreduce(x, got, N, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &rq) == MPI_SUCCESS,
+                  "MPI_Iallreduce failed");
+            MPI_Wait(&rq, MPI_STATUS_IGNORE);
+            PMPI_Allreduce(x, want, N, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+            CHECK(memcmp(got, want, N * sizeof(float)) == 0,
+                  "without MPI_THREAD_MULTIPLE the result differs from plain MPI");
+            free(want);
+            free(got);
+            free(x);
+            return g_fail;
+        }
+    }
+    if (provided < MPI_THREAD_MULTIPLE) {
+        if (g_rank == 0) {
+            fprintf(stderr, "pmpi_check: MPI_THREAD_MULTIPLE not provided; skipping\n");
+        }
+        return 77;
+    }
+    enum { NA = 300001, NB = 65536, NC = 1000, ND = 20000 };
+    float *a = malloc(NA * sizeof(float)), *b = malloc(NB * sizeof(float));
+    float *d = malloc(ND * sizeof(float));
+    int *c = malloc(NC * sizeof(int)), *c_sum = malloc(NC * sizeof(int));
+    uint64_t hashes[64 * 3];
+    int nh = 0;
+    for (int t = 0; t < steps && t < 64; t++) {
+        fill(a, NA, 301, (uint64_t)t);
+        fill(b, NB, 302, (uint64_t)t);
+        fill(d, ND, 304, (uint64_t)t);
+        for (int i = 0; i < NC; i++) {
+            c[i] = (int)(mix64((uint64_t)i * 31u + (uint64_t)g_rank + (uint64_t)t) % 1000u);
+        }
+        if (blocking) {
+            MPI_Allreduce(MPI_IN_PLACE, a, NA, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+            MPI_Allreduce(MPI_IN_PLACE, b, NB, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+            MPI_Allreduce(c, c_sum, NC, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+            MPI_Allreduce(MPI_IN_PLACE, d, ND, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        } else {
+            MPI_Request req[2];
+            CHECK(MPI_Iallreduce(MPI_IN_PLACE, a, NA, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                                 &req[0]) == MPI_SUCCESS,
+                  "MPI_Iallreduce failed");
+            if (t == 1) {
+                /* "backward pass": no MPI call for a second */
+                sleep(1);
+                int flag = 0;
+                MPI_Test(&req[0], &flag, MPI_STATUS_IGNORE);
+                CHECK(flag, "a posted MPI_Iallreduce made no progress without MPI calls");
+                if (flag) {
+                    req[0] = MPI_REQUEST_NULL;
+                }
+            }
+            CHECK(MPI_Iallreduce(MPI_IN_PLACE, b, NB, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                                 &req[1]) == MPI_SUCCESS,
+                  "MPI_Iallreduce failed");
+            MPI_Allreduce(c, c_sum, NC, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+            MPI_Allreduce(MPI_IN_PLACE, d, ND, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+            MPI_Status st[2];
+            CHECK(MPI_Waitall(2, req, st) == MPI_SUCCESS, "MPI_Waitall failed");
+        }
+        check_exact_bound(a, NA, 301, (uint64_t)t, "bucket a");
+        check_exact_bound(b, NB, 302, (uint64_t)t, "bucket b");
+        check_exact_bound(d, ND, 304, (uint64_t)t, "small d");
+        for (int i = 0; i < NC; i++) {
+            int want = 0;
+            for (int r = 0; r < g_size; r++) {
+                want += (int)(mix64((uint64_t)i * 31u + (uint64_t)r + (uint64_t)t) % 1000u);
+            }
+            CHECK(c_sum[i] == want, "int sum wrong at %d", i);
+        }
+        hashes[nh++] = hash_bytes(a, NA * sizeof(float));
+        hashes[nh++] = hash_bytes(b, NB * sizeof(float));
+        hashes[nh++] = hash_bytes(d, ND * sizeof(float));
+    }
+    if (g_rank == 0 && record) {
+        FILE *f = fopen(record, "w");
+        CHECK(f != NULL, "cannot write %s", record);
+        for (int i = 0; f && i < nh; i++) {
+            fprintf(f, "%016llx\n", (unsigned long long)hashes[i]);
+        }
+        if (f) {
+            fclose(f);
+        }
+    }
+    if (g_rank == 0 && compare) {
+        FILE *f = fopen(compare, "r");
+        CHECK(f != NULL, "cannot read %s", compare);
+        for (int i = 0; f && i < nh; i++) {
+            unsigned long long h = 0;
+            CHECK(fscanf(f, "%llx", &h) == 1, "%s: short", compare);
+            CHECK(h == hashes[i], "call %d (step %d): nonblocking result differs from blocking", i,
+                  i / 3);
+        }
+        if (f) {
+            fclose(f);
+        }
+    }
+    free(c_sum);
+    free(c);
+    free(d);
+    free(b);
+    free(a);
     return g_fail;
 }
 
@@ -608,12 +872,17 @@ static int mode_die(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: pmpi_check sum|ef|passthrough|nan|plain|threads|die [options]\n");
+        fprintf(stderr, "usage: pmpi_check "
+                        "sum|ef|auto|iallreduce|passthrough|nan|plain|threads|die [options]\n");
         return 2;
     }
     const char *mode = argv[1];
     int provided = 0;
-    if (!strcmp(mode, "threads")) {
+    int single = 0;
+    for (int i = 2; i < argc; i++) {
+        single |= !strcmp(argv[i], "--single");
+    }
+    if (!strcmp(mode, "threads") || (!strcmp(mode, "iallreduce") && !single)) {
         MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     } else {
         MPI_Init(&argc, &argv);
@@ -628,6 +897,10 @@ int main(int argc, char **argv)
         rc = mode_sum(argc - 2, argv + 2);
     } else if (!strcmp(mode, "ef")) {
         rc = mode_ef(argc - 2, argv + 2);
+    } else if (!strcmp(mode, "auto")) {
+        rc = mode_auto(argc - 2, argv + 2);
+    } else if (!strcmp(mode, "iallreduce")) {
+        rc = mode_iallreduce(argc - 2, argv + 2, provided);
     } else if (!strcmp(mode, "passthrough")) {
         rc = mode_passthrough(argc - 2, argv + 2);
     } else if (!strcmp(mode, "nan")) {

@@ -5,7 +5,7 @@
 # names) and nothing else: no core symbols, no helpers.
 set -euo pipefail
 lib=$1
-want="MPI_Allreduce MPI_Init MPI_Init_thread"
+want="MPI_Allreduce MPI_Iallreduce MPI_Init MPI_Init_thread"
 if [ "$2" = 1 ]; then
     want="$want MPI_ALLREDUCE mpi_allreduce mpi_allreduce_ mpi_allreduce__"
 fi

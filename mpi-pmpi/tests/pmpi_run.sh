@@ -17,6 +17,11 @@
 #     --no-preload           run without the wrapper (a baseline)
 #     --no-leak-check        no LeakSanitizer at exit (sanitized builds; for
 #                            uninstrumented programs such as python3)
+#     --shm                  ranks talk over shared memory (Open MPI's vader
+#                            BTL) instead of TCP, as ranks of one node do
+#     --netns RATE           each rank in its own network namespace behind a
+#                            link limited to RATE (tc syntax, e.g. 200mbit;
+#                            scripts/netns-mpi.sh); needs root, else skip (77)
 #
 # Meson passes NGL_PMPI_PRELOAD (the library, preceded by libasan in
 # sanitized builds), NGL_PMPI_LSAN_SUPP and MPIRUN in the environment.
@@ -27,6 +32,8 @@ limit=120
 expect_fail=0
 preload=1
 leaks=1
+netns_rate=""
+shm=0
 envs=()
 declare -A rank_envs=()
 counts=()
@@ -41,6 +48,8 @@ while [ $# -gt 0 ]; do
     --expect-min) counts+=(">$2" "$3"); shift 3 ;;
     --no-preload) preload=0; shift ;;
     --no-leak-check) leaks=0; shift ;;
+    --netns) netns_rate=$2; shift 2 ;;
+    --shm) shm=1; shift ;;
     --) shift; break ;;
     *) echo "pmpi_run.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -53,6 +62,27 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 common=(--oversubscribe --bind-to none
         --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo
         --mca mpi_yield_when_idle 1)
+if [ "$shm" = 1 ]; then
+    common=(--oversubscribe --bind-to none --mca btl self,vader --mca mpi_yield_when_idle 1)
+fi
+if [ -n "$netns_rate" ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
+        echo "pmpi_run.sh: --netns needs root, ip and tc; skipping"
+        exit 77
+    fi
+    # A set of our own names and addresses, so a benchmark's set survives.
+    export NGL_NETNS_NAME=nglt NGL_NETNS_SUBNET=10.78.0
+    netns=$(cd "$(dirname "$0")/../../scripts" && pwd)/netns-mpi.sh
+    "$netns" up "$np" "$netns_rate" || { echo "pmpi_run.sh: FAIL: cannot create namespaces"; exit 1; }
+    trap '"$netns" down' EXIT
+    # PMIx's shared-memory store trips over several daemons on one host.
+    export PMIX_MCA_gds=hash
+    common=(--oversubscribe --bind-to none --host "$("$netns" hosts "$np")"
+            --mca plm_rsh_agent "$netns rsh"
+            --mca btl self,tcp --mca btl_tcp_if_include "$NGL_NETNS_SUBNET.0/24"
+            --mca oob_tcp_if_include "$NGL_NETNS_SUBNET.0/24"
+            --mca mpi_yield_when_idle 1)
+fi
 xs=()
 if [ "$preload" = 1 ]; then
     xs+=(-x "LD_PRELOAD=${NGL_PMPI_PRELOAD:?NGL_PMPI_PRELOAD not set}")
@@ -86,7 +116,11 @@ else
 fi
 
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+if [ -n "$netns_rate" ]; then
+    trap 'rm -f "$out"; "$netns" down' EXIT
+else
+    trap 'rm -f "$out"' EXIT
+fi
 start=$(date +%s)
 timeout --kill-after=10 "$limit" "${cmd[@]}" >"$out" 2>&1
 rc=$?

@@ -534,6 +534,12 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
     c->gpu = ngl_plugin_dev();
     c->cuda_dev = -1;
     c->set = *ngl_plugin_settings();
+    if (c->set.mode_auto && !c->set.min_bytes_set) {
+        /* NANGILA_MODE=auto's per-size decisions are not made in the
+         * collNet yet: it runs the cap's codec (NANGILA_MODE_MAX) from the
+         * fixed modes' floor, as a fixed mode would. */
+        c->set.min_bytes = NGL_DEFAULT_MIN_BYTES;
+    }
     c->nranks = nranks;
     c->rank = rank;
     c->dev = l->dev;
@@ -643,12 +649,13 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
     }
     connect_state_free(&cs);
     NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_COLL,
-              "collNet rank %d/%d connected over %s: mode %s, block %u, min %llu B, stream "
+              "collNet rank %d/%d connected over %s: mode %s%s, block %u, min %llu B, stream "
               "identity %s",
               rank, nranks, c->net->name,
               c->set.mode == NGL_MODE_OFF    ? "off"
               : c->set.mode == NGL_MODE_INT4 ? "int4"
                                              : "int8",
+              c->set.mode_auto ? " (NANGILA_MODE=auto: the cap; per-size choice is MPI-only)" : "",
               c->set.block_size, (unsigned long long)c->set.min_bytes,
               c->set.collnet_period ? "fixed by NANGILA_COLLNET_PERIOD" : "automatic");
     *out = c;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * plugin_state.c -- one-time set-up of the plugin: logger, settings,
- * devices, and the optional inner ncclNet plugin (NANGILA_NET_INNER).
+ * topology, devices, and the optional inner ncclNet plugin
+ * (NANGILA_NET_INNER).
  */
 #include "ngl_plugin.h"
 #include "ngl_tcp.h"
+#include "ngl_topo.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -120,6 +122,22 @@ fail:
     return rc;
 }
 
+/* Where this process sits (NUMA node, nearest NIC and GPU), once, for the
+ * INFO log: the first thing to check when a job's traffic takes a NIC on
+ * the wrong socket. The plugin has no threads of its own to place; NCCL
+ * binds its proxy threads itself. */
+static void log_topology(const char *ifname_prefix)
+{
+    ngl_topo topo;
+    char line[512];
+    if (__atomic_load_n(&ngl_plugin_logger, __ATOMIC_ACQUIRE) == NULL) {
+        return; /* nobody to tell; spare the probe */
+    }
+    ngl_topo_probe(&topo, ifname_prefix);
+    ngl_topo_describe(&topo, line, sizeof line);
+    NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_NET, "%s", line);
+}
+
 int ngl_plugin_setup(ngl_nccl_logger_t logger)
 {
     return ngl_plugin_setup_ex(logger, 1);
@@ -145,6 +163,7 @@ int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner)
         goto out;
     }
     ngl_set_logger(core_log, NULL, settings.log_level);
+    log_topology(settings.socket_ifname);
     if (allow_inner && settings.net_inner[0] != '\0') {
         rc = load_inner(settings.net_inner, ngl_plugin_logger);
     } else {

@@ -4,14 +4,13 @@
 #include "ngl_plugin.h"
 #include "ngl_plugin_dev.h"
 #include "ngl_tcp.h"
+#include "ngl_topo.h"
 
 #include <errno.h>
 #include <ifaddrs.h>
-#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -22,7 +21,7 @@ typedef struct {
         struct sockaddr_in6 v6;
     } addr;
     unsigned addrlen;
-    char *pci_path; /* realpath of /sys/class/net/<if>/device, or NULL */
+    char pci_path[256]; /* its PCI device (ngl_topo_netdev_pci_path()), "" if virtual */
     int speed_mbps;
 } tcp_dev;
 
@@ -112,9 +111,6 @@ int ngl_tcp_devices_init(const char *ifname_prefix)
     if (getifaddrs(&list) != 0) {
         return -errno;
     }
-    for (int i = 0; i < ndevs; i++) {
-        free(devs[i].pci_path);
-    }
     ndevs = 0;
     for (int pass = 0; pass < 2 && ndevs == 0; pass++) {
         /* Pass 1 (auto only): loopback, when nothing else exists. */
@@ -129,10 +125,7 @@ int ngl_tcp_devices_init(const char *ifname_prefix)
     }
     freeifaddrs(list);
     for (int i = 0; i < ndevs; i++) {
-        char path[128];
-        char real[PATH_MAX];
-        snprintf(path, sizeof path, "/sys/class/net/%.16s/device", devs[i].ifname);
-        devs[i].pci_path = realpath(path, real) ? strdup(real) : NULL;
+        ngl_topo_netdev_pci_path(devs[i].ifname, devs[i].pci_path, sizeof devs[i].pci_path);
         devs[i].speed_mbps = read_speed(devs[i].ifname);
         if (devs[i].speed_mbps <= 0) {
             NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_NET,
@@ -159,7 +152,8 @@ int ngl_tcp_device_props(int dev, ngl_nccl_props_v8_t *props)
     }
     memset(props, 0, sizeof *props);
     props->name = devs[dev].ifname;
-    props->pciPath = devs[dev].pci_path;
+    /* NULL tells NCCL the NIC is virtual (no PCI locality). */
+    props->pciPath = devs[dev].pci_path[0] != '\0' ? devs[dev].pci_path : NULL;
     props->guid = (uint64_t)dev;
     /* Device memory moves through pinned mirrors (tcp_net.c). */
     props->ptrSupport = NGL_NCCL_PTR_HOST | (ngl_plugin_dev_usable() ? NGL_NCCL_PTR_CUDA : 0);

@@ -759,11 +759,33 @@ static void p2p_body(int big)
     p2p_threads();
 }
 
+/* The topology line set-up logs once at INFO (ngl_topo.h). */
+static char g_topology_line[512];
+
+static void capture_topology(ngl_nccl_log_level_t level, const char *msg)
+{
+    if (level == NGL_NCCL_LOG_INFO && strncmp(msg, "NET/Nangila topology", 20) == 0) {
+        snprintf(g_topology_line, sizeof g_topology_line, "%s", msg);
+    }
+}
+
 static void scenario_p2p(const char *plugin, void *arg)
 {
     (void)plugin;
     (void)arg;
+    g_log_hook = capture_topology;
     p2p_body(1);
+    g_log_hook = NULL;
+    CHECK(g_topology_line[0] != '\0', "no topology line at INFO");
+    if (g_rank == 0) {
+        printf("[rank 0] %s\n", g_topology_line);
+    }
+    /* A virtual interface (the suite runs on lo) has no PCI path. */
+    ngl_nccl_props_v8_t p;
+    NCCL_OK(net->getProperties(0, &p));
+    CHECK(strcmp(p.name, "lo") != 0 || p.pciPath == NULL, "lo reports pciPath %s", p.pciPath);
+    CHECK(p.pciPath == NULL || strncmp(p.pciPath, "/sys/devices/pci", 16) == 0,
+          "%s: pciPath %s is not a PCI device", p.name, p.pciPath);
     printf("[rank %d] p2p ok\n", g_rank);
 }
 

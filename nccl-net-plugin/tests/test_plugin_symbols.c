@@ -23,9 +23,10 @@
 static const char *const expected[] = {"ncclNetPlugin_v8", "ncclCollNetPlugin_v8"};
 #define N_EXPECTED (sizeof expected / sizeof expected[0])
 
-/* Libraries the plugin may depend on: no CUDA, no NCCL. */
+/* Libraries the plugin may depend on: no CUDA, no NCCL; hwloc for the
+ * topology (engine/include/ngl_topo.h). */
 static const char *const allowed_needed[] = {
-    "libc.so",    "libm.so",     "libpthread.so", "libdl.so",    "libzstd.so",
+    "libc.so",    "libm.so",     "libpthread.so", "libdl.so",    "libzstd.so",  "libhwloc.so",
     "libasan.so", "libubsan.so", "ld-linux",      "libgcc_s.so", "libstdc++.so"};
 
 static int fail_count;

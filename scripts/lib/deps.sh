@@ -4,7 +4,7 @@
 
 NANGILA_DEBS=(
     build-essential meson ninja-build pkg-config
-    libcmocka-dev libzstd-dev zstd xz-utils
+    libcmocka-dev libzstd-dev zstd xz-utils libhwloc-dev
     openmpi-bin libopenmpi-dev
     python3 python3-numpy python3-mpi4py python3-sklearn python3-matplotlib
     python3-zstandard

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_engine_auto.c -- NANGILA_MODE=auto decisions (engine_auto.c) with
+ * several simulated ranks whose clocks disagree: every rank must run the
+ * same mode at every call (a rank that passes through while the others
+ * compress would hang the job), the choice must be the fastest mode, must
+ * hold steady under noise, must follow a change
+ * of the link, and must respect NANGILA_MODE_MAX.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ngl_engine.h"
+
+#define P 4
+
+typedef struct sim {
+    ngl_auto *rank[P];
+    double skew[P];   /* rank r's clock reads skew[r] x the true time */
+    uint64_t rng;     /* noise */
+    double noise;     /* relative noise amplitude per sample */
+    uint64_t changes; /* mode changes seen by rank 0 after settling */
+} sim;
+
+static double uniform(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(*s >> 11) * 0x1.0p-53;
+}
+
+static void sim_init(sim *s, ngl_mode cap, int auto_on)
+{
+    memset(s, 0, sizeof *s);
+    ngl_engine_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.nranks = P;
+    ngl_settings_defaults(&cfg.codec);
+    cfg.codec.mode_auto = auto_on;
+    cfg.codec.mode_max = cap;
+    cfg.codec.mode = cap;
+    for (int r = 0; r < P; r++) {
+        cfg.rank = r;
+        assert_int_equal(ngl_auto_create(&cfg, &s->rank[r]), NGL_OK);
+        /* deliberately skewed: rank 3 measures everything 2.5x slower */
+        s->skew[r] = 1.0 + 0.5 * r;
+    }
+    s->rng = 12345;
+}
+
+static void sim_free(sim *s)
+{
+    for (int r = 0; r < P; r++) {
+        ngl_auto_destroy(s->rank[r]);
+    }
+}
+
+/*
+ * One call of @p bytes whose true cost in mode m is t[m]: every rank plans
+ * it (the plans must be equal), measures it with its own skew and noise,
+ * and the ranks agree by element-wise MIN when the plan says so.
+ * @return the mode the call ran in.
+ */
+static ngl_mode sim_call(sim *s, uint64_t bytes, const double t[NGL_AUTO_NMODES])
+{
+    ngl_auto_plan plan[P];
+    for (int r = 0; r < P; r++) {
+        plan[r] = ngl_auto_plan_call(s->rank[r], bytes);
+        assert_int_equal(plan[r].mode, plan[0].mode);
+        assert_int_equal(plan[r].timed, plan[0].timed);
+        assert_int_equal(plan[r].agree, plan[0].agree);
+        assert_int_equal(plan[r].cls, plan[0].cls);
+        const double meas =
+            t[plan[r].mode] * s->skew[r] * (1.0 + s->noise * (2.0 * uniform(&s->rng) - 1.0));
+        ngl_auto_record(s->rank[r], &plan[r], meas, 0.3 * meas, 0);
+    }
+    if (plan[0].agree) {
+        double vmin[NGL_AUTO_VEC];
+        ngl_auto_local(s->rank[0], plan[0].cls, vmin);
+        for (int r = 1; r < P; r++) {
+            double v[NGL_AUTO_VEC];
+            ngl_auto_local(s->rank[r], plan[0].cls, v);
+            for (int i = 0; i < NGL_AUTO_VEC; i++) {
+                vmin[i] = v[i] < vmin[i] ? v[i] : vmin[i];
+            }
+        }
+        int settled0 = 0;
+        const ngl_mode before = ngl_auto_choice(s->rank[0], plan[0].cls, &settled0);
+        for (int r = 0; r < P; r++) {
+            ngl_auto_agree(s->rank[r], plan[0].cls, vmin);
+        }
+        const ngl_mode after = ngl_auto_choice(s->rank[0], plan[0].cls, NULL);
+        s->changes += settled0 && after != before;
+        for (int r = 1; r < P; r++) {
+            assert_int_equal(ngl_auto_choice(s->rank[r], plan[0].cls, NULL), after);
+        }
+    }
+    return plan[0].mode;
+}
+
+/* With a fixed mode nothing is explored or timed. */
+static void test_fixed_mode_is_fixed(void **state)
+{
+    (void)state;
+    sim s;
+    sim_init(&s, NGL_MODE_INT4, 0);
+    const double t[3] = {1e-3, 1e-3, 1e-3};
+    for (int i = 0; i < 100; i++) {
+        const ngl_auto_plan p = ngl_auto_plan_call(s.rank[0], 1u << 20);
+        assert_int_equal(p.mode, NGL_MODE_INT4);
+        assert_false(p.timed);
+        assert_false(p.agree);
+    }
+    (void)t;
+    char buf[256];
+    assert_int_equal(ngl_auto_describe(s.rank[0], "", buf, sizeof buf), 0);
+    sim_free(&s);
+}
+
+/* Exploration: each allowed mode once untimed then timed; then the mode
+ * that is fastest on the slowest rank. The cap keeps int4 out. */
+static void test_explore_then_fastest(void **state)
+{
+    (void)state;
+    sim s;
+    sim_init(&s, NGL_MODE_INT8, 1);
+    const double slow_link[3] = {8e-3, 2.5e-3, 1.5e-3}; /* int4 would win, capped */
+    int ran[3] = {0};
+    for (int i = 0; i < 8; i++) {
+        ran[sim_call(&s, 16u << 20, slow_link)]++;
+    }
+    assert_int_equal(ran[NGL_MODE_OFF], 4);
+    assert_int_equal(ran[NGL_MODE_INT8], 4);
+    assert_int_equal(ran[NGL_MODE_INT4], 0);
+    int settled = 0;
+    assert_int_equal(ngl_auto_choice(s.rank[0], ngl_auto_class_of(16u << 20), &settled),
+                     NGL_MODE_INT8);
+    assert_true(settled);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_not_equal(sim_call(&s, 16u << 20, slow_link), NGL_MODE_INT4);
+    }
+
+    /* a class of its own for small calls on the same link: off wins there */
+    const double small[3] = {40e-6, 90e-6, 95e-6};
+    for (int i = 0; i < 8; i++) {
+        sim_call(&s, 32u << 10, small);
+    }
+    assert_int_equal(ngl_auto_choice(s.rank[0], ngl_auto_class_of(32u << 10), NULL), NGL_MODE_OFF);
+    char buf[1024];
+    assert_true(ngl_auto_describe(s.rank[0], "  ", buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "16..32 MiB: int8"));
+    assert_non_null(strstr(buf, "32..64 KiB: off"));
+    assert_non_null(strstr(buf, "link"));
+    sim_free(&s);
+
+    /* with the cap at int4, int4 is explored and wins */
+    sim_init(&s, NGL_MODE_INT4, 1);
+    for (int i = 0; i < 12; i++) {
+        sim_call(&s, 16u << 20, slow_link);
+    }
+    assert_int_equal(ngl_auto_choice(s.rank[0], ngl_auto_class_of(16u << 20), NULL), NGL_MODE_INT4);
+    sim_free(&s);
+}
+
+/* Two modes within noise of each other: the choice must not flip-flop, and
+ * re-probing must cost only a small fraction of the calls. */
+static void test_hysteresis_and_probe_cost(void **state)
+{
+    (void)state;
+    sim s;
+    sim_init(&s, NGL_MODE_INT4, 1);
+    s.noise = 0.08;
+    const double close[3] = {1.00e-3, 0.97e-3, 1.30e-3};
+    int ran[3] = {0};
+    const int n = 40000;
+    for (int i = 0; i < n; i++) {
+        ran[sim_call(&s, 4u << 20, close)]++;
+    }
+    assert_true(s.changes <= 2);
+    /* the runner-up modes ran only while exploring and re-probing */
+    const int chosen = ran[NGL_MODE_OFF] > ran[NGL_MODE_INT8] ? NGL_MODE_OFF : NGL_MODE_INT8;
+    assert_true(ran[chosen] > n - n / 50);
+    assert_true(ran[NGL_MODE_INT4] < n / 100);
+    sim_free(&s);
+}
+
+/* The link becomes fast (or congestion ends): re-probes notice, and the
+ * choice moves to off within a bounded number of calls. */
+static void test_follows_a_changed_link(void **state)
+{
+    (void)state;
+    sim s;
+    sim_init(&s, NGL_MODE_INT8, 1);
+    s.noise = 0.05;
+    const double slow[3] = {8e-3, 2.5e-3, 2e-3};
+    const double fast[3] = {0.5e-3, 1.5e-3, 1.4e-3};
+    const uint32_t cls = ngl_auto_class_of(8u << 20);
+    for (int i = 0; i < 20000; i++) {
+        sim_call(&s, 8u << 20, slow);
+    }
+    assert_int_equal(ngl_auto_choice(s.rank[0], cls, NULL), NGL_MODE_INT8);
+    int switched_after = -1;
+    for (int i = 0; i < 10000 && switched_after < 0; i++) {
+        sim_call(&s, 8u << 20, fast);
+        if (ngl_auto_choice(s.rank[0], cls, NULL) == NGL_MODE_OFF) {
+            switched_after = i;
+        }
+    }
+    /* at most one longest re-probe interval plus the probe itself */
+    assert_true(switched_after >= 0);
+    assert_true(switched_after <= 4096 + 8);
+    sim_free(&s);
+}
+
+/* Calls that created their streams are not typical and are dropped; if a
+ * round measured nothing the class stays exact and explores again. */
+static void test_created_samples_dropped(void **state)
+{
+    (void)state;
+    sim s;
+    sim_init(&s, NGL_MODE_INT8, 1);
+    ngl_auto *a = s.rank[0];
+    for (int i = 0; i < 8; i++) {
+        const ngl_auto_plan p = ngl_auto_plan_call(a, 1u << 20);
+        ngl_auto_record(a, &p, 1.0, 0.0, 1);
+        if (p.agree) {
+            double v[NGL_AUTO_VEC];
+            ngl_auto_local(a, p.cls, v);
+            for (int k = 0; k < NGL_AUTO_VEC; k++) {
+                assert_true(v[k] == 0.0);
+            }
+            ngl_auto_agree(a, p.cls, v);
+        }
+    }
+    int settled = 1;
+    assert_int_equal(ngl_auto_choice(a, ngl_auto_class_of(1u << 20), &settled), NGL_MODE_OFF);
+    assert_false(settled);
+    /* and explores again from the next call on */
+    const ngl_auto_plan p = ngl_auto_plan_call(a, 1u << 20);
+    assert_int_equal(p.mode, NGL_MODE_OFF);
+    assert_false(p.timed);
+    sim_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixed_mode_is_fixed),
+        cmocka_unit_test(test_explore_then_fastest),
+        cmocka_unit_test(test_hysteresis_and_probe_cost),
+        cmocka_unit_test(test_follows_a_changed_link),
+        cmocka_unit_test(test_created_samples_dropped),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
