@@ -396,9 +396,14 @@ typedef struct ngl_engine_set {
 
 #define NGL_AUTO_CLASSES 48 /* class c: messages of [2^c, 2^(c+1)) bytes */
 #define NGL_AUTO_NMODES  3  /* ngl_mode values: off, int8, int4 */
-/* ngl_auto_local() vector: [m] seconds of the fastest recent call in mode
- * m, [3 + m] its codec (encode + decode) seconds; 0 where not measured. */
-#define NGL_AUTO_VEC (2 * NGL_AUTO_NMODES)
+#define NGL_AUTO_KEEP    8  /* latest timed calls per mode and class exchanged */
+/* ngl_auto_local() vector: NGL_AUTO_T(m, i) seconds of the i-th recent
+ * timed call in mode m, NGL_AUTO_C(m, i) its codec (encode + decode)
+ * seconds; 0 where there is no such call. Slot i is the same call on every
+ * rank. */
+#define NGL_AUTO_T(m, i) ((m)*NGL_AUTO_KEEP + (i))
+#define NGL_AUTO_C(m, i) ((NGL_AUTO_NMODES + (m)) * NGL_AUTO_KEEP + (i))
+#define NGL_AUTO_VEC     (2 * NGL_AUTO_NMODES * NGL_AUTO_KEEP)
 
 typedef struct ngl_auto ngl_auto;
 
@@ -421,13 +426,15 @@ ngl_auto_plan ngl_auto_plan_call(ngl_auto *a, uint64_t bytes);
 void ngl_auto_record(ngl_auto *a, const ngl_auto_plan *p, double seconds, double codec_seconds,
                      int created);
 
-/** This rank's estimates (fastest of its latest calls per mode) since the
- *  last agreement of class @p cls; 0 where it has none. */
+/** This rank's times of its latest timed calls per mode since the last
+ *  agreement of class @p cls (layout: NGL_AUTO_T / NGL_AUTO_C). */
 void ngl_auto_local(const ngl_auto *a, uint32_t cls, double v[NGL_AUTO_VEC]);
 
 /** Decide class @p cls from @p vmin, the element-wise MIN over all ranks of
- *  ngl_auto_local() (0 counts as missing on every rank alike: sample counts
- *  are the same everywhere); logs the choice (INFO) when made or changed. */
+ *  ngl_auto_local() (per call, its fastest rank's time; a mode's estimate
+ *  is the median over its calls; 0 counts as missing, alike on every rank
+ *  as sample counts are the same everywhere); logs the choice (INFO) when
+ *  made or changed. */
 void ngl_auto_agree(ngl_auto *a, uint32_t cls, const double vmin[NGL_AUTO_VEC]);
 
 /** 1 for NANGILA_MODE=auto. */

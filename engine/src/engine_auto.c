@@ -15,13 +15,15 @@
  * How:
  *   - exploration: the first calls of a class run each allowed mode in turn
  *     (one untimed warm-up call, then NGL_AUTO_SAMPLES timed calls each);
- *   - the estimate of a mode is the fastest of its latest samples, and the
- *     ranks agree on the element-wise MIN of their estimates. Why the
- *     minimum: a rank's time for a call includes waiting for the others to
- *     arrive (the application's own imbalance, noise of milliseconds on a
- *     busy node, larger than a small call's cost); the rank that arrived
- *     last, in its fastest call, timed the collective itself, and that
- *     includes waiting for the slowest rank's frames and codec work. The
+ *   - agreement: the ranks exchange the times of their latest calls in each
+ *     mode (the same calls on every rank: sampling depends only on call
+ *     counts) and take the element-wise MIN, i.e. per call the time of its
+ *     fastest rank. Why: a rank's time for a call includes waiting for the
+ *     others to arrive (the application's imbalance, noise of milliseconds
+ *     on a busy node, larger than a small call's cost); the rank that
+ *     arrived last timed the collective itself, which includes waiting for
+ *     the slowest rank's frames and codec work. A mode's estimate is the
+ *     median over its calls, so one stalled call does not decide. These
  *     agreed numbers go to ngl_auto_agree(), which decides from them only:
  *     every rank computes the same choice from the same inputs, at the same
  *     call, whatever its own clock said;
@@ -46,13 +48,12 @@
 #include <string.h>
 
 #define NGL_AUTO_WARMUP      1u   /* untimed calls before a mode's first samples */
-#define NGL_AUTO_SAMPLES     3u   /* timed calls per mode while exploring */
+#define NGL_AUTO_SAMPLES     5u   /* timed calls per mode while exploring */
 #define NGL_AUTO_PROBE_CALLS 3u   /* calls per other mode in a re-probe */
 #define NGL_AUTO_REPROBE_MIN 256u /* class calls between re-probes, after a change */
 #define NGL_AUTO_REPROBE_MAX 4096u
 #define NGL_AUTO_HYSTERESIS  0.10 /* a new mode must be this much faster */
 #define NGL_AUTO_QUEUE       16u
-#define NGL_AUTO_KEEP        8u /* latest samples per mode kept */
 
 typedef struct auto_step {
     uint8_t mode;
@@ -210,14 +211,29 @@ void ngl_auto_local(const ngl_auto *a, uint32_t cls, double v[NGL_AUTO_VEC])
     const auto_class *c = &a->cls[cls];
     for (unsigned m = 0; m < NGL_AUTO_NMODES; m++) {
         const uint32_t n = c->t_n[m] < NGL_AUTO_KEEP ? c->t_n[m] : NGL_AUTO_KEEP;
-        v[m] = v[NGL_AUTO_NMODES + m] = 0.0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (v[m] == 0.0 || c->t_smp[m][i] < v[m]) {
-                v[m] = c->t_smp[m][i];
-                v[NGL_AUTO_NMODES + m] = c->c_smp[m][i];
-            }
+        for (uint32_t i = 0; i < NGL_AUTO_KEEP; i++) {
+            v[NGL_AUTO_T(m, i)] = i < n ? c->t_smp[m][i] : 0.0;
+            v[NGL_AUTO_C(m, i)] = i < n ? c->c_smp[m][i] : 0.0;
         }
     }
+}
+
+/* Median of the nonzero values among @p n; 0 if none. */
+static double median_nonzero(const double *v, uint32_t n, uint32_t stride)
+{
+    double s[NGL_AUTO_KEEP];
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const double x = v[(size_t)i * stride];
+        if (x > 0.0) {
+            uint32_t j = k++;
+            for (; j > 0 && s[j - 1] > x; j--) {
+                s[j] = s[j - 1];
+            }
+            s[j] = x;
+        }
+    }
+    return k == 0 ? 0.0 : k % 2 ? s[k / 2] : 0.5 * (s[k / 2 - 1] + s[k / 2]);
 }
 
 static const char *class_range(uint32_t cls, char *buf, size_t cap)
@@ -267,9 +283,13 @@ void ngl_auto_agree(ngl_auto *a, uint32_t cls, const double vmin[NGL_AUTO_VEC])
 {
     auto_class *c = &a->cls[cls];
     for (unsigned m = 0; m < NGL_AUTO_NMODES; m++) {
-        if (vmin[m] > 0.0) {
-            c->est[m] = vmin[m];
-            c->codec[m] = vmin[NGL_AUTO_NMODES + m];
+        /* vmin holds, per call sampled, its fastest rank's time: the
+         * collective without the application's arrival skew. The median
+         * over those calls is the mode's typical cost. */
+        const double t = median_nonzero(vmin + NGL_AUTO_T(m, 0), NGL_AUTO_KEEP, 1);
+        if (t > 0.0) {
+            c->est[m] = t;
+            c->codec[m] = median_nonzero(vmin + NGL_AUTO_C(m, 0), NGL_AUTO_KEEP, 1);
         }
         c->t_n[m] = 0;
     }

@@ -133,11 +133,11 @@ static void test_explore_then_fastest(void **state)
     sim_init(&s, NGL_MODE_INT8, 1);
     const double slow_link[3] = {8e-3, 2.5e-3, 1.5e-3}; /* int4 would win, capped */
     int ran[3] = {0};
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 12; i++) {
         ran[sim_call(&s, 16u << 20, slow_link)]++;
     }
-    assert_int_equal(ran[NGL_MODE_OFF], 4);
-    assert_int_equal(ran[NGL_MODE_INT8], 4);
+    assert_int_equal(ran[NGL_MODE_OFF], 6);
+    assert_int_equal(ran[NGL_MODE_INT8], 6);
     assert_int_equal(ran[NGL_MODE_INT4], 0);
     int settled = 0;
     assert_int_equal(ngl_auto_choice(s.rank[0], ngl_auto_class_of(16u << 20), &settled),
@@ -149,7 +149,7 @@ static void test_explore_then_fastest(void **state)
 
     /* a class of its own for small calls on the same link: off wins there */
     const double small[3] = {40e-6, 90e-6, 95e-6};
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 12; i++) {
         sim_call(&s, 32u << 10, small);
     }
     assert_int_equal(ngl_auto_choice(s.rank[0], ngl_auto_class_of(32u << 10), NULL), NGL_MODE_OFF);
@@ -162,7 +162,7 @@ static void test_explore_then_fastest(void **state)
 
     /* with the cap at int4, int4 is explored and wins */
     sim_init(&s, NGL_MODE_INT4, 1);
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 18; i++) {
         sim_call(&s, 16u << 20, slow_link);
     }
     assert_int_equal(ngl_auto_choice(s.rank[0], ngl_auto_class_of(16u << 20), NULL), NGL_MODE_INT4);
@@ -227,7 +227,7 @@ static void test_created_samples_dropped(void **state)
     sim s;
     sim_init(&s, NGL_MODE_INT8, 1);
     ngl_auto *a = s.rank[0];
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 12; i++) {
         const ngl_auto_plan p = ngl_auto_plan_call(a, 1u << 20);
         ngl_auto_record(a, &p, 1.0, 0.0, 1);
         if (p.agree) {

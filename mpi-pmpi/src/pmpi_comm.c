@@ -285,7 +285,7 @@ static void auto_summary_add(ngl_pmpi_comm *ctx)
     const size_t used = strlen(G.auto_summary);
     snprintf(G.auto_summary + used, sizeof G.auto_summary - used,
              "nangila:   NANGILA_MODE=auto on a communicator of %d ranks, per message size "
-             "(times: fastest recent call, minimum over ranks):\n%s",
+             "(times: median over calls of the fastest rank):\n%s",
              ctx->size, lines);
     pthread_mutex_unlock(&G.lock);
 }
