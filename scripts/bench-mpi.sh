@@ -128,7 +128,7 @@ for rate in $rates; do
         warmup=4
         [ "$mode" = auto ] && warmup=16
         echo "==> $rate, $cfg, NANGILA_MIN_BYTES ${policy} ($((SECONDS - t_start)) s so far)"
-        run=(mpirun -np 4 --host "$("$netns" hosts 4)" --mca plm_rsh_agent "$netns rsh"
+        run=(mpirun -np 4 --host "$("$netns" hosts 4)" --mca plm_rsh_agent "$netns rsh" --mca rtc_hwloc_vmhole none
              --bind-to none --mca btl self,tcp
              --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24
              --mca mpi_yield_when_idle 1

@@ -80,7 +80,8 @@ for rate in $rates; do
             *) echo "unknown loop mode $loop (closed, stateless)" >&2; exit 2 ;;
             esac
             echo "--> $size MiB, closed loop: $loop"
-            env "${loop_env[@]}" NANGILA_SOCKET_IFNAME=${prefix}v "$harness" "$plugin" bench \
+            # int8 on every slice: the codec against the ring, not auto's choice
+            env "${loop_env[@]}" NANGILA_MODE=int8 NANGILA_SOCKET_IFNAME=${prefix}v "$harness" "$plugin" bench \
                 --ranks "$ranks" --sizes "$size" --iters "$iters" --netns "$prefix" \
                 --label "$rate" | tee "$tmp.run"
             if [ $header_done = 0 ]; then
@@ -101,7 +102,7 @@ rm -f "$tmp.run"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "machine: $(uname -srm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "settings: defaults (NANGILA_MODE=int8, block 256, automatic stream identity); closed rows NANGILA_COLLNET_PERIOD=ceil(size / 2 MiB) (one state per slice), stateless rows NANGILA_EF=0; one harness run per size and mode; fp32; best of $iters after one warm-up"
+    echo "settings: NANGILA_MODE=int8, defaults (block 256, automatic stream identity); closed rows NANGILA_COLLNET_PERIOD=ceil(size / 2 MiB) (one state per slice), stateless rows NANGILA_EF=0; one harness run per size and mode; fp32; best of $iters after one warm-up"
     "$py" - "$csv" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

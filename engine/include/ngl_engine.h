@@ -420,6 +420,17 @@ uint32_t ngl_auto_class_of(uint64_t bytes);
 /** The plan for the next call of @p bytes (counts the call). */
 ngl_auto_plan ngl_auto_plan_call(ngl_auto *a, uint64_t bytes);
 
+/**
+ * The call planned as @p p created its streams (allocation and first touch:
+ * its time is not typical): returns the plan untimed and without agreement,
+ * and runs the same step again on the class's next call, so a mode is
+ * measured on streams that exist (a round may grow by up to 64 such steps,
+ * e.g. while the tensors of one size class get their streams). Call it
+ * right after the plan, at the same point on every rank (set creation is
+ * the same everywhere). A no-op for untimed plans.
+ */
+ngl_auto_plan ngl_auto_replan(ngl_auto *a, ngl_auto_plan p);
+
 /** Time of a planned call: @p seconds in total, @p codec_seconds of it
  *  encoding and decoding; @p created: the call created its streams (its
  *  time is not typical and is dropped). */

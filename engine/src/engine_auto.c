@@ -53,7 +53,8 @@
 #define NGL_AUTO_REPROBE_MIN 256u /* class calls between re-probes, after a change */
 #define NGL_AUTO_REPROBE_MAX 4096u
 #define NGL_AUTO_HYSTERESIS  0.10 /* a new mode must be this much faster */
-#define NGL_AUTO_QUEUE       16u
+#define NGL_AUTO_QUEUE       32u  /* steps of one round (exploration: 18) */
+#define NGL_AUTO_REPLAN_MAX  64u  /* re-queued steps per round (ngl_auto_replan) */
 
 typedef struct auto_step {
     uint8_t mode;
@@ -70,6 +71,7 @@ typedef struct auto_class {
     ngl_mode choice;
     auto_step queue[NGL_AUTO_QUEUE]; /* steps before the next agreement */
     uint32_t qlen, qpos;
+    uint32_t replans; /* steps re-queued this round */
     /* this rank's latest samples since the last agreement (a ring) */
     double t_smp[NGL_AUTO_NMODES][NGL_AUTO_KEEP], c_smp[NGL_AUTO_NMODES][NGL_AUTO_KEEP];
     uint32_t t_n[NGL_AUTO_NMODES];
@@ -165,6 +167,7 @@ ngl_auto_plan ngl_auto_plan_call(ngl_auto *a, uint64_t bytes)
     c->bytes = bytes;
     if (c->qpos == c->qlen && (!c->settled || c->calls >= c->next_probe)) {
         c->qlen = c->qpos = 0;
+        c->replans = 0;
         for (unsigned m = 0; m < NGL_AUTO_NMODES; m++) {
             if (!mode_allowed(a, m)) {
                 continue;
@@ -189,6 +192,28 @@ ngl_auto_plan ngl_auto_plan_call(ngl_auto *a, uint64_t bytes)
     }
     p.mode = c->choice;
     p.timed = 1;
+    return p;
+}
+
+ngl_auto_plan ngl_auto_replan(ngl_auto *a, ngl_auto_plan p)
+{
+    if (!a->enabled || !p.timed || p.cls >= NGL_AUTO_CLASSES) {
+        return p;
+    }
+    auto_class *c = &a->cls[p.cls];
+    /* The step just taken is at qpos - 1 (a timed step of this round: the
+     * chosen mode between rounds has an empty queue and nothing to redo). */
+    if (c->qpos == 0 || c->qpos > c->qlen || c->qlen >= NGL_AUTO_QUEUE ||
+        c->replans >= NGL_AUTO_REPLAN_MAX) {
+        p.timed = 0;
+        return p;
+    }
+    memmove(&c->queue[c->qpos + 1], &c->queue[c->qpos], (c->qlen - c->qpos) * sizeof c->queue[0]);
+    c->queue[c->qpos] = c->queue[c->qpos - 1];
+    c->qlen++;
+    c->replans++;
+    p.timed = 0;
+    p.agree = 0; /* the round now ends one step later */
     return p;
 }
 

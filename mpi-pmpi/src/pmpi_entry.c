@@ -166,7 +166,7 @@ int ngl_pmpi_call_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain
     /* Which codec this call runs (NANGILA_MODE=auto: per size class, from
      * measured times; the same on every rank). */
     ngl_auto *am = ngl_engine_auto(ctx->eng);
-    const ngl_auto_plan plan = ngl_auto_plan_call(am, bytes);
+    ngl_auto_plan plan = ngl_auto_plan_call(am, bytes);
     ngl_engine_stats *st = ngl_engine_stats_of(ctx->eng);
     const double t0 = ngl_pmpi_now();
     const double codec0 = st->t_encode + st->t_decode;
@@ -177,6 +177,10 @@ int ngl_pmpi_call_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain
         rc = PASS();
     } else {
         set = ngl_pmpi_set_get(ctx, c->token, k, (uint64_t)c->count, plan.mode, &created, &rc);
+        if (created) {
+            /* first use of these streams: time the same step again later */
+            plan = ngl_auto_replan(am, plan);
+        }
         if (set == NULL) {
             if (rc != MPI_SUCCESS) {
                 return rc;

@@ -18,6 +18,13 @@
  * started on the collComm's CUDA stream and completed by polling events;
  * a step that waits for the GPU returns and is retried on the next test().
  * Per-peer "started" bits (F_*_ENC, F_*_DECSUB) sit beside the "done" bits.
+ *
+ * NANGILA_MODE=auto (README, "Auto mode in the collNet"): the engine plans
+ * every compressible call at post time (off, int8 or int4 per size class),
+ * the call is timed from activation to finish, and when a plan asks the
+ * ranks to agree, the next post() first puts an exact allgather of the
+ * ranks' estimates into the seq order (agree_post()) and back-pressures
+ * until its MIN has been applied, so the next plan is the same everywhere.
  */
 #include "ngl_coll.h"
 
@@ -41,6 +48,18 @@
  * element), so this costs 8 slots x (3N-2) frames of pinned memory; larger
  * slices (CollNetDirect, registered user buffers) grow it at warm-up. */
 #define DEV_PRESIZE_BYTES ((uint64_t)2 << 20)
+/* NANGILA_MODE=auto's floor in the collNet when NANGILA_MIN_BYTES is not
+ * set. A collNet call is a whole chunk span, 32 KiB at least even for one
+ * element (NCCL's smallest CollNetChain chunk), and calls of 32 KiB only
+ * carry operations below 64 KiB: losses, metrics, norms, mostly stale zeros.
+ * They stay exact, so values people read stay exact and auto spends no
+ * calls on them; every larger slice is measured. (The MPI wrapper's 16 KiB
+ * is a message size; here it would take in every call NCCL makes.) */
+#define COLL_AUTO_MIN_BYTES (64u * 1024u)
+/* One rank's auto times as they travel (ngl_auto_local(): its latest timed
+ * calls per mode): NGL_AUTO_VEC doubles, each as its 64 bits
+ * little-endian. */
+#define AGREE_BYTES (NGL_AUTO_VEC * 8)
 
 enum { MESH_RS = 0, MESH_AG = 1, NMESH = 2 };
 /* Transport comms per peer, in this order, for the memory handles. */
@@ -87,6 +106,13 @@ enum {
 
 enum { R_FREE = 0, R_QUEUED, R_ACTIVE, R_DONE, R_FLUSH };
 
+/* NANGILA_MODE=auto's agreement of one size class (agree_post()). */
+enum {
+    AGREE_NONE = 0, /* no plan asked for one */
+    AGREE_WANTED,   /* a plan did: the next post() inserts the allgather */
+    AGREE_POSTED    /* the allgather is in the seq order; posts wait for it */
+};
+
 struct ngl_coll_req {
     ngl_coll_comm *comm;
     int state;
@@ -103,6 +129,12 @@ struct ngl_coll_req {
     uint64_t dst_shift;  /* and dst[0] */
     int slot;
     ngl_coll_req *next; /* FIFO of queued/active requests, in seq order */
+    /* NANGILA_MODE=auto */
+    ngl_auto_plan plan; /* what the engine planned (mode, class, timed) */
+    int created;        /* the call created its set: its time is not typical */
+    int internal;       /* the comm's own allgather of auto estimates */
+    uint64_t t_active;  /* ns when it went on the wire (timed calls) */
+    uint64_t codec_ns;  /* ns inside host encode/decode (timed calls) */
 };
 
 typedef struct {
@@ -169,6 +201,11 @@ struct ngl_coll_comm {
     /* zero-block bitmap of one chunk (skip_zero_blocks), grown at warm-up */
     uint8_t *zmask;
     size_t zmask_cap;
+    /* NANGILA_MODE=auto: the agreement a plan asked for (agree_post()) */
+    int agree;          /* AGREE_* */
+    uint32_t agree_cls; /* its size class */
+    uint8_t *agree_buf; /* [(N + 1) * AGREE_BYTES]: mine, then every rank's */
+    uint64_t agreements;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -346,7 +383,8 @@ static int comm_alloc_arrays(ngl_coll_comm *c)
 {
     const size_t n = (size_t)c->nranks;
     c->win_lo = calloc(n + 1, sizeof *c->win_lo);
-    if (c->win_lo == NULL) {
+    c->agree_buf = calloc(n + 1, AGREE_BYTES);
+    if (c->win_lo == NULL || c->agree_buf == NULL) {
         return -ENOMEM;
     }
     for (int m = 0; m < NMESH; m++) {
@@ -535,10 +573,7 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
     c->cuda_dev = -1;
     c->set = *ngl_plugin_settings();
     if (c->set.mode_auto && !c->set.min_bytes_set) {
-        /* NANGILA_MODE=auto's per-size decisions are not made in the
-         * collNet yet: it runs the cap's codec (NANGILA_MODE_MAX) from the
-         * fixed modes' floor, as a fixed mode would. */
-        c->set.min_bytes = NGL_DEFAULT_MIN_BYTES;
+        c->set.min_bytes = COLL_AUTO_MIN_BYTES;
     }
     c->nranks = nranks;
     c->rank = rank;
@@ -648,15 +683,18 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         goto fail_cs;
     }
     connect_state_free(&cs);
+    const char *mode = c->set.mode == NGL_MODE_OFF    ? "off"
+                       : c->set.mode == NGL_MODE_INT4 ? "int4"
+                                                      : "int8";
+    if (c->set.mode_auto) {
+        mode = c->set.mode_max == NGL_MODE_INT4 ? "auto (off, int8 or int4 per slice size)"
+                                                : "auto (off or int8 per slice size)";
+    }
     NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_COLL,
-              "collNet rank %d/%d connected over %s: mode %s%s, block %u, min %llu B, stream "
+              "collNet rank %d/%d connected over %s: mode %s, block %u, min %llu B, stream "
               "identity %s",
-              rank, nranks, c->net->name,
-              c->set.mode == NGL_MODE_OFF    ? "off"
-              : c->set.mode == NGL_MODE_INT4 ? "int4"
-                                             : "int8",
-              c->set.mode_auto ? " (NANGILA_MODE=auto: the cap; per-size choice is MPI-only)" : "",
-              c->set.block_size, (unsigned long long)c->set.min_bytes,
+              rank, nranks, c->net->name, mode, c->set.block_size,
+              (unsigned long long)c->set.min_bytes,
               c->set.collnet_period ? "fixed by NANGILA_COLLNET_PERIOD" : "automatic");
     *out = c;
     return 0;
@@ -670,20 +708,23 @@ fail_comm:
 
 /* ---- call shapes ------------------------------------------------------------ */
 
+/* 1 when a compressible call of @p count elements never compresses
+ * (NANGILA_MODE=off, or below the floor); above it NANGILA_MODE=auto's
+ * plan may still run it exact. */
 static int call_exact(const ngl_coll_comm *c, uint64_t count, size_t esize)
 {
     return c->set.mode == NGL_MODE_OFF || count * esize < c->set.min_bytes;
 }
 
-/* Bytes of frame buffers one call of @p count elements needs (plus room for
- * the host copies of a staged call): my frames to each peer, each peer's
- * frame of my chunk, each peer's sum, my sum. Uses the engine's layout, so
- * it also sizes buffers before the first call of a shape (dev_setup). */
-static size_t call_need(const ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int staged)
+/* Bytes of frame buffers one call of @p count elements needs, @p exact or
+ * compressed (plus room for the host copies of a staged call): my frames to
+ * each peer, each peer's frame of my chunk, each peer's sum, my sum. Uses
+ * the engine's layout, so it also sizes buffers before the first call of a
+ * shape (dev_setup). */
+static size_t call_need(const ngl_coll_comm *c, ngl_dtype dt, uint64_t count, int exact, int staged)
 {
     const int n = c->nranks;
     const size_t esize = ngl_dtype_size(dt);
-    const int exact = call_exact(c, count, esize);
     uint64_t lo[65]; /* chunk boundaries on the stack for up to 64 ranks */
     uint64_t *chunk_lo = n < 65 ? lo : calloc((size_t)n + 1, sizeof *chunk_lo);
     if (chunk_lo == NULL) {
@@ -844,8 +885,13 @@ static int dev_setup(ngl_coll_comm *c, const void *data, size_t size)
     static const ngl_dtype dts[] = {NGL_DTYPE_F32, NGL_DTYPE_F16, NGL_DTYPE_BF16};
     for (size_t i = 0; i < sizeof dts / sizeof dts[0] && rc == 0; i++) {
         const uint64_t count = bytes / ngl_dtype_size(dts[i]);
-        const int staged = call_exact(c, count, ngl_dtype_size(dts[i]));
-        const size_t nd = count > 0 ? call_need(c, dts[i], count, staged) : 0;
+        const int exact = call_exact(c, count, ngl_dtype_size(dts[i]));
+        size_t nd = count > 0 ? call_need(c, dts[i], count, exact, exact) : 0;
+        if (count > 0 && !exact && c->set.mode_auto) {
+            /* auto may run the slice exact, staged through host memory */
+            const size_t ns = call_need(c, dts[i], count, 1, 1);
+            nd = ns > nd ? ns : nd;
+        }
         need = nd > need ? nd : need;
     }
     for (int s = 0; s < NGL_COLL_NSLOTS && rc == 0 && need > 0; s++) {
@@ -908,6 +954,22 @@ static int poll_op(ngl_coll_comm *c, const ngl_engine_set *k, ngl_cc_stream *s, 
         *flags |= done_bit;
     }
     return 0;
+}
+
+/* NANGILA_MODE=auto's codec time of a timed call: host coding is complete
+ * when encode() or decode() returns, so it is the time spent inside them
+ * (zero-block scans included). A device codes asynchronously: GPU calls
+ * report none. */
+static uint64_t codec_clock(const ngl_coll_req *r)
+{
+    return r->plan.timed && !(r->set->layer_tag & TAG_GPU) ? ngl_plugin_now_ns() : 0;
+}
+
+static void codec_clock_add(ngl_coll_req *r, uint64_t t0)
+{
+    if (t0 != 0) {
+        r->codec_ns += ngl_plugin_now_ns() - t0;
+    }
 }
 
 /* Completion of my reduce-scatter frame for owner @p j. */
@@ -987,10 +1049,12 @@ static int rs_encode_start(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
             continue;
         }
         const uint8_t *src = src_at(r, j);
+        const uint64_t t0 = codec_clock(r);
         ngl_status st = skip_zero_blocks(c, k, k->rs_enc[j], src, chunk_len(k, j), r->esize);
         if (st == NGL_OK) {
             st = k->ops->encode(k->rs_enc[j], src, sl->rs_sbuf[j], fbound(k, j));
         }
+        codec_clock_add(r, t0);
         if (st != NGL_OK) {
             NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
             return cc_rc(st);
@@ -1248,11 +1312,14 @@ static int test_one(ngl_coll_comm *c, void **req, uint16_t *flags, uint16_t done
 
 /* Start decoding a received frame, and poll it once (the host is done
  * then). @return 0 or -errno. */
-static int decode_start(ngl_coll_comm *c, const ngl_engine_set *k, ngl_cc_stream *s,
-                        const uint8_t *frame, size_t len, void *dst, int accumulate, int from,
-                        uint16_t *flags, uint16_t started_bit, uint16_t done_bit)
+static int decode_start(ngl_coll_comm *c, ngl_coll_req *r, ngl_cc_stream *s, const uint8_t *frame,
+                        size_t len, void *dst, int accumulate, int from, uint16_t *flags,
+                        uint16_t started_bit, uint16_t done_bit)
 {
+    const ngl_engine_set *k = r->set;
+    const uint64_t t0 = codec_clock(r);
     ngl_status st = k->ops->decode(s, frame, len, dst, accumulate);
+    codec_clock_add(r, t0);
     if (st != NGL_OK) {
         if (st == NGL_ERR_DEVICE) {
             NGL_PWARN("collNet rank %d: decode of rank %d's frame failed on the GPU", c->rank,
@@ -1340,7 +1407,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
             continue;
         }
         if (mine > 0 && r->kind != CALL_ALLGATHER) {
-            rc = decode_start(c, k, k->rs_dec[i], sl->rs_rbuf[i], sl->rs_rlen[i], my_out, 1, i,
+            rc = decode_start(c, r, k->rs_dec[i], sl->rs_rbuf[i], sl->rs_rlen[i], my_out, 1, i,
                               &sl->flags[i], F_RS_DECSUB, F_RS_DECODED);
         } else {
             sl->flags[i] |= F_RS_DECSUB | F_RS_DECODED;
@@ -1358,10 +1425,12 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     if (started && !sl->ag_enc_sub && c->ag_enc_next == r->seq &&
         (mine == 0 || !k->ops->busy(k->ag_enc[0]))) {
         if (mine > 0 && r->kind != CALL_REDUCESCATTER) {
+            const uint64_t t0 = codec_clock(r);
             ngl_status st = skip_zero_blocks(c, k, k->ag_enc[0], my_out, mine, r->esize);
             if (st == NGL_OK) {
                 st = k->ops->encode(k->ag_enc[0], my_out, sl->ag_sbuf, fbound(k, me));
             }
+            codec_clock_add(r, t0);
             if (st != NGL_OK) {
                 NGL_PWARN("collNet: encode failed: %s", ngl_status_str(st));
                 return cc_rc(st);
@@ -1388,7 +1457,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     if (sl->ag_encoded && !(*mf & F_AG_DECSUB) && c->ag_dec_next[me] == r->seq &&
         (mine == 0 || !k->ops->busy(k->ag_dec[me]))) {
         if (mine > 0 && r->kind != CALL_REDUCESCATTER) {
-            rc = decode_start(c, k, k->ag_dec[me], sl->ag_sbuf, sl->ag_slen, my_out, 0, me, mf,
+            rc = decode_start(c, r, k->ag_dec[me], sl->ag_sbuf, sl->ag_slen, my_out, 0, me, mf,
                               F_AG_DECSUB, F_AG_DECODED);
             if (rc != 0) {
                 return rc;
@@ -1413,7 +1482,7 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
         if (rc == 0 && (*pf & F_AG_RDONE) && !(*pf & F_AG_DECSUB) && c->ag_dec_next[p] == r->seq &&
             (theirs == 0 || !k->ops->busy(k->ag_dec[p]))) {
             if (theirs > 0 && r->kind != CALL_REDUCESCATTER) {
-                rc = decode_start(c, k, k->ag_dec[p], sl->ag_rbuf[p], sl->ag_rlen[p], dst_at(r, p),
+                rc = decode_start(c, r, k->ag_dec[p], sl->ag_rbuf[p], sl->ag_rlen[p], dst_at(r, p),
                                   0, p, pf, F_AG_DECSUB, F_AG_DECODED);
             } else {
                 *pf |= F_AG_DECSUB | F_AG_DECODED;
@@ -1455,9 +1524,71 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     return 1;
 }
 
+/* ---- NANGILA_MODE=auto: agreement inside the seq order ------------------- */
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+    wr32(p, (uint32_t)v);
+    wr32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32);
+}
+
+/* This rank's times of the class, taken when the allgather activates:
+ * every earlier call has finished by then (progress()), so the call whose
+ * plan asked for the agreement is in them, on every rank alike (slot i is
+ * the same call on every rank). */
+static void agree_snapshot(ngl_coll_comm *c)
+{
+    double v[NGL_AUTO_VEC];
+    ngl_auto_local(ngl_engine_auto(c->eng), c->agree_cls, v);
+    for (int i = 0; i < NGL_AUTO_VEC; i++) {
+        uint64_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        wr64(c->agree_buf + 8 * i, bits);
+    }
+}
+
+/* The allgather finished: decide from the element-wise MIN over the ranks
+ * (per call, its fastest rank: the one that arrived last timed the
+ * collective itself, engine_auto.c), the same numbers on every rank,
+ * before any later call is planned. */
+static void agree_apply(ngl_coll_comm *c)
+{
+    const uint8_t *all = c->agree_buf + AGREE_BYTES;
+    double vmin[NGL_AUTO_VEC];
+    for (int i = 0; i < NGL_AUTO_VEC; i++) {
+        for (int p = 0; p < c->nranks; p++) {
+            const uint64_t bits = rd64(all + (size_t)p * AGREE_BYTES + 8 * (size_t)i);
+            double v;
+            memcpy(&v, &bits, sizeof v);
+            vmin[i] = p == 0 || v < vmin[i] ? v : vmin[i];
+        }
+    }
+    ngl_auto_agree(ngl_engine_auto(c->eng), c->agree_cls, vmin);
+    c->agree = AGREE_NONE;
+    c->agreements++;
+}
+
 static void finish(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 {
     const ngl_engine_set *k = r->set;
+    sl->req = NULL;
+    if (r->internal) {
+        agree_apply(c);
+        r->state = R_FREE; /* nobody tests it */
+        return;
+    }
+    if (r->plan.timed) {
+        /* From activation: queueing behind earlier calls is NCCL's pipeline
+         * depth, not what this call costs in its mode. */
+        const double secs = 1e-9 * (double)(ngl_plugin_now_ns() - r->t_active);
+        ngl_auto_record(ngl_engine_auto(c->eng), &r->plan, secs, 1e-9 * (double)r->codec_ns,
+                        r->created);
+    }
     /* NCCL's last slice of an operation carries stale bytes past the data
      * the GPU wrote. Zeroing the slot after use means the stale part of
      * the next slice in this slot is zeros, not old values that could blow
@@ -1467,9 +1598,7 @@ static void finish(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
     if (r->kind == CALL_ALLREDUCE && !((int)(k->layer_tag & TAG_MEM) & MEM_SDEV)) {
         memset((void *)(uintptr_t)r->send, 0, r->count * r->esize);
     }
-    sl->req = NULL;
     r->state = R_DONE;
-    (void)c;
 }
 
 static void fifo_remove(ngl_coll_comm *c, ngl_coll_req *r)
@@ -1500,6 +1629,12 @@ static void progress(ngl_coll_comm *c)
     for (ngl_coll_req *r = c->fifo_head; r != NULL;) {
         ngl_coll_req *next = r->next;
         if (r->state == R_QUEUED) {
+            if (r->internal) {
+                if (r != c->fifo_head) {
+                    break; /* its vector must include every earlier call */
+                }
+                agree_snapshot(c);
+            }
             /* A free slot whose buffers already fit, else any free one. */
             slot_t *sl = NULL;
             const size_t need = set_need(c, r);
@@ -1514,6 +1649,7 @@ static void progress(ngl_coll_comm *c)
             if (sl == NULL) {
                 break;
             }
+            const uint64_t t0 = r->plan.timed ? ngl_plugin_now_ns() : 0;
             int rc = activate(c, r, sl);
             if (rc < 0) {
                 fail(c, rc, "activating an allreduce");
@@ -1522,6 +1658,7 @@ static void progress(ngl_coll_comm *c)
             if (rc == 0) {
                 break; /* later calls wait for this one */
             }
+            r->t_active = t0;
         }
         slot_t *sl = &c->slots[r->slot];
         int rc = step(c, r, sl);
@@ -1582,10 +1719,18 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
      * allreduces compress fp32/fp16/bf16 sums above the threshold. */
     const int typed = d->kind == CALL_ALLGATHER || !compressible(d->nccl_dtype, d->nccl_op, &dt);
     const size_t esize = typed ? ngl_elem_size((ngl_elem)d->nccl_dtype) : ngl_dtype_size(dt);
-    const int exact = typed || call_exact(c, d->count, esize);
+    const int never = typed || call_exact(c, d->count, esize);
+    /* Which codec the call runs: the configured one, or NANGILA_MODE=auto's
+     * plan for its size class, made here in posting order so that every
+     * rank plans the same call alike. A plan for off travels exact. */
+    r->plan = (ngl_auto_plan){.mode = NGL_MODE_OFF};
+    if (!never) {
+        r->plan = ngl_auto_plan_call(ngl_engine_auto(c->eng), d->count * esize);
+    }
+    const int exact = never || r->plan.mode == NGL_MODE_OFF;
     /* Other types and ops travel in the engine's exact frames, reduced in
-     * the type's own arithmetic; compressible ones below the threshold in
-     * the core's RAW frames. */
+     * the type's own arithmetic; compressible ones below the threshold (or
+     * planned off) in the core's RAW frames. */
     const uint32_t variant =
         typed ? ngl_exact_variant((ngl_elem)d->nccl_dtype, (ngl_redop)d->nccl_op) : 0u;
     /* The GPU codes INT8/INT4 from device memory into device memory.
@@ -1596,7 +1741,10 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
     const int gpu = d->mem == (MEM_SDEV | MEM_RDEV) && !exact;
     const uint32_t tag =
         (uint32_t)d->mem | (gpu ? TAG_GPU : 0u) | ((d->mem != 0 && !gpu) ? TAG_STAGED : 0u);
-    uint64_t kind = 1u | (uint64_t)(uint32_t)d->nccl_dtype << 8 | (uint64_t)exact << 16 |
+    /* Identity is a property of the call sequence, not of auto's plan: the
+     * token and the key request use the configured exactness, so a slice
+     * keeps its key (and its int8 state) while its class runs off. */
+    uint64_t kind = 1u | (uint64_t)(uint32_t)d->nccl_dtype << 8 | (uint64_t)never << 16 |
                     (uint64_t)d->kind << 20;
     if (d->kind != CALL_ALLREDUCE) {
         kind ^= ngl_engine_mix64(d->per_rank * 0x9e3779b97f4a7c15ull ^ d->win);
@@ -1606,7 +1754,7 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
      * path never passes one address twice); see ngl_ident_next(). */
     const int whole = d->send == d->recv;
     const uint32_t k = ngl_engine_identify(
-        c->eng, token, (exact ? 0 : NGL_IDENT_KEYED) | (whole ? NGL_IDENT_WHOLE : 0));
+        c->eng, token, (never ? 0 : NGL_IDENT_KEYED) | (whole ? NGL_IDENT_WHOLE : 0));
     /* A window's chunks are NCCL's: rank j's slice inside the window. */
     const uint64_t *chunk_lo = NULL;
     if (d->kind != CALL_ALLREDUCE) {
@@ -1624,6 +1772,7 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
                                     .exact = exact,
                                     .variant = variant,
                                     .layer_tag = tag,
+                                    .mode = exact ? NGL_MODE_OFF : r->plan.mode,
                                     .ops = ops,
                                     .queue = gpu ? c->queue : NULL,
                                     .chunk_lo = chunk_lo};
@@ -1655,8 +1804,14 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
             c->zmask_cap = need;
         }
     }
+    if (created) {
+        /* first use of these streams (allocation, first touch): auto times
+         * the same step again on the class's next call */
+        r->plan = ngl_auto_replan(ngl_engine_auto(c->eng), r->plan);
+    }
     ngl_engine_evict(c->eng);
     r->set = set;
+    r->created = created;
     r->esize = esize;
     r->src_shift = d->kind == CALL_ALLGATHER ? chunk_off(set, c->rank) : 0;
     r->dst_shift = d->kind == CALL_REDUCESCATTER ? chunk_off(set, c->rank) : 0;
@@ -1665,6 +1820,84 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
     es->calls_exact += (uint64_t)exact;
     es->calls_compressed += (uint64_t)!exact;
     es->calls_transient += (uint64_t)(!exact && set->k == NGL_IDENT_TRANSIENT);
+    return 0;
+}
+
+static ngl_coll_req *req_free(ngl_coll_comm *c)
+{
+    for (int i = 0; i < NGL_COLL_NREQ; i++) {
+        if (c->reqs[i].state == R_FREE) {
+            return &c->reqs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Give @p r the next seq and queue it. Lock held. */
+static void fifo_append(ngl_coll_comm *c, ngl_coll_req *r)
+{
+    r->seq = c->next_seq++;
+    r->state = R_QUEUED;
+    r->next = NULL;
+    if (c->fifo_tail != NULL) {
+        c->fifo_tail->next = r;
+    } else {
+        c->fifo_head = r;
+    }
+    c->fifo_tail = r;
+}
+
+/* An internal call's token: op class NGL_REDOP_COUNT is no NCCL op, so no
+ * call NCCL makes has it. */
+#define AGREE_KIND 0x6175746f61677265ull /* "autoagre" */
+
+/*
+ * NANGILA_MODE=auto asked the ranks to agree on a size class: queue an
+ * exact allgather of every rank's estimates (AGREE_BYTES each, from the
+ * comm's own buffer) as the next call in seq order, at the same call on
+ * every rank (the post that follows the planning one). It takes its set
+ * straight from the engine with a fixed token, outside stream identity:
+ * the call history, and so every key, stays what NCCL's calls make it.
+ * Lock held. @return 0 (queued, or no free request yet) or -errno.
+ */
+static int agree_post(ngl_coll_comm *c)
+{
+    ngl_coll_req *r = req_free(c);
+    if (r == NULL) {
+        return 0; /* NCCL holds every request: it calls again */
+    }
+    const int n = c->nranks;
+    const uint64_t count = (uint64_t)n * AGREE_BYTES;
+    for (int j = 0; j <= n; j++) {
+        c->win_lo[j] = (uint64_t)j * AGREE_BYTES;
+    }
+    const ngl_engine_shape shape = {
+        .count = count,
+        .dtype = NGL_DTYPE_F32, /* ignored: the variant says bytes */
+        .exact = 1,
+        .variant = ngl_exact_variant(NGL_ELEM_U8, NGL_REDOP_SUM),
+        .ops = &ngl_cc_exact_ops,
+        .chunk_lo = c->win_lo,
+    };
+    const uint64_t token = ngl_engine_token(count, NGL_REDOP_COUNT, AGREE_KIND);
+    ngl_engine_set *set = NULL;
+    int created = 0;
+    ngl_status st = ngl_engine_set_get(c->eng, token, 0, &shape, &set, &created);
+    if (st != NGL_OK) {
+        return cc_rc(st);
+    }
+    memset(r, 0, sizeof *r);
+    r->comm = c;
+    r->internal = 1;
+    r->kind = CALL_ALLGATHER;
+    r->send = c->agree_buf;
+    r->recv = c->agree_buf + AGREE_BYTES;
+    r->count = count;
+    r->esize = 1;
+    r->set = set;
+    r->src_shift = chunk_off(set, c->rank);
+    fifo_append(c, r);
+    c->agree = AGREE_POSTED;
     return 0;
 }
 
@@ -1678,12 +1911,21 @@ static int post(ngl_coll_comm *c, const call_desc *d, ngl_coll_req **req)
     if (rc != 0 || (rc = comm_enter(c, &saved)) != 0) {
         goto out;
     }
-    ngl_coll_req *r = NULL;
-    for (int i = 0; i < NGL_COLL_NREQ && r == NULL; i++) {
-        if (c->reqs[i].state == R_FREE) {
-            r = &c->reqs[i];
+    if (c->agree != AGREE_NONE) {
+        /* No plan before the agreement is applied (on every rank at this
+         * point of the sequence): back-pressure, and keep the calls in
+         * flight moving, the allgather among them. */
+        if (c->agree == AGREE_WANTED && (rc = agree_post(c)) != 0) {
+            fail(c, rc, "auto agreement");
+            goto out;
+        }
+        progress(c);
+        rc = c->err;
+        if (rc != 0 || c->agree != AGREE_NONE) {
+            goto out;
         }
     }
+    ngl_coll_req *r = req_free(c);
     if (r == NULL) {
         goto out; /* back-pressure: NCCL calls again */
     }
@@ -1693,6 +1935,10 @@ static int post(ngl_coll_comm *c, const call_desc *d, ngl_coll_req **req)
     r->kind = d->kind;
     r->src_shift = r->dst_shift = 0;
     r->next = NULL;
+    r->plan = (ngl_auto_plan){.mode = NGL_MODE_OFF};
+    r->created = 0;
+    r->internal = 0;
+    r->codec_ns = 0;
     c->calls++;
     c->dev_calls += (uint64_t)(d->mem != 0);
     if (d->count == 0) {
@@ -1707,14 +1953,11 @@ static int post(ngl_coll_comm *c, const call_desc *d, ngl_coll_req **req)
         fail(c, rc, "stream set");
         goto out;
     }
-    r->seq = c->next_seq++;
-    r->state = R_QUEUED;
-    if (c->fifo_tail != NULL) {
-        c->fifo_tail->next = r;
-    } else {
-        c->fifo_head = r;
+    if (r->plan.agree) {
+        c->agree = AGREE_WANTED;
+        c->agree_cls = r->plan.cls;
     }
-    c->fifo_tail = r;
+    fifo_append(c, r);
     *req = r;
     progress(c);
 out:
@@ -1836,12 +2079,7 @@ int ngl_coll_iflush(ngl_coll_comm *c, void *data, size_t size, void *mhandle, ng
         }
     }
     if (rc == 0 && found) {
-        ngl_coll_req *f = NULL;
-        for (int i = 0; i < NGL_COLL_NREQ && f == NULL; i++) {
-            if (c->reqs[i].state == R_FREE) {
-                f = &c->reqs[i];
-            }
-        }
+        ngl_coll_req *f = req_free(c);
         if (f != NULL) {
             f->state = R_FLUSH;
             f->seq = last;
@@ -1961,6 +2199,7 @@ static void comm_free(ngl_coll_comm *c)
     free(c->ag_dec_next);
     free(c->zmask);
     free(c->win_lo);
+    free(c->agree_buf);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -1981,6 +2220,21 @@ void ngl_coll_close(ngl_coll_comm *c)
     ngl_engine_describe(c->eng, line, sizeof line);
     NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL, "collNet rank %d/%d %s", c->rank,
               c->nranks, line);
+    /* NANGILA_MODE=auto: what each slice size ran and why; the numbers were
+     * agreed, so every rank logs the same lines. */
+    const ngl_auto *am = ngl_engine_auto(c->eng);
+    char lines[4096];
+    if (ngl_auto_enabled(am) && ngl_auto_describe(am, "", lines, sizeof lines) > 0) {
+        NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
+                  "collNet rank %d/%d NANGILA_MODE=auto, per slice size (times: median over "
+                  "calls of the fastest rank), %llu agreements:",
+                  c->rank, c->nranks, (unsigned long long)c->agreements);
+        for (char *save = NULL, *l = strtok_r(lines, "\n", &save); l != NULL;
+             l = strtok_r(NULL, "\n", &save)) {
+            NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL, "collNet rank %d/%d %s", c->rank,
+                      c->nranks, l);
+        }
+    }
     /* Every call has completed (NCCL closes an idle collComm), so the
      * streams are idle: their state digests let a test check that every
      * decoder mirrors its encoder and that all ranks hold the same state. */

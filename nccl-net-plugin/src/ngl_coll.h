@@ -7,8 +7,9 @@
  * Protocol, layout and stream identity are the collective engine's
  * (engine/include/ngl_engine.h): a compressed reduce-scatter, then a
  * compressed allgather, one segment per chunk (NCCL's slices are <= 2 MiB);
- * slices below NANGILA_MIN_BYTES, and every slice when NANGILA_MODE=off,
- * take the same path with exact (RAW) frames. Which slices share
+ * slices below NANGILA_MIN_BYTES, every slice when NANGILA_MODE=off, and
+ * those NANGILA_MODE=auto runs off (the engine's choice per size class,
+ * collnet.c) take the same path with exact (RAW) frames. Which slices share
  * error-feedback and predictor state is decided by the engine from the
  * sequence of calls every rank sees (docs/stream-identity.md);
  * NANGILA_COLLNET_PERIOD overrides it.
@@ -77,8 +78,9 @@ int ngl_coll_deregmr(ngl_coll_comm *c, void *mhandle);
  * completes; for host memory the plugin has then set it to zero (README,
  * "stale tails"); device memory (which may be the user's) is never written
  * except @p recv. @p send == @p recv (in place) is allowed.
- * @return 0 with *req set, 0 with *req NULL (pool full: call again later),
- *         -EINVAL (unsupported dtype/op/count/memory) or the comm's error.
+ * @return 0 with *req set, 0 with *req NULL (pool full, or NANGILA_MODE=auto
+ *         agreeing across ranks: call again later), -EINVAL (unsupported
+ *         dtype/op/count/memory) or the comm's error.
  */
 int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count, int nccl_dtype,
                         int nccl_op, void *send_mh, void *recv_mh, ngl_coll_req **req);
@@ -95,7 +97,7 @@ int ngl_coll_iallreduce(ngl_coll_comm *c, void *send, void *recv, int64_t count,
  *     inside it), @p recv receives the whole window, exactly.
  * Same protocol, ordering, completion and memory (host, or device memory
  * coded on the GPU or staged) as ngl_coll_iallreduce().
- * @return 0 with *req set (or NULL: pool full), -EINVAL for a window,
+ * @return 0 with *req set (or NULL: call again), -EINVAL for a window,
  *         type or memory this call cannot serve, or the comm's error.
  */
 int ngl_coll_ireducescatter(ngl_coll_comm *c, void *send, void *recv, size_t per_rank_bytes,

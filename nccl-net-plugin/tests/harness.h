@@ -41,7 +41,8 @@ uint64_t digest(const uint8_t *p, size_t n);
 int env_int(const char *name, int dflt);
 /** NANGILA_COLLNET_PERIOD, 0 when unset. */
 int collnet_period(void);
-/** Largest quantized magnitude of the NANGILA_MODE in effect (0: exact). */
+/** Largest quantized magnitude of the NANGILA_MODE in effect (0: exact);
+ *  under auto, of its cap (NANGILA_MODE_MAX). */
 int qmax_of_mode(void);
 
 #define CHECK(cond, ...)                                                                           \
@@ -106,8 +107,9 @@ void coll_teardown(coll_ctx *cx);
 
 /* ---- scenarios in harness_nccl_replay.c ----------------------------------- */
 
-/** collnet-ddp[-int4|-reg]: DDP-like traces replayed through the model of
- *  NCCL's collNet proxy. @p arg is a ddp_opts (harness_nccl_replay.c). */
+/** collnet-ddp[-int4|-reg], collnet-auto[-skew|-int4]: DDP-like traces replayed
+ *  through the model of NCCL's collNet proxy. @p arg is a ddp_opts
+ *  (harness_nccl_replay.c). */
 void scenario_collnet_ddp(const char *plugin, void *arg);
 /** Options of the DDP scenarios, from a scenario name; NULL: not one. */
 void *ddp_opts_for(const char *scenario);

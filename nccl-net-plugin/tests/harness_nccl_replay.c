@@ -105,6 +105,16 @@
  * element within the per-call bound; and over the T steady steps the
  * closed loop by its effect (ratio below). At closeColl the plugin may log
  * its state digests, which must agree between ranks.
+ *
+ * collnet-auto[-skew|-int4] replay the same traces under NANGILA_MODE=auto:
+ * the plugin picks off or int8 (or int4: -int4 runs with
+ * NANGILA_MODE_MAX=int4) per slice size from calls it timed, agreed
+ * across ranks by an allgather of its own. Every step's results must still
+ * be identical and within bound, every rank must log the same choices
+ * (while running and per comm at closeColl), and at least one agreement
+ * must have run. -skew makes each rank sleep its own random time before
+ * every call, so local times disagree; the choices may not. The closed-loop
+ * ratio is not checked: switching modes interrupts the loop by design.
  */
 #include "harness.h"
 
@@ -114,6 +124,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- part 1: NCCL's collNet proxy (CollNetChain, one GPU per node) --------- */
 
@@ -612,9 +623,12 @@ typedef struct {
 
 typedef struct {
     int reg;
+    int autom;   /* NANGILA_MODE=auto: per-size choices checked, no closed-loop ratio */
+    int skew_us; /* rank r sleeps a random 0..skew_us * (r + 1) us before each call */
 } ddp_opts;
 
-static const ddp_opts OPTS_HOST = {0}, OPTS_REG = {1};
+static const ddp_opts OPTS_HOST = {0, 0, 0}, OPTS_REG = {1, 0, 0}, OPTS_AUTO = {0, 1, 0},
+                      OPTS_AUTO_SKEW = {0, 1, 400};
 
 void *ddp_opts_for(const char *scenario)
 {
@@ -625,10 +639,31 @@ void *ddp_opts_for(const char *scenario)
     if (!strcmp(scenario, "collnet-ddp-reg")) {
         return (void *)&OPTS_REG;
     }
+    if (!strcmp(scenario, "collnet-auto") || !strcmp(scenario, "collnet-auto-int4")) {
+        return (void *)&OPTS_AUTO;
+    }
+    if (!strcmp(scenario, "collnet-auto-skew")) {
+        return (void *)&OPTS_AUTO_SKEW;
+    }
     return NULL;
 }
 
 static int g_block;
+static int g_skew_us;
+
+/* The skewed scenario's delay before rank g_rank posts call @p n of a comm:
+ * its own random stream, up to skew_us * (rank + 1), so every rank's clock
+ * tells a different story about the same calls. */
+static void skew_sleep(uint64_t n)
+{
+    if (g_skew_us <= 0) {
+        return;
+    }
+    const uint64_t us = hmix(0x5e3eull ^ ((uint64_t)g_rank << 40) ^ n) %
+                        ((uint64_t)g_skew_us * (uint64_t)(g_rank + 1) + 1);
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)us * 1000};
+    nanosleep(&ts, NULL);
+}
 
 static void comm_init(ddp_comm *dc, const char *name, const char *what, const ddp_layer *layers,
                       int nlayers, int nchannels, int one_first_bucket, int reg, uint64_t seed)
@@ -915,6 +950,7 @@ static int comm_progress(ddp_comm *dc, int *moved)
             /* once, even if the post below meets back-pressure */
             gpu_write(dc, o, c);
             dc->written = k + 1;
+            skew_sleep((uint64_t)dc->calls);
         }
         void *req = NULL;
         void *sbuf, *rbuf, *smh, *rmh;
@@ -1219,9 +1255,52 @@ static struct {
     unsigned long long pairs, shared;
 } g_dig;
 
+/* NANGILA_MODE=auto's lines. While the collComms run, the engine logs a
+ * choice when it is made or changes ("collNet: auto 1..2 MiB: int8 (...)",
+ * INFO, needs NANGILA_LOG_LEVEL=info); the two comms interleave them in an
+ * order that differs between ranks, so they are compared as a multiset (a
+ * sum of line digests). At closeColl the plugin lists every class (choice,
+ * calls, agreements, changes, agreed times) under a header with the
+ * comm's agreement count; those lines are compared per comm, in order. */
+static struct {
+    uint64_t run_sum, run_n; /* choice lines while running */
+    uint64_t close_digest;   /* the class lines of the comm being closed */
+    int close_n;
+    long long close_agreements, close_rounds; /* header's count; sum over classes */
+    char close_text[2048];                    /* rank 0 prints them */
+} g_auto;
+
+static void capture_auto(const char *msg)
+{
+    const char *p = strstr(msg, "collNet: auto ");
+    if (p != NULL) {
+        g_auto.run_sum += mix64(digest((const uint8_t *)p, strlen(p)));
+        g_auto.run_n++;
+        return;
+    }
+    p = strstr(msg, "of the fastest rank), ");
+    if (p != NULL && strstr(msg, "NANGILA_MODE=auto, per slice size") != NULL) {
+        g_auto.close_agreements = atoll(p + strlen("of the fastest rank), "));
+        return;
+    }
+    p = strstr(msg, "collNet rank ");
+    const char *a = p != NULL ? strstr(p, " auto ") : NULL;
+    if (a == NULL || strstr(a, " agreements, ") == NULL) {
+        return;
+    }
+    a++; /* "auto <range>: <choice>, N calls, N agreements, N changes (...)" */
+    const char *calls = strstr(a, " calls, ");
+    g_auto.close_digest = mix64(g_auto.close_digest ^ digest((const uint8_t *)a, strlen(a)));
+    g_auto.close_n++;
+    g_auto.close_rounds += calls != NULL ? atoll(calls + strlen(" calls, ")) : -1000000;
+    const size_t used = strlen(g_auto.close_text);
+    snprintf(g_auto.close_text + used, sizeof g_auto.close_text - used, "    %s\n", a);
+}
+
 static void capture_digest(ngl_nccl_log_level_t level, const char *msg)
 {
     (void)level;
+    capture_auto(msg);
     const char *p = strstr(msg, "collNet rank ");
     if (p == NULL || strstr(p, " state digests: ") == NULL) {
         return;
@@ -1238,13 +1317,51 @@ static void capture_digest(ngl_nccl_log_level_t level, const char *msg)
     }
 }
 
+/* NANGILA_MODE=auto: the class lines @p dc logged at closeColl are the
+ * same on every rank, list at least one class, and account for every
+ * agreement the comm ran (one internal allgather each). @return its
+ * agreements. */
+static long long auto_close_check(const ddp_comm *dc)
+{
+    struct {
+        uint64_t digest;
+        int64_t n, agreements, rounds;
+    } mine = {g_auto.close_digest, g_auto.close_n, g_auto.close_agreements, g_auto.close_rounds},
+      all[MAX_RANKS];
+    hub_allgather(&mine, sizeof mine, all);
+    for (int r = 0; r < g_nranks; r++) {
+        CHECK(all[r].n == all[0].n && all[r].digest == all[0].digest &&
+                  all[r].agreements == all[0].agreements,
+              "comm %s: rank %d logged other auto choices at closeColl than rank 0 (%lld vs %lld "
+              "classes, %lld vs %lld agreements)",
+              dc->name, r, (long long)all[r].n, (long long)all[0].n, (long long)all[r].agreements,
+              (long long)all[0].agreements);
+    }
+    CHECK(mine.n > 0, "comm %s: no auto class lines at closeColl", dc->name);
+    CHECK(mine.rounds == mine.agreements,
+          "comm %s: classes report %lld agreements, the comm ran %lld allgathers", dc->name,
+          (long long)mine.rounds, (long long)mine.agreements);
+    if (g_rank == 0) {
+        printf("  comm %s NANGILA_MODE=auto, identical on %d ranks, %lld agreements:\n%s", dc->name,
+               g_nranks, (long long)mine.agreements, g_auto.close_text);
+    }
+    return mine.agreements;
+}
+
 /* Close @p dc's collComm and check the digests it logged, if any: pairs
- * XOR to 0 over all ranks, shared equal on all ranks. */
-static void comm_close(ddp_comm *dc)
+ * XOR to 0 over all ranks, shared equal on all ranks; under auto, its
+ * choices (auto_close_check). @return its auto agreements (0 otherwise). */
+static long long comm_close(ddp_comm *dc, int autom)
 {
     comm_free_dbufs(dc);
     memset(&g_dig, 0, sizeof g_dig);
+    g_auto.close_digest = 0;
+    g_auto.close_n = 0;
+    g_auto.close_agreements = -1;
+    g_auto.close_rounds = 0;
+    g_auto.close_text[0] = '\0';
     coll_teardown(&dc->cx);
+    const long long agreements = autom ? auto_close_check(dc) : 0;
     struct {
         int32_t found, rank, nranks, pad;
         uint64_t pairs, shared;
@@ -1259,7 +1376,7 @@ static void comm_close(ddp_comm *dc)
         if (g_rank == 0) {
             printf("  comm %s state digests: not reported by this plugin\n", dc->name);
         }
-        return;
+        return agreements;
     }
     for (int r = 0; r < g_nranks; r++) {
         CHECK(all[r].found == 1, "comm %s: rank %d logged %d state digest lines at closeColl",
@@ -1278,6 +1395,7 @@ static void comm_close(ddp_comm *dc)
         printf("  comm %s state digests agree: pairs XOR to 0, shared %016llx on %d ranks\n",
                dc->name, (unsigned long long)all[0].shared, g_nranks);
     }
+    return agreements;
 }
 
 /* ---- the scenario ----------------------------------------------------------------- */
@@ -1345,6 +1463,14 @@ void scenario_collnet_ddp(const char *plugin, void *arg)
     nr_self_check();
     g_block = env_int("NANGILA_BLOCK", 256);
     CHECK(g_block > 0 && 8192 % g_block == 0, "NANGILA_BLOCK=%d does not divide a chunk", g_block);
+    g_skew_us = opt->skew_us;
+    memset(&g_auto, 0, sizeof g_auto);
+    if (opt->autom) {
+        const char *m = getenv("NANGILA_MODE");
+        CHECK(m == NULL || !strcmp(m, "auto"), "run with NANGILA_MODE=auto, not %s", m);
+        /* the engine's choice lines are INFO, filtered before NCCL's logger */
+        setenv("NANGILA_LOG_LEVEL", "info", 1);
+    }
     g_log_hook = capture_digest;
     ddp_comm *a = malloc(sizeof *a), *b = malloc(sizeof *b);
     CHECK(a != NULL && b != NULL, "out of memory");
@@ -1374,8 +1500,28 @@ void scenario_collnet_ddp(const char *plugin, void *arg)
     for (int c = 0; c < 2; c++) {
         comm_report(cs[c], period, &ratio[c], &beyond[c]);
     }
+    long long agreements = 0;
     for (int c = 0; c < 2; c++) {
-        comm_close(cs[c]);
+        agreements += comm_close(cs[c], opt->autom);
+    }
+    if (opt->autom) {
+        /* Every choice a rank made while running, made by every rank. */
+        uint64_t mine[2] = {g_auto.run_sum, g_auto.run_n}, all[2 * MAX_RANKS];
+        hub_allgather(mine, sizeof mine, all);
+        for (int r = 0; r < g_nranks; r++) {
+            CHECK(all[2 * r] == all[0] && all[2 * r + 1] == all[1],
+                  "rank %d made other auto choices while running than rank 0 (%llu vs %llu "
+                  "lines)",
+                  r, (unsigned long long)all[2 * r + 1], (unsigned long long)all[1]);
+        }
+        CHECK(g_auto.run_n > 0, "no auto choice was logged while running");
+        CHECK(agreements > 0, "no auto agreement ran");
+        if (g_rank == 0) {
+            printf("ddp-trace auto: %llu choices logged while running and %lld agreements, the "
+                   "same on %d ranks%s\n",
+                   (unsigned long long)g_auto.run_n, agreements, g_nranks,
+                   g_skew_us ? " (posts skewed per rank)" : "");
+        }
     }
     if (g_rank == 0) {
         printf("ddp-trace %s: %d steps (%d micro-batches without allreduce, 2 evaluation "
@@ -1390,7 +1536,9 @@ void scenario_collnet_ddp(const char *plugin, void *arg)
         CHECK(beyond[c] == 0.0, "comm %s: %.0f results beyond their bound; the first here: %s",
               cs[c]->name, beyond[c], cs[c]->violations ? cs[c]->vmsg : "(on other ranks)");
     }
-    if (period == 0 && qmax_of_mode() > 0) {
+    /* Auto switches a class between modes (exploration, re-probes), which
+     * interrupts the closed loop by design: bounds and identity only. */
+    if (period == 0 && qmax_of_mode() > 0 && !opt->autom) {
         for (int c = 0; c < 2; c++) {
             CHECK(ratio[c] >= 0.0 && ratio[c] <= 1.0 / 12.0,
                   "comm %s: time-averaged error 1/%.1f of one call; a closed loop gives 1/12 or "

@@ -19,6 +19,9 @@
  *              device-p2p device-collnet (device memory, see below)
  *              collnet-ddp collnet-ddp-int4 collnet-ddp-momentum collnet-ddp-reg nccl-model
  *              (NCCL's collNet proxy replayed: harness_nccl_replay.c)
+ *              collnet-auto collnet-auto-skew collnet-auto-int4 (the same traces under
+ *              NANGILA_MODE=auto; -skew: every rank sleeps its own random time before
+ *              each call; -int4: run with NANGILA_MODE_MAX=int4)
  *   bench options: --ranks N --sizes 1,4,16 (MiB) --iters K --netns PREFIX
  *                  --label TEXT
  *   nccl-model options: --sizes 1,25 (MiB of fp32)
@@ -1157,8 +1160,12 @@ int collnet_period(void)
 int qmax_of_mode(void)
 {
     const char *m = getenv("NANGILA_MODE");
+    const char *cap = getenv("NANGILA_MODE_MAX");
     if (m != NULL && strcmp(m, "int4") == 0) {
         return 7;
+    }
+    if ((m == NULL || strcmp(m, "auto") == 0) && cap != NULL && strcmp(cap, "int4") == 0) {
+        return 7; /* auto may run any slice in its cap's codec */
     }
     if (m != NULL && strcmp(m, "off") == 0) {
         return 0;
