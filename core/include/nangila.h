@@ -367,10 +367,11 @@ typedef struct ngl_settings {
 /** Default for NANGILA_MIN_BYTES with a fixed NANGILA_MODE (from the
  *  allreduce crossover benchmark). */
 #define NGL_DEFAULT_MIN_BYTES (256u * 1024u)
-/** Default for NANGILA_MIN_BYTES with NANGILA_MODE=auto: smaller calls are
- *  latency-bound on every link we measured, so auto does not spend calls
- *  trying codecs on them. */
-#define NGL_AUTO_MIN_BYTES (16u * 1024u)
+/** Default for NANGILA_MIN_BYTES with NANGILA_MODE=auto: below 64 KiB no
+ *  compressed mode beat the best plain Open MPI algorithm on any link of
+ *  the recorded sweep (verification/mpi/bench-mpi.md), and auto's choices
+ *  there were within noise, so auto does not spend calls on them. */
+#define NGL_AUTO_MIN_BYTES (64u * 1024u)
 
 /** Fill @p s with the documented defaults. */
 NGL_API void ngl_settings_defaults(ngl_settings *s);

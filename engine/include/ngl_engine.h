@@ -380,6 +380,14 @@ typedef struct ngl_engine_set {
     struct ngl_engine_set *lru_prev, *lru_next; /* most recent first */
 } ngl_engine_set;
 
+/** printf-style message through @p cfg's log callback, filtered by its
+ *  NANGILA_LOG_LEVEL: the engine's files log through this one function. */
+void ngl_engine_logf(const ngl_engine_config *cfg, ngl_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* ==========================================================================
  * Auto mode (engine_auto.c): NANGILA_MODE=auto picks off, int8 or int4 (up
  * to NANGILA_MODE_MAX) per message-size class of a communicator, from the

@@ -93,22 +93,6 @@ static const char *mode_name(ngl_mode m)
     return m == NGL_MODE_OFF ? "off" : m == NGL_MODE_INT8 ? "int8" : "int4";
 }
 
-static void alog(const ngl_auto *a, ngl_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void alog(const ngl_auto *a, ngl_log_level level, const char *fmt, ...)
-{
-    if (a->cfg.log == NULL || level > a->cfg.codec.log_level) {
-        return;
-    }
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    a->cfg.log(a->cfg.log_user, level, msg);
-}
-
 ngl_status ngl_auto_create(const ngl_engine_config *cfg, ngl_auto **out)
 {
     *out = NULL;
@@ -270,36 +254,46 @@ static const char *class_range(uint32_t cls, char *buf, size_t cap)
     return buf;
 }
 
+/* snprintf at buf + *n, advancing *n; output past @p cap is cut (the
+ * buffer stays terminated). */
+static void appendf(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void appendf(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+{
+    if (*n + 1 >= cap) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    const int w = vsnprintf(buf + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    if (w > 0) {
+        *n = *n + (size_t)w < cap ? *n + (size_t)w : cap - 1;
+    }
+}
+
 /* "off 2.31 ms (link 0.68 GB/s), int8 0.81 ms (codec 3.9 GB/s), ..." */
 static size_t describe_estimates(const ngl_auto *a, const auto_class *c, char *buf, size_t cap)
 {
     size_t n = 0;
     const int P = a->cfg.nranks;
-    for (unsigned m = 0; m < NGL_AUTO_NMODES && n < cap; m++) {
+    if (cap) {
+        buf[0] = '\0';
+    }
+    for (unsigned m = 0; m < NGL_AUTO_NMODES; m++) {
         if (!mode_allowed(a, m) || c->est[m] <= 0.0) {
             continue;
         }
-        int w;
+        appendf(buf, cap, &n, "%s%s %.3g ms", n ? ", " : "", mode_name((ngl_mode)m),
+                1e3 * c->est[m]);
         if (m == NGL_MODE_OFF) {
             /* what a ring allreduce moves per rank, over the time it took */
             const double ring = 2.0 * (P - 1) / (double)P * (double)c->bytes;
-            w = snprintf(buf + n, cap - n, "%soff %.3g ms (link %.3g GB/s)", n ? ", " : "",
-                         1e3 * c->est[m], ring / c->est[m] * 1e-9);
+            appendf(buf, cap, &n, " (link %.3g GB/s)", ring / c->est[m] * 1e-9);
         } else if (c->codec[m] > 0.0) {
-            w = snprintf(buf + n, cap - n, "%s%s %.3g ms (codec %.3g GB/s)", n ? ", " : "",
-                         mode_name((ngl_mode)m), 1e3 * c->est[m],
-                         (double)c->bytes / c->codec[m] * 1e-9);
-        } else {
-            w = snprintf(buf + n, cap - n, "%s%s %.3g ms", n ? ", " : "", mode_name((ngl_mode)m),
-                         1e3 * c->est[m]);
+            appendf(buf, cap, &n, " (codec %.3g GB/s)", (double)c->bytes / c->codec[m] * 1e-9);
         }
-        if (w < 0) {
-            break;
-        }
-        n += (size_t)w;
-    }
-    if (n >= cap && cap > 0) {
-        n = cap - 1;
     }
     return n;
 }
@@ -352,8 +346,9 @@ void ngl_auto_agree(ngl_auto *a, uint32_t cls, const double vmin[NGL_AUTO_VEC])
     if (!was_settled || c->choice != before) {
         char range[32], est[256];
         describe_estimates(a, c, est, sizeof est);
-        alog(a, NGL_LOG_INFO, "auto %s: %s%s (%s)", class_range(cls, range, sizeof range),
-             mode_name(c->choice), was_settled ? " (changed)" : "", est);
+        ngl_engine_logf(&a->cfg, NGL_LOG_INFO, "auto %s: %s%s (%s)",
+                        class_range(cls, range, sizeof range), mode_name(c->choice),
+                        was_settled ? " (changed)" : "", est);
     }
 }
 
@@ -375,24 +370,17 @@ size_t ngl_auto_describe(const ngl_auto *a, const char *prefix, char *buf, size_
     if (!a->enabled) {
         return 0;
     }
-    for (uint32_t k = 0; k < NGL_AUTO_CLASSES && n + 1 < cap; k++) {
+    for (uint32_t k = 0; k < NGL_AUTO_CLASSES; k++) {
         const auto_class *c = &a->cls[k];
         if (c->calls == 0) {
             continue;
         }
         char range[32], est[256];
         describe_estimates(a, c, est, sizeof est);
-        const int w = snprintf(
-            buf + n, cap - n, "%sauto %s: %s, %llu calls, %u agreements, %u changes (%s)\n", prefix,
-            class_range(k, range, sizeof range), c->settled ? mode_name(c->choice) : "exploring",
-            (unsigned long long)c->calls, c->rounds, c->changes, est);
-        if (w < 0) {
-            break;
-        }
-        n += (size_t)w;
-    }
-    if (n >= cap && cap > 0) {
-        n = cap - 1;
+        appendf(buf, cap, &n, "%sauto %s: %s, %llu calls, %u agreements, %u changes (%s)\n", prefix,
+                class_range(k, range, sizeof range),
+                c->settled ? mode_name(c->choice) : "exploring", (unsigned long long)c->calls,
+                c->rounds, c->changes, est);
     }
     return n;
 }

@@ -37,12 +37,9 @@ struct ngl_engine {
     ngl_auto *autom; /* NANGILA_MODE=auto decisions */
 };
 
-static void elog(const ngl_engine *e, ngl_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void elog(const ngl_engine *e, ngl_log_level level, const char *fmt, ...)
+void ngl_engine_logf(const ngl_engine_config *cfg, ngl_log_level level, const char *fmt, ...)
 {
-    if (e->cfg.log == NULL || level > e->cfg.codec.log_level) {
+    if (cfg->log == NULL || level > cfg->codec.log_level) {
         return;
     }
     char msg[512];
@@ -50,8 +47,10 @@ static void elog(const ngl_engine *e, ngl_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    e->cfg.log(e->cfg.log_user, level, msg);
+    cfg->log(cfg->log_user, level, msg);
 }
+
+#define elog(e, ...) ngl_engine_logf(&(e)->cfg, __VA_ARGS__)
 
 /* ---- tokens, stream ids, configuration ------------------------------------ */
 

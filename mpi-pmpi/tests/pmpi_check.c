@@ -140,6 +140,19 @@ static int same_everywhere(const void *buf, size_t n, MPI_Comm comm)
 
 /* ---- sum: correctness against the exact sum ------------------------------ */
 
+/* Exact sum of element @p i of tensor @p id at step @p t over @p nranks
+ * ranks' inputs; raises m[r] to rank r's largest |input| seen. */
+static double exact_sum(uint64_t id, int nranks, uint64_t t, uint64_t i, double *m)
+{
+    double exact = 0;
+    for (int r = 0; r < nranks; r++) {
+        const float x = input(id, r, t, i, rank_amp(r));
+        exact += x;
+        m[r] = fmax(m[r], fabs(x));
+    }
+    return exact;
+}
+
 /* Checks one call; @return 1 if its result equals plain Open MPI bit for bit. */
 static int check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int inplace)
 {
@@ -171,12 +184,7 @@ static int check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int 
     double msum = 0, maxerr = 0, sumsq = 0;
     uint64_t worst = 0, differ = 0;
     for (uint64_t i = 0; i < n; i++) {
-        double exact = 0;
-        for (int r = 0; r < size; r++) {
-            const float x = input(id, r, step, i, rank_amp(r));
-            exact += x;
-            m[r] = fmax(m[r], fabs(x));
-        }
+        const double exact = exact_sum(id, size, step, i, m);
         msum = fmax(msum, fabs(exact));
         const double err = fabs((double)recv[i] - exact);
         sumsq += err * err;
@@ -362,12 +370,7 @@ static void check_exact_bound(const float *got, uint64_t n, uint64_t id, uint64_
 {
     double m[64] = {0}, msum = 0, maxerr = 0;
     for (uint64_t i = 0; i < n; i++) {
-        double exact = 0;
-        for (int r = 0; r < g_size; r++) {
-            const float x = input(id, r, t, i, rank_amp(r));
-            exact += x;
-            m[r] = fmax(m[r], fabs(x));
-        }
+        const double exact = exact_sum(id, g_size, t, i, m);
         msum = fmax(msum, fabs(exact));
         maxerr = fmax(maxerr, fabs((double)got[i] - exact));
     }

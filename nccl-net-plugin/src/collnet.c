@@ -53,8 +53,8 @@
  * element (NCCL's smallest CollNetChain chunk), and calls of 32 KiB only
  * carry operations below 64 KiB: losses, metrics, norms, mostly stale zeros.
  * They stay exact, so values people read stay exact and auto spends no
- * calls on them; every larger slice is measured. (The MPI wrapper's 16 KiB
- * is a message size; here it would take in every call NCCL makes.) */
+ * calls on them; every larger slice is measured. (The MPI wrapper's floor
+ * is the same, NGL_AUTO_MIN_BYTES, chosen from message-size measurements.) */
 #define COLL_AUTO_MIN_BYTES (64u * 1024u)
 /* One rank's auto times as they travel (ngl_auto_local(): its latest timed
  * calls per mode): NGL_AUTO_VEC doubles, each as its 64 bits

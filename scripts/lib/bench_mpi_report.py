@@ -205,7 +205,7 @@ def main():
                "auto chose off) to `PMPI_Allreduce` on the caller's communicator, i.e. to Open "
                "MPI's own choice, not to the best algorithm")
     out.append("- fixed modes (int8, int4) compress at every size (`NANGILA_MIN_BYTES=0`); auto "
-               "runs with its default `NANGILA_MIN_BYTES` (16 KiB; policy `default`) unless the "
+               "runs with its default `NANGILA_MIN_BYTES` (64 KiB; policy `default`) unless the "
                "CSV says `forced`. Nangila times are steady state: each size starts with warm-up "
                "calls left out of the median (auto: 16, where it explores; fixed: 4); their "
                "cost is the **warm-up** column: the best plain time of that many calls / "
