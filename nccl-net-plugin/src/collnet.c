@@ -48,14 +48,6 @@
  * element), so this costs 8 slots x (3N-2) frames of pinned memory; larger
  * slices (CollNetDirect, registered user buffers) grow it at warm-up. */
 #define DEV_PRESIZE_BYTES ((uint64_t)2 << 20)
-/* NANGILA_MODE=auto's floor in the collNet when NANGILA_MIN_BYTES is not
- * set. A collNet call is a whole chunk span, 32 KiB at least even for one
- * element (NCCL's smallest CollNetChain chunk), and calls of 32 KiB only
- * carry operations below 64 KiB: losses, metrics, norms, mostly stale zeros.
- * They stay exact, so values people read stay exact and auto spends no
- * calls on them; every larger slice is measured. (The MPI wrapper's floor
- * is the same, NGL_AUTO_MIN_BYTES, chosen from message-size measurements.) */
-#define COLL_AUTO_MIN_BYTES (64u * 1024u)
 /* One rank's auto times as they travel (ngl_auto_local(): its latest timed
  * calls per mode): NGL_AUTO_VEC doubles, each as its 64 bits
  * little-endian. */
@@ -571,10 +563,12 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
     c->net = ngl_plugin_transport();
     c->gpu = ngl_plugin_dev();
     c->cuda_dev = -1;
+    /* Under NANGILA_MODE=auto the floor defaults to NGL_AUTO_MIN_BYTES
+     * (64 KiB), which suits the collNet too: a call is a whole chunk span,
+     * 32 KiB at least even for one element, and 32 KiB calls only carry
+     * operations below 64 KiB (losses, metrics, norms); they stay exact and
+     * auto spends no calls on them. */
     c->set = *ngl_plugin_settings();
-    if (c->set.mode_auto && !c->set.min_bytes_set) {
-        c->set.min_bytes = COLL_AUTO_MIN_BYTES;
-    }
     c->nranks = nranks;
     c->rank = rank;
     c->dev = l->dev;

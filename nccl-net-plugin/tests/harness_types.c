@@ -270,7 +270,7 @@ void ttype_store(uint8_t *buf, size_t esize, size_t i, uint64_t v)
 
 /* ---- the reference ------------------------------------------------------------- */
 
-static float fop_f(int op, float x, float y)
+static double fop_d(int op, double x, double y)
 {
     if (op == NGL_NCCL_SUM) {
         return x + y;
@@ -287,7 +287,9 @@ static float fop_f(int op, float x, float y)
     return x < y ? x : y;
 }
 
-static double fop_d(int op, double x, double y)
+/* fp32 and the narrow formats: sums and products rounded to float; max and
+ * min pick an operand (or NaN), so double gives the same answer exactly. */
+static float fop_f(int op, float x, float y)
 {
     if (op == NGL_NCCL_SUM) {
         return x + y;
@@ -295,13 +297,7 @@ static double fop_d(int op, double x, double y)
     if (op == NGL_NCCL_PROD) {
         return x * y;
     }
-    if (isnan(x) || isnan(y)) {
-        return NAN;
-    }
-    if (op == NGL_NCCL_MAX) {
-        return x > y ? x : y;
-    }
-    return x < y ? x : y;
+    return (float)fop_d(op, x, y);
 }
 
 /* One step of the reduction, rounded to the type: op(@p a, @p b). */
