@@ -9,7 +9,8 @@
 #                              (tc syntax: 1gbit, 10gbit; none: no tc limit,
 #                              the veth's own speed); replaces any old set
 #   netns-mpi.sh down          remove everything this script created
-#   netns-mpi.sh hosts N       print the host list for mpirun --host
+#   netns-mpi.sh hosts N [S]   print the host list for mpirun --host (S slots,
+#                              i.e. ranks, per node; default 1)
 #   netns-mpi.sh rsh [opts] HOST CMD...
 #                              mpirun's launch agent (instead of ssh): runs
 #                              CMD in the namespace of HOST
@@ -40,6 +41,7 @@ down() {
         ip netns del "$ns"
     done
     ip link del "$BR" 2>/dev/null || true
+    rm -rf /dev/shm/"$NS"[0-9]*-vader
     # veth pairs vanish with their namespace; remove stragglers.
     for v in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$VETH" || true); do
         ip link del "$v" 2>/dev/null || true
@@ -79,8 +81,10 @@ up) up "${2:?ranks}" "${3:?rate, e.g. 1gbit or none}" ;;
 down) down ;;
 hosts)
     n=${2:?ranks}
+    slots=${3:-1}
     for ((i = 0; i < n; i++)); do
         printf '%s%s' "$([ "$i" -gt 0 ] && echo ,)" "$SUBNET.$((i + 1))"
+        [ "$slots" -gt 1 ] && printf ':%s' "$slots"
     done
     echo
     ;;
@@ -93,7 +97,13 @@ rsh)
     shift
     node=${host##*.}
     [ "$host" = "$SUBNET.$node" ] || { echo "netns-mpi.sh: unknown host $host" >&2; exit 2; }
-    exec ip netns exec "$NS$((node - 1))" /bin/sh -c "$*"
+    # Ranks of one namespace ("node") talk over shared memory (vader). Its
+    # segment files are named by hostname, job and local rank, and every
+    # namespace has the same hostname: each node gets its own directory.
+    shm=/dev/shm/$NS$((node - 1))-vader
+    mkdir -p "$shm"
+    exec ip netns exec "$NS$((node - 1))" env OMPI_MCA_btl_vader_backing_directory="$shm" \
+        /bin/sh -c "$*"
     ;;
 iface) echo "$IFACE" ;;
 *) sed -n '3,20p' "$0"; exit 2 ;;

@@ -33,7 +33,9 @@ typedef enum {
     V_IFNAME,
     V_INNER,
     V_PERIOD,
-    V_STATE_MAX
+    V_STATE_MAX,
+    V_HIER,
+    V_NODE_ID
 } var_id;
 
 static const struct {
@@ -58,6 +60,12 @@ static const struct {
     {"NANGILA_COLLNET_PERIOD", V_PERIOD,
      "0 (automatic), or the number of collNet calls per training step, at most 65536"},
     {"NANGILA_STATE_MAX_MB", V_STATE_MAX, "an integer number of MiB in [1, 1048576]"},
+    /* The MPI wrapper's own (mpi-pmpi/src/pmpi_hier.c reads them); checked
+     * here so that every NANGILA_* name is validated in one place. */
+    {"NANGILA_HIER", V_HIER, "auto, off, slices, leaders"},
+    {"NANGILA_NODE_ID", V_NODE_ID,
+     "an integer in [0, 2147483647] (test-only: ranks with the "
+     "same id form one node)"},
 };
 #define N_KNOWN (sizeof known_vars / sizeof known_vars[0])
 
@@ -233,6 +241,10 @@ static int parse_var(ngl_settings *s, var_id id, const char *v)
         }
         s->state_max_mb = (uint32_t)u;
         return 1;
+    case V_HIER:
+        return !strcasecmp(v, "auto") || !strcasecmp(v, "off") || !strcasecmp(v, "slices") ||
+               !strcasecmp(v, "leaders");
+    case V_NODE_ID: return parse_u64(v, &u) && u <= 2147483647u;
     }
     return 0;
 }

@@ -36,8 +36,8 @@ static struct {
     atomic_uint_fast64_t calls_seen;
     ngl_pmpi_comm *reg_head;
     ngl_engine_stats totals;
-    char auto_summary[4096]; /* auto's choices per communicator, for the summary */
-    char skip_marker;        /* its address marks communicators we never compress on */
+    char summary[4096]; /* auto's choices and the hierarchy per communicator */
+    char skip_marker;   /* its address marks communicators we never compress on */
 } G = {
     .state = G_NEW,
     .init_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -62,6 +62,8 @@ const ngl_topo *ngl_pmpi_topology(void)
 {
     return &G.topo;
 }
+
+static void settings_describe(char *desc, size_t cap);
 
 /* ---- logging ------------------------------------------------------------ */
 
@@ -114,8 +116,8 @@ static void stats_print(void)
     const ngl_engine_stats *t = &G.totals;
     const uint64_t calls = atomic_load(&G.calls_seen);
     const double mib = 1.0 / (1024.0 * 1024.0);
-    char desc[256];
-    ngl_settings_describe(&G.s, desc, sizeof desc);
+    char desc[320];
+    settings_describe(desc, sizeof desc);
     fprintf(stderr,
             "nangila: MPI_Allreduce summary (rank 0): %llu calls seen, %llu compressed "
             "(%llu without carried state), %llu passed through; %s\n"
@@ -132,8 +134,8 @@ static void stats_print(void)
             (double)t->bytes_sent * mib, (double)t->bytes_ring * mib,
             ratio(t->bytes_ring, t->bytes_sent), t->t_total, t->t_encode + t->t_decode, t->t_encode,
             t->t_decode, t->t_total - t->t_encode - t->t_decode);
-    if (G.auto_summary[0] != '\0') {
-        fprintf(stderr, "%s", G.auto_summary);
+    if (G.summary[0] != '\0') {
+        fprintf(stderr, "%s", G.summary);
     }
     fflush(stderr);
 }
@@ -248,9 +250,21 @@ static void registry_remove(ngl_pmpi_comm *ctx)
     pthread_mutex_unlock(&G.lock);
 }
 
+void ngl_pmpi_summary_append(const char *fmt, ...)
+{
+    pthread_mutex_lock(&G.lock);
+    const size_t used = strlen(G.summary);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(G.summary + used, sizeof G.summary - used, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&G.lock);
+}
+
 static void ctx_destroy(ngl_pmpi_comm *ctx)
 {
     ngl_pmpi_async_stop(ctx); /* finishes the queued calls first */
+    ngl_pmpi_hier_destroy(ctx);
     if (ctx->eng != NULL) {
         char line[256];
         ngl_engine_describe(ctx->eng, line, sizeof line);
@@ -281,13 +295,9 @@ static void auto_summary_add(ngl_pmpi_comm *ctx)
     if (ngl_auto_describe(am, "nangila:     ", lines, sizeof lines) == 0) {
         return;
     }
-    pthread_mutex_lock(&G.lock);
-    const size_t used = strlen(G.auto_summary);
-    snprintf(G.auto_summary + used, sizeof G.auto_summary - used,
-             "nangila:   NANGILA_MODE=auto on a communicator of %d ranks, per message size "
-             "(times: median over calls of the fastest rank):\n%s",
-             ctx->size, lines);
-    pthread_mutex_unlock(&G.lock);
+    ngl_pmpi_summary_append("nangila:   NANGILA_MODE=auto on a communicator of %d ranks, per "
+                            "message size (times: median over calls of the fastest rank):\n%s",
+                            ctx->size, lines);
 }
 
 /* Delete callback of the communicator keyval: MPI_Comm_free, or our own
@@ -377,20 +387,19 @@ static const char *status_name(int st)
     }
 }
 
-ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
+/* The settings every rank of a communicator must share: core's and the
+ * wrapper's own. */
+static void settings_describe(char *desc, size_t cap)
 {
-    void *val = NULL;
-    int flag = 0;
-    if (PMPI_Comm_get_attr(comm, G.comm_keyval, &val, &flag) != MPI_SUCCESS) {
-        return NULL;
+    const size_t n = ngl_settings_describe(&G.s, desc, cap);
+    if (n < cap) {
+        ngl_pmpi_hier_describe(desc + n, cap - n);
     }
-    if (flag) {
-        return val == &G.skip_marker ? NULL : val;
-    }
-    if (!create) {
-        return NULL;
-    }
+}
 
+/* Create the context of @p comm (collective over it) and attach it. */
+static ngl_pmpi_comm *comm_create(MPI_Comm comm, int allow_hier)
+{
     ngl_pmpi_comm *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL) {
         /* Cannot even take part in the check; the others would wait for
@@ -411,8 +420,8 @@ ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
      * if every rank has the same settings; all ranks see the same answer,
      * so all take the same path. The third value salts stream ids.
      */
-    char desc[256];
-    ngl_settings_describe(&G.s, desc, sizeof desc);
+    char desc[320];
+    settings_describe(desc, sizeof desc);
     const uint64_t h = fnv1a(desc);
     uint64_t v[3] = {h, ~h, atomic_fetch_add(&G.serial, 1)};
     int rc = PMPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_UINT64_T, MPI_MAX, comm);
@@ -451,6 +460,10 @@ ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
             ctx->tag_ub = has_ub && ub ? *(int *)ub : 32767;
         }
     }
+    /* Every rank reaches this with the same status (agreed above). */
+    if (allow_hier && ctx->status == NGL_PMPI_ACTIVE && ngl_pmpi_hier_setup(ctx) != MPI_SUCCESS) {
+        ctx->status = NGL_PMPI_FAILED;
+    }
     ngl_pmpi_log(NGL_LOG_INFO, "communicator of %d ranks: %s (%s)", ctx->size,
                  status_name(ctx->status), desc);
     if (PMPI_Comm_set_attr(comm, G.comm_keyval, ctx) != MPI_SUCCESS) {
@@ -459,6 +472,24 @@ ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
     }
     registry_add(ctx);
     return ctx;
+}
+
+ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
+{
+    void *val = NULL;
+    int flag = 0;
+    if (PMPI_Comm_get_attr(comm, G.comm_keyval, &val, &flag) != MPI_SUCCESS) {
+        return NULL;
+    }
+    if (flag) {
+        return val == &G.skip_marker ? NULL : val;
+    }
+    return create ? comm_create(comm, 1) : NULL;
+}
+
+ngl_pmpi_comm *ngl_pmpi_comm_create_flat(MPI_Comm comm)
+{
+    return comm_create(comm, 0);
 }
 
 /* ---- global set-up ------------------------------------------------------ */
@@ -491,6 +522,7 @@ int ngl_pmpi_global_init(void)
         goto out;
     }
     ngl_set_logger(log_sink, NULL, G.s.log_level);
+    ngl_pmpi_hier_settings_read();
 
     if (PMPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, ctx_delete_fn, &G.comm_keyval, NULL) !=
             MPI_SUCCESS ||
@@ -501,8 +533,8 @@ int ngl_pmpi_global_init(void)
         atomic_store(&G.state, G_FINALIZED);
         goto out;
     }
-    char desc[256];
-    ngl_settings_describe(&G.s, desc, sizeof desc);
+    char desc[320];
+    settings_describe(desc, sizeof desc);
     ngl_pmpi_log(NGL_LOG_INFO, "libnangila-mpi %s ready: %s", ngl_version_string(), desc);
     ngl_topo_probe(&G.topo, G.s.socket_ifname);
     char topo[512];

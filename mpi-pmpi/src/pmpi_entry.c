@@ -90,7 +90,7 @@ static unsigned op_class(MPI_Op op)
 /* One token per call for the call history: byte size, op and whether it is
  * a float sum. Datatype handles are process-local addresses in Open MPI,
  * so only their size enters. */
-static uint64_t call_token(int count, MPI_Datatype dt, MPI_Op op, int float_sum)
+uint64_t ngl_pmpi_call_token(int count, MPI_Datatype dt, MPI_Op op, int float_sum)
 {
     int tsize = 0;
     PMPI_Type_size(dt, &tsize);
@@ -158,6 +158,10 @@ void ngl_pmpi_call_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
 int ngl_pmpi_call_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain)
 {
 #define PASS() PMPI_Allreduce(c->sendbuf, c->recvbuf, c->count, c->dt, c->op, plain)
+    if (ctx->hier != NULL && ctx->status == NGL_PMPI_ACTIVE) {
+        /* several ranks per node: exact inside, compressed across nodes */
+        return ngl_pmpi_hier_run(ctx, c);
+    }
     const uint64_t bytes = (uint64_t)c->count * sizeof(float);
     const uint32_t k = ngl_engine_identify(ctx->eng, c->token, NGL_IDENT_KEYED);
     if (ctx->status != NGL_PMPI_ACTIVE) {
@@ -265,7 +269,7 @@ static ngl_pmpi_comm *context_for(const void *sendbuf, void *recvbuf, int count,
     c->count = count;
     c->dt = dt;
     c->op = op;
-    c->token = call_token(count, dt, op, float_sum);
+    c->token = ngl_pmpi_call_token(count, dt, op, float_sum);
     c->eligible = float_sum && bytes >= ngl_pmpi_settings()->min_bytes;
     return ctx;
 }

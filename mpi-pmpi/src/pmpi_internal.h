@@ -12,6 +12,8 @@
  *   pmpi_collective.c  progress of the engine's reduce-scatter + allgather
  *                      over PMPI point-to-point, pipelined over segments
  *   pmpi_async.c       MPI_Iallreduce: a progress thread per communicator
+ *   pmpi_hier.c        several ranks per node: exact inside the node,
+ *                      compressed across nodes (NANGILA_HIER)
  *
  * The protocol, the layout, stream identity and stream state are the
  * collective engine's (engine/include/ngl_engine.h); this layer only moves
@@ -87,6 +89,7 @@ typedef struct ngl_pmpi_comm {
     float *bounce; /* aligned copy for misaligned user buffers */
     size_t bounce_cap;
     struct ngl_pmpi_worker *worker; /* progress thread, from the first nonblocking call */
+    struct ngl_pmpi_hier *hier;     /* node layout when eligible calls run hierarchically */
     struct ngl_pmpi_comm *reg_prev, *reg_next; /* registry of live contexts */
 } ngl_pmpi_comm;
 
@@ -124,6 +127,17 @@ int ngl_pmpi_auto_agree(ngl_pmpi_comm *ctx, uint32_t cls);
 /** Make sure the per-call scratch fits @p frame_cap bytes per frame. */
 int ngl_pmpi_scratch_reserve(ngl_pmpi_comm *ctx, size_t frame_cap);
 
+/**
+ * A context for @p comm (one of ours) without a node hierarchy: the cross
+ * communicator of a hierarchical context. Collective over @p comm; freeing
+ * @p comm deletes it.
+ * @return the context (possibly not active), or NULL on failure.
+ */
+ngl_pmpi_comm *ngl_pmpi_comm_create_flat(MPI_Comm comm);
+
+/** Append a printf-style line to the finalize summary (NANGILA_STATS=1). */
+void ngl_pmpi_summary_append(const char *fmt, ...) NGL_PMPI_PRINTF(1, 2);
+
 /** Add @p s into the process-wide totals (under the registry lock). */
 void ngl_pmpi_stats_merge(const ngl_engine_stats *s);
 
@@ -139,6 +153,10 @@ typedef struct ngl_pmpi_call {
     uint64_t token; /* for the call history */
     int eligible;   /* float sum of at least NANGILA_MIN_BYTES: the engine plans it */
 } ngl_pmpi_call;
+
+/** The call-history token of an allreduce with these arguments: its byte
+ *  size, its op and whether it is a float sum. */
+uint64_t ngl_pmpi_call_token(int count, MPI_Datatype dt, MPI_Op op, int float_sum);
 
 /** Record an ineligible call in the communicator's call history (the
  *  caller passes it through). */
@@ -173,6 +191,37 @@ void ngl_pmpi_async_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
 
 /** Finish the queued calls and stop the thread (context teardown). */
 void ngl_pmpi_async_stop(ngl_pmpi_comm *ctx);
+
+/* ---- several ranks per node (pmpi_hier.c) -------------------------------- */
+
+/* NANGILA_HIER values (off, slices, leaders, auto: slices when every node
+ * has the same number of ranks, else leaders). */
+enum { NGL_HIER_OFF = 0, NGL_HIER_SLICES = 1, NGL_HIER_LEADERS = 2, NGL_HIER_AUTO = 3 };
+
+typedef struct ngl_pmpi_hier ngl_pmpi_hier;
+
+/** Read NANGILA_HIER and NANGILA_NODE_ID (validated by core's parser). */
+void ngl_pmpi_hier_settings_read(void);
+
+/** Append the settings that must match across ranks to a description
+ *  (" hier=auto", plus " node_id=set" when the override is used). */
+int ngl_pmpi_hier_describe(char *buf, size_t cap);
+
+/**
+ * Find the node layout of an active context, collectively over ctx->ic,
+ * and set ctx->hier when eligible calls should run hierarchically (several
+ * nodes, several ranks on some node, NANGILA_HIER not off). Every rank
+ * takes the same decision.
+ * @return MPI_SUCCESS, or an MPI error code when the agreement failed.
+ */
+int ngl_pmpi_hier_setup(ngl_pmpi_comm *ctx);
+
+/** Run an eligible call hierarchically (ctx->hier set): bit-identical on
+ *  every rank. @return MPI_SUCCESS or an MPI error code. */
+int ngl_pmpi_hier_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
+
+/** Release ctx->hier (its communicators and the cross context). */
+void ngl_pmpi_hier_destroy(ngl_pmpi_comm *ctx);
 
 /* ---- the compressed collective (pmpi_collective.c) ---------------------- */
 

@@ -181,13 +181,14 @@ static int check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int 
     PMPI_Allreduce(send, plain, (int)n, MPI_FLOAT, MPI_SUM, comm);
 
     double m[64] = {0};
-    double msum = 0, maxerr = 0, sumsq = 0;
+    double msum = 0, maxerr = 0, sumsq = 0, exactsq = 0;
     uint64_t worst = 0, differ = 0;
     for (uint64_t i = 0; i < n; i++) {
         const double exact = exact_sum(id, size, step, i, m);
         msum = fmax(msum, fabs(exact));
         const double err = fabs((double)recv[i] - exact);
         sumsq += err * err;
+        exactsq += exact * exact;
         if (!(err <= maxerr)) {
             maxerr = err;
             worst = i;
@@ -208,9 +209,9 @@ static int check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int 
               (unsigned long long)n);
     }
     if (rank == 0 && getenv("PMPI_CHECK_VERBOSE")) {
-        printf("n=%-9llu step=%llu inplace=%d max|err|=%.4g bound=%.4g rms=%.4g\n",
+        printf("n=%-9llu step=%llu inplace=%d max|err|=%.4g bound=%.4g rms=%.4g rel_rms=%.4g\n",
                (unsigned long long)n, (unsigned long long)step, inplace, maxerr, bound,
-               sqrt(sumsq / (double)n));
+               sqrt(sumsq / (double)n), exactsq > 0 ? sqrt(sumsq / exactsq) : 0.0);
     }
     same = differ == 0;
 out:
