@@ -25,6 +25,8 @@
 #     --netns RATE           each rank in its own network namespace behind a
 #                            link limited to RATE (tc syntax, e.g. 200mbit;
 #                            scripts/netns-mpi.sh); needs root, else skip (77)
+#     --ranks-per-node L     with --netns: L ranks per namespace ("node", its
+#                            own Open MPI daemon), shared memory between them
 #
 # Meson passes NGL_PMPI_PRELOAD (the library, preceded by libasan in
 # sanitized builds), NGL_PMPI_LSAN_SUPP and MPIRUN in the environment.
@@ -36,6 +38,7 @@ expect_fail=0
 preload=1
 leaks=1
 netns_rate=""
+per_node=1
 shm=0
 argmin=0
 envs=()
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
     --no-preload) preload=0; shift ;;
     --no-leak-check) leaks=0; shift ;;
     --netns) netns_rate=$2; shift 2 ;;
+    --ranks-per-node) per_node=$2; shift 2 ;;
     --shm) shm=1; shift ;;
     --expect-auto-argmin) argmin=1; shift ;;
     --) shift; break ;;
@@ -78,16 +82,19 @@ if [ -n "$netns_rate" ]; then
     # A set of our own names and addresses, so a benchmark's set survives.
     export NGL_NETNS_NAME=nglt NGL_NETNS_SUBNET=10.78.0
     netns=$(cd "$(dirname "$0")/../../scripts" && pwd)/netns-mpi.sh
-    "$netns" up "$np" "$netns_rate" || { echo "pmpi_run.sh: FAIL: cannot create namespaces"; exit 1; }
+    nodes=$((np / per_node))
+    "$netns" up "$nodes" "$netns_rate" || { echo "pmpi_run.sh: FAIL: cannot create namespaces"; exit 1; }
     trap '"$netns" down' EXIT
     # PMIx's shared-memory store trips over several daemons on one host.
     export PMIX_MCA_gds=hash
     # Each namespace's Open MPI daemon would share its hwloc topology
     # through the same /dev/shm; two writing at once can crash one
     # (hwloc_shmem_topology_write): no sharing (vmhole none).
-    common=(--oversubscribe --bind-to none --host "$("$netns" hosts "$np")"
+    btl=self,tcp
+    [ "$per_node" -gt 1 ] && btl=self,vader,tcp
+    common=(--oversubscribe --bind-to none --host "$("$netns" hosts "$nodes" "$per_node")"
             --mca plm_rsh_agent "$netns rsh" --mca rtc_hwloc_vmhole none
-            --mca btl self,tcp --mca btl_tcp_if_include "$NGL_NETNS_SUBNET.0/24"
+            --mca btl "$btl" --mca btl_tcp_if_include "$NGL_NETNS_SUBNET.0/24"
             --mca oob_tcp_if_include "$NGL_NETNS_SUBNET.0/24"
             --mca mpi_yield_when_idle 1)
 fi
