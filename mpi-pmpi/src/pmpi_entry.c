@@ -2,7 +2,7 @@
 /*
  * pmpi_entry.c -- the symbols libnangila-mpi.so exports: MPI_Init,
  * MPI_Init_thread, MPI_Allreduce, MPI_Iallreduce (MPI_Allreduce_c on MPI-4
- * libraries) and the Fortran MPI_ALLREDUCE bindings.
+ * libraries) and the Fortran MPI_ALLREDUCE and MPI_IALLREDUCE bindings.
  *
  * Decision order for MPI_Allreduce (each "pass" is PMPI_Allreduce with the
  * caller's arguments, untouched):
@@ -385,24 +385,28 @@ NGL_PMPI_EXPORT void MPI_ALLREDUCE(void *sendbuf, void *recvbuf, MPI_Fint *count
                                    MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
                                    MPI_Fint *ierr);
 
+/* Fortran's MPI_IN_PLACE and MPI_BOTTOM sentinels to C's. */
+static void fortran_buffers(void **sendbuf, void **recvbuf)
+{
+    if (&mpi_fortran_in_place_ != NULL && *sendbuf == (void *)&mpi_fortran_in_place_) {
+        *sendbuf = MPI_IN_PLACE;
+    }
+    if (&mpi_fortran_bottom_ != NULL) {
+        if (*sendbuf == (void *)&mpi_fortran_bottom_) {
+            *sendbuf = MPI_BOTTOM;
+        }
+        if (*recvbuf == (void *)&mpi_fortran_bottom_) {
+            *recvbuf = MPI_BOTTOM;
+        }
+    }
+}
+
 void mpi_allreduce_(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype, MPI_Fint *op,
                     MPI_Fint *comm, MPI_Fint *ierr)
 {
-    const MPI_Comm c = PMPI_Comm_f2c(*comm);
-    const MPI_Datatype t = PMPI_Type_f2c(*datatype);
-    const MPI_Op o = PMPI_Op_f2c(*op);
-    if (&mpi_fortran_in_place_ != NULL && sendbuf == (void *)&mpi_fortran_in_place_) {
-        sendbuf = MPI_IN_PLACE;
-    }
-    if (&mpi_fortran_bottom_ != NULL) {
-        if (sendbuf == (void *)&mpi_fortran_bottom_) {
-            sendbuf = MPI_BOTTOM;
-        }
-        if (recvbuf == (void *)&mpi_fortran_bottom_) {
-            recvbuf = MPI_BOTTOM;
-        }
-    }
-    const int rc = MPI_Allreduce(sendbuf, recvbuf, (int)*count, t, o, c);
+    fortran_buffers(&sendbuf, &recvbuf);
+    const int rc = MPI_Allreduce(sendbuf, recvbuf, (int)*count, PMPI_Type_f2c(*datatype),
+                                 PMPI_Op_f2c(*op), PMPI_Comm_f2c(*comm));
     if (ierr != NULL) {
         *ierr = (MPI_Fint)rc;
     }
@@ -424,5 +428,54 @@ void MPI_ALLREDUCE(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *data
                    MPI_Fint *comm, MPI_Fint *ierr)
 {
     mpi_allreduce_(sendbuf, recvbuf, count, datatype, op, comm, ierr);
+}
+
+/* MPI_IALLREDUCE: the same, nonblocking; the request (compressed calls: a
+ * generalized request of the progress thread) goes back as a Fortran handle,
+ * so MPI_WAIT and MPI_TEST in Fortran complete it as usual. */
+NGL_PMPI_EXPORT void mpi_iallreduce_(void *sendbuf, void *recvbuf, MPI_Fint *count,
+                                     MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
+                                     MPI_Fint *request, MPI_Fint *ierr);
+NGL_PMPI_EXPORT void mpi_iallreduce__(void *sendbuf, void *recvbuf, MPI_Fint *count,
+                                      MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
+                                      MPI_Fint *request, MPI_Fint *ierr);
+NGL_PMPI_EXPORT void mpi_iallreduce(void *sendbuf, void *recvbuf, MPI_Fint *count,
+                                    MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
+                                    MPI_Fint *request, MPI_Fint *ierr);
+NGL_PMPI_EXPORT void MPI_IALLREDUCE(void *sendbuf, void *recvbuf, MPI_Fint *count,
+                                    MPI_Fint *datatype, MPI_Fint *op, MPI_Fint *comm,
+                                    MPI_Fint *request, MPI_Fint *ierr);
+
+void mpi_iallreduce_(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype,
+                     MPI_Fint *op, MPI_Fint *comm, MPI_Fint *request, MPI_Fint *ierr)
+{
+    fortran_buffers(&sendbuf, &recvbuf);
+    MPI_Request req = MPI_REQUEST_NULL;
+    const int rc = MPI_Iallreduce(sendbuf, recvbuf, (int)*count, PMPI_Type_f2c(*datatype),
+                                  PMPI_Op_f2c(*op), PMPI_Comm_f2c(*comm), &req);
+    if (rc == MPI_SUCCESS) {
+        *request = PMPI_Request_c2f(req);
+    }
+    if (ierr != NULL) {
+        *ierr = (MPI_Fint)rc;
+    }
+}
+
+void mpi_iallreduce__(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype,
+                      MPI_Fint *op, MPI_Fint *comm, MPI_Fint *request, MPI_Fint *ierr)
+{
+    mpi_iallreduce_(sendbuf, recvbuf, count, datatype, op, comm, request, ierr);
+}
+
+void mpi_iallreduce(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype, MPI_Fint *op,
+                    MPI_Fint *comm, MPI_Fint *request, MPI_Fint *ierr)
+{
+    mpi_iallreduce_(sendbuf, recvbuf, count, datatype, op, comm, request, ierr);
+}
+
+void MPI_IALLREDUCE(void *sendbuf, void *recvbuf, MPI_Fint *count, MPI_Fint *datatype, MPI_Fint *op,
+                    MPI_Fint *comm, MPI_Fint *request, MPI_Fint *ierr)
+{
+    mpi_iallreduce_(sendbuf, recvbuf, count, datatype, op, comm, request, ierr);
 }
 #endif /* NGL_PMPI_FORTRAN */
