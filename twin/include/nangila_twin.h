@@ -151,13 +151,15 @@ NGL_API size_t ngl_twin_encoder_bound(const ngl_twin_encoder *enc, size_t nsampl
  * @param samples  nsamples * C values of cfg.dtype, row-major (sample 0's C
  *                 channels, then sample 1's ...), aligned to the value size.
  * @param nsamples 1 .. cfg.max_samples.
- * @param dst      output buffer of @p dst_cap bytes; dst_cap >=
- *                 ngl_twin_encoder_bound(enc, nsamples) always suffices.
+ * @param dst      output buffer of @p dst_cap bytes; dst_cap must be at least
+ *                 ngl_twin_encoder_bound(enc, nsamples) (checked before the
+ *                 state moves, so a message never fails half-written).
  * @param out_len  receives the message length in bytes.
  * @return NGL_OK: one message written, sequence number advanced by one,
  *         state advanced by the samples. NGL_ERR_INVALID_ARG (NULL pointer,
- *         nsamples out of range) or NGL_ERR_DST_TOO_SMALL: nothing written
- *         that counts, state unchanged (a pending keyframe stays pending).
+ *         nsamples out of range) or NGL_ERR_DST_TOO_SMALL (dst_cap below
+ *         the bound): nothing written that counts, state unchanged (a
+ *         pending keyframe stays pending).
  * The message is a keyframe if it is the first one, if keyframe_interval
  * messages passed since the last keyframe, after end_of_stream(), or if one
  * was requested.
