@@ -1462,6 +1462,7 @@ static int cmd_bench(int argc, char **argv)
     }
     /* the bound, on every value, in the stream's dtype */
     double max_err = 0;
+    double worst = 0; /* largest error as a fraction of its bound */
     size_t violations = 0;
     for (size_t i = 0; i < n * c; i++) {
         double x, y;
@@ -1484,14 +1485,17 @@ static int cmd_bench(int argc, char **argv)
         if (!(e <= lim)) {
             violations++;
         }
+        if (lim > 0 && e / lim > worst) {
+            worst = e / lim;
+        }
         max_err = e > max_err ? e : max_err;
     }
     double mb = (double)(n * c * vsize) / 1e6;
     printf("{\"samples\": %zu, \"channels\": %zu, \"batch\": %zu, \"bytes_in\": %zu, "
            "\"bytes_out\": %zu, \"ratio\": %.6f, \"encode_mb_s\": %.3f, \"decode_mb_s\": %.3f, "
-           "\"max_err\": %.17g, \"violations\": %zu}\n",
+           "\"max_err\": %.17g, \"max_err_over_eps\": %.6f, \"violations\": %zu}\n",
            n, c, batch, n * c * vsize, total, (double)(n * c * vsize) / (double)total,
-           mb / best_enc, mb / best_dec, max_err, violations);
+           mb / best_enc, mb / best_dec, max_err, worst, violations);
     status = violations ? 1 : 0;
 out:
     free(bounds);
