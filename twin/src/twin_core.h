@@ -48,7 +48,7 @@
 #define TWIN_Q_LIM  ((int64_t)1 << 50) /* |lattice index| limit of ABS channels */
 #define TWIN_D_LIM  ((int64_t)1 << 40) /* differences fed to the NLMS are clamped here */
 #define TWIN_W_LIM  8.0                /* NLMS weights are clamped to [-8, 8] */
-#define TWIN_MU     0.25               /* NLMS step size */
+#define TWIN_MU     0.25               /* NLMS step size (times [1, 2) of 1/norm) */
 #define TWIN_COST_K 3                  /* cost decay: c -= c >> 3 per value */
 
 /* channel kinds */
@@ -190,7 +190,15 @@ static inline void twin_update(twin_chan *c, int64_t q, const int64_t p[TWIN_NPR
         for (unsigned i = 0; i < TWIN_TAPS; i++) {
             norm += d[i] * d[i];
         }
-        double g = TWIN_MU * (target - y) / norm;
+        /* 1 / norm rounded down to a power of two, from the exponent bits:
+         * no division on the per-value path, and the step stays within
+         * [mu/2, mu] of the exact NLMS one (norm >= 1 is finite and normal). */
+        uint64_t nb;
+        memcpy(&nb, &norm, 8);
+        const uint64_t inv_bits = (2046u - (nb >> 52)) << 52; /* 2^-(e - 1023) */
+        double inv;
+        memcpy(&inv, &inv_bits, 8);
+        double g = TWIN_MU * (target - y) * inv;
         for (unsigned i = 0; i < TWIN_TAPS; i++) {
             double w = c->w[i] + g * d[i];
             c->w[i] = w > TWIN_W_LIM ? TWIN_W_LIM : (w < -TWIN_W_LIM ? -TWIN_W_LIM : w);

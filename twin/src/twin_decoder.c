@@ -14,6 +14,8 @@ struct ngl_twin_decoder {
     int synced;         /* st holds the encoder's state after message seq - 1 */
     int expect_valid;   /* st.seq is the next sequence number expected */
     int lost;           /* sync was lost (gap, error): the next keyframe is a resync */
+    int have_crc0;      /* crc0 holds the CRC of the last seq-0 keyframe accepted */
+    uint32_t crc0;
     twin_stream st;
     ngl_twin_decoder_stats stats;
 };
@@ -77,6 +79,7 @@ void ngl_twin_decoder_reset(ngl_twin_decoder *dec)
     dec->synced = 0;
     dec->expect_valid = 0;
     dec->lost = 0;
+    dec->have_crc0 = 0;
 }
 
 uint64_t ngl_twin_decoder_state_hash(const ngl_twin_decoder *dec)
@@ -251,7 +254,10 @@ ngl_status ngl_twin_decoder_decode(ngl_twin_decoder *dec, const void *msg, size_
 
     /* Where does the message stand relative to the one expected? */
     const int behind = dec->expect_valid && h->seq < s->seq;
-    const int restart = key && behind && h->seq == 0;
+    /* A keyframe with seq 0 behind the expected one is an encoder restart,
+     * unless it is a copy of the seq-0 keyframe already taken. */
+    const uint32_t crc = hpc_get_u32((const uint8_t *)msg + msg_len - TWIN_CRC_SIZE);
+    const int restart = key && behind && h->seq == 0 && !(dec->have_crc0 && dec->crc0 == crc);
     if (behind && !restart) {
         info->flags |= NGL_TWIN_INFO_STALE;
         dec->stats.stale++;
@@ -301,6 +307,10 @@ ngl_status ngl_twin_decoder_decode(ngl_twin_decoder *dec, const void *msg, size_
             goto reject;
         }
         s->seq = h->seq + 1;
+        if (h->seq == 0) {
+            dec->have_crc0 = 1;
+            dec->crc0 = crc;
+        }
         dec->synced = 1;
         dec->expect_valid = 1;
         dec->lost = 0;
