@@ -251,6 +251,25 @@ static inline uint64_t twin_untoken(unsigned tok, hpc_bitr *r)
     return ((uint64_t)1 << (n - 1u)) | hpc_bitr_get(r, n - 1u);
 }
 
+/* Rebuild the tables of the contexts whose counts moved enough: since >=
+ * TWIN_REBUILD_MIN and TWIN_REBUILD_DIV * since >= total. hpc rebuilds at
+ * 8 since >= total; twin messages are small (often one sample), so refresh
+ * points come every few dozen values, and after every keyframe's reset the
+ * contexts are young again: with hpc's rule rebuilds took 11% of the time
+ * on the rotor benchmark, with this one 3%, for 0.5% more bytes. */
+#define TWIN_REBUILD_MIN 16u
+#define TWIN_REBUILD_DIV 2u
+
+static inline void twin_refresh(hpc_ctx *set, int with_lut)
+{
+    for (unsigned i = 0; i < TWIN_NCTX; i++) {
+        hpc_ctx *c = &set[i];
+        if (c->since >= TWIN_REBUILD_MIN && (uint64_t)c->since * TWIN_REBUILD_DIV >= c->total) {
+            hpc_ctx_build(c, with_lut);
+        }
+    }
+}
+
 /* 64-bit FNV-1a step over one word (the state hash). */
 static inline uint64_t twin_hash_u64(uint64_t h, uint64_t v)
 {

@@ -139,12 +139,12 @@ static ngl_status decode_values(twin_stream *s, const twin_msg *m, uint8_t *dst)
         return NGL_ERR_BAD_CODE;
     }
     hpc_bitr_init(&br, m->raw, m->raw_len);
-    hpc_ctxset_refresh(s->ctx, TWIN_NCTX, 1);
+    twin_refresh(s->ctx, 1);
     size_t v = 0;
     for (uint32_t i = 0; i < m->hdr.nsamples; i++) {
         for (uint32_t j = 0; j < C; j++, v++) {
             if (v != 0 && v % HPC_CHUNK == 0) {
-                hpc_ctxset_refresh(s->ctx, TWIN_NCTX, 1);
+                twin_refresh(s->ctx, 1);
             }
             twin_chan *c = &s->ch[j];
             const twin_param *pp = &s->par[j];

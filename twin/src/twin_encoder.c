@@ -213,12 +213,12 @@ static size_t code_values(ngl_twin_encoder *enc, const void *samples, size_t nsa
     sb->cap = (size_t)enc->cfg.max_samples * C;
     /* Tables are rebuilt at the start of every message and every HPC_CHUNK
      * values (counted from the message start), on both sides alike. */
-    hpc_ctxset_refresh(s->ctx, TWIN_NCTX, 0);
+    twin_refresh(s->ctx, 0);
     size_t v = 0;
     for (size_t i = 0; i < nsamples; i++) {
         for (uint32_t j = 0; j < C; j++, v++) {
             if (v != 0 && v % HPC_CHUNK == 0) {
-                hpc_ctxset_refresh(s->ctx, TWIN_NCTX, 0);
+                twin_refresh(s->ctx, 0);
             }
             uint64_t bits;
             if (is64) {
