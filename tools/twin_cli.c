@@ -1251,7 +1251,9 @@ static int cmd_subscribe(int argc, char **argv)
                 " messages came before the stream description and were not decoded\n",
                 s.before_meta);
     }
-    qsort(s.lat, s.nlat, sizeof(int64_t), cmp_i64);
+    if (s.nlat > 0) {
+        qsort(s.lat, s.nlat, sizeof(int64_t), cmp_i64);
+    }
     size_t vsize = s.f32 ? 4 : 8;
     double ratio = s.bytes ? (double)(s.values * vsize) / (double)s.bytes : 0.0;
     ngl_twin_decoder_stats ds = {0};

@@ -5,6 +5,8 @@
 #
 #   ngl_broker_find || exit 77        mosquitto's path in NGL_MOSQUITTO
 #   ngl_broker_start DIR              listens on 127.0.0.1:$NGL_BROKER_PORT
+#                                     (NGL_BROKER_USER=name:password: only
+#                                     that account may connect)
 #   ngl_broker_stop                   SIGTERM, wait; safe to call twice
 #   ngl_broker_kill                   SIGKILL (the fault tests' "crash")
 #   ngl_broker_restart                same port, same config
@@ -65,12 +67,23 @@ ngl_broker_start() {
         if ngl_port_listening "$NGL_BROKER_PORT"; then
             continue
         fi
+        # user: a broker started as root stays the test's user, so it can
+        # read the test's private temporary directory (the password file).
         # sys_interval 1: $SYS/broker/bytes/* (the bench's byte counts) are
         # refreshed every second. Queues are large so the broker itself does
         # not drop under the bench's bursts; persistence off: nothing on disk.
+        local auth="allow_anonymous true"
+        if [ -n "${NGL_BROKER_USER:-}" ]; then
+            # NGL_BROKER_USER=name:password: the only account; no anonymous access
+            mosquitto_passwd -c -b "$NGL_BROKER_DIR/passwd" "${NGL_BROKER_USER%%:*}" \
+                "${NGL_BROKER_USER#*:}" >/dev/null
+            auth="allow_anonymous false
+password_file $NGL_BROKER_DIR/passwd"
+        fi
         cat >"$NGL_BROKER_DIR/mosquitto.conf" <<CONF
 listener $NGL_BROKER_PORT 127.0.0.1
-allow_anonymous true
+$auth
+user $(id -un)
 persistence false
 sys_interval 1
 max_queued_messages 1000000

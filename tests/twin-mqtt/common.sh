@@ -15,6 +15,10 @@ if ! ngl_broker_find; then
     echo "mosquitto not installed: skipping"
     exit 77
 fi
+# Under the sanitizers a report must fail the test, and must not pass for
+# the status 1 some tests expect from a refused client.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=66}
 py=${NGL_PYTHON:-/usr/bin/python3}
 [ -x "$py" ] || py=python3
 tmp=$(mktemp -d)
