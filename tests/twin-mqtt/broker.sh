@@ -6,7 +6,9 @@
 #   ngl_broker_find || exit 77        mosquitto's path in NGL_MOSQUITTO
 #   ngl_broker_start DIR              listens on 127.0.0.1:$NGL_BROKER_PORT
 #                                     (NGL_BROKER_USER=name:password: only
-#                                     that account may connect)
+#                                     that account may connect;
+#                                     NGL_BROKER_TLS_DIR=DIR: TLS with DIR's
+#                                     ca.crt, server.crt, server.key)
 #   ngl_broker_stop                   SIGTERM, wait; safe to call twice
 #   ngl_broker_kill                   SIGKILL (the fault tests' "crash")
 #   ngl_broker_restart                same port, same config
@@ -80,8 +82,18 @@ ngl_broker_start() {
             auth="allow_anonymous false
 password_file $NGL_BROKER_DIR/passwd"
         fi
+        local tls=""
+        if [ -n "${NGL_BROKER_TLS_DIR:-}" ]; then
+            # NGL_BROKER_TLS_DIR holds ca.crt, server.crt, server.key: TLS only,
+            # and a client certificate signed by the CA is required
+            tls="cafile $NGL_BROKER_TLS_DIR/ca.crt
+certfile $NGL_BROKER_TLS_DIR/server.crt
+keyfile $NGL_BROKER_TLS_DIR/server.key
+require_certificate true"
+        fi
         cat >"$NGL_BROKER_DIR/mosquitto.conf" <<CONF
 listener $NGL_BROKER_PORT 127.0.0.1
+$tls
 $auth
 user $(id -un)
 persistence false
