@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* nangila -- command-line front end: `nangila bench`, `nangila hpc`, `nangila version`. */
+/* nangila -- command-line front end: `nangila bench`, `nangila hpc`, `nangila twin`,
+ * `nangila version`. */
 #include "nangila.h"
 #include "nangila_cli.h"
 
@@ -14,6 +15,9 @@ static void usage(FILE *f)
                "  bench     codec throughput vs memcpy bandwidth (see nangila bench --help)\n"
 #if defined(NGL_HAVE_HPC)
                "  hpc       error-bounded LAMMPS trajectory compression (see nangila hpc --help)\n"
+#endif
+#if defined(NGL_HAVE_TWIN)
+               "  twin      error-bounded sensor streams over MQTT (see nangila twin --help)\n"
 #endif
                "  version   print the library version and the kernel variants available\n");
 }
@@ -30,6 +34,11 @@ int main(int argc, char **argv)
 #if defined(NGL_HAVE_HPC)
     if (!strcmp(argv[1], "hpc")) {
         return ngl_cli_hpc(argc - 1, argv + 1);
+    }
+#endif
+#if defined(NGL_HAVE_TWIN)
+    if (!strcmp(argv[1], "twin")) {
+        return ngl_cli_twin(argc - 1, argv + 1);
     }
 #endif
     if (!strcmp(argv[1], "version")) {

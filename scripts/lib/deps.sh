@@ -11,6 +11,7 @@ NANGILA_DEBS=(
     clang libclang-rt-14-dev clang-format
     lammps zfp libzfp-dev
     iproute2
+    mosquitto mosquitto-clients libmosquitto-dev
 )
 
 nangila_missing_debs() { # extra package names may follow

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * twin_core.h -- the closed-loop state shared by the twin encoder and
+ * decoder, and the per-value logic both must run identically: lattice
+ * mapping, predictors, predictor choice, contexts and tokens. The normative
+ * description is the twin section of docs/wire-format.md.
+ *
+ * The entropy coder, the little-endian helpers, varints and the raw bit
+ * stream are hpc/'s (hpc_rans.h, hpc_internal.h): one coder in the tree.
+ */
+#ifndef NGL_TWIN_CORE_H
+#define NGL_TWIN_CORE_H
+
+#include "hpc_internal.h"
+#include "hpc_rans.h"
+#include "nangila_twin.h"
+
+#include <math.h>
+
+/* ---------------------------------------------------------------- format */
+#define TWIN_MAGIC0       0xF7u /* never starts UTF-8 text: JSON/CSV payloads fail fast */
+#define TWIN_MAGIC1       0x54u /* 'T' */
+#define TWIN_FIXED_HEADER 8u    /* magic(2) version|type(1) flags(1) stream_id(4) */
+#define TWIN_CRC_SIZE     4u
+#define TWIN_MIN_MESSAGE  (TWIN_FIXED_HEADER + 3u + TWIN_CRC_SIZE) /* + 3 one-byte varints */
+#define TWIN_WIRE_F32     0u
+#define TWIN_WIRE_F64     1u
+#define TWIN_LAYOUT_ONE   0u /* one bound for every channel */
+#define TWIN_LAYOUT_EACH  1u /* one bound per channel */
+#define TWIN_BOUND_SIZE   9u /* mode(1) eps(f64) */
+
+/* ---------------------------------------------------------------- tokens */
+#define TWIN_TOK_DIRECT   16u /* zigzag residuals 0..15 are their own token */
+#define TWIN_TOK_SPLIT_LO 5u  /* bit lengths 5..40: 4 tokens each (2 bits below the top) */
+#define TWIN_TOK_SPLIT_HI 40u
+#define TWIN_TOK_WIDE     160u /* bit lengths 41..64: one token each */
+#define TWIN_TOK_EXACT    184u /* the value follows bit for bit (32 or 64 raw bits) */
+#define TWIN_TOK_COUNT    185u /* tokens >= this never occur (254 is the coder's escape) */
+
+/* ------------------------------------------------------------- contexts */
+#define TWIN_LEVELS 24u                /* magnitude levels of a channel's recent residuals */
+#define TWIN_NCTX   (2u * TWIN_LEVELS) /* x2: the last residual above the level or not */
+
+/* ----------------------------------------------------------- predictors */
+#define TWIN_NPRED  4u /* previous, linear, quadratic, NLMS */
+#define TWIN_TAPS   3u /* NLMS taps on the last differences */
+#define TWIN_HIST   (TWIN_TAPS + 1u)
+#define TWIN_Q_LIM  ((int64_t)1 << 50) /* |lattice index| limit of ABS channels */
+#define TWIN_D_LIM  ((int64_t)1 << 40) /* differences fed to the NLMS are clamped here */
+#define TWIN_W_LIM  8.0                /* NLMS weights are clamped to [-8, 8] */
+#define TWIN_MU     0.25               /* NLMS step size (times [1, 2) of 1/norm) */
+#define TWIN_COST_K 3                  /* cost decay: c -= c >> 3 per value */
+
+/* channel kinds */
+#define TWIN_K_LOSSLESS 0u
+#define TWIN_K_ABS      1u
+#define TWIN_K_REL      2u
+
+/* Quantizer parameters of one channel, derived from its bound. */
+typedef struct twin_param {
+    unsigned kind;
+    unsigned shift; /* REL: mantissa bits dropped */
+    double eps;     /* the bound as configured */
+    double step;    /* ABS: lattice step (a sliver below 2 eps) */
+    double inv_step;
+} twin_param;
+
+/* Closed-loop state of one channel (identical on both sides). */
+typedef struct twin_chan {
+    int64_t h[TWIN_HIST]; /* last valid lattice values, h[0] newest */
+    double w[TWIN_TAPS];  /* NLMS weights */
+    uint32_t cost[TWIN_NPRED];
+    uint32_t age;  /* valid entries in h (capped at TWIN_HIST) */
+    uint32_t ema;  /* EMA of residual bit lengths, 16x (Q4) */
+    uint32_t last; /* bit length of the last residual */
+} twin_chan;
+
+/* Everything the two sides share about one stream. */
+typedef struct twin_stream {
+    uint32_t channels;
+    ngl_dtype dtype;
+    ngl_twin_bound *bounds; /* channels entries */
+    twin_param *par;
+    twin_chan *ch;
+    hpc_ctx *ctx; /* TWIN_NCTX */
+    uint32_t cap; /* channels allocated */
+    uint64_t seq; /* next sequence number */
+} twin_stream;
+
+/* ------------------------------------------------------------ functions */
+ngl_status twin_stream_alloc(twin_stream *s, uint32_t channels);
+void twin_stream_free(twin_stream *s);
+/* Set parameters (bounds[] is copied; NULL = @p one for all). Caller checked them. */
+void twin_stream_configure(twin_stream *s, uint32_t channels, ngl_dtype dtype,
+                           const ngl_twin_bound *bounds, ngl_twin_bound one);
+/* Keyframe: every channel and context back to its initial state. */
+void twin_stream_reset(twin_stream *s);
+uint64_t twin_stream_hash(const twin_stream *s);
+/* @return 1 if @p b is a valid bound. */
+int twin_bound_ok(const ngl_twin_bound *b);
+size_t twin_value_size(ngl_dtype dt);
+
+/* Parsed message (twin_parse). */
+typedef struct twin_msg {
+    ngl_twin_header hdr;
+    uint32_t layout; /* keyframes */
+    const uint8_t *bounds;
+    const uint8_t *rans; /* coded sections */
+    size_t rans_len;
+    const uint8_t *raw;
+    size_t raw_len;
+} twin_msg;
+
+/* Parse and check a whole message but its coded sections; keyframe bounds
+ * are validated. */
+ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m);
+/* Bound @p i of a parsed keyframe. */
+ngl_twin_bound twin_msg_bound(const twin_msg *m, uint32_t i);
+
+/* ---------------------------------------------------------------- inline */
+static inline uint32_t twin_bitlen(uint64_t v)
+{
+    return hpc_bitlen(v);
+}
+
+/* Predictions of all four predictors from the channel's history. The NLMS
+ * output y (its predicted difference) is returned for the update. */
+static inline void twin_predict(const twin_chan *c, int64_t p[TWIN_NPRED], double d[TWIN_TAPS],
+                                double *y)
+{
+    const int64_t *h = c->h;
+    if (c->age == 0) {
+        p[0] = p[1] = p[2] = p[3] = 0;
+        *y = 0.0;
+        return;
+    }
+    p[0] = h[0];
+    p[1] = c->age >= 2 ? hpc_wsub(hpc_wadd(h[0], h[0]), h[1]) : p[0];
+    p[2] =
+        c->age >= 3 ? (int64_t)(3u * (uint64_t)h[0] - 3u * (uint64_t)h[1] + (uint64_t)h[2]) : p[1];
+    if (c->age >= TWIN_HIST) {
+        double acc = 0.0;
+        for (unsigned i = 0; i < TWIN_TAPS; i++) {
+            d[i] = (double)hpc_clamp_i64(hpc_wsub(h[i], h[i + 1]), TWIN_D_LIM);
+            acc += c->w[i] * d[i];
+        }
+        *y = acc;
+        /* |acc| <= 3 * 8 * 2^40 < 2^52: the conversion is in range */
+        p[3] = hpc_wadd(h[0], hpc_floor_i64(acc + 0.5));
+    } else {
+        p[3] = p[2];
+        *y = 0.0;
+    }
+}
+
+/* The predictor with the lowest recent cost (ties: the simpler one). */
+static inline unsigned twin_choose(const twin_chan *c)
+{
+    unsigned best = 0;
+    for (unsigned k = 1; k < TWIN_NPRED; k++) {
+        if (c->cost[k] < c->cost[best]) {
+            best = k;
+        }
+    }
+    return best;
+}
+
+static inline unsigned twin_ctx_index(const twin_chan *c)
+{
+    uint32_t level = (c->ema + 8u) >> 4;
+    if (level > TWIN_LEVELS - 1u) {
+        level = TWIN_LEVELS - 1u;
+    }
+    return 2u * level + (c->last > level ? 1u : 0u);
+}
+
+/* After lattice value @p q was coded (residual bit length @p bl against the
+ * chosen predictor): costs, NLMS, contexts and history. */
+static inline void twin_update(twin_chan *c, int64_t q, const int64_t p[TWIN_NPRED],
+                               const double d[TWIN_TAPS], double y, uint32_t bl)
+{
+    for (unsigned k = 0; k < TWIN_NPRED; k++) {
+        uint32_t b = twin_bitlen(hpc_zigzag(hpc_wsub(q, p[k])));
+        c->cost[k] = c->cost[k] - (c->cost[k] >> TWIN_COST_K) + (b << 4);
+    }
+    if (c->age >= TWIN_HIST) {
+        /* normalised LMS on the differences: w += mu e d / (1 + |d|^2) */
+        double target = (double)hpc_clamp_i64(hpc_wsub(q, c->h[0]), TWIN_D_LIM);
+        double norm = 1.0;
+        for (unsigned i = 0; i < TWIN_TAPS; i++) {
+            norm += d[i] * d[i];
+        }
+        /* 1 / norm rounded down to a power of two, from the exponent bits:
+         * no division on the per-value path, and the step stays within
+         * [mu/2, mu] of the exact NLMS one (norm >= 1 is finite and normal). */
+        uint64_t nb;
+        memcpy(&nb, &norm, 8);
+        const uint64_t inv_bits = (2046u - (nb >> 52)) << 52; /* 2^-(e - 1023) */
+        double inv;
+        memcpy(&inv, &inv_bits, 8);
+        double g = TWIN_MU * (target - y) * inv;
+        for (unsigned i = 0; i < TWIN_TAPS; i++) {
+            double w = c->w[i] + g * d[i];
+            c->w[i] = w > TWIN_W_LIM ? TWIN_W_LIM : (w < -TWIN_W_LIM ? -TWIN_W_LIM : w);
+        }
+    }
+    c->ema = c->ema - (c->ema >> 2) + (bl << 2);
+    c->last = bl;
+    for (unsigned i = TWIN_HIST - 1; i > 0; i--) {
+        c->h[i] = c->h[i - 1];
+    }
+    c->h[0] = q;
+    if (c->age < TWIN_HIST) {
+        c->age++;
+    }
+}
+
+/* Token of zigzag residual @p z; *nraw / *raw: the raw bits that follow. */
+static inline unsigned twin_token(uint64_t z, unsigned *nraw, uint64_t *raw)
+{
+    if (z < TWIN_TOK_DIRECT) {
+        *nraw = 0;
+        *raw = 0;
+        return (unsigned)z;
+    }
+    unsigned n = twin_bitlen(z);
+    if (n <= TWIN_TOK_SPLIT_HI) {
+        *nraw = n - 3u;
+        *raw = z;
+        return TWIN_TOK_DIRECT + (n - TWIN_TOK_SPLIT_LO) * 4u + (unsigned)((z >> (n - 3u)) & 3u);
+    }
+    *nraw = n - 1u;
+    *raw = z;
+    return TWIN_TOK_WIDE + (n - TWIN_TOK_SPLIT_HI - 1u);
+}
+
+/* Inverse of twin_token given the token (< TWIN_TOK_EXACT) and a raw-bit
+ * reader. */
+static inline uint64_t twin_untoken(unsigned tok, hpc_bitr *r)
+{
+    if (tok < TWIN_TOK_DIRECT) {
+        return tok;
+    }
+    if (tok < TWIN_TOK_WIDE) {
+        unsigned t = tok - TWIN_TOK_DIRECT;
+        unsigned n = t / 4u + TWIN_TOK_SPLIT_LO;
+        uint64_t top = 4u | (t & 3u);
+        return (top << (n - 3u)) | hpc_bitr_get(r, n - 3u);
+    }
+    unsigned n = tok - TWIN_TOK_WIDE + TWIN_TOK_SPLIT_HI + 1u;
+    return ((uint64_t)1 << (n - 1u)) | hpc_bitr_get(r, n - 1u);
+}
+
+/* Rebuild the tables of the contexts whose counts moved enough: since >=
+ * TWIN_REBUILD_MIN and TWIN_REBUILD_DIV * since >= total. hpc rebuilds at
+ * 8 since >= total; twin messages are small (often one sample), so refresh
+ * points come every few dozen values, and after every keyframe's reset the
+ * contexts are young again: with hpc's rule rebuilds took 11% of the time
+ * on the rotor benchmark, with this one 3%, for 0.5% more bytes. */
+#define TWIN_REBUILD_MIN 16u
+#define TWIN_REBUILD_DIV 2u
+
+static inline void twin_refresh(hpc_ctx *set, int with_lut)
+{
+    for (unsigned i = 0; i < TWIN_NCTX; i++) {
+        hpc_ctx *c = &set[i];
+        if (c->since >= TWIN_REBUILD_MIN && (uint64_t)c->since * TWIN_REBUILD_DIV >= c->total) {
+            hpc_ctx_build(c, with_lut);
+        }
+    }
+}
+
+/* 64-bit FNV-1a step over one word (the state hash). */
+static inline uint64_t twin_hash_u64(uint64_t h, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        h ^= (v >> (8 * i)) & 0xFFu;
+        h *= 0x100000001B3ull;
+    }
+    return h;
+}
+
+/* ------------------------------------------------------- lattice mapping */
+/* Encoder: the lattice value of x (bits = its bit pattern), or 0 when x must
+ * be carried exactly. Decoder: twin_recon*() gives the bits of a lattice
+ * value, or 0 when no encoder produces it. The encoder accepts q only if
+ * twin_recon*(q) is within the bound of x, so both use the same function. */
+#define TWIN_F64_EXP  0x7FF0000000000000ull
+#define TWIN_F64_SIGN 0x8000000000000000ull
+#define TWIN_F32_EXP  0x7F800000u
+#define TWIN_F32_SIGN 0x80000000u
+
+static inline int twin_recon64(const twin_param *pp, int64_t q, uint64_t *bits)
+{
+    if (pp->kind == TWIN_K_ABS) {
+        if (q > TWIN_Q_LIM || q < -TWIN_Q_LIM) {
+            return 0;
+        }
+        double v = (double)q * pp->step;
+        memcpy(bits, &v, 8);
+        return 1;
+    }
+    if (pp->kind == TWIN_K_REL) {
+        const uint64_t maxr = (TWIN_F64_EXP - 1u) >> pp->shift;
+        if (q < -(int64_t)maxr || q > (int64_t)maxr) {
+            return 0;
+        }
+        uint64_t r = q < 0 ? (uint64_t)-q : (uint64_t)q;
+        *bits = (q < 0 ? TWIN_F64_SIGN : 0u) | (r << pp->shift);
+        return 1;
+    }
+    uint64_t u = hpc_bits64_from_ord(q);
+    *bits = u;
+    return (u & ~TWIN_F64_SIGN) < TWIN_F64_EXP;
+}
+
+static inline int twin_recon32(const twin_param *pp, int64_t q, uint32_t *bits)
+{
+    if (pp->kind == TWIN_K_ABS) {
+        if (q > TWIN_Q_LIM || q < -TWIN_Q_LIM) {
+            return 0;
+        }
+        float v = (float)((double)q * pp->step);
+        memcpy(bits, &v, 4);
+        return 1;
+    }
+    if (pp->kind == TWIN_K_REL) {
+        const int64_t maxr = (int64_t)((TWIN_F32_EXP - 1u) >> pp->shift);
+        if (q < -maxr || q > maxr) {
+            return 0;
+        }
+        uint32_t r = (uint32_t)(q < 0 ? -q : q);
+        *bits = (q < 0 ? TWIN_F32_SIGN : 0u) | (r << pp->shift);
+        return 1;
+    }
+    if (q < INT32_MIN || q > INT32_MAX) {
+        return 0;
+    }
+    uint32_t u = hpc_bits32_from_ord(q);
+    *bits = u;
+    return (u & ~TWIN_F32_SIGN) < TWIN_F32_EXP;
+}
+
+/* Is the reconstruction xr within the bound of x? Strict "<" on the rounded
+ * difference is exact: with round-to-nearest, fl(|d|) < eps implies |d| <
+ * eps (an eps between them would be nearer). REL also discounts the
+ * rounding of eps * |x| and refuses subnormal bounds. */
+static inline int twin_within(const twin_param *pp, double x, double xr)
+{
+    double d = fabs(xr - x);
+    if (d == 0.0) {
+        return 1;
+    }
+    if (pp->kind == TWIN_K_ABS) {
+        return d < pp->eps;
+    }
+    double b = pp->eps * fabs(x);
+    return b >= 0x1p-1022 && d < b * (1.0 - 0x1p-40);
+}
+
+static inline int twin_quant64(const twin_param *pp, double x, uint64_t bits, int64_t *q)
+{
+    if ((bits & ~TWIN_F64_SIGN) >= TWIN_F64_EXP) {
+        return 0; /* NaN, Inf: exact, never in predictor state */
+    }
+    if (pp->kind == TWIN_K_LOSSLESS) {
+        *q = hpc_ord_from_bits64(bits);
+        return 1;
+    }
+    int64_t v;
+    if (pp->kind == TWIN_K_ABS) {
+        double t = x * pp->inv_step;
+        if (!(fabs(t) < (double)TWIN_Q_LIM)) {
+            return 0;
+        }
+        v = hpc_floor_i64(t + 0.5);
+    } else {
+        const uint64_t m = bits & ~TWIN_F64_SIGN;
+        const uint64_t half = pp->shift ? (uint64_t)1 << (pp->shift - 1u) : 0u;
+        const uint64_t r = (m + half) >> pp->shift;
+        v = (bits & TWIN_F64_SIGN) ? -(int64_t)r : (int64_t)r;
+    }
+    uint64_t rb;
+    double xr;
+    if (!twin_recon64(pp, v, &rb)) {
+        return 0;
+    }
+    memcpy(&xr, &rb, 8);
+    if (!twin_within(pp, x, xr)) {
+        return 0;
+    }
+    *q = v;
+    return 1;
+}
+
+static inline int twin_quant32(const twin_param *pp, float xf, uint32_t bits, int64_t *q)
+{
+    if ((bits & ~TWIN_F32_SIGN) >= TWIN_F32_EXP) {
+        return 0;
+    }
+    if (pp->kind == TWIN_K_LOSSLESS) {
+        *q = hpc_ord_from_bits32(bits);
+        return 1;
+    }
+    const double x = (double)xf;
+    int64_t v;
+    if (pp->kind == TWIN_K_ABS) {
+        double t = x * pp->inv_step;
+        if (!(fabs(t) < (double)TWIN_Q_LIM)) {
+            return 0;
+        }
+        v = hpc_floor_i64(t + 0.5);
+    } else {
+        const uint32_t m = bits & ~TWIN_F32_SIGN;
+        const uint32_t half = pp->shift ? 1u << (pp->shift - 1u) : 0u;
+        const uint32_t r = (m + half) >> pp->shift; /* m + half < 2^32 */
+        v = (bits & TWIN_F32_SIGN) ? -(int64_t)r : (int64_t)r;
+    }
+    uint32_t rb;
+    float xr;
+    if (!twin_recon32(pp, v, &rb)) {
+        return 0;
+    }
+    memcpy(&xr, &rb, 4);
+    if (!twin_within(pp, x, (double)xr)) {
+        return 0;
+    }
+    *q = v;
+    return 1;
+}
+
+#endif /* NGL_TWIN_CORE_H */
