@@ -3,9 +3,6 @@
 #include "ngl_internal.h"
 #include "ngl_kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -131,51 +128,7 @@ void ngl_free(void *p)
     free(p);
 }
 
-/* ---- CPU features and kernel dispatch --------------------------------- */
-#if defined(__x86_64__) || defined(__i386__)
-/* F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
- * does not know "f16c". The builtin's "avx2" already checks that the OS
- * saves the YMM state. */
-static int cpu_has_f16c(void)
-{
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
-}
-
-int ngl_cpu_has_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && cpu_has_f16c();
-}
-
-int ngl_cpu_has_avx512(void)
-{
-    __builtin_cpu_init();
-    return ngl_cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq");
-}
-
-int ngl_cpu_has_sse42(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("sse4.2");
-}
-#else
-int ngl_cpu_has_avx2(void)
-{
-    return 0;
-}
-int ngl_cpu_has_avx512(void)
-{
-    return 0;
-}
-int ngl_cpu_has_sse42(void)
-{
-    return 0;
-}
-#endif
-
+/* ---- kernel dispatch (the CPU check is common's ngl_cpu_features()) -- */
 int ngl_isa_available(ngl_isa isa)
 {
     switch (isa) {
@@ -183,13 +136,13 @@ int ngl_isa_available(ngl_isa isa)
     case NGL_ISA_REF: return 1;
     case NGL_ISA_AVX2:
 #if defined(NGL_HAVE_AVX2)
-        return ngl_cpu_has_avx2();
+        return ngl_cpu_has(NGL_CPU_NEEDS_AVX2);
 #else
         return 0;
 #endif
     case NGL_ISA_AVX512:
 #if defined(NGL_HAVE_AVX512)
-        return ngl_cpu_has_avx512();
+        return ngl_cpu_has(NGL_CPU_NEEDS_AVX512);
 #else
         return 0;
 #endif

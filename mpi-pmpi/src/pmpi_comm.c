@@ -430,7 +430,7 @@ ngl_pmpi_comm *ngl_pmpi_comm_get(MPI_Comm comm, int create)
         const ngl_engine_config ecfg = {
             .nranks = ctx->size,
             .rank = ctx->rank,
-            .uid = ngl_engine_mix64(v[2] ^ ((uint64_t)ctx->size << 40)),
+            .uid = ngl_hash_mix64(v[2] ^ ((uint64_t)ctx->size << 40)),
             .codec = G.s,
             .seg_policy = NGL_ENGINE_SEG_PIPELINE,
             .log = log_sink,

@@ -76,15 +76,6 @@ extern const ngl_nccl_net_v8_t ngl_tcp_table;
 
 /* ---- small helpers ----------------------------------------------------- */
 
-/** splitmix64 finaliser: a well mixed 64-bit hash of @p x. */
-static inline uint64_t ngl_plugin_mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /** Monotonic time in nanoseconds. */
 uint64_t ngl_plugin_now_ns(void);
 

@@ -8,6 +8,8 @@
 #include "ngl_tcp.h"
 #include "ngl_topo.h"
 
+#include "ngl_hash.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -38,7 +40,7 @@ uint64_t ngl_plugin_random64(void)
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
         r = ngl_plugin_now_ns() ^ (uint64_t)(uintptr_t)&r;
     }
-    return ngl_plugin_mix64(r);
+    return ngl_hash_splitmix64(r);
 }
 
 /* Core messages go to NCCL's logger, under our prefix. */
