@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define NGL_VERSION_MAJOR  0
-#define NGL_VERSION_MINOR  1
+#define NGL_VERSION_MINOR  2
 #define NGL_VERSION_PATCH  0
 #define NGL_VERSION_NUMBER (NGL_VERSION_MAJOR * 10000 + NGL_VERSION_MINOR * 100 + NGL_VERSION_PATCH)
 
@@ -327,7 +327,11 @@ typedef void (*ngl_log_fn)(void *user, ngl_log_level level, const char *msg);
 NGL_API void ngl_set_logger(ngl_log_fn fn, void *user, ngl_log_level max_level);
 
 /* ------------------------------------------------------------------------ */
-/* User settings shared by the MPI wrapper and the NCCL plugin.             */
+/* User settings of the codec and the compressed collective, shared by the  */
+/* MPI wrapper and the NCCL plugin. Each layer parses its own transport     */
+/* settings (NANGILA_NSOCKS, NANGILA_SOCKET_IFNAME, NANGILA_NET_INNER,       */
+/* NANGILA_COLLNET_PERIOD: see the plugin's README); every layer's names    */
+/* are known to the unknown-variable check below.                           */
 /* ------------------------------------------------------------------------ */
 typedef enum ngl_mode { NGL_MODE_OFF = 0, NGL_MODE_INT8 = 1, NGL_MODE_INT4 = 2 } ngl_mode;
 
@@ -348,18 +352,10 @@ typedef struct ngl_settings {
     ngl_log_level
         log_level;       /* NANGILA_LOG_LEVEL: none|error|warn (default)|info|debug|trace or 0..5 */
     uint32_t block_size; /* NANGILA_BLOCK: multiple of 8 in [8, 65536], default 256 */
-    int nsocks;          /* NANGILA_NSOCKS: sockets per connection, 1..16, default 4 */
-    char socket_ifname[64];  /* NANGILA_SOCKET_IFNAME: interface name prefix, default "" (auto) */
-    char net_inner[256];     /* NANGILA_NET_INNER: inner ncclNet plugin to forward to, default "" */
-    uint32_t collnet_period; /* NANGILA_COLLNET_PERIOD: override of automatic stream
-                                identity: collNet calls per training step, 0 (default:
-                                automatic, docs/stream-identity.md) .. NGL_COLLNET_PERIOD_MAX */
-    uint32_t state_max_mb;   /* NANGILA_STATE_MAX_MB: stream state memory per communicator,
-                                MiB, 1 .. NGL_STATE_MAX_MB_MAX, default NGL_DEFAULT_STATE_MAX_MB */
+    uint32_t state_max_mb; /* NANGILA_STATE_MAX_MB: stream state memory per communicator,
+                              MiB, 1 .. NGL_STATE_MAX_MB_MAX, default NGL_DEFAULT_STATE_MAX_MB */
 } ngl_settings;
 
-/** Upper limit of NANGILA_COLLNET_PERIOD (collNet calls per training step). */
-#define NGL_COLLNET_PERIOD_MAX 65536u
 /** Default and upper limit of NANGILA_STATE_MAX_MB. */
 #define NGL_DEFAULT_STATE_MAX_MB 2048u
 #define NGL_STATE_MAX_MB_MAX     (1u << 20)
@@ -377,11 +373,12 @@ typedef struct ngl_settings {
 NGL_API void ngl_settings_defaults(ngl_settings *s);
 
 /**
- * Read and validate every NANGILA_* variable from the environment.
+ * Read and validate core's NANGILA_* variables (the fields above) from the
+ * environment.
  * On a bad value returns NGL_ERR_INVALID_ARG and writes a message naming the
  * variable, the value and the accepted values into @p err (if non-NULL);
- * @p s then holds the defaults. Unknown NANGILA_* variables are reported the
- * same way, so typos do not pass silently.
+ * @p s then holds the defaults. Unknown NANGILA_* variables (names no layer
+ * reads) are reported the same way, so typos do not pass silently.
  */
 NGL_API ngl_status ngl_settings_from_env(ngl_settings *s, char *err, size_t err_cap);
 

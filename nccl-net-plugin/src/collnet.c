@@ -166,7 +166,8 @@ struct ngl_coll_listen {
 struct ngl_coll_comm {
     pthread_mutex_t lock;
     const ngl_nccl_net_v8_t *net;
-    ngl_settings set;
+    ngl_settings set; /* core's settings, from ngl_plugin_settings() */
+    uint32_t period;  /* NANGILA_COLLNET_PERIOD (0: automatic identity) */
     int nranks, rank, dev;
     uint64_t hash;   /* same on every rank: derived from all handles */
     ngl_engine *eng; /* identity, streams and statistics of this collComm */
@@ -559,7 +560,8 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
      * 32 KiB at least even for one element, and 32 KiB calls only carry
      * operations below 64 KiB (losses, metrics, norms); they stay exact and
      * auto spends no calls on them. */
-    c->set = *ngl_plugin_settings();
+    c->set = ngl_plugin_settings()->codec;
+    c->period = ngl_plugin_settings()->collnet_period;
     c->nranks = nranks;
     c->rank = rank;
     c->dev = l->dev;
@@ -590,7 +592,7 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
                    : h,
         .codec = c->set,
         .seg_policy = NGL_ENGINE_SEG_NONE, /* NCCL's slices are <= 2 MiB already */
-        .fixed_period = c->set.collnet_period,
+        .fixed_period = c->period,
         /* A bucket's slices have one count, or a few taking turns: a run of
          * them is no step (docs/stream-identity.md). */
         .short_cycle_max = NGL_IDENT_SHORT_MAX,
@@ -680,7 +682,7 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
               "identity %s",
               rank, nranks, c->net->name, mode, c->set.block_size,
               (unsigned long long)c->set.min_bytes,
-              c->set.collnet_period ? "fixed by NANGILA_COLLNET_PERIOD" : "automatic");
+              c->period ? "fixed by NANGILA_COLLNET_PERIOD" : "automatic");
     *out = c;
     return 0;
 

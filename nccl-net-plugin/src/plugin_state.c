@@ -23,7 +23,7 @@ ngl_nccl_logger_t ngl_plugin_logger;
 static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
 static int setup_done;
 static int setup_rc;
-static ngl_settings settings;
+static ngl_plugin_config settings;
 static const ngl_nccl_net_v8_t *transport;
 static void *inner_lib;
 
@@ -159,12 +159,12 @@ int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner)
     setup_done = 1;
     int rc = 0;
     char err[512];
-    if (ngl_settings_from_env(&settings, err, sizeof err) != NGL_OK) {
+    rc = ngl_plugin_config_from_env(&settings, err, sizeof err);
+    if (rc != 0) {
         NGL_PWARN("%s", err);
-        rc = -EINVAL;
         goto out;
     }
-    ngl_set_logger(core_log, NULL, settings.log_level);
+    ngl_set_logger(core_log, NULL, settings.codec.log_level);
     log_topology(settings.socket_ifname);
     if (allow_inner && settings.net_inner[0] != '\0') {
         rc = load_inner(settings.net_inner, ngl_plugin_logger);
@@ -182,7 +182,7 @@ int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner)
     }
     if (rc == 0) {
         char desc[256];
-        ngl_settings_describe(&settings, desc, sizeof desc);
+        ngl_settings_describe(&settings.codec, desc, sizeof desc);
         NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_NET,
                   "libnangila %s ready: %s nsocks=%d collnet_period=%u", ngl_version_string(), desc,
                   settings.nsocks, settings.collnet_period);
@@ -193,7 +193,7 @@ out:
     return rc;
 }
 
-const ngl_settings *ngl_plugin_settings(void)
+const ngl_plugin_config *ngl_plugin_settings(void)
 {
     return &settings;
 }
