@@ -107,6 +107,21 @@ typedef enum ngl_dtype {
 /** @return size in bytes of one element of @p d, or 0 if @p d is unknown. */
 NGL_API size_t ngl_dtype_size(ngl_dtype d);
 
+/**
+ * Widens @p n elements of @p d (F32, F16 or BF16) at @p src to f32 at @p dst,
+ * exactly, as the codec reads its input. @return NGL_OK, or
+ * NGL_ERR_INVALID_ARG for another dtype or NULL buffers with @p n > 0.
+ */
+NGL_API ngl_status ngl_dtype_to_f32(ngl_dtype d, const void *src, float *dst, uint64_t n);
+
+/**
+ * Narrows @p n f32 values at @p src to @p d (F32, F16 or BF16) at @p dst:
+ * IEEE round to nearest even (as F16C and CUDA's __float2half_rn; NaN stays
+ * NaN, overflow becomes infinity). For making 16-bit input; the decoder's
+ * own output saturates instead. @return as ngl_dtype_to_f32().
+ */
+NGL_API ngl_status ngl_dtype_from_f32(ngl_dtype d, const float *src, void *dst, uint64_t n);
+
 typedef enum ngl_codec {
     NGL_CODEC_RAW = 0,  /* exact copy in the input dtype */
     NGL_CODEC_INT8 = 1, /* unbiased stochastic INT8, per-block scale */

@@ -67,6 +67,60 @@ size_t ngl_dtype_size(ngl_dtype d)
     return 0;
 }
 
+ngl_status ngl_dtype_to_f32(ngl_dtype d, const void *src, float *dst, uint64_t n)
+{
+    if (n > 0 && (src == NULL || dst == NULL)) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    const uint16_t *h = (const uint16_t *)src;
+    switch (d) {
+    case NGL_DTYPE_F32:
+        if (n > 0) {
+            memmove(dst, src, (size_t)n * sizeof(float));
+        }
+        return NGL_OK;
+    case NGL_DTYPE_F16:
+        for (uint64_t i = 0; i < n; i++) {
+            dst[i] = ngl_f16_to_f32(h[i]);
+        }
+        return NGL_OK;
+    case NGL_DTYPE_BF16:
+        for (uint64_t i = 0; i < n; i++) {
+            dst[i] = ngl_bf16_to_f32(h[i]);
+        }
+        return NGL_OK;
+    case NGL_DTYPE_F64: break;
+    }
+    return NGL_ERR_INVALID_ARG;
+}
+
+ngl_status ngl_dtype_from_f32(ngl_dtype d, const float *src, void *dst, uint64_t n)
+{
+    if (n > 0 && (src == NULL || dst == NULL)) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    uint16_t *h = (uint16_t *)dst;
+    switch (d) {
+    case NGL_DTYPE_F32:
+        if (n > 0) {
+            memmove(dst, src, (size_t)n * sizeof(float));
+        }
+        return NGL_OK;
+    case NGL_DTYPE_F16:
+        for (uint64_t i = 0; i < n; i++) {
+            h[i] = ngl_f32_to_f16(src[i]);
+        }
+        return NGL_OK;
+    case NGL_DTYPE_BF16:
+        for (uint64_t i = 0; i < n; i++) {
+            h[i] = ngl_f32_to_bf16(src[i]);
+        }
+        return NGL_OK;
+    case NGL_DTYPE_F64: break;
+    }
+    return NGL_ERR_INVALID_ARG;
+}
+
 /* ---- logging ----------------------------------------------------------- */
 /* The sink is copied under a mutex and called outside it, so a sink may
  * itself log or replace the logger. The atomic level lets disabled levels
