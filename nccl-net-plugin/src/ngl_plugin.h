@@ -77,16 +77,17 @@ int ngl_plugin_config_from_env(ngl_plugin_config *c, char *err, size_t err_cap);
 /**
  * One-time set-up shared by the net and collNet tables: install @p logger,
  * read NANGILA_* settings, find the network devices, load the inner plugin
- * if NANGILA_NET_INNER names one. Thread-safe and idempotent: later calls
+ * if NANGILA_NET_INNER names one, else use @p own (our TCP table, which the
+ * boundary file plugin_api.c defines and passes in). Thread-safe and idempotent: later calls
  * return the first call's result (a new logger replaces the old one).
  * @return 0, -EINVAL (bad setting, message logged), -ENODEV (no device),
  *         -ENOENT (inner plugin not loadable) or another -errno.
  */
-int ngl_plugin_setup(ngl_nccl_logger_t logger);
+int ngl_plugin_setup(ngl_nccl_logger_t logger, const ngl_nccl_net_v8_t *own);
 
 /** ngl_plugin_setup() that ignores NANGILA_NET_INNER when @p allow_inner is
  *  0 (for a plugin that is itself loaded as someone's inner transport). */
-int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner);
+int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner, const ngl_nccl_net_v8_t *own);
 
 /** Settings read by ngl_plugin_setup(); valid only after it returned 0. */
 const ngl_plugin_config *ngl_plugin_settings(void);
@@ -100,14 +101,12 @@ const ngl_nccl_net_v8_t *ngl_plugin_transport(void);
 /** 1 when the transport is an inner plugin, else 0. */
 int ngl_plugin_has_inner(void);
 
-/** Translate an internal 0 / -errno result into an NCCL result code. */
-ngl_nccl_result_t ngl_plugin_result(int rc);
-
 /** Our TCP transport as a v8 table (hidden; plugin_api.c defines it). */
 extern const ngl_nccl_net_v8_t ngl_tcp_table;
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* plugin_util.c: */
 /** Monotonic time in nanoseconds. */
 uint64_t ngl_plugin_now_ns(void);
 
