@@ -67,58 +67,43 @@ size_t ngl_dtype_size(ngl_dtype d)
     return 0;
 }
 
-ngl_status ngl_dtype_to_f32(ngl_dtype d, const void *src, float *dst, uint64_t n)
+/* F32 either way is a copy; F16 and BF16 go element by element through the
+ * codec's own conversions; F64 and unknown dtypes are refused. */
+static ngl_status dtype_convert(ngl_dtype d, const void *src, void *dst, uint64_t n, int widen)
 {
     if (n > 0 && (src == NULL || dst == NULL)) {
         return NGL_ERR_INVALID_ARG;
     }
-    const uint16_t *h = (const uint16_t *)src;
-    switch (d) {
-    case NGL_DTYPE_F32:
+    if (d == NGL_DTYPE_F32) {
         if (n > 0) {
             memmove(dst, src, (size_t)n * sizeof(float));
         }
         return NGL_OK;
-    case NGL_DTYPE_F16:
-        for (uint64_t i = 0; i < n; i++) {
-            dst[i] = ngl_f16_to_f32(h[i]);
-        }
-        return NGL_OK;
-    case NGL_DTYPE_BF16:
-        for (uint64_t i = 0; i < n; i++) {
-            dst[i] = ngl_bf16_to_f32(h[i]);
-        }
-        return NGL_OK;
-    case NGL_DTYPE_F64: break;
     }
-    return NGL_ERR_INVALID_ARG;
+    if (d != NGL_DTYPE_F16 && d != NGL_DTYPE_BF16) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    const int bf = d == NGL_DTYPE_BF16;
+    for (uint64_t i = 0; i < n; i++) {
+        if (widen) {
+            const uint16_t h = ((const uint16_t *)src)[i];
+            ((float *)dst)[i] = bf ? ngl_bf16_to_f32(h) : ngl_f16_to_f32(h);
+        } else {
+            const float f = ((const float *)src)[i];
+            ((uint16_t *)dst)[i] = bf ? ngl_f32_to_bf16(f) : ngl_f32_to_f16(f);
+        }
+    }
+    return NGL_OK;
+}
+
+ngl_status ngl_dtype_to_f32(ngl_dtype d, const void *src, float *dst, uint64_t n)
+{
+    return dtype_convert(d, src, dst, n, 1);
 }
 
 ngl_status ngl_dtype_from_f32(ngl_dtype d, const float *src, void *dst, uint64_t n)
 {
-    if (n > 0 && (src == NULL || dst == NULL)) {
-        return NGL_ERR_INVALID_ARG;
-    }
-    uint16_t *h = (uint16_t *)dst;
-    switch (d) {
-    case NGL_DTYPE_F32:
-        if (n > 0) {
-            memmove(dst, src, (size_t)n * sizeof(float));
-        }
-        return NGL_OK;
-    case NGL_DTYPE_F16:
-        for (uint64_t i = 0; i < n; i++) {
-            h[i] = ngl_f32_to_f16(src[i]);
-        }
-        return NGL_OK;
-    case NGL_DTYPE_BF16:
-        for (uint64_t i = 0; i < n; i++) {
-            h[i] = ngl_f32_to_bf16(src[i]);
-        }
-        return NGL_OK;
-    case NGL_DTYPE_F64: break;
-    }
-    return NGL_ERR_INVALID_ARG;
+    return dtype_convert(d, src, dst, n, 0);
 }
 
 /* ---- logging ----------------------------------------------------------- */
