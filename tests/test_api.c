@@ -505,6 +505,46 @@ static void test_api_helpers(void **state)
     assert_int_equal(calls, 0);
 }
 
+/* The public dtype conversions are the codec's own (ngl_arith.h), element
+ * for element, at awkward lengths; other dtypes and NULL buffers are refused. */
+static void test_api_dtype_conversions(void **state)
+{
+    (void)state;
+    enum { N = 253 };
+    float x[N], back[N];
+    uint16_t h[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)((i - 120) * 37) * 0.0123f;
+    }
+    x[0] = 1e30f; /* f16: infinity; bf16: finite */
+    x[1] = -0.0f;
+    x[2] = 65520.0f; /* rounds up to f16 infinity */
+    const ngl_dtype half[] = {NGL_DTYPE_F16, NGL_DTYPE_BF16};
+    for (int d = 0; d < 2; d++) {
+        for (uint64_t n = 0; n <= N; n += (n < 3 ? 1 : 125)) {
+            memset(h, 0xa5, sizeof h);
+            assert_int_equal(ngl_dtype_from_f32(half[d], x, h, n), NGL_OK);
+            assert_int_equal(ngl_dtype_to_f32(half[d], h, back, n), NGL_OK);
+            for (uint64_t i = 0; i < n; i++) {
+                const uint16_t want =
+                    half[d] == NGL_DTYPE_F16 ? ngl_f32_to_f16(x[i]) : ngl_f32_to_bf16(x[i]);
+                assert_int_equal(h[i], want);
+                const float wf =
+                    half[d] == NGL_DTYPE_F16 ? ngl_f16_to_f32(want) : ngl_bf16_to_f32(want);
+                assert_memory_equal(&back[i], &wf, sizeof wf);
+            }
+            assert_int_equal(h[n < N ? n : N - 1] == 0xa5a5, n < N);
+        }
+    }
+    assert_int_equal(ngl_dtype_from_f32(NGL_DTYPE_F32, x, back, N), NGL_OK);
+    assert_memory_equal(back, x, sizeof x);
+    assert_int_equal(ngl_dtype_to_f32(NGL_DTYPE_F64, x, back, 1), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_dtype_from_f32(NGL_DTYPE_F64, x, back, 1), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_dtype_to_f32(NGL_DTYPE_F16, NULL, back, 1), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_dtype_from_f32(NGL_DTYPE_F16, x, NULL, 1), NGL_ERR_INVALID_ARG);
+    assert_int_equal(ngl_dtype_to_f32(NGL_DTYPE_F16, NULL, NULL, 0), NGL_OK);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, api_setup, api_teardown)
@@ -516,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_api_decode_accumulate_adds),
         T(test_api_reset_and_stats),
         cmocka_unit_test(test_api_helpers),
+        cmocka_unit_test(test_api_dtype_conversions),
     };
 #undef T
     return cmocka_run_group_tests_name("api", tests, NULL, NULL);

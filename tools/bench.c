@@ -8,7 +8,6 @@
  */
 #include "nangila.h"
 #include "nangila_cli.h"
-#include "ngl_arith.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -97,14 +96,6 @@ static void make_data(float *x, uint64_t n, int step, uint64_t seed)
         if (i + 1 < n) {
             x[i + 1] = (float)(smooth + scale * r * sin(2 * M_PI * u2));
         }
-    }
-}
-
-static void to_half(const float *x, void *dst, uint64_t n, ngl_dtype dt)
-{
-    uint16_t *d = (uint16_t *)dst;
-    for (uint64_t i = 0; i < n; i++) {
-        d[i] = dt == NGL_DTYPE_BF16 ? ngl_f32_to_bf16(x[i]) : ngl_f32_to_f16(x[i]);
     }
 }
 
@@ -253,11 +244,7 @@ int ngl_cli_bench(int argc, char **argv)
             continue;
         }
         for (int s = 0; s < nsteps; s++) {
-            if (cc->dtype == NGL_DTYPE_F32) {
-                memcpy(xin[s], x32[s], n * 4);
-            } else {
-                to_half(x32[s], xin[s], n, cc->dtype);
-            }
+            (void)ngl_dtype_from_f32(cc->dtype, x32[s], xin[s], n);
         }
         size_t cap = ngl_encode_bound(&cfg);
         uint8_t *frame = malloc(cap);
@@ -288,10 +275,11 @@ int ngl_cli_bench(int argc, char **argv)
             if (it == o.iters - 1) {
                 const uint16_t *h = (const uint16_t *)out;
                 for (uint64_t i = 0; i < n; i++) {
-                    double y = cc->dtype == NGL_DTYPE_F32   ? (double)out[i]
-                               : cc->dtype == NGL_DTYPE_F16 ? (double)ngl_f16_to_f32(h[i])
-                                                            : (double)ngl_bf16_to_f32(h[i]);
-                    double d = y - (double)x32[s][i];
+                    float yf = out[i];
+                    if (cc->dtype != NGL_DTYPE_F32) {
+                        (void)ngl_dtype_to_f32(cc->dtype, &h[i], &yf, 1);
+                    }
+                    double d = (double)yf - (double)x32[s][i];
                     err2 += d * d;
                     sig2 += (double)x32[s][i] * x32[s][i];
                 }

@@ -7,7 +7,7 @@
 #include "nangila_cli.h"
 #include "nangila_hpc.h"
 
-#include "hpc_lean.h" /* hpc_encoder_set_kernel(): bench --kernel */
+#include "cli_hpc_kernel.h" /* bench --kernel: the CLI's one internal hook */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -126,7 +126,7 @@ typedef struct opts {
     int have_eps;
     int rel;
     int level;
-    int kernel; /* bench: levels 0-1's vector kernel (hpc_lean_kernel), -1 = the best */
+    int kernel; /* bench: levels 0-1's vector kernel (cli_hpc_kernel.h), -1 = the best */
     int axis_major;
     unsigned repeat;
     const char *pos[2];
@@ -164,11 +164,8 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->level = NGL_HPC_LEVEL_BEST;
         } else if (!strcmp(a, "--kernel") && i + 1 < argc) {
             const char *k = argv[++i];
-            o->kernel = !strcmp(k, "scalar")   ? HPC_LEAN_SCALAR
-                        : !strcmp(k, "avx2")   ? HPC_LEAN_AVX2
-                        : !strcmp(k, "avx512") ? HPC_LEAN_AVX512
-                                               : -2;
-            if (o->kernel == -2 || !hpc_lean_kernel_available((hpc_lean_kernel)o->kernel)) {
+            o->kernel = ngl_cli_hpc_kernel_parse(k);
+            if (!ngl_cli_hpc_kernel_available(o->kernel)) {
                 fprintf(stderr,
                         "nangila hpc: --kernel wants scalar, avx2 or avx512 (one this CPU "
                         "runs), got '%s'\n",
@@ -475,7 +472,7 @@ static int cmd_bench(const opts *o)
         best_cpy = t1 - t0 < best_cpy ? t1 - t0 : best_cpy;
     }
     double best_enc = INFINITY, best_dec = INFINITY, max_err = 0, eps_used = 0;
-    hpc_lean_kernel kernel_used = hpc_lean_best_kernel();
+    int kernel_used = ngl_cli_hpc_kernel_best();
     size_t total = 0;
     ngl_hpc_stats est;
     memset(&est, 0, sizeof(est));
@@ -486,9 +483,9 @@ static int cmd_bench(const opts *o)
             rc = 1;
             break;
         }
-        hpc_lean_kernel kernel = hpc_lean_best_kernel();
+        int kernel = ngl_cli_hpc_kernel_best();
         if (o->kernel >= 0) {
-            kernel = hpc_encoder_set_kernel(enc, (hpc_lean_kernel)o->kernel);
+            kernel = ngl_cli_hpc_kernel_set(enc, o->kernel);
         }
         kernel_used = kernel;
         double t0 = cpu_now();
@@ -561,7 +558,7 @@ static int cmd_bench(const opts *o)
                raw ? 8.0 * (double)total / ((double)raw / 4.0) : 0.0, mb / best_enc, mb / best_dec,
                mb / best_cpy, best_cpy / best_enc, max_err, est.exact, est.force_frames,
                est.cage_frames,
-               p.level > NGL_HPC_LEVEL_FAST ? "-" : hpc_lean_kernel_name(kernel_used));
+               p.level > NGL_HPC_LEVEL_FAST ? "-" : ngl_cli_hpc_kernel_name(kernel_used));
         if (max_err > eps_used) {
             fprintf(stderr, "nangila hpc bench: bound violated (%.6g > %.6g)\n", max_err, eps_used);
             rc = 1;

@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define NGL_VERSION_MAJOR  0
-#define NGL_VERSION_MINOR  1
+#define NGL_VERSION_MINOR  2
 #define NGL_VERSION_PATCH  0
 #define NGL_VERSION_NUMBER (NGL_VERSION_MAJOR * 10000 + NGL_VERSION_MINOR * 100 + NGL_VERSION_PATCH)
 
@@ -106,6 +106,21 @@ typedef enum ngl_dtype {
 
 /** @return size in bytes of one element of @p d, or 0 if @p d is unknown. */
 NGL_API size_t ngl_dtype_size(ngl_dtype d);
+
+/**
+ * Widens @p n elements of @p d (F32, F16 or BF16) at @p src to f32 at @p dst,
+ * exactly, as the codec reads its input. @return NGL_OK, or
+ * NGL_ERR_INVALID_ARG for another dtype or NULL buffers with @p n > 0.
+ */
+NGL_API ngl_status ngl_dtype_to_f32(ngl_dtype d, const void *src, float *dst, uint64_t n);
+
+/**
+ * Narrows @p n f32 values at @p src to @p d (F32, F16 or BF16) at @p dst:
+ * IEEE round to nearest even (as F16C and CUDA's __float2half_rn; NaN stays
+ * NaN, overflow becomes infinity). For making 16-bit input; the decoder's
+ * own output saturates instead. @return as ngl_dtype_to_f32().
+ */
+NGL_API ngl_status ngl_dtype_from_f32(ngl_dtype d, const float *src, void *dst, uint64_t n);
 
 typedef enum ngl_codec {
     NGL_CODEC_RAW = 0,  /* exact copy in the input dtype */
@@ -327,7 +342,11 @@ typedef void (*ngl_log_fn)(void *user, ngl_log_level level, const char *msg);
 NGL_API void ngl_set_logger(ngl_log_fn fn, void *user, ngl_log_level max_level);
 
 /* ------------------------------------------------------------------------ */
-/* User settings shared by the MPI wrapper and the NCCL plugin.             */
+/* User settings of the codec and the compressed collective, shared by the  */
+/* MPI wrapper and the NCCL plugin. Each layer parses its own transport     */
+/* settings (NANGILA_NSOCKS, NANGILA_SOCKET_IFNAME, NANGILA_NET_INNER,       */
+/* NANGILA_COLLNET_PERIOD: see the plugin's README); every layer's names    */
+/* are known to the unknown-variable check below.                           */
 /* ------------------------------------------------------------------------ */
 typedef enum ngl_mode { NGL_MODE_OFF = 0, NGL_MODE_INT8 = 1, NGL_MODE_INT4 = 2 } ngl_mode;
 
@@ -348,18 +367,10 @@ typedef struct ngl_settings {
     ngl_log_level
         log_level;       /* NANGILA_LOG_LEVEL: none|error|warn (default)|info|debug|trace or 0..5 */
     uint32_t block_size; /* NANGILA_BLOCK: multiple of 8 in [8, 65536], default 256 */
-    int nsocks;          /* NANGILA_NSOCKS: sockets per connection, 1..16, default 4 */
-    char socket_ifname[64];  /* NANGILA_SOCKET_IFNAME: interface name prefix, default "" (auto) */
-    char net_inner[256];     /* NANGILA_NET_INNER: inner ncclNet plugin to forward to, default "" */
-    uint32_t collnet_period; /* NANGILA_COLLNET_PERIOD: override of automatic stream
-                                identity: collNet calls per training step, 0 (default:
-                                automatic, docs/stream-identity.md) .. NGL_COLLNET_PERIOD_MAX */
-    uint32_t state_max_mb;   /* NANGILA_STATE_MAX_MB: stream state memory per communicator,
-                                MiB, 1 .. NGL_STATE_MAX_MB_MAX, default NGL_DEFAULT_STATE_MAX_MB */
+    uint32_t state_max_mb; /* NANGILA_STATE_MAX_MB: stream state memory per communicator,
+                              MiB, 1 .. NGL_STATE_MAX_MB_MAX, default NGL_DEFAULT_STATE_MAX_MB */
 } ngl_settings;
 
-/** Upper limit of NANGILA_COLLNET_PERIOD (collNet calls per training step). */
-#define NGL_COLLNET_PERIOD_MAX 65536u
 /** Default and upper limit of NANGILA_STATE_MAX_MB. */
 #define NGL_DEFAULT_STATE_MAX_MB 2048u
 #define NGL_STATE_MAX_MB_MAX     (1u << 20)
@@ -377,11 +388,12 @@ typedef struct ngl_settings {
 NGL_API void ngl_settings_defaults(ngl_settings *s);
 
 /**
- * Read and validate every NANGILA_* variable from the environment.
+ * Read and validate core's NANGILA_* variables (the fields above) from the
+ * environment.
  * On a bad value returns NGL_ERR_INVALID_ARG and writes a message naming the
  * variable, the value and the accepted values into @p err (if non-NULL);
- * @p s then holds the defaults. Unknown NANGILA_* variables are reported the
- * same way, so typos do not pass silently.
+ * @p s then holds the defaults. Unknown NANGILA_* variables (names no layer
+ * reads) are reported the same way, so typos do not pass silently.
  */
 NGL_API ngl_status ngl_settings_from_env(ngl_settings *s, char *err, size_t err_cap);
 

@@ -3,9 +3,6 @@
 #include "ngl_internal.h"
 #include "ngl_kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,6 +67,45 @@ size_t ngl_dtype_size(ngl_dtype d)
     return 0;
 }
 
+/* F32 either way is a copy; F16 and BF16 go element by element through the
+ * codec's own conversions; F64 and unknown dtypes are refused. */
+static ngl_status dtype_convert(ngl_dtype d, const void *src, void *dst, uint64_t n, int widen)
+{
+    if (n > 0 && (src == NULL || dst == NULL)) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    if (d == NGL_DTYPE_F32) {
+        if (n > 0) {
+            memmove(dst, src, (size_t)n * sizeof(float));
+        }
+        return NGL_OK;
+    }
+    if (d != NGL_DTYPE_F16 && d != NGL_DTYPE_BF16) {
+        return NGL_ERR_INVALID_ARG;
+    }
+    const int bf = d == NGL_DTYPE_BF16;
+    for (uint64_t i = 0; i < n; i++) {
+        if (widen) {
+            const uint16_t h = ((const uint16_t *)src)[i];
+            ((float *)dst)[i] = bf ? ngl_bf16_to_f32(h) : ngl_f16_to_f32(h);
+        } else {
+            const float f = ((const float *)src)[i];
+            ((uint16_t *)dst)[i] = bf ? ngl_f32_to_bf16(f) : ngl_f32_to_f16(f);
+        }
+    }
+    return NGL_OK;
+}
+
+ngl_status ngl_dtype_to_f32(ngl_dtype d, const void *src, float *dst, uint64_t n)
+{
+    return dtype_convert(d, src, dst, n, 1);
+}
+
+ngl_status ngl_dtype_from_f32(ngl_dtype d, const float *src, void *dst, uint64_t n)
+{
+    return dtype_convert(d, src, dst, n, 0);
+}
+
 /* ---- logging ----------------------------------------------------------- */
 /* The sink is copied under a mutex and called outside it, so a sink may
  * itself log or replace the logger. The atomic level lets disabled levels
@@ -131,51 +167,7 @@ void ngl_free(void *p)
     free(p);
 }
 
-/* ---- CPU features and kernel dispatch --------------------------------- */
-#if defined(__x86_64__) || defined(__i386__)
-/* F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
- * does not know "f16c". The builtin's "avx2" already checks that the OS
- * saves the YMM state. */
-static int cpu_has_f16c(void)
-{
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
-}
-
-int ngl_cpu_has_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && cpu_has_f16c();
-}
-
-int ngl_cpu_has_avx512(void)
-{
-    __builtin_cpu_init();
-    return ngl_cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq");
-}
-
-int ngl_cpu_has_sse42(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("sse4.2");
-}
-#else
-int ngl_cpu_has_avx2(void)
-{
-    return 0;
-}
-int ngl_cpu_has_avx512(void)
-{
-    return 0;
-}
-int ngl_cpu_has_sse42(void)
-{
-    return 0;
-}
-#endif
-
+/* ---- kernel dispatch (the CPU check is common's ngl_cpu_features()) -- */
 int ngl_isa_available(ngl_isa isa)
 {
     switch (isa) {
@@ -183,13 +175,13 @@ int ngl_isa_available(ngl_isa isa)
     case NGL_ISA_REF: return 1;
     case NGL_ISA_AVX2:
 #if defined(NGL_HAVE_AVX2)
-        return ngl_cpu_has_avx2();
+        return ngl_cpu_has(NGL_CPU_NEEDS_AVX2);
 #else
         return 0;
 #endif
     case NGL_ISA_AVX512:
 #if defined(NGL_HAVE_AVX512)
-        return ngl_cpu_has_avx512();
+        return ngl_cpu_has(NGL_CPU_NEEDS_AVX512);
 #else
         return 0;
 #endif

@@ -87,7 +87,7 @@ uint32_t ngl_crc32c(uint32_t crc, const void *data, size_t len)
 #if defined(__x86_64__)
     static int have_hw = -1;
     if (have_hw < 0) {
-        have_hw = ngl_cpu_has_sse42();
+        have_hw = ngl_cpu_has(NGL_CPU_SSE42);
     }
     if (have_hw) {
         return ~crc32c_hw(c, p, len);

@@ -91,16 +91,6 @@ static inline double round_to_dtype(double v, ngl_dtype dt)
     return dt == NGL_DTYPE_F64 ? v : (double)(float)v;
 }
 
-static inline uint32_t zigzag(int64_t q)
-{
-    return q >= 0 ? (uint32_t)(2 * q) : (uint32_t)(-2 * q - 1);
-}
-
-static inline int64_t unzigzag(uint32_t z)
-{
-    return (z & 1u) ? -(int64_t)(z >> 1) - 1 : (int64_t)(z >> 1);
-}
-
 ngl_status ngl_eps_encode_body(ngl_stream *s, const void *src, uint8_t *body, size_t *body_len,
                                uint64_t *n_exc_out, uint64_t *gated)
 {
@@ -144,7 +134,7 @@ ngl_status ngl_eps_encode_body(ngl_stream *s, const void *src, uint8_t *body, si
                 ngl_bit_set(s->flags, i);
                 n_exc++;
             }
-            w += ngl_varint_put(codes + w, zigzag(q));
+            w += ngl_varint_put(codes + w, (uint32_t)ngl_zigzag(q));
             eps_state_update(&c, i, xhat, praw, &a, &m);
         }
         if (c.pred != NGL_PRED_NONE) {
@@ -221,7 +211,7 @@ void ngl_eps_decode_body(ngl_stream *s, const ngl_frame_view *v, void *dst, int 
                 }
                 ecur++;
             } else {
-                double qd = (double)unzigzag(z);
+                double qd = (double)ngl_unzigzag(z);
                 xhat = round_to_dtype(p + qd * two_eps, dt);
             }
             if (dt == NGL_DTYPE_F64) {

@@ -11,6 +11,8 @@
 #ifndef NGL_ARITH_H
 #define NGL_ARITH_H
 
+#include "ngl_hash.h" /* ngl_hash_splitmix64(): the per-step key */
+
 #include <stdint.h>
 #include <string.h>
 #if !defined(__CUDACC__)
@@ -88,21 +90,14 @@ NGL_HD float ngl_absf(float f)
 /* with splitmix64; the per-element hash is a Weyl step followed by the   */
 /* murmur3 32-bit finaliser (3 multiplies, cheap in SIMD and on GPUs).    */
 /* ---------------------------------------------------------------------- */
-NGL_HD uint64_t ngl_splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 typedef struct ngl_rng_key {
     uint32_t lo, hi;
 } ngl_rng_key;
 
 NGL_HD ngl_rng_key ngl_rng_key_make(uint64_t seed, uint64_t stream_id, uint64_t step)
 {
-    uint64_t k = ngl_splitmix64(seed ^ ngl_splitmix64(stream_id ^ ngl_splitmix64(step)));
+    uint64_t k =
+        ngl_hash_splitmix64(seed ^ ngl_hash_splitmix64(stream_id ^ ngl_hash_splitmix64(step)));
     ngl_rng_key key;
     key.lo = (uint32_t)k;
     key.hi = (uint32_t)(k >> 32);

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * settings.c -- NANGILA_* environment variables, parsed and validated in one
- * place for every host (MPI wrapper, NCCL plugin, CLI). A bad value is an
- * error naming the variable, the value and what is accepted; so is an
- * unknown NANGILA_* name, which is almost always a typo.
+ * settings.c -- core's NANGILA_* environment variables (the codec and the
+ * collective's decisions), parsed and validated here for every host (MPI
+ * wrapper, NCCL plugin, CLI). A bad value is an error naming the variable,
+ * the value and what is accepted; so is an unknown NANGILA_* name, which is
+ * almost always a typo. The names and accepted values of every layer's
+ * variables are one list in common/ (ngl_env.h); the layers parse their
+ * own (the plugin's transport, the interface name) the same way.
  */
+#include "ngl_env.h"
 #include "ngl_internal.h"
 
 #include <ctype.h>
@@ -29,43 +33,25 @@ typedef enum {
     V_STATS,
     V_LOG,
     V_BLOCK,
-    V_NSOCKS,
-    V_IFNAME,
-    V_INNER,
-    V_PERIOD,
-    V_STATE_MAX,
-    V_HIER,
-    V_NODE_ID
+    V_STATE_MAX
 } var_id;
 
+/* Core's variables, in the order they are checked. */
 static const struct {
     const char *name;
     var_id id;
-    const char *accepted;
 } known_vars[] = {
-    {"NANGILA_MODE", V_MODE, "auto, off, int8, int4"},
-    {"NANGILA_MODE_MAX", V_MODE_MAX, "int8, int4 (the lossiest codec NANGILA_MODE=auto may use)"},
-    {"NANGILA_TOPK", V_TOPK, "0 or a fraction in (0, 1], e.g. 0.1"},
-    {"NANGILA_PREDICTOR", V_PRED, "none, momentum"},
-    {"NANGILA_EF", V_EF, "0, 1"},
-    {"NANGILA_MIN_BYTES", V_MINB, "a byte count, optionally with k, M or G (powers of 1024)"},
-    {"NANGILA_SEED", V_SEED, "an unsigned 64-bit integer (decimal or 0x hex)"},
-    {"NANGILA_STATS", V_STATS, "0, 1"},
-    {"NANGILA_LOG_LEVEL", V_LOG, "none, error, warn, info, debug, trace, or 0..5"},
-    {"NANGILA_BLOCK", V_BLOCK, "a multiple of 8 in [8, 65536]"},
-    {"NANGILA_NSOCKS", V_NSOCKS, "an integer in [1, 16]"},
-    {"NANGILA_SOCKET_IFNAME", V_IFNAME, "an interface name (prefix), at most 63 characters"},
-    {"NANGILA_NET_INNER", V_INNER,
-     "an ncclNet plugin library name or path, at most 255 characters"},
-    {"NANGILA_COLLNET_PERIOD", V_PERIOD,
-     "0 (automatic), or the number of collNet calls per training step, at most 65536"},
-    {"NANGILA_STATE_MAX_MB", V_STATE_MAX, "an integer number of MiB in [1, 1048576]"},
-    /* The MPI wrapper's own (mpi-pmpi/src/pmpi_hier.c reads them); checked
-     * here so that every NANGILA_* name is validated in one place. */
-    {"NANGILA_HIER", V_HIER, "auto, off, slices, leaders"},
-    {"NANGILA_NODE_ID", V_NODE_ID,
-     "an integer in [0, 2147483647] (test-only: ranks with the "
-     "same id form one node)"},
+    {"NANGILA_MODE", V_MODE},
+    {"NANGILA_MODE_MAX", V_MODE_MAX},
+    {"NANGILA_TOPK", V_TOPK},
+    {"NANGILA_PREDICTOR", V_PRED},
+    {"NANGILA_EF", V_EF},
+    {"NANGILA_MIN_BYTES", V_MINB},
+    {"NANGILA_SEED", V_SEED},
+    {"NANGILA_STATS", V_STATS},
+    {"NANGILA_LOG_LEVEL", V_LOG},
+    {"NANGILA_BLOCK", V_BLOCK},
+    {"NANGILA_STATE_MAX_MB", V_STATE_MAX},
 };
 #define N_KNOWN (sizeof known_vars / sizeof known_vars[0])
 
@@ -83,51 +69,7 @@ void ngl_settings_defaults(ngl_settings *s)
     s->stats = 0;
     s->log_level = NGL_LOG_WARN;
     s->block_size = NGL_BLOCK_DEFAULT;
-    s->nsocks = 4;
     s->state_max_mb = NGL_DEFAULT_STATE_MAX_MB;
-}
-
-static int parse_u64(const char *v, uint64_t *out)
-{
-    if (*v == '\0' || *v == '-' || *v == '+' || isspace((unsigned char)*v)) {
-        return 0;
-    }
-    errno = 0;
-    char *end = NULL;
-    unsigned long long x = strtoull(v, &end, 0);
-    if (errno != 0 || end == v || *end != '\0') {
-        return 0;
-    }
-    *out = (uint64_t)x;
-    return 1;
-}
-
-static int parse_bytes(const char *v, uint64_t *out)
-{
-    char buf[64];
-    size_t len = strlen(v);
-    if (len == 0 || len >= sizeof buf) {
-        return 0;
-    }
-    memcpy(buf, v, len + 1);
-    unsigned shift = 0;
-    char last = buf[len - 1];
-    if (last == 'k' || last == 'K') {
-        shift = 10;
-    } else if (last == 'm' || last == 'M') {
-        shift = 20;
-    } else if (last == 'g' || last == 'G') {
-        shift = 30;
-    }
-    if (shift) {
-        buf[len - 1] = '\0';
-    }
-    uint64_t x;
-    if (!parse_u64(buf, &x) || (shift && x > (UINT64_MAX >> shift))) {
-        return 0;
-    }
-    *out = x << shift;
-    return 1;
 }
 
 static int parse_fraction(const char *v, double *out)
@@ -193,8 +135,8 @@ static int parse_var(ngl_settings *s, var_id id, const char *v)
             s->stats = v[0] == '1';
         }
         return 1;
-    case V_MINB: return parse_bytes(v, &s->min_bytes);
-    case V_SEED: return parse_u64(v, &s->seed);
+    case V_MINB: return ngl_env_parse_bytes(v, &s->min_bytes);
+    case V_SEED: return ngl_env_parse_u64(v, &s->seed);
     case V_LOG: {
         static const char *names[] = {"none", "error", "warn", "info", "debug", "trace"};
         for (int i = 0; i < 6; i++) {
@@ -206,45 +148,17 @@ static int parse_var(ngl_settings *s, var_id id, const char *v)
         return 0;
     }
     case V_BLOCK:
-        if (!parse_u64(v, &u) || u < NGL_BLOCK_MIN || u > NGL_BLOCK_MAX || u % 8u) {
+        if (!ngl_env_parse_u64(v, &u) || u < NGL_BLOCK_MIN || u > NGL_BLOCK_MAX || u % 8u) {
             return 0;
         }
         s->block_size = (uint32_t)u;
         return 1;
-    case V_NSOCKS:
-        if (!parse_u64(v, &u) || u < 1 || u > 16) {
-            return 0;
-        }
-        s->nsocks = (int)u;
-        return 1;
-    case V_IFNAME:
-        if (strlen(v) >= sizeof s->socket_ifname) {
-            return 0;
-        }
-        strcpy(s->socket_ifname, v);
-        return 1;
-    case V_INNER:
-        if (strlen(v) >= sizeof s->net_inner) {
-            return 0;
-        }
-        strcpy(s->net_inner, v);
-        return 1;
-    case V_PERIOD:
-        if (!parse_u64(v, &u) || u > NGL_COLLNET_PERIOD_MAX) {
-            return 0;
-        }
-        s->collnet_period = (uint32_t)u;
-        return 1;
     case V_STATE_MAX:
-        if (!parse_u64(v, &u) || u < 1 || u > NGL_STATE_MAX_MB_MAX) {
+        if (!ngl_env_parse_u64(v, &u) || u < 1 || u > NGL_STATE_MAX_MB_MAX) {
             return 0;
         }
         s->state_max_mb = (uint32_t)u;
         return 1;
-    case V_HIER:
-        return !strcasecmp(v, "auto") || !strcasecmp(v, "off") || !strcasecmp(v, "slices") ||
-               !strcasecmp(v, "leaders");
-    case V_NODE_ID: return parse_u64(v, &u) && u <= 2147483647u;
     }
     return 0;
 }
@@ -267,35 +181,14 @@ ngl_status ngl_settings_parse(ngl_settings *s, const char *(*getenv_fn)(const ch
             continue;
         }
         if (!parse_var(&tmp, known_vars[k].id, v)) {
-            if (err && err_cap) {
-                snprintf(err, err_cap, "%s='%s' is not valid; accepted values: %s",
-                         known_vars[k].name, v, known_vars[k].accepted);
-            }
+            ngl_env_invalid(known_vars[k].name, v, err, err_cap);
             return NGL_ERR_INVALID_ARG;
         }
     }
-    if (environ_list) {
-        for (char *const *e = environ_list; *e; e++) {
-            if (strncmp(*e, "NANGILA_", 8) != 0) {
-                continue;
-            }
-            size_t nlen = strcspn(*e, "=");
-            int known = 0;
-            for (size_t k = 0; k < N_KNOWN && !known; k++) {
-                known =
-                    strlen(known_vars[k].name) == nlen && !strncmp(*e, known_vars[k].name, nlen);
-            }
-            if (!known) {
-                if (err && err_cap) {
-                    int n = snprintf(err, err_cap,
-                                     "unknown variable %.*s; known variables:", (int)nlen, *e);
-                    for (size_t k = 0; k < N_KNOWN && n > 0 && (size_t)n < err_cap; k++) {
-                        n += snprintf(err + n, err_cap - (size_t)n, " %s", known_vars[k].name);
-                    }
-                }
-                return NGL_ERR_INVALID_ARG;
-            }
-        }
+    /* Every layer's names are known here, so the plugin's or the wrapper's
+     * variables pass, and a typo fails the same way in every host. */
+    if (ngl_env_check_unknown(environ_list, err, err_cap) != 0) {
+        return NGL_ERR_INVALID_ARG;
     }
     /* A fixed mode lossier than an explicit cap is a contradiction, not
      * something to resolve silently. (int4 is lossier than int8.) */
@@ -323,14 +216,9 @@ ngl_status ngl_settings_parse(ngl_settings *s, const char *(*getenv_fn)(const ch
     return NGL_OK;
 }
 
-static const char *real_getenv(const char *name)
-{
-    return getenv(name);
-}
-
 ngl_status ngl_settings_from_env(ngl_settings *s, char *err, size_t err_cap)
 {
-    return ngl_settings_parse(s, real_getenv, environ, err, err_cap);
+    return ngl_settings_parse(s, ngl_env_getenv, environ, err, err_cap);
 }
 
 size_t ngl_settings_describe(const ngl_settings *s, char *buf, size_t cap)

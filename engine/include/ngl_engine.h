@@ -38,6 +38,7 @@
 #define NGL_ENGINE_H
 
 #include "nangila.h"
+#include "ngl_hash.h" /* ngl_hash_mix64(): stream ids, set buckets */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -577,16 +578,5 @@ int ngl_engine_state_digest(const ngl_engine *e, uint64_t *pairs, uint64_t *shar
 
 /** One-line summary of identity and state (sets, bytes, locks) for logs. */
 size_t ngl_engine_describe(const ngl_engine *e, char *buf, size_t cap);
-
-/** The engine's 64-bit mixer (splitmix64 finaliser, no offset). */
-static inline uint64_t ngl_engine_mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
 
 #endif /* NGL_ENGINE_H */

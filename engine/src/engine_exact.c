@@ -18,6 +18,8 @@
  */
 #include "ngl_engine.h"
 
+#include "ngl_byteorder.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,18 +277,6 @@ static void exact_destroy(ngl_cc_stream *s)
     free(s);
 }
 
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static ngl_status exact_encode(ngl_cc_stream *s, const void *src, void *frame, size_t cap)
 {
     const size_t bytes = (size_t)s->count * s->esize;
@@ -294,22 +284,21 @@ static ngl_status exact_encode(ngl_cc_stream *s, const void *src, void *frame, s
         return NGL_ERR_DST_TOO_SMALL;
     }
     uint8_t *h = frame;
-    wr32(h, EXACT_MAGIC);
+    ngl_wr_u32(h, EXACT_MAGIC);
     h[4] = EXACT_VERSION;
     h[5] = (uint8_t)s->elem;
     h[6] = (uint8_t)s->op;
     h[7] = 0;
-    wr32(h + 8, (uint32_t)s->count);
-    wr32(h + 12, s->step);
-    wr32(h + 16, (uint32_t)s->stream_id);
-    wr32(h + 20, (uint32_t)(s->stream_id >> 32));
+    ngl_wr_u32(h + 8, (uint32_t)s->count);
+    ngl_wr_u32(h + 12, s->step);
+    ngl_wr_u64(h + 16, s->stream_id);
     if (bytes > 0) {
         memcpy(h + EXACT_HEADER, src, bytes);
     }
     uint32_t crc = ngl_crc32c(0, h, 24);
     crc = ngl_crc32c(crc, h + EXACT_HEADER, bytes);
-    wr32(h + 24, crc);
-    wr32(h + 28, 0);
+    ngl_wr_u32(h + 24, crc);
+    ngl_wr_u32(h + 28, 0);
     s->len = EXACT_HEADER + bytes;
     s->step++;
     return NGL_OK;
@@ -323,7 +312,7 @@ static ngl_status exact_check(const ngl_cc_stream *s, const uint8_t *h, size_t l
     if (len < EXACT_HEADER) {
         return NGL_ERR_TRUNCATED;
     }
-    if (rd32(h) != EXACT_MAGIC) {
+    if (ngl_rd_u32(h) != EXACT_MAGIC) {
         return NGL_ERR_BAD_MAGIC;
     }
     if (h[4] != EXACT_VERSION) {
@@ -332,10 +321,10 @@ static ngl_status exact_check(const ngl_cc_stream *s, const uint8_t *h, size_t l
     if (h[5] != (uint8_t)s->elem || h[6] != (uint8_t)s->op) {
         return NGL_ERR_CONFIG_MISMATCH;
     }
-    if (h[7] != 0 || rd32(h + 28) != 0) {
+    if (h[7] != 0 || ngl_rd_u32(h + 28) != 0) {
         return NGL_ERR_BAD_FLAGS;
     }
-    if (rd32(h + 8) != s->count) {
+    if (ngl_rd_u32(h + 8) != s->count) {
         return NGL_ERR_COUNT_MISMATCH;
     }
     if (len != EXACT_HEADER + bytes) {
@@ -343,14 +332,14 @@ static ngl_status exact_check(const ngl_cc_stream *s, const uint8_t *h, size_t l
     }
     uint32_t crc = ngl_crc32c(0, h, 24);
     crc = ngl_crc32c(crc, h + EXACT_HEADER, bytes);
-    if (crc != rd32(h + 24)) {
+    if (crc != ngl_rd_u32(h + 24)) {
         return NGL_ERR_CRC_MISMATCH;
     }
-    const uint64_t sid = (uint64_t)rd32(h + 16) | (uint64_t)rd32(h + 20) << 32;
+    const uint64_t sid = ngl_rd_u64(h + 16);
     if (sid != s->stream_id) {
         return NGL_ERR_STREAM_MISMATCH;
     }
-    if (rd32(h + 12) != s->step) {
+    if (ngl_rd_u32(h + 12) != s->step) {
         return NGL_ERR_STEP_MISMATCH;
     }
     return NGL_OK;

@@ -76,21 +76,21 @@ enum { STAGE_RS = 1, STAGE_AG = 2 };
 static uint64_t stream_id(const ngl_engine *e, const ngl_engine_set *set, int stage, int sender,
                           int receiver, uint32_t seg)
 {
-    uint64_t h = ngl_engine_mix64(e->cfg.uid ^ 0x6e616e67696c61ull);
-    h = ngl_engine_mix64(h ^ set->token);
-    h = ngl_engine_mix64(h ^ set->k);
+    uint64_t h = ngl_hash_mix64(e->cfg.uid ^ 0x6e616e67696c61ull);
+    h = ngl_hash_mix64(h ^ set->token);
+    h = ngl_hash_mix64(h ^ set->k);
     if (set->mode != e->cfg.codec.mode) {
         /* auto runs a key in a codec other than the configured one */
-        h = ngl_engine_mix64(h ^ (uint64_t)set->mode << 48);
+        h = ngl_hash_mix64(h ^ (uint64_t)set->mode << 48);
     }
     if (set->epoch > 1) {
         /* Keys of a later call pattern are new streams. (The first pattern
          * mixes nothing, which keeps the ids the MPI wrapper always had.) */
-        h = ngl_engine_mix64(h ^ set->epoch << 8);
+        h = ngl_hash_mix64(h ^ set->epoch << 8);
     }
-    h = ngl_engine_mix64(
+    h = ngl_hash_mix64(
         h ^ ((uint64_t)stage << 56 | (uint64_t)(uint32_t)sender << 24 | (uint32_t)receiver));
-    return ngl_engine_mix64(h ^ seg);
+    return ngl_hash_mix64(h ^ seg);
 }
 
 static void set_config(const ngl_engine *e, const ngl_engine_set *set, uint64_t count, uint64_t sid,
@@ -282,7 +282,7 @@ static ngl_status set_build(const ngl_engine *e, ngl_engine_set *set, void *queu
 
 static size_t set_bucket(uint64_t token, uint32_t k)
 {
-    return (size_t)(ngl_engine_mix64(token ^ ((uint64_t)k << 32 | k)) % SET_BUCKETS);
+    return (size_t)(ngl_hash_mix64(token ^ ((uint64_t)k << 32 | k)) % SET_BUCKETS);
 }
 
 static void lru_unlink(ngl_engine *e, ngl_engine_set *set)
@@ -569,7 +569,7 @@ void ngl_engine_stats_add(ngl_engine_stats *t, const ngl_engine_stats *s)
  * core's hash covers step, predictor state and gate, not the id). */
 static uint64_t digest_term(const ngl_cc_ops *ops, const ngl_cc_stream *s, uint64_t sid)
 {
-    return ngl_engine_mix64(sid ^ ngl_engine_mix64(ops->state_hash(s)));
+    return ngl_hash_mix64(sid ^ ngl_hash_mix64(ops->state_hash(s)));
 }
 
 int ngl_engine_state_digest(const ngl_engine *e, uint64_t *pairs, uint64_t *shared)

@@ -152,8 +152,8 @@ static float grad(int r, int tensor, int step, uint64_t i)
 {
     /* persistent base per (rank, tensor, element) plus per-step noise,
      * magnitudes spanning decades across blocks */
-    uint64_t h = ngl_engine_mix64(((uint64_t)r << 56) ^ ((uint64_t)tensor << 40) ^ i);
-    uint64_t g = ngl_engine_mix64(h ^ ((uint64_t)step << 20) ^ 0x77);
+    uint64_t h = ngl_hash_mix64(((uint64_t)r << 56) ^ ((uint64_t)tensor << 40) ^ i);
+    uint64_t g = ngl_hash_mix64(h ^ ((uint64_t)step << 20) ^ 0x77);
     const double mag = ldexp(1.0, (int)((i / 256 + (uint64_t)tensor) % 7) - 4);
     const double base = ((double)(h >> 11) / 9007199254740992.0 * 2 - 1) * mag;
     const double noise = ((double)(g >> 11) / 9007199254740992.0 * 2 - 1) * mag * 0.1;

@@ -4,6 +4,8 @@
  */
 #include "hpc_core.h"
 
+#include "ngl_hash.h" /* ngl_hash_mix64(): the id map's slots */
+
 #include <float.h>
 #include <stdlib.h>
 
@@ -130,16 +132,6 @@ ngl_status hpc_core_reserve(hpc_core *c, uint64_t n)
     return NGL_OK;
 }
 
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
 ngl_status hpc_idmap_reset(hpc_idmap *m, uint64_t n)
 {
     size_t want = 64;
@@ -177,7 +169,7 @@ ngl_status hpc_idmap_reset(hpc_idmap *m, uint64_t n)
 int hpc_idmap_insert(hpc_idmap *m, int64_t key, uint32_t val)
 {
     size_t mask = m->cap - 1;
-    size_t i = (size_t)mix64((uint64_t)key) & mask;
+    size_t i = (size_t)ngl_hash_mix64((uint64_t)key) & mask;
     while (m->stamp[i] == m->gen) {
         if (m->key[i] == key) {
             return -1;
@@ -193,7 +185,7 @@ int hpc_idmap_insert(hpc_idmap *m, int64_t key, uint32_t val)
 uint32_t hpc_idmap_find(const hpc_idmap *m, int64_t key)
 {
     size_t mask = m->cap - 1;
-    size_t i = (size_t)mix64((uint64_t)key) & mask;
+    size_t i = (size_t)ngl_hash_mix64((uint64_t)key) & mask;
     while (m->stamp[i] == m->gen) {
         if (m->key[i] == key) {
             return m->val[i];

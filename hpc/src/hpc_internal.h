@@ -8,6 +8,8 @@
 #define NGL_HPC_INTERNAL_H
 
 #include "nangila_hpc.h"
+#include "ngl_byteorder.h"
+#include "ngl_varint.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -56,116 +58,22 @@
 #define HPC_Q_LIMIT ((int64_t)1 << 50)
 
 /* ---------------------------------------------------------------- bytes */
-static inline void hpc_put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void hpc_put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static inline void hpc_put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static inline uint16_t hpc_get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static inline uint32_t hpc_get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static inline uint64_t hpc_get_u64(const uint8_t *p)
-{
-    return (uint64_t)hpc_get_u32(p) | ((uint64_t)hpc_get_u32(p + 4) << 32);
-}
-
-static inline void hpc_put_f64(uint8_t *p, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    hpc_put_u64(p, u);
-}
-
-static inline double hpc_get_f64(const uint8_t *p)
-{
-    uint64_t u = hpc_get_u64(p);
-    double v;
-    memcpy(&v, &u, 8);
-    return v;
-}
-
-static inline void hpc_put_f32(uint8_t *p, float v)
-{
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    hpc_put_u32(p, u);
-}
-
-static inline float hpc_get_f32(const uint8_t *p)
-{
-    uint32_t u = hpc_get_u32(p);
-    float v;
-    memcpy(&v, &u, 4);
-    return v;
-}
-
-static inline uint64_t hpc_zigzag(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-}
-
-static inline int64_t hpc_unzigzag(uint64_t z)
-{
-    return (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-}
-
-/* Unsigned LEB128. @return bytes written (at most 10). */
-static inline size_t hpc_put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-/* Canonical unsigned LEB128 from [*pos, end). @return 0 on success, -1 if malformed. */
-static inline int hpc_get_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (*pos >= end) {
-            return -1;
-        }
-        uint8_t b = buf[(*pos)++];
-        if (shift == 63 && b > 1) {
-            return -1;
-        }
-        v |= (uint64_t)(b & 0x7F) << shift;
-        if (!(b & 0x80)) {
-            if (b == 0 && shift > 0) {
-                return -1; /* non-canonical trailing zero group */
-            }
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
+/* Little-endian fields, LEB128 varints and zigzag: the common layer's
+ * (ngl_byteorder.h, ngl_varint.h), under the names the codec files use. */
+#define hpc_put_u16    ngl_wr_u16
+#define hpc_put_u32    ngl_wr_u32
+#define hpc_put_u64    ngl_wr_u64
+#define hpc_put_f32    ngl_wr_f32
+#define hpc_put_f64    ngl_wr_f64
+#define hpc_get_u16    ngl_rd_u16
+#define hpc_get_u32    ngl_rd_u32
+#define hpc_get_u64    ngl_rd_u64
+#define hpc_get_f32    ngl_rd_f32
+#define hpc_get_f64    ngl_rd_f64
+#define hpc_zigzag     ngl_zigzag
+#define hpc_unzigzag   ngl_unzigzag
+#define hpc_put_varint ngl_varint_put /* @return bytes written (at most 10) */
+#define hpc_get_varint ngl_varint_get /* @return 0, or -1 if malformed */
 
 /* --------------------------------------------------------- raw bit stream */
 /* Bits are appended LSB first, bytes in order. The writer keeps fewer than 32

@@ -23,6 +23,7 @@
 
 #include "nangila.h"
 #include "ngl_arith.h"
+#include "ngl_byteorder.h"
 
 #if defined(__CUDACC__)
 #define NGL_GPU_FN __device__ __forceinline__
@@ -249,26 +250,8 @@ NGL_GPU_FN uint32_t ngl_gpu_popc8(uint32_t m)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Little-endian bytes (wire sections) and chunk loads/stores.            */
+/* Chunk loads/stores (little-endian bytes: common's ngl_byteorder.h).  */
 /* ---------------------------------------------------------------------- */
-NGL_GPU_FN uint32_t ngl_gpu_rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-NGL_GPU_FN uint16_t ngl_gpu_rd16(const uint8_t *p)
-{
-    return (uint16_t)((uint32_t)p[0] | ((uint32_t)p[1] << 8));
-}
-
-NGL_GPU_FN void ngl_gpu_wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
 NGL_GPU_FN int ngl_gpu_bit(const uint8_t *bits, uint64_t i)
 {
     return (bits[i >> 3] >> (i & 7u)) & 1;
@@ -419,10 +402,8 @@ NGL_GPU_FN void ngl_gpu_put_codes(uint8_t *codes, uint64_t pos, uint32_t n, int 
 #if defined(__CUDA_ARCH__)
         if (n == NGL_GPU_CHUNK) {
             uint2 w;
-            w.x = (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
-                  ((uint32_t)b[3] << 24);
-            w.y = (uint32_t)b[4] | ((uint32_t)b[5] << 8) | ((uint32_t)b[6] << 16) |
-                  ((uint32_t)b[7] << 24);
+            w.x = ngl_rd_u32(b);
+            w.y = ngl_rd_u32(b + 4);
             *(uint2 *)(codes + pos) = w;
             return;
         }
@@ -469,13 +450,11 @@ NGL_GPU_FN int32_t ngl_gpu_get_code(const uint8_t *codes, uint64_t pos, int int4
 NGL_GPU_FN void ngl_gpu_put_exc(const ngl_gpu_args *A, uint8_t *exc, uint64_t slot, uint64_t i)
 {
     uint8_t *e = exc + slot * A->esz;
-    ngl_gpu_wr32(e, (uint32_t)i);
+    ngl_wr_u32(e, (uint32_t)i);
     if (A->esz == 8u) {
-        ngl_gpu_wr32(e + 4, ((const uint32_t *)A->src)[i]);
+        ngl_wr_u32(e + 4, ((const uint32_t *)A->src)[i]);
     } else {
-        uint16_t v = ((const uint16_t *)A->src)[i];
-        e[4] = (uint8_t)v;
-        e[5] = (uint8_t)(v >> 8);
+        ngl_wr_u16(e + 4, ((const uint16_t *)A->src)[i]);
     }
 }
 
@@ -483,12 +462,12 @@ NGL_GPU_FN void ngl_gpu_put_exc(const ngl_gpu_args *A, uint8_t *exc, uint64_t sl
 NGL_GPU_FN float ngl_gpu_exc_value(int32_t dtype, const uint8_t *v)
 {
     if (dtype == NGL_DTYPE_F16) {
-        return ngl_f16_to_f32(ngl_gpu_rd16(v));
+        return ngl_f16_to_f32(ngl_rd_u16(v));
     }
     if (dtype == NGL_DTYPE_BF16) {
-        return ngl_bf16_to_f32(ngl_gpu_rd16(v));
+        return ngl_bf16_to_f32(ngl_rd_u16(v));
     }
-    return ngl_bits_f32(ngl_gpu_rd32(v));
+    return ngl_bits_f32(ngl_rd_u32(v));
 }
 
 /* First entry in [lo, hi) of a sorted u32 list (entries @p stride bytes
@@ -498,7 +477,7 @@ NGL_GPU_FN uint64_t ngl_gpu_lower_bound(const uint8_t *list, uint32_t stride, ui
 {
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2u;
-        if ((uint64_t)ngl_gpu_rd32(list + mid * stride) < key) {
+        if ((uint64_t)ngl_rd_u32(list + mid * stride) < key) {
             lo = mid + 1u;
         } else {
             hi = mid;
@@ -741,7 +720,7 @@ NGL_GPU_FN void ngl_gpu_encode_block(const ngl_gpu_args *A, uint32_t b, uint32_t
     if (!skipped) {
         ngl_block_scale(ngl_bits_f32(mx), A->qmax, &scale, &inv);
         if (lane == 0) {
-            ngl_gpu_wr32(A->scales + sent * 4u, ngl_f32_bits(scale));
+            ngl_wr_u32(A->scales + sent * 4u, ngl_f32_bits(scale));
         }
     }
 
@@ -857,7 +836,7 @@ NGL_GPU_FN void ngl_gpu_decode_block(const ngl_gpu_args *A, uint32_t b, uint32_t
     const uint64_t code0 = sent * A->block;
     float scale = 0.0f;
     if (!topk && !skipped) {
-        scale = ngl_bits_f32(ngl_gpu_rd32(A->in_scales + sent * 4u));
+        scale = ngl_bits_f32(ngl_rd_u32(A->in_scales + sent * 4u));
     }
     /* this block's slices of the sorted exception and selection lists */
     uint64_t ex_lo = 0, ex_hi = 0, sl_lo = 0, sl_hi = 0;
@@ -897,16 +876,16 @@ NGL_GPU_FN void ngl_gpu_decode_block(const ngl_gpu_args *A, uint32_t b, uint32_t
             const float p = use_pred ? praw : 0.0f;
             const int selected = topk && sl < sl_hi && A->in_sel[sl] == i;
             float xhat;
-            if (ex < ex_hi && (uint64_t)ngl_gpu_rd32(A->in_exc + ex * A->esz) == i) {
+            if (ex < ex_hi && (uint64_t)ngl_rd_u32(A->in_exc + ex * A->esz) == i) {
                 const uint8_t *v = A->in_exc + ex * A->esz + 4;
                 xhat = ngl_gpu_exc_value(A->dtype, v);
-                raw[j] = ngl_gpu_rd16(v);
+                raw[j] = ngl_rd_u16(v);
                 emask |= 1u << j;
                 ex++;
             } else if (topk) {
                 xhat = p;
                 if (selected) {
-                    float s = ngl_bits_f32(ngl_gpu_rd32(A->in_scales + (sl / A->block) * 4u));
+                    float s = ngl_bits_f32(ngl_rd_u32(A->in_scales + (sl / A->block) * 4u));
                     xhat = p + ngl_dequantize(ngl_gpu_get_code(A->in_codes, sl, A->int4), s);
                 }
             } else if (skipped) {
@@ -1159,7 +1138,7 @@ NGL_GPU_FN void ngl_gpu_tk_group(const ngl_gpu_args *A, uint64_t g, uint64_t k, 
     if (lane == 0) {
         float scale, inv;
         ngl_block_scale(ngl_bits_f32(m), A->qmax, &scale, &inv);
-        ngl_gpu_wr32(A->scales + g * 4u, ngl_f32_bits(scale));
+        ngl_wr_u32(A->scales + g * 4u, ngl_f32_bits(scale));
         A->tk_inv[g] = inv;
     }
 }
@@ -1173,7 +1152,7 @@ NGL_GPU_FN uint32_t ngl_gpu_tk_quant8(const ngl_gpu_args *A, uint64_t e0, uint32
         return 0;
     }
     const uint64_t g = e0 / A->block;
-    const float scale = ngl_bits_f32(ngl_gpu_rd32(A->scales + g * 4u));
+    const float scale = ngl_bits_f32(ngl_rd_u32(A->scales + g * 4u));
     const float inv = A->tk_inv[g];
     int32_t q[8];
     uint32_t vbytes = 0;

@@ -177,7 +177,7 @@ static void test_gpu_ops_lower_bound(void **state)
     uint8_t list[6 * 64];
     for (uint32_t n = 0; n <= 64; n++) {
         for (uint32_t e = 0; e < n; e++) {
-            ngl_gpu_wr32(list + 6 * e, 3 * e + 1);
+            ngl_wr_u32(list + 6 * e, 3 * e + 1);
         }
         for (uint32_t key = 0; key < 3 * n + 3; key++) {
             uint64_t want = 0;

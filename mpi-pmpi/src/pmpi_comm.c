@@ -13,6 +13,8 @@
 #include "ngl_topo.h"
 #include "pmpi_internal.h"
 
+#include "ngl_env.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -28,7 +30,8 @@ static struct {
     pthread_mutex_t init_lock;
     pthread_mutex_t lock; /* registry and totals */
     ngl_settings s;
-    ngl_topo topo; /* where this process runs (hwloc), probed at start-up */
+    char ifname[64]; /* NANGILA_SOCKET_IFNAME: the interface, for the topology */
+    ngl_topo topo;   /* where this process runs (hwloc), probed at start-up */
     int comm_keyval;
     int self_keyval;
     int world_rank;
@@ -439,7 +442,7 @@ static ngl_pmpi_comm *comm_create(MPI_Comm comm, int allow_hier)
         const ngl_engine_config ecfg = {
             .nranks = ctx->size,
             .rank = ctx->rank,
-            .uid = ngl_engine_mix64(v[2] ^ ((uint64_t)ctx->size << 40)),
+            .uid = ngl_hash_mix64(v[2] ^ ((uint64_t)ctx->size << 40)),
             .codec = G.s,
             .seg_policy = NGL_ENGINE_SEG_PIPELINE,
             .log = log_sink,
@@ -515,14 +518,16 @@ int ngl_pmpi_global_init(void)
     PMPI_Comm_rank(MPI_COMM_WORLD, &G.world_rank);
 
     char err[512];
-    if (ngl_settings_from_env(&G.s, err, sizeof err) != NGL_OK) {
+    if (ngl_settings_from_env(&G.s, err, sizeof err) != NGL_OK ||
+        ngl_env_read_str(ngl_env_getenv, "NANGILA_SOCKET_IFNAME", G.ifname, sizeof G.ifname, err,
+                         sizeof err) != 0 ||
+        ngl_pmpi_hier_settings_read(err, sizeof err) != 0) {
         fprintf(stderr, "nangila[%d]: %s\n", G.world_rank, err);
         fflush(stderr);
         PMPI_Abort(MPI_COMM_WORLD, 1);
         goto out;
     }
     ngl_set_logger(log_sink, NULL, G.s.log_level);
-    ngl_pmpi_hier_settings_read();
 
     if (PMPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, ctx_delete_fn, &G.comm_keyval, NULL) !=
             MPI_SUCCESS ||
@@ -536,7 +541,7 @@ int ngl_pmpi_global_init(void)
     char desc[320];
     settings_describe(desc, sizeof desc);
     ngl_pmpi_log(NGL_LOG_INFO, "libnangila-mpi %s ready: %s", ngl_version_string(), desc);
-    ngl_topo_probe(&G.topo, G.s.socket_ifname);
+    ngl_topo_probe(&G.topo, G.ifname);
     char topo[512];
     ngl_topo_describe(&G.topo, topo, sizeof topo);
     ngl_pmpi_log(NGL_LOG_INFO, "%s", topo);

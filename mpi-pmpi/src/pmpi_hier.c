@@ -33,6 +33,7 @@
  * that fake nodes on one host, NANGILA_NODE_ID (ranks with the same id form
  * a node). One node, or one rank per node, keeps the flat algorithm.
  */
+#include "ngl_env.h"
 #include "pmpi_internal.h"
 
 #include <stdio.h>
@@ -55,29 +56,36 @@ struct ngl_pmpi_hier {
 
 static const char *const kind_names[] = {"off", "slices", "leaders", "auto"};
 
-/* NANGILA_HIER and NANGILA_NODE_ID, already validated by core's settings
- * parser (they are listed there so that every NANGILA_* name is checked in
- * one place); read once at start-up. */
+/* NANGILA_HIER and NANGILA_NODE_ID, read once at start-up. */
 static struct {
     int want; /* NGL_HIER_* */
     int node_id_set;
-    long node_id;
+    int node_id;
 } S = {.want = NGL_HIER_AUTO};
 
-void ngl_pmpi_hier_settings_read(void)
+int ngl_pmpi_hier_settings_read(char *err, size_t err_cap)
 {
     const char *v = getenv("NANGILA_HIER");
     S.want = NGL_HIER_AUTO;
     if (v != NULL) {
+        S.want = -1;
         for (int k = 0; k < 4; k++) {
             if (!strcasecmp(v, kind_names[k])) {
                 S.want = k;
             }
         }
+        if (S.want < 0) {
+            ngl_env_invalid("NANGILA_HIER", v, err, err_cap);
+            return -1;
+        }
     }
-    v = getenv("NANGILA_NODE_ID");
-    S.node_id_set = v != NULL;
-    S.node_id = v != NULL ? strtol(v, NULL, 0) : 0;
+    uint64_t id = UINT64_MAX;
+    if (ngl_env_read_u64(ngl_env_getenv, "NANGILA_NODE_ID", 0, INT32_MAX, &id, err, err_cap) != 0) {
+        return -1;
+    }
+    S.node_id_set = id != UINT64_MAX;
+    S.node_id = S.node_id_set ? (int)id : 0;
+    return 0;
 }
 
 int ngl_pmpi_hier_describe(char *buf, size_t cap)
@@ -123,7 +131,7 @@ void ngl_pmpi_hier_destroy(ngl_pmpi_comm *ctx)
 /* Split ctx->ic into nodes; fills h->local, L, lr. */
 static int split_nodes(const ngl_pmpi_comm *ctx, ngl_pmpi_hier *h)
 {
-    int rc = S.node_id_set ? PMPI_Comm_split(ctx->ic, (int)S.node_id, ctx->rank, &h->local)
+    int rc = S.node_id_set ? PMPI_Comm_split(ctx->ic, S.node_id, ctx->rank, &h->local)
                            : PMPI_Comm_split_type(ctx->ic, MPI_COMM_TYPE_SHARED, ctx->rank,
                                                   MPI_INFO_NULL, &h->local);
     if (rc == MPI_SUCCESS) {

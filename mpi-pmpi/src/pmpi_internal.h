@@ -200,8 +200,9 @@ enum { NGL_HIER_OFF = 0, NGL_HIER_SLICES = 1, NGL_HIER_LEADERS = 2, NGL_HIER_AUT
 
 typedef struct ngl_pmpi_hier ngl_pmpi_hier;
 
-/** Read NANGILA_HIER and NANGILA_NODE_ID (validated by core's parser). */
-void ngl_pmpi_hier_settings_read(void);
+/** Read and validate NANGILA_HIER and NANGILA_NODE_ID.
+ *  @return 0, or -1 with the message for a bad value in @p err. */
+int ngl_pmpi_hier_settings_read(char *err, size_t err_cap);
 
 /** Append the settings that must match across ranks to a description
  *  (" hier=auto", plus " node_id=set" when the override is used). */

@@ -25,6 +25,8 @@
  * quantization, twice that with error feedback). Exit 0 = pass, 1 = fail,
  * 77 = skip.
  */
+#include "ngl_hash.h" /* ngl_hash_mix64(): inputs */
+
 #include <math.h>
 #include <mpi.h>
 #include <pthread.h>
@@ -51,21 +53,12 @@ static int g_fail;
 
 /* ---- inputs ------------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
 /* Element i of rank r's input at step t of tensor id: uniform in
  * [-amp, amp) plus a per-element mean, so sums have structure over time. */
 static float input(uint64_t id, int r, uint64_t t, uint64_t i, float amp)
 {
-    const uint64_t h = mix64(mix64(mix64(id * 1000003u + (uint64_t)r) ^ t) ^ i);
+    const uint64_t h =
+        ngl_hash_mix64(ngl_hash_mix64(ngl_hash_mix64(id * 1000003u + (uint64_t)r) ^ t) ^ i);
     const float u = (float)(h >> 40) * (1.0f / 16777216.0f); /* [0, 1) */
     const float mean = 0.025f * (float)((int)(i % 7u) - 3);
     return amp * ((2.0f * u - 1.0f) + mean);
@@ -315,7 +308,7 @@ static int mode_auto(int argc, char **argv)
     for (int t = 0; t < steps; t++) {
         for (int k = 0; k < nsizes; k++) {
             if (skew && g_rank > 0) {
-                rng = mix64(rng);
+                rng = ngl_hash_mix64(rng);
                 usleep((useconds_t)(rng % 400u) * (useconds_t)g_rank);
             }
             const int same =
@@ -430,7 +423,8 @@ static int mode_iallreduce(int argc, char **argv, int provided)
         fill(b, NB, 302, (uint64_t)t);
         fill(d, ND, 304, (uint64_t)t);
         for (int i = 0; i < NC; i++) {
-            c[i] = (int)(mix64((uint64_t)i * 31u + (uint64_t)g_rank + (uint64_t)t) % 1000u);
+            c[i] =
+                (int)(ngl_hash_mix64((uint64_t)i * 31u + (uint64_t)g_rank + (uint64_t)t) % 1000u);
         }
         if (blocking) {
             MPI_Allreduce(MPI_IN_PLACE, a, NA, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
@@ -466,7 +460,8 @@ static int mode_iallreduce(int argc, char **argv, int provided)
         for (int i = 0; i < NC; i++) {
             int want = 0;
             for (int r = 0; r < g_size; r++) {
-                want += (int)(mix64((uint64_t)i * 31u + (uint64_t)r + (uint64_t)t) % 1000u);
+                want +=
+                    (int)(ngl_hash_mix64((uint64_t)i * 31u + (uint64_t)r + (uint64_t)t) % 1000u);
             }
             CHECK(c_sum[i] == want, "int sum wrong at %d", i);
         }
@@ -656,7 +651,7 @@ static int mode_passthrough(int argc, char **argv)
     }
     for (uint64_t i = 0; i < N; i++) {
         d[i] = (double)input(22, g_rank, 0, i, 1.0f) * 1e-3;
-        iv[i] = (int)(mix64(i + (uint64_t)g_rank) % 1000u);
+        iv[i] = (int)(ngl_hash_mix64(i + (uint64_t)g_rank) % 1000u);
     }
     MPI_Comm w = MPI_COMM_WORLD;
     compare_plain("double sum", d, N * sizeof(double), N, MPI_DOUBLE, MPI_SUM, w, 0, 1);

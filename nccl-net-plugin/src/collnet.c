@@ -33,6 +33,8 @@
 #include "ngl_plugin.h"
 #include "ngl_plugin_dev.h"
 
+#include "ngl_byteorder.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -164,7 +166,8 @@ struct ngl_coll_listen {
 struct ngl_coll_comm {
     pthread_mutex_t lock;
     const ngl_nccl_net_v8_t *net;
-    ngl_settings set;
+    ngl_settings set; /* core's settings, from ngl_plugin_settings() */
+    uint32_t period;  /* NANGILA_COLLNET_PERIOD (0: automatic identity) */
     int nranks, rank, dev;
     uint64_t hash;   /* same on every rank: derived from all handles */
     ngl_engine *eng; /* identity, streams and statistics of this collComm */
@@ -346,18 +349,6 @@ void ngl_coll_listen_close(ngl_coll_listen *l)
     free(l);
 }
 
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 /* State of the blocking connect: two meshes, hellos to identify accepted
  * comms (accept returns them in any order). */
 typedef struct {
@@ -526,11 +517,12 @@ static int connect_pass(ngl_coll_comm *c, connect_state *cs, void *tl)
             }
             if (done) {
                 const uint8_t *h = cs->hello_in[a];
-                uint32_t mesh = rd32(h + 4), from = rd32(h + 8);
-                uint64_t hash = (uint64_t)rd32(h + 16) | ((uint64_t)rd32(h + 20) << 32);
-                if (size != HELLO_SIZE || rd32(h) != HELLO_MAGIC || mesh >= NMESH ||
-                    from >= (uint32_t)n || (int)from == c->rank || rd32(h + 12) != (uint32_t)n ||
-                    hash != c->hash || c->recv[mesh][from] != NULL) {
+                uint32_t mesh = ngl_rd_u32(h + 4), from = ngl_rd_u32(h + 8);
+                uint64_t hash = (uint64_t)ngl_rd_u32(h + 16) | ((uint64_t)ngl_rd_u32(h + 20) << 32);
+                if (size != HELLO_SIZE || ngl_rd_u32(h) != HELLO_MAGIC || mesh >= NMESH ||
+                    from >= (uint32_t)n || (int)from == c->rank ||
+                    ngl_rd_u32(h + 12) != (uint32_t)n || hash != c->hash ||
+                    c->recv[mesh][from] != NULL) {
                     NGL_PWARN("collNet connect: unexpected hello (mesh %u from %u)", mesh, from);
                     return -EPROTO;
                 }
@@ -568,7 +560,8 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
      * 32 KiB at least even for one element, and 32 KiB calls only carry
      * operations below 64 KiB (losses, metrics, norms); they stay exact and
      * auto spends no calls on them. */
-    c->set = *ngl_plugin_settings();
+    c->set = ngl_plugin_settings()->codec;
+    c->period = ngl_plugin_settings()->collnet_period;
     c->nranks = nranks;
     c->rank = rank;
     c->dev = l->dev;
@@ -584,7 +577,7 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         for (int j = 0; j < NGL_NCCL_HANDLE_MAXSIZE; j += 8) {
             uint64_t w = 0;
             memcpy(&w, b + j, 8);
-            h = ngl_plugin_mix64(h ^ w);
+            h = ngl_hash_splitmix64(h ^ w);
         }
     }
     c->hash = h;
@@ -595,11 +588,11 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         .nranks = nranks,
         .rank = rank,
         .uid = (c->gpu != NULL && c->gpu->fixed_stream_ids)
-                   ? ngl_plugin_mix64(0x6669786564ull ^ (uint64_t)nranks)
+                   ? ngl_hash_splitmix64(0x6669786564ull ^ (uint64_t)nranks)
                    : h,
         .codec = c->set,
         .seg_policy = NGL_ENGINE_SEG_NONE, /* NCCL's slices are <= 2 MiB already */
-        .fixed_period = c->set.collnet_period,
+        .fixed_period = c->period,
         /* A bucket's slices have one count, or a few taking turns: a run of
          * them is no step (docs/stream-identity.md). */
         .short_cycle_max = NGL_IDENT_SHORT_MAX,
@@ -633,12 +626,12 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
         for (int p = 0; p < nranks; p++) {
             const int i = m * nranks + p;
             memcpy(cs.hcopy[i], handles[p], NGL_NCCL_HANDLE_MAXSIZE);
-            wr32(cs.hello_out[i], HELLO_MAGIC);
-            wr32(cs.hello_out[i] + 4, (uint32_t)m);
-            wr32(cs.hello_out[i] + 8, (uint32_t)rank);
-            wr32(cs.hello_out[i] + 12, (uint32_t)nranks);
-            wr32(cs.hello_out[i] + 16, (uint32_t)c->hash);
-            wr32(cs.hello_out[i] + 20, (uint32_t)(c->hash >> 32));
+            ngl_wr_u32(cs.hello_out[i], HELLO_MAGIC);
+            ngl_wr_u32(cs.hello_out[i] + 4, (uint32_t)m);
+            ngl_wr_u32(cs.hello_out[i] + 8, (uint32_t)rank);
+            ngl_wr_u32(cs.hello_out[i] + 12, (uint32_t)nranks);
+            ngl_wr_u32(cs.hello_out[i] + 16, (uint32_t)c->hash);
+            ngl_wr_u32(cs.hello_out[i] + 20, (uint32_t)(c->hash >> 32));
         }
     }
     const uint64_t deadline =
@@ -689,7 +682,7 @@ int ngl_coll_connect(void *const handles[], int nranks, int rank, ngl_coll_liste
               "identity %s",
               rank, nranks, c->net->name, mode, c->set.block_size,
               (unsigned long long)c->set.min_bytes,
-              c->set.collnet_period ? "fixed by NANGILA_COLLNET_PERIOD" : "automatic");
+              c->period ? "fixed by NANGILA_COLLNET_PERIOD" : "automatic");
     *out = c;
     return 0;
 
@@ -1520,17 +1513,6 @@ static int step(ngl_coll_comm *c, ngl_coll_req *r, slot_t *sl)
 
 /* ---- NANGILA_MODE=auto: agreement inside the seq order ------------------- */
 
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32);
-}
-
 /* This rank's times of the class, taken when the allgather activates:
  * every earlier call has finished by then (progress()), so the call whose
  * plan asked for the agreement is in them, on every rank alike (slot i is
@@ -1542,7 +1524,7 @@ static void agree_snapshot(ngl_coll_comm *c)
     for (int i = 0; i < NGL_AUTO_VEC; i++) {
         uint64_t bits;
         memcpy(&bits, &v[i], sizeof bits);
-        wr64(c->agree_buf + 8 * i, bits);
+        ngl_wr_u64(c->agree_buf + 8 * i, bits);
     }
 }
 
@@ -1556,7 +1538,7 @@ static void agree_apply(ngl_coll_comm *c)
     double vmin[NGL_AUTO_VEC];
     for (int i = 0; i < NGL_AUTO_VEC; i++) {
         for (int p = 0; p < c->nranks; p++) {
-            const uint64_t bits = rd64(all + (size_t)p * AGREE_BYTES + 8 * (size_t)i);
+            const uint64_t bits = ngl_rd_u64(all + (size_t)p * AGREE_BYTES + 8 * (size_t)i);
             double v;
             memcpy(&v, &bits, sizeof v);
             vmin[i] = p == 0 || v < vmin[i] ? v : vmin[i];
@@ -1741,7 +1723,7 @@ static int call_identify(ngl_coll_comm *c, ngl_coll_req *r, const call_desc *d)
     uint64_t kind = 1u | (uint64_t)(uint32_t)d->nccl_dtype << 8 | (uint64_t)never << 16 |
                     (uint64_t)d->kind << 20;
     if (d->kind != CALL_ALLREDUCE) {
-        kind ^= ngl_engine_mix64(d->per_rank * 0x9e3779b97f4a7c15ull ^ d->win);
+        kind ^= ngl_hash_mix64(d->per_rank * 0x9e3779b97f4a7c15ull ^ d->win);
     }
     const uint64_t token = ngl_engine_token(d->count * esize, (uint32_t)d->nccl_op, kind);
     /* In place: NCCL's registered path, one call per bucket (the staging

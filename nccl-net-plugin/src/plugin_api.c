@@ -17,6 +17,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An internal 0 / -errno result as an NCCL result code: the only such
+ * translation in the plugin. */
+static ngl_nccl_result_t ngl_plugin_result(int rc)
+{
+    switch (rc) {
+    case 0: return NGL_NCCL_SUCCESS;
+    case -ECONNRESET:
+    case -ECONNREFUSED:
+    case -ECONNABORTED:
+    case -EPIPE:
+    case -ENOTCONN:
+    case -EPROTO:
+    case -ETIMEDOUT:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH: return NGL_NCCL_REMOTE_ERROR;
+    case -EINVAL:
+    case -EMSGSIZE: return NGL_NCCL_INTERNAL_ERROR;
+    case NGL_PLUGIN_EDEVICE: return NGL_NCCL_UNHANDLED_CUDA_ERROR;
+    default: return NGL_NCCL_SYSTEM_ERROR;
+    }
+}
+
 /* ---- our TCP transport as an ncclNet v8 table ---------------------------- */
 
 static ngl_nccl_result_t tcp_init(ngl_nccl_logger_t logger)
@@ -188,7 +210,7 @@ const ngl_nccl_net_v8_t ngl_tcp_table = {
 
 ngl_nccl_result_t ngl_api_net_init(ngl_nccl_logger_t logger)
 {
-    int rc = ngl_plugin_setup(logger);
+    int rc = ngl_plugin_setup(logger, &ngl_tcp_table);
     if (rc == -EINVAL) {
         return NGL_NCCL_INVALID_USAGE; /* a bad NANGILA_* value, already logged */
     }

@@ -13,33 +13,13 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-
-ngl_nccl_logger_t ngl_plugin_logger;
 
 static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
 static int setup_done;
 static int setup_rc;
-static ngl_settings settings;
+static ngl_plugin_config settings;
 static const ngl_nccl_net_v8_t *transport;
 static void *inner_lib;
-
-uint64_t ngl_plugin_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t ngl_plugin_random64(void)
-{
-    uint64_t r = 0;
-    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-        r = ngl_plugin_now_ns() ^ (uint64_t)(uintptr_t)&r;
-    }
-    return ngl_plugin_mix64(r);
-}
 
 /* Core messages go to NCCL's logger, under our prefix. */
 static void core_log(void *user, ngl_log_level level, const char *msg)
@@ -138,12 +118,12 @@ static void log_topology(const char *ifname_prefix)
     NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_NET, "%s", line);
 }
 
-int ngl_plugin_setup(ngl_nccl_logger_t logger)
+int ngl_plugin_setup(ngl_nccl_logger_t logger, const ngl_nccl_net_v8_t *own)
 {
-    return ngl_plugin_setup_ex(logger, 1);
+    return ngl_plugin_setup_ex(logger, 1, own);
 }
 
-int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner)
+int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner, const ngl_nccl_net_v8_t *own)
 {
     pthread_mutex_lock(&setup_lock);
     if (logger != NULL) {
@@ -157,12 +137,12 @@ int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner)
     setup_done = 1;
     int rc = 0;
     char err[512];
-    if (ngl_settings_from_env(&settings, err, sizeof err) != NGL_OK) {
+    rc = ngl_plugin_config_from_env(&settings, err, sizeof err);
+    if (rc != 0) {
         NGL_PWARN("%s", err);
-        rc = -EINVAL;
         goto out;
     }
-    ngl_set_logger(core_log, NULL, settings.log_level);
+    ngl_set_logger(core_log, NULL, settings.codec.log_level);
     log_topology(settings.socket_ifname);
     if (allow_inner && settings.net_inner[0] != '\0') {
         rc = load_inner(settings.net_inner, ngl_plugin_logger);
@@ -175,12 +155,12 @@ int ngl_plugin_setup_ex(ngl_nccl_logger_t logger, int allow_inner)
                                                 : "",
                       settings.socket_ifname);
         } else {
-            transport = &ngl_tcp_table;
+            transport = own;
         }
     }
     if (rc == 0) {
         char desc[256];
-        ngl_settings_describe(&settings, desc, sizeof desc);
+        ngl_settings_describe(&settings.codec, desc, sizeof desc);
         NGL_PINFO(NGL_NCCL_SUBSYS_INIT | NGL_NCCL_SUBSYS_NET,
                   "libnangila %s ready: %s nsocks=%d collnet_period=%u", ngl_version_string(), desc,
                   settings.nsocks, settings.collnet_period);
@@ -191,7 +171,7 @@ out:
     return rc;
 }
 
-const ngl_settings *ngl_plugin_settings(void)
+const ngl_plugin_config *ngl_plugin_settings(void)
 {
     return &settings;
 }
@@ -204,24 +184,4 @@ const ngl_nccl_net_v8_t *ngl_plugin_transport(void)
 int ngl_plugin_has_inner(void)
 {
     return inner_lib != NULL;
-}
-
-ngl_nccl_result_t ngl_plugin_result(int rc)
-{
-    switch (rc) {
-    case 0: return NGL_NCCL_SUCCESS;
-    case -ECONNRESET:
-    case -ECONNREFUSED:
-    case -ECONNABORTED:
-    case -EPIPE:
-    case -ENOTCONN:
-    case -EPROTO:
-    case -ETIMEDOUT:
-    case -EHOSTUNREACH:
-    case -ENETUNREACH: return NGL_NCCL_REMOTE_ERROR;
-    case -EINVAL:
-    case -EMSGSIZE: return NGL_NCCL_INTERNAL_ERROR;
-    case NGL_PLUGIN_EDEVICE: return NGL_NCCL_UNHANDLED_CUDA_ERROR;
-    default: return NGL_NCCL_SYSTEM_ERROR;
-    }
 }

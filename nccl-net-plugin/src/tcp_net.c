@@ -7,6 +7,8 @@
 #include "ngl_plugin_dev.h"
 #include "ngl_tcp.h"
 
+#include "ngl_byteorder.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -41,51 +43,6 @@
 #define H_STATE   40 /* connector pointer, meaningful only in the connecting process */
 #define H_END     48
 _Static_assert(H_END <= NGL_NCCL_HANDLE_MAXSIZE, "handle fits NCCL's 128 bytes");
-
-/* ---- little-endian helpers (handles and headers cross machines) ------- */
-
-static void wr_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void wr_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void wr_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint16_t rd_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t rd_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static uint64_t rd_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
 
 /* ---- objects ----------------------------------------------------------- */
 
@@ -261,17 +218,17 @@ int ngl_tcp_listen_open(int dev, void *handle, ngl_tcp_listen **out)
 
     uint8_t *h = handle;
     memset(h, 0, NGL_NCCL_HANDLE_MAXSIZE);
-    wr_u32(h + H_MAGIC, HANDLE_MAGIC);
-    wr_u32(h + H_VERSION, PROTO_VERSION);
-    wr_u64(h + H_NONCE, l->nonce);
-    wr_u16(h + H_FAMILY, (uint16_t)a.v4.sin_family);
+    ngl_wr_u32(h + H_MAGIC, HANDLE_MAGIC);
+    ngl_wr_u32(h + H_VERSION, PROTO_VERSION);
+    ngl_wr_u64(h + H_NONCE, l->nonce);
+    ngl_wr_u16(h + H_FAMILY, (uint16_t)a.v4.sin_family);
     if (a.v4.sin_family == AF_INET) {
-        wr_u16(h + H_PORT, ntohs(a.v4.sin_port));
+        ngl_wr_u16(h + H_PORT, ntohs(a.v4.sin_port));
         memcpy(h + H_ADDR, &a.v4.sin_addr, 4);
     } else {
-        wr_u16(h + H_PORT, ntohs(a.v6.sin6_port));
+        ngl_wr_u16(h + H_PORT, ntohs(a.v6.sin6_port));
         memcpy(h + H_ADDR, &a.v6.sin6_addr, 16);
-        wr_u32(h + H_SCOPE, a.v6.sin6_scope_id);
+        ngl_wr_u32(h + H_SCOPE, a.v6.sin6_scope_id);
     }
     *out = l;
     return 0;
@@ -357,31 +314,31 @@ static int connector_start(connector *c, int k)
 
 static int connector_create(int dev, const uint8_t *h, int nsocks, connector **out)
 {
-    if (rd_u32(h + H_MAGIC) != HANDLE_MAGIC || rd_u32(h + H_VERSION) != PROTO_VERSION) {
+    if (ngl_rd_u32(h + H_MAGIC) != HANDLE_MAGIC || ngl_rd_u32(h + H_VERSION) != PROTO_VERSION) {
         return -EINVAL;
     }
     connector *c = calloc(1, sizeof *c);
     if (c == NULL) {
         return -ENOMEM;
     }
-    c->nonce = rd_u64(h + H_NONCE);
+    c->nonce = ngl_rd_u64(h + H_NONCE);
     c->conn_id = ngl_plugin_random64();
     c->nsocks = nsocks;
     c->dev = dev;
     for (int k = 0; k < NGL_TCP_MAX_SOCKS; k++) {
         c->fd[k] = -1;
     }
-    uint16_t family = rd_u16(h + H_FAMILY);
+    uint16_t family = ngl_rd_u16(h + H_FAMILY);
     if (family == AF_INET) {
         c->peer.v4.sin_family = AF_INET;
-        c->peer.v4.sin_port = htons(rd_u16(h + H_PORT));
+        c->peer.v4.sin_port = htons(ngl_rd_u16(h + H_PORT));
         memcpy(&c->peer.v4.sin_addr, h + H_ADDR, 4);
         c->peer_len = sizeof(struct sockaddr_in);
     } else if (family == AF_INET6) {
         c->peer.v6.sin6_family = AF_INET6;
-        c->peer.v6.sin6_port = htons(rd_u16(h + H_PORT));
+        c->peer.v6.sin6_port = htons(ngl_rd_u16(h + H_PORT));
         memcpy(&c->peer.v6.sin6_addr, h + H_ADDR, 16);
-        c->peer.v6.sin6_scope_id = rd_u32(h + H_SCOPE);
+        c->peer.v6.sin6_scope_id = ngl_rd_u32(h + H_SCOPE);
         c->peer_len = sizeof(struct sockaddr_in6);
     } else {
         free(c);
@@ -462,12 +419,12 @@ static int connector_step_sock(connector *c, int k)
     if (c->stage[k] == 1) {
         uint8_t hello[HELLO_SIZE];
         memset(hello, 0, sizeof hello);
-        wr_u32(hello + 0, HELLO_MAGIC);
-        wr_u32(hello + 4, PROTO_VERSION);
-        wr_u64(hello + 8, c->nonce);
-        wr_u64(hello + 16, c->conn_id);
-        wr_u32(hello + 24, (uint32_t)k);
-        wr_u32(hello + 28, (uint32_t)c->nsocks);
+        ngl_wr_u32(hello + 0, HELLO_MAGIC);
+        ngl_wr_u32(hello + 4, PROTO_VERSION);
+        ngl_wr_u64(hello + 8, c->nonce);
+        ngl_wr_u64(hello + 16, c->conn_id);
+        ngl_wr_u32(hello + 24, (uint32_t)k);
+        ngl_wr_u32(hello + 28, (uint32_t)c->nsocks);
         while (c->sent[k] < HELLO_SIZE) {
             ssize_t n = send(c->fd[k], hello + c->sent[k], HELLO_SIZE - c->sent[k],
                              MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -573,9 +530,10 @@ int ngl_tcp_accept_step(ngl_tcp_listen *l, ngl_tcp_comm **out)
         }
         int bad = p->got == SIZE_MAX;
         if (!bad && p->got == HELLO_SIZE) {
-            uint32_t k = rd_u32(p->hello + 24), n = rd_u32(p->hello + 28);
-            bad = rd_u32(p->hello) != HELLO_MAGIC || rd_u32(p->hello + 4) != PROTO_VERSION ||
-                  rd_u64(p->hello + 8) != l->nonce || n < 1 || n > NGL_TCP_MAX_SOCKS || k >= n;
+            uint32_t k = ngl_rd_u32(p->hello + 24), n = ngl_rd_u32(p->hello + 28);
+            bad = ngl_rd_u32(p->hello) != HELLO_MAGIC ||
+                  ngl_rd_u32(p->hello + 4) != PROTO_VERSION ||
+                  ngl_rd_u64(p->hello + 8) != l->nonce || n < 1 || n > NGL_TCP_MAX_SOCKS || k >= n;
             if (bad) {
                 NGL_PWARN("listen: dropping a connection that is not ours (bad hello)");
             }
@@ -591,8 +549,8 @@ int ngl_tcp_accept_step(ngl_tcp_listen *l, ngl_tcp_comm **out)
         if (l->pending[i].got != HELLO_SIZE) {
             continue;
         }
-        uint64_t id = rd_u64(l->pending[i].hello + 16);
-        int n = (int)rd_u32(l->pending[i].hello + 28);
+        uint64_t id = ngl_rd_u64(l->pending[i].hello + 16);
+        int n = (int)ngl_rd_u32(l->pending[i].hello + 28);
         int idx[NGL_TCP_MAX_SOCKS];
         int have = 0;
         for (int k = 0; k < n; k++) {
@@ -600,9 +558,9 @@ int ngl_tcp_accept_step(ngl_tcp_listen *l, ngl_tcp_comm **out)
         }
         for (int j = 0; j < l->npending; j++) {
             const pending_sock *p = &l->pending[j];
-            if (p->got == HELLO_SIZE && rd_u64(p->hello + 16) == id &&
-                (int)rd_u32(p->hello + 28) == n) {
-                int k = (int)rd_u32(p->hello + 24);
+            if (p->got == HELLO_SIZE && ngl_rd_u64(p->hello + 16) == id &&
+                (int)ngl_rd_u32(p->hello + 28) == n) {
+                int k = (int)ngl_rd_u32(p->hello + 24);
                 if (idx[k] < 0) {
                     idx[k] = j;
                     have++;
@@ -758,11 +716,11 @@ static int sock_recv_step(ngl_tcp_comm *c, int k, ngl_tcp_req *r)
             }
             r->hdr_done += (size_t)n;
         }
-        if (rd_u32(r->hdr) != MSG_MAGIC || rd_u32(r->hdr + 4) != (uint32_t)r->seq) {
+        if (ngl_rd_u32(r->hdr) != MSG_MAGIC || ngl_rd_u32(r->hdr + 4) != (uint32_t)r->seq) {
             NGL_PWARN("recv: message header out of sequence (peer protocol error)");
             return -EPROTO;
         }
-        uint64_t size = rd_u64(r->hdr + 8);
+        uint64_t size = ngl_rd_u64(r->hdr + 8);
         if (size > r->cap) {
             NGL_PWARN("recv: message of %llu bytes for a %zu-byte receive buffer",
                       (unsigned long long)size, r->cap);
@@ -869,9 +827,9 @@ static int post(ngl_tcp_comm *c, void *data, size_t size, const ngl_tcp_mr *mr, 
             r->hdr_done = 0;
             memset(r->part_done, 0, sizeof r->part_done);
             if (is_send) {
-                wr_u32(r->hdr, MSG_MAGIC);
-                wr_u32(r->hdr + 4, (uint32_t)r->seq);
-                wr_u64(r->hdr + 8, size);
+                ngl_wr_u32(r->hdr, MSG_MAGIC);
+                ngl_wr_u32(r->hdr + 4, (uint32_t)r->seq);
+                ngl_wr_u64(r->hdr + 8, size);
             }
             c->posted++;
             *out = r;

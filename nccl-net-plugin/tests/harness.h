@@ -11,6 +11,7 @@
 #ifndef NGL_HARNESS_H
 #define NGL_HARNESS_H
 
+#include "ngl_hash.h" /* ngl_hash_splitmix64(): the value generators */
 #include "ngl_nccl_abi.h"
 
 #include <stddef.h>
@@ -34,7 +35,6 @@ extern void (*g_log_hook)(ngl_nccl_log_level_t level, const char *msg);
 double now_s(void);
 /** Print "FAIL: ..." for this rank and exit(1). */
 __attribute__((format(printf, 1, 2), noreturn)) void die(const char *fmt, ...);
-uint64_t mix64(uint64_t x);
 /** FNV-1a of @p n bytes. */
 uint64_t digest(const uint8_t *p, size_t n);
 /** getenv as an int, @p dflt when unset. */

@@ -447,15 +447,6 @@ typedef struct {
     float *base; /* [nranks * nparams] persistent part of each rank's gradient */
 } ddp_model;
 
-/* mix64's mixer, here so that it inlines into the value generators. */
-static inline uint64_t hmix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* Uniform in [-1, 1) from 64 random bits. */
 static inline double u11(uint64_t h)
 {
@@ -482,7 +473,7 @@ static void model_init(ddp_model *m, const ddp_layer *layers, int nlayers, uint6
     }
     for (int r = 0; r < g_nranks; r++) {
         for (p = 0; p < m->nparams; p++) {
-            uint64_t h = hmix(seed ^ ((uint64_t)(r + 1) << 40) ^ p);
+            uint64_t h = ngl_hash_splitmix64(seed ^ ((uint64_t)(r + 1) << 40) ^ p);
             m->base[(size_t)r * m->nparams + p] = (float)(u11(h) * m->mag[p]);
         }
     }
@@ -500,8 +491,8 @@ static inline float grad_value(const ddp_model *m, int r, int step, int nmicro, 
 {
     double v = (double)m->base[(size_t)r * m->nparams + p] * nmicro;
     for (int k = 0; k < nmicro; k++) {
-        uint64_t h = hmix(m->seed ^ ((uint64_t)(r + 1) << 56) ^
-                          ((uint64_t)(2 * step + k + 1) << 32) ^ (uint64_t)p);
+        uint64_t h = ngl_hash_splitmix64(m->seed ^ ((uint64_t)(r + 1) << 56) ^
+                                         ((uint64_t)(2 * step + k + 1) << 32) ^ (uint64_t)p);
         v += DDP_NOISE * (double)m->mag[p] * u11(h);
     }
     return (float)v;
@@ -510,7 +501,8 @@ static inline float grad_value(const ddp_model *m, int r, int step, int nmicro, 
 /* Loss and metrics: values of order 1, per rank and step. */
 static float small_value(int r, int step, uint64_t key, size_t i)
 {
-    uint64_t h = hmix(key ^ ((uint64_t)(r + 1) << 48) ^ ((uint64_t)(step + 1) << 24) ^ i);
+    uint64_t h =
+        ngl_hash_splitmix64(key ^ ((uint64_t)(r + 1) << 48) ^ ((uint64_t)(step + 1) << 24) ^ i);
     return (float)(1.0 + i + 0.25 * u11(h));
 }
 
@@ -659,7 +651,7 @@ static void skew_sleep(uint64_t n)
     if (g_skew_us <= 0) {
         return;
     }
-    const uint64_t us = hmix(0x5e3eull ^ ((uint64_t)g_rank << 40) ^ n) %
+    const uint64_t us = ngl_hash_splitmix64(0x5e3eull ^ ((uint64_t)g_rank << 40) ^ n) %
                         ((uint64_t)g_skew_us * (uint64_t)(g_rank + 1) + 1);
     struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)us * 1000};
     nanosleep(&ts, NULL);
@@ -1032,7 +1024,7 @@ static uint64_t words_digest(const float *x, size_t n)
         memcpy(&w, x + i, 4);
         h = (h ^ w) * 0xff51afd7ed558ccdull;
     }
-    return mix64(h);
+    return ngl_hash_splitmix64(h);
 }
 
 static int class_of(ddp_comm *dc, size_t count)
@@ -1075,7 +1067,7 @@ static void step_check(ddp_comm *dc)
     const size_t block = (size_t)g_block;
     uint64_t mine = 0, dig[MAX_RANKS];
     for (int i = 0; i < dc->nops; i++) {
-        mine = mix64(mine ^ words_digest(dc->ops[i].out, dc->ops[i].count));
+        mine = ngl_hash_splitmix64(mine ^ words_digest(dc->ops[i].out, dc->ops[i].count));
     }
     hub_allgather(&mine, sizeof mine, dig);
     for (int r = 0; r < n; r++) {
@@ -1274,7 +1266,7 @@ static void capture_auto(const char *msg)
 {
     const char *p = strstr(msg, "collNet: auto ");
     if (p != NULL) {
-        g_auto.run_sum += mix64(digest((const uint8_t *)p, strlen(p)));
+        g_auto.run_sum += ngl_hash_splitmix64(digest((const uint8_t *)p, strlen(p)));
         g_auto.run_n++;
         return;
     }
@@ -1290,7 +1282,8 @@ static void capture_auto(const char *msg)
     }
     a++; /* "auto <range>: <choice>, N calls, N agreements, N changes (...)" */
     const char *calls = strstr(a, " calls, ");
-    g_auto.close_digest = mix64(g_auto.close_digest ^ digest((const uint8_t *)a, strlen(a)));
+    g_auto.close_digest =
+        ngl_hash_splitmix64(g_auto.close_digest ^ digest((const uint8_t *)a, strlen(a)));
     g_auto.close_n++;
     g_auto.close_rounds += calls != NULL ? atoll(calls + strlen(" calls, ")) : -1000000;
     const size_t used = strlen(g_auto.close_text);

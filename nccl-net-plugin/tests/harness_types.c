@@ -348,7 +348,7 @@ static uint64_t int_input(const ttype *t, int op, uint64_t h)
     const uint64_t mask = width_mask(t), top = (mask >> 1) + 1;
     const int sgn = t->kind == K_SINT;
     const unsigned sel = (unsigned)(h & 15);
-    const uint64_t v = mix64(h);
+    const uint64_t v = ngl_hash_splitmix64(h);
     if (sel == 0) {
         const uint64_t ext[4] = {sgn ? top : 0, sgn ? top - 1 : mask, 0, mask};
         return ext[(h >> 4) & 3]; /* min, max, 0, -1 (all ones) */
@@ -371,7 +371,7 @@ static uint64_t int_input(const ttype *t, int op, uint64_t h)
 
 static uint64_t float_input(const ttype *t, int op, int r, size_t i, uint64_t h)
 {
-    const uint64_t v = mix64(h ^ 0x5bd1e995u);
+    const uint64_t v = ngl_hash_splitmix64(h ^ 0x5bd1e995u);
     const double u = (double)(v >> 11) * 0x1p-53; /* [0, 1) */
     const double sign = (v & 1) ? -1.0 : 1.0;
     /* Signed zeros: -0 on every rank (Sum and Prod give -0 bit for bit), or
@@ -411,7 +411,7 @@ static uint64_t float_input(const ttype *t, int op, int r, size_t i, uint64_t h)
 /* Element @p i of rank @p r in call @p call (unique over the scenario). */
 uint64_t ttype_input(const ttype *t, int op, int r, uint64_t call, size_t i)
 {
-    const uint64_t h = mix64(((uint64_t)r << 56) ^ (call << 32) ^ (uint64_t)i);
+    const uint64_t h = ngl_hash_splitmix64(((uint64_t)r << 56) ^ (call << 32) ^ (uint64_t)i);
     return ttype_is_int(t) ? int_input(t, op, h) : float_input(t, op, r, i, h);
 }
 
@@ -529,7 +529,7 @@ static void types_pair(coll_ctx *cx, const ttype *t, int op, uint64_t call_base,
     uint64_t mine = 0, all[MAX_RANKS];
     for (int k = 0; k < NCALLS; k++) {
         types_verify(&c[k], t, op, block);
-        mine = mix64(mine ^ digest(c[k].recv, c[k].count * t->esize));
+        mine = ngl_hash_splitmix64(mine ^ digest(c[k].recv, c[k].count * t->esize));
     }
     hub_allgather(&mine, sizeof mine, all);
     for (int r = 1; r < g_nranks; r++) {

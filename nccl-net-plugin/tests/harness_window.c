@@ -167,7 +167,7 @@ static void window_of(int w, size_t n, size_t *wo, size_t *wb)
  * copy through float arithmetic would change. */
 static uint8_t ag_byte(uint64_t call, size_t v)
 {
-    const uint64_t h = mix64((call << 40) ^ (uint64_t)(v / 4) ^ 0xa6a6a6a6ull);
+    const uint64_t h = ngl_hash_splitmix64((call << 40) ^ (uint64_t)(v / 4) ^ 0xa6a6a6a6ull);
     static const uint32_t special[4] = {0x7f800001u, 0xffc00123u, 0x7f800000u, 0xff800000u};
     const uint32_t word = (h >> 62) == 0 ? special[(h >> 8) & 3] : (uint32_t)h;
     return (uint8_t)(word >> (8 * (v % 4)));
@@ -189,9 +189,10 @@ static uint64_t smooth_input(const ttype *t, int r, uint64_t call, size_t v)
     case 3000: return ttype_bits(t, r == 0 ? 0.25 : -INFINITY); /* -Inf */
     default: break;
     }
-    const uint64_t h = mix64(((uint64_t)r << 56) ^ (call << 32) ^ (uint64_t)v ^ 0x9e3779b9ull);
+    const uint64_t h =
+        ngl_hash_splitmix64(((uint64_t)r << 56) ^ (call << 32) ^ (uint64_t)v ^ 0x9e3779b9ull);
     const double mag = 0.5 + 0.5 * (double)(h >> 11) * 0x1p-53; /* [0.5, 1) */
-    const int e = (int)(mix64((uint64_t)(v / 97) + 0x51edull) % 13) - 6;
+    const int e = (int)(ngl_hash_splitmix64((uint64_t)(v / 97) + 0x51edull) % 13) - 6;
     return ttype_bits(t, ldexp((h & 1) ? -mag : mag, e));
 }
 
@@ -557,7 +558,7 @@ static void batch_check(wbatch *b, const char *label)
         check_call(k, b);
         mine[i] = k->worst;
         if (k->kind != W_RS) {
-            dig = mix64(dig ^ digest(k->recv, k->recv_len));
+            dig = ngl_hash_splitmix64(dig ^ digest(k->recv, k->recv_len));
         }
     }
     hub_allgather(&dig, sizeof dig, digs);

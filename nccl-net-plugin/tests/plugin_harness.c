@@ -117,14 +117,6 @@ __attribute__((format(printf, 5, 6))) static void logger(ngl_nccl_log_level_t le
     }
 }
 
-uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static void sleep_us(long us)
 {
     struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
@@ -487,7 +479,7 @@ static void connect_accept(void *handle, void *lc, void **sc, void **rc)
 
 static void fill_pattern(uint8_t *p, size_t n, uint64_t seed)
 {
-    uint64_t x = mix64(seed);
+    uint64_t x = ngl_hash_splitmix64(seed);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -635,7 +627,7 @@ static void *thread_exchange(void *arg)
     enum { NMSG = 16 };
     size_t sizes[NMSG], caps[NMSG];
     for (int m = 0; m < NMSG; m++) {
-        sizes[m] = (size_t)(mix64((uint64_t)(t * 100 + m)) % (3u << 20));
+        sizes[m] = (size_t)(ngl_hash_splitmix64((uint64_t)(t * 100 + m)) % (3u << 20));
         caps[m] = sizes[m];
     }
     const int prev = (g_rank + g_nranks - 1) % g_nranks;
@@ -688,7 +680,7 @@ static void p2p_body(int big)
     /* Every rank sends the same size list (so the receiver knows what comes),
      * with its own byte pattern. */
     for (int m = 0; m < NSMALL; m++) {
-        uint64_t r = mix64((uint64_t)m);
+        uint64_t r = ngl_hash_splitmix64((uint64_t)m);
         sizes[m] = m == 0 ? 0 : (size_t)(r % (256 * 1024 + 1));
         caps[m] = sizes[m] + (size_t)((r >> 40) % 3) * 100;
     }
@@ -1083,7 +1075,7 @@ void coll_teardown(coll_ctx *cx)
  * per-block magnitudes spanning a few decades, so that scales differ. */
 static float input_value(int r, uint64_t call, size_t i)
 {
-    uint64_t h = mix64(((uint64_t)r << 48) ^ (call << 32) ^ (uint64_t)i);
+    uint64_t h = ngl_hash_splitmix64(((uint64_t)r << 48) ^ (call << 32) ^ (uint64_t)i);
     double u = (double)(h >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
     double mag = ldexp(1.0, (int)((i / 256 + call) % 9) - 6);
     return (float)(u * mag);
@@ -1139,11 +1131,9 @@ static void coll_run(coll_ctx *cx, coll_call *c, int ncalls, const dtype_info *d
 
 uint64_t digest(const uint8_t *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 1099511628211ull;
-    }
-    return h;
+    /* FNV-1a from a basis one digit short of NGL_FNV_INIT: any 64-bit start
+     * serves a digest, and this one keeps the digests the harness printed. */
+    return ngl_fnv1a(1469598103934665603ull, p, n);
 }
 
 int env_int(const char *name, int dflt)
@@ -1295,7 +1285,8 @@ static float value_step_cur(int r, uint64_t call, size_t i, size_t valid)
     (void)valid;
     float v = value_main_dt(g_dt, r, call, i);
     if (g_step > 0 && isfinite(v)) {
-        v += (float)(0.05 * (double)v * (double)((int)(mix64(g_step ^ i) % 21) - 10) / 10.0);
+        v += (float)(0.05 * (double)v * (double)((int)(ngl_hash_splitmix64(g_step ^ i) % 21) - 10) /
+                     10.0);
     }
     uint8_t tmp[4];
     store_elem(g_dt, tmp, 0, v);
@@ -1306,7 +1297,7 @@ static void check_identical(const coll_call *c, int ncalls, const dtype_info *dt
 {
     uint64_t mine = 0, all[MAX_RANKS];
     for (int i = 0; i < ncalls; i++) {
-        mine = mix64(mine ^ digest(c[i].recv, c[i].count * dt->esize));
+        mine = ngl_hash_splitmix64(mine ^ digest(c[i].recv, c[i].count * dt->esize));
     }
     hub_allgather(&mine, sizeof mine, all);
     for (int r = 0; r < g_nranks; r++) {
@@ -1467,7 +1458,8 @@ static float value_grad(int r, uint64_t call, size_t i, size_t valid)
         return NAN;
     }
     float base = input_value(r, slice, i);
-    uint64_t h = mix64(((uint64_t)(r + 16) << 48) ^ (step << 40) ^ (slice << 32) ^ (uint64_t)i);
+    uint64_t h = ngl_hash_splitmix64(((uint64_t)(r + 16) << 48) ^ (step << 40) ^ (slice << 32) ^
+                                     (uint64_t)i);
     double u = (double)(h >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
     double mag = ldexp(1.0, (int)((i / 256 + slice) % 9) - 6); /* the base's block magnitude */
     return base + (float)(0.05 * u * mag);

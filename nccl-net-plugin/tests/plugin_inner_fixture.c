@@ -15,7 +15,8 @@ static char fx_names[16][40];
 static ngl_nccl_result_t fx_init(ngl_nccl_logger_t logger)
 {
     /* Ignore NANGILA_NET_INNER: it names this very library. */
-    return ngl_plugin_setup_ex(logger, 0) == 0 ? NGL_NCCL_SUCCESS : NGL_NCCL_INTERNAL_ERROR;
+    return ngl_plugin_setup_ex(logger, 0, &ngl_tcp_table) == 0 ? NGL_NCCL_SUCCESS
+                                                               : NGL_NCCL_INTERNAL_ERROR;
 }
 
 static ngl_nccl_result_t fx_get_properties(int dev, ngl_nccl_props_v8_t *props)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_plugin_units.c -- white-box checks of the plugin's pure functions:
- * how messages are striped over sockets, how slices are cut into chunks,
- * which reductions are offered, and a loopback round trip of the TCP
+ * its settings, how messages are striped over sockets, how slices are cut
+ * into chunks, which reductions are offered, and a loopback round trip of the TCP
  * transport inside one process (no fork, easy to read under ASan). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,9 +142,120 @@ static void test_tcp_loopback_round_trip(void **state)
     free(dst);
 }
 
+/* ---- settings (plugin_settings.c) -------------------------------------- */
+
+/* A one-variable environment: @p name=@p value, or nothing for NULL. */
+static const char *g_env_name, *g_env_value;
+
+static const char *one_getenv(const char *name)
+{
+    return g_env_name != NULL && strcmp(name, g_env_name) == 0 ? g_env_value : NULL;
+}
+
+static int parse_one(const char *name, const char *value, ngl_plugin_config *c, char *err,
+                     size_t cap)
+{
+    char entry[400];
+    char *list[2] = {entry, NULL};
+    g_env_name = name;
+    g_env_value = value;
+    snprintf(entry, sizeof entry, "%s=%s", name ? name : "OTHER", value ? value : "");
+    return ngl_plugin_config_parse(c, one_getenv, list, err, cap);
+}
+
+static void assert_defaults(const ngl_plugin_config *c)
+{
+    ngl_settings d;
+    ngl_settings_defaults(&d);
+    assert_memory_equal(&c->codec, &d, sizeof d);
+    assert_int_equal(c->nsocks, NGL_PLUGIN_NSOCKS_DEFAULT);
+    assert_string_equal(c->socket_ifname, "");
+    assert_string_equal(c->net_inner, "");
+    assert_int_equal(c->collnet_period, 0);
+}
+
+static void test_plugin_settings_transport(void **state)
+{
+    (void)state;
+    ngl_plugin_config c;
+    char err[512];
+    assert_int_equal(parse_one(NULL, NULL, &c, err, sizeof err), 0);
+    assert_defaults(&c);
+
+    assert_int_equal(parse_one("NANGILA_NSOCKS", "1", &c, err, sizeof err), 0);
+    assert_int_equal(c.nsocks, 1);
+    assert_int_equal(parse_one("NANGILA_NSOCKS", "16", &c, err, sizeof err), 0);
+    assert_int_equal(c.nsocks, 16);
+    assert_int_equal(parse_one("NANGILA_SOCKET_IFNAME", "eth", &c, err, sizeof err), 0);
+    assert_string_equal(c.socket_ifname, "eth");
+    char name63[64], name64[65], path255[256], path256[257];
+    memset(name63, 'a', sizeof name63 - 1);
+    name63[63] = '\0';
+    memset(name64, 'e', sizeof name64 - 1);
+    name64[64] = '\0';
+    memset(path255, 'p', sizeof path255 - 1);
+    path255[255] = '\0';
+    memset(path256, 'p', sizeof path256 - 1);
+    path256[256] = '\0';
+    assert_int_equal(parse_one("NANGILA_SOCKET_IFNAME", name63, &c, err, sizeof err), 0);
+    assert_string_equal(c.socket_ifname, name63);
+    assert_int_equal(parse_one("NANGILA_NET_INNER", "libnccl-net-ib.so", &c, err, sizeof err), 0);
+    assert_string_equal(c.net_inner, "libnccl-net-ib.so");
+    assert_int_equal(parse_one("NANGILA_NET_INNER", path255, &c, err, sizeof err), 0);
+    assert_string_equal(c.net_inner, path255);
+    assert_int_equal(parse_one("NANGILA_COLLNET_PERIOD", "65536", &c, err, sizeof err), 0);
+    assert_int_equal(c.collnet_period, 65536);
+    assert_int_equal(parse_one("NANGILA_MODE", "int4", &c, err, sizeof err), 0);
+    assert_int_equal(c.codec.mode, NGL_MODE_INT4);
+
+    /* bad values: the message names the variable, the value and what is
+     * accepted; the output holds the defaults */
+    const struct {
+        const char *name, *value, *accepted;
+    } bad[] = {
+        {"NANGILA_NSOCKS", "0", "[1, 16]"},
+        {"NANGILA_NSOCKS", "17", "[1, 16]"},
+        {"NANGILA_NSOCKS", "-3", "[1, 16]"},
+        {"NANGILA_COLLNET_PERIOD", "65537", "at most 65536"},
+        {"NANGILA_COLLNET_PERIOD", "x", "at most 65536"},
+        {"NANGILA_SOCKET_IFNAME", name64, "63 characters"},
+        {"NANGILA_NET_INNER", path256, "255 characters"},
+        {"NANGILA_MODE", "int2", "auto, off, int8, int4"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        memset(&c, 0x5a, sizeof c);
+        assert_int_equal(parse_one(bad[k].name, bad[k].value, &c, err, sizeof err), -EINVAL);
+        if (strstr(err, bad[k].name) == NULL || strstr(err, bad[k].value) == NULL ||
+            strstr(err, bad[k].accepted) == NULL) {
+            fail_msg("message for %s='%s' lacks the name, the value or '%s': %s", bad[k].name,
+                     bad[k].value, bad[k].accepted, err);
+        }
+        assert_defaults(&c);
+    }
+}
+
+/* An unknown NANGILA_* name reads the same from the plugin as from core. */
+static void test_plugin_settings_unknown_name_as_core(void **state)
+{
+    (void)state;
+    ngl_plugin_config c;
+    ngl_settings s;
+    char err[512], core_err[512];
+    assert_int_equal(parse_one("NANGILA_NSOCK", "4", &c, err, sizeof err), -EINVAL);
+    char entry[] = "NANGILA_NSOCK=4";
+    char *list[2] = {entry, NULL};
+    assert_int_equal(ngl_settings_parse(&s, one_getenv, list, core_err, sizeof core_err),
+                     NGL_ERR_INVALID_ARG);
+    assert_string_equal(err, core_err);
+    assert_non_null(strstr(err, "unknown variable NANGILA_NSOCK;"));
+    assert_non_null(strstr(err, "NANGILA_COLLNET_PERIOD"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plugin_settings_transport),
+        cmocka_unit_test(test_plugin_settings_unknown_name_as_core),
         cmocka_unit_test(test_tcp_part_covers_message_once),
         cmocka_unit_test(test_coll_reduce_support_matrix),
         cmocka_unit_test(test_tcp_loopback_round_trip),

@@ -16,6 +16,7 @@
  */
 #include "golden_util.h"
 #include "nangila.h"
+#include "ngl_byteorder.h"
 
 #include <errno.h>
 #include <float.h>
@@ -214,40 +215,6 @@ static void write_file(const char *path, const void *p, size_t n)
     }
 }
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32);
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
-
 static uint32_t f32_bits(float f)
 {
     uint32_t u;
@@ -399,8 +366,8 @@ static void store(ngl_dtype d, uint8_t *dst, uint64_t i, double v)
         memcpy(dst + 4 * i, &f, 4);
         break;
     }
-    case NGL_DTYPE_F16: wr16(dst + 2 * i, half_from_float((float)v)); break;
-    case NGL_DTYPE_BF16: wr16(dst + 2 * i, bf16_from_float((float)v)); break;
+    case NGL_DTYPE_F16: ngl_wr_u16(dst + 2 * i, half_from_float((float)v)); break;
+    case NGL_DTYPE_BF16: ngl_wr_u16(dst + 2 * i, bf16_from_float((float)v)); break;
     default: memcpy(dst + 8 * i, &v, 8); break;
     }
 }
@@ -584,13 +551,13 @@ static void frame_crc(uint8_t *b, size_t n)
 {
     uint32_t crc = ngl_crc32c(0, b, 44);
     crc = ngl_crc32c(crc, b + 48, n - 48);
-    wr32(b + 44, crc);
+    ngl_wr_u32(b + 44, crc);
 }
 
 /* Sets payload_len from the buffer length and recomputes the CRC. */
 static void frame_fix(work *w)
 {
-    wr32(w->b + 40, (uint32_t)(w->n - 48));
+    ngl_wr_u32(w->b + 40, (uint32_t)(w->n - 48));
     frame_crc(w->b, w->n);
 }
 
@@ -631,23 +598,23 @@ static void split(const work *w, parts *p)
     memset(p, 0, sizeof(*p));
     memcpy(p->hdr, w->b, 48);
     uint8_t codec = w->b[5], dtype = w->b[6];
-    uint16_t flags = rd16(w->b + 8);
-    uint32_t block = rd32(w->b + 12);
-    uint64_t count = rd64(w->b + 32);
+    uint16_t flags = ngl_rd_u16(w->b + 8);
+    uint32_t block = ngl_rd_u32(w->b + 12);
+    uint64_t count = ngl_rd_u64(w->b + 32);
     if (((flags >> 3) & 3u) != 0) {
         die("split: frame has a back end");
     }
     const uint8_t *body = w->b + 48;
     size_t body_n = w->n - 48;
     size_t esz = ngl_dtype_size((ngl_dtype)dtype);
-    p->n_exc = rd32(body);
-    p->pred_param = rd32(body + 4);
+    p->n_exc = ngl_rd_u32(body);
+    p->pred_param = ngl_rd_u32(body + 4);
     size_t off = 8;
     int topk = (flags >> 1) & 1, mask = (flags >> 2) & 1;
     uint32_t k = 0;
     if (topk) {
         p->cpre_n = 12;
-        k = rd32(body + 8);
+        k = ngl_rd_u32(body + 8);
     } else if (codec == NGL_CODEC_EPS) {
         p->cpre_n = 16;
     }
@@ -667,7 +634,7 @@ static void split(const work *w, parts *p)
             }
         }
     }
-    p->sec_n[S_IDX] = topk ? rd32(body + 12) : 0;
+    p->sec_n[S_IDX] = topk ? ngl_rd_u32(body + 12) : 0;
     if (topk) {
         ncoded = k;
     }
@@ -675,7 +642,7 @@ static void split(const work *w, parts *p)
         p->sec_n[S_SCALE] = 4 * (topk ? ceil_div(k, block) : sent_blocks);
         p->sec_n[S_CODE] = codec == NGL_CODEC_INT8 ? (size_t)ncoded : ceil_div(ncoded, 2);
     } else if (codec == NGL_CODEC_EPS) {
-        p->sec_n[S_CODE] = rd32(body + 8 + 8);
+        p->sec_n[S_CODE] = ngl_rd_u32(body + 8 + 8);
     } else {
         p->sec_n[S_CODE] = (size_t)count * esz;
     }
@@ -696,8 +663,8 @@ static void join(const parts *p, work *w)
 {
     memcpy(w->b, p->hdr, 48);
     size_t off = 48;
-    wr32(w->b + off, p->n_exc);
-    wr32(w->b + off + 4, p->pred_param);
+    ngl_wr_u32(w->b + off, p->n_exc);
+    ngl_wr_u32(w->b + off + 4, p->pred_param);
     off += 8;
     memcpy(w->b + off, p->cpre, p->cpre_n);
     off += p->cpre_n;
@@ -738,7 +705,7 @@ static size_t get_varint(const uint8_t *src, size_t n, uint64_t *v)
 /* Top-K indices of a split frame, and writing them back in either format. */
 static size_t get_indices(const parts *p, uint64_t count, uint64_t *idx)
 {
-    uint32_t k = rd32(p->cpre);
+    uint32_t k = ngl_rd_u32(p->cpre);
     if (p->cpre[8] == 0) {
         size_t n = 0;
         for (uint64_t i = 0; i < count; i++) {
@@ -764,7 +731,7 @@ static void put_indices_varint(parts *p, const uint64_t *idx, size_t n)
         off += put_varint(p->sec[S_IDX] + off, j == 0 ? idx[0] : idx[j] - idx[j - 1] - 1);
     }
     p->sec_n[S_IDX] = off;
-    wr32(p->cpre + 4, (uint32_t)off);
+    ngl_wr_u32(p->cpre + 4, (uint32_t)off);
 }
 
 /* EPS codes of a split frame. */
@@ -784,19 +751,19 @@ static void put_eps_codes(parts *p, const uint64_t *z, size_t n)
         off += put_varint(p->sec[S_CODE] + off, z[j]);
     }
     p->sec_n[S_CODE] = off;
-    wr32(p->cpre + 8, (uint32_t)off);
+    ngl_wr_u32(p->cpre + 8, (uint32_t)off);
 }
 
 /* Position of coded element @p elem in the code sequence of a dense frame
  * without a mask (and of an EPS frame): the element index itself. */
 static uint32_t exc_index(const parts *p, size_t esz, uint32_t j)
 {
-    return rd32(p->sec[S_EXC] + j * (4 + esz));
+    return ngl_rd_u32(p->sec[S_EXC] + j * (4 + esz));
 }
 
 static void set_exc_index(parts *p, size_t esz, uint32_t j, uint32_t v)
 {
-    wr32(p->sec[S_EXC] + j * (4 + esz), v);
+    ngl_wr_u32(p->sec[S_EXC] + j * (4 + esz), v);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -930,7 +897,7 @@ static void gen_invalid_header(void)
     for (size_t i = 0; i < GOLDEN_COUNT_OF(bad_blocks); i++) {
         char name[64], why[64];
         load(w, B, 0);
-        wr32(w->b + 12, bad_blocks[i]);
+        ngl_wr_u32(w->b + 12, bad_blocks[i]);
         frame_crc(w->b, w->n);
         snprintf(name, sizeof(name), "block_%u", bad_blocks[i]);
         snprintf(why, sizeof(why), "block size %u", bad_blocks[i]);
@@ -938,10 +905,10 @@ static void gen_invalid_header(void)
     }
     /* Count. */
     load(w, B, 0);
-    wr64(w->b + 32, ((uint64_t)1 << 28) + 1);
+    ngl_wr_u64(w->b + 32, ((uint64_t)1 << 28) + 1);
     frame_crc(w->b, w->n);
     emitw("count_too_large", "BAD_LENGTH", B, 0, w, "count 2^28 + 1");
-    wr64(w->b + 32, UINT64_MAX);
+    ngl_wr_u64(w->b + 32, UINT64_MAX);
     frame_crc(w->b, w->n);
     emitw("count_max_u64", "BAD_LENGTH", B, 0, w, "count 2^64 - 1");
     /* CRC. */
@@ -957,7 +924,7 @@ static void gen_invalid_header(void)
 
     /* Stream checks: header and CRC valid, frame does not fit the decoder. */
     load(w, B, 0);
-    wr64(w->b + 32, rd64(w->b + 32) + 1);
+    ngl_wr_u64(w->b + 32, ngl_rd_u64(w->b + 32) + 1);
     frame_crc(w->b, w->n);
     emitw("stream_count", "COUNT_MISMATCH", B, 0, w, "count + 1");
     load(w, B, 0);
@@ -973,11 +940,11 @@ static void gen_invalid_header(void)
     frame_crc(w->b, w->n);
     emitw("stream_predictor", "CONFIG_MISMATCH", B, 0, w, "linear frame to a none decoder");
     load(w, B, 0);
-    wr32(w->b + 12, 16);
+    ngl_wr_u32(w->b + 12, 16);
     frame_crc(w->b, w->n);
     emitw("stream_block", "CONFIG_MISMATCH", B, 0, w, "block 16 frame to a block 8 decoder");
     load(w, B, 0);
-    wr64(w->b + 16, rd64(w->b + 16) ^ ((uint64_t)1 << 63));
+    ngl_wr_u64(w->b + 16, ngl_rd_u64(w->b + 16) ^ ((uint64_t)1 << 63));
     frame_crc(w->b, w->n);
     emitw("stream_id", "STREAM_MISMATCH", B, 0, w, "another stream id");
     load(w, B, 1);
@@ -985,7 +952,7 @@ static void gen_invalid_header(void)
     load(w, B, 0);
     emitw("step_replay", "STEP_MISMATCH", B, 1, w, "step 0 again to a decoder at step 1");
     load(w, B, 2);
-    wr64(w->b + 24, UINT64_MAX);
+    ngl_wr_u64(w->b + 24, UINT64_MAX);
     frame_crc(w->b, w->n);
     emitw("step_max", "STEP_MISMATCH", B, 2, w, "step 2^64 - 1 to a decoder at step 2");
     free(w);
@@ -1029,10 +996,10 @@ static void gen_invalid_backend(void)
     /* RLE: decode the encoder's stream, then build malformed ones by hand. */
     const char *R = "int8_f32_rle";
     load(w, R, 1);
-    if (((rd16(w->b + 8) >> 3) & 3u) != 1) {
+    if (((ngl_rd_u16(w->b + 8) >> 3) & 3u) != 1) {
         die("int8_f32_rle step 1 does not use RLE");
     }
-    uint32_t body_len = rd32(w->b + 48);
+    uint32_t body_len = ngl_rd_u32(w->b + 48);
     size_t got = rle_decode(w->b + 52, w->n - 52, body, FRAME_MAX);
     if (got != body_len || body_len < 8) {
         die("rle base does not decode");
@@ -1041,7 +1008,7 @@ static void gen_invalid_backend(void)
 #define RLE_BUILD(declared_len, pre, npre, lit_n, post, npost)                                     \
     do {                                                                                           \
         size_t o_ = 52;                                                                            \
-        wr32(w->b + 48, (uint32_t)(declared_len));                                                 \
+        ngl_wr_u32(w->b + 48, (uint32_t)(declared_len));                                           \
         memcpy(w->b + o_, (pre), (npre));                                                          \
         o_ += (npre);                                                                              \
         o_ += put_varint(w->b + o_, (lit_n));                                                      \
@@ -1082,7 +1049,7 @@ static void gen_invalid_backend(void)
     {
         /* a pair without zeros before the last: (1, 0) (body_len - 1, 0) */
         size_t o = 52;
-        wr32(w->b + 48, body_len);
+        ngl_wr_u32(w->b + 48, body_len);
         o += put_varint(w->b + o, 1);
         w->b[o++] = body[0];
         o += put_varint(w->b + o, 0);
@@ -1097,7 +1064,7 @@ static void gen_invalid_backend(void)
     {
         /* literal length runs past the end of the input */
         size_t o = 52;
-        wr32(w->b + 48, body_len);
+        ngl_wr_u32(w->b + 48, body_len);
         o += put_varint(w->b + o, body_len + 8);
         memcpy(w->b + o, body, body_len);
         o += body_len;
@@ -1110,7 +1077,7 @@ static void gen_invalid_backend(void)
     frame_fix(w);
     emitw("backend_no_body_len", "BAD_BACKEND", R, 1, w, "payload shorter than u32 body_len");
     w->n = 52;
-    wr32(w->b + 48, 0);
+    ngl_wr_u32(w->b + 48, 0);
     frame_fix(w);
     emitw("rle_body_len_zero", "BAD_BACKEND", R, 1, w, "body_len 0 and no RLE pairs");
 #undef RLE_BUILD
@@ -1119,15 +1086,15 @@ static void gen_invalid_backend(void)
     const char *Z = "int8_f32_zstd";
     unsigned zstep = 2;
     load(w, Z, zstep);
-    if (((rd16(w->b + 8) >> 3) & 3u) != 2) {
+    if (((ngl_rd_u16(w->b + 8) >> 3) & 3u) != 2) {
         die("int8_f32_zstd step 2 does not use zstd");
     }
-    wr32(w->b + 48, rd32(w->b + 48) + 1);
+    ngl_wr_u32(w->b + 48, ngl_rd_u32(w->b + 48) + 1);
     frame_crc(w->b, w->n);
     emitw("zstd_body_len_large", "BAD_BACKEND", Z, zstep, w,
           "zstd data one byte short of body_len");
     load(w, Z, zstep);
-    wr32(w->b + 48, rd32(w->b + 48) - 1);
+    ngl_wr_u32(w->b + 48, ngl_rd_u32(w->b + 48) - 1);
     frame_crc(w->b, w->n);
     emitw("zstd_body_len_small", "BAD_BACKEND", Z, zstep, w, "zstd data one byte over body_len");
     load(w, Z, zstep);
@@ -1149,7 +1116,7 @@ static void gen_invalid_backend(void)
     for (int with_size = 1; with_size >= 0; with_size--) {
         load(w, Z, zstep);
         size_t o = 48;
-        wr32(w->b + o, (uint32_t)zbody_len);
+        ngl_wr_u32(w->b + o, (uint32_t)zbody_len);
         o += 4;
         static const uint8_t zmagic[] = {0x28, 0xb5, 0x2f, 0xfd};
         memcpy(w->b + o, zmagic, 4);
@@ -1162,7 +1129,7 @@ static void gen_invalid_backend(void)
             w->b[o++] = (uint8_t)zbody_len;
         } else {
             w->b[o++] = 0x60; /* single segment, 2-byte content size - 256 */
-            wr16(w->b + o, (uint16_t)(zbody_len - 256));
+            ngl_wr_u16(w->b + o, (uint16_t)(zbody_len - 256));
             o += 2;
         }
         uint32_t bh = ((uint32_t)zbody_len << 3) | 1u; /* raw block, last */
@@ -1278,7 +1245,7 @@ static void gen_invalid_body(void)
     };
     for (size_t i = 0; i < GOLDEN_COUNT_OF(bad_scales); i++) {
         *p = *p0;
-        wr32(p->sec[S_SCALE] + 4, bad_scales[i].bits);
+        ngl_wr_u32(p->sec[S_SCALE] + 4, bad_scales[i].bits);
         join(p, w);
         emitw(bad_scales[i].name, "BAD_SCALE", M, 1, w, bad_scales[i].why);
     }
@@ -1363,7 +1330,7 @@ static void gen_invalid_body(void)
     *p = *p0;
     p->sec[S_IDX][6] = 0;
     p->sec_n[S_IDX] = 7;
-    wr32(p->cpre + 4, 7);
+    ngl_wr_u32(p->cpre + 4, 7);
     join(p, w);
     emitw("index_bitmap_long", "BAD_INDEX", TB, 0, w, "bitmap of 7 bytes for 41 elements");
     *p = *p0;
@@ -1375,15 +1342,15 @@ static void gen_invalid_body(void)
     join(p, w);
     emitw("topk_pad_byte", "BAD_FLAGS", TB, 0, w, "Top-K preamble padding byte nonzero");
     *p = *p0;
-    wr32(p->sec[S_SCALE], 0xbf800000u);
+    ngl_wr_u32(p->sec[S_SCALE], 0xbf800000u);
     join(p, w);
     emitw("scale_topk_negative", "BAD_SCALE", TB, 0, w, "Top-K group scale -1.0");
     *p = *p0;
-    wr32(p->cpre, UINT32_MAX);
+    ngl_wr_u32(p->cpre, UINT32_MAX);
     join(p, w);
     emitw("topk_k_max", "BAD_INDEX", TB, 0, w, "k = 2^32 - 1");
     *p = *p0;
-    wr32(p->cpre + 4, 7);
+    ngl_wr_u32(p->cpre + 4, 7);
     join(p, w);
     emitw("topk_index_bytes_sum", "BAD_SECTION", TB, 0, w, "index_bytes + 1, body unchanged");
 
@@ -1416,12 +1383,12 @@ static void gen_invalid_body(void)
     *p = *p0;
     p->sec[S_IDX][p->sec_n[S_IDX]] = 0;
     p->sec_n[S_IDX]++;
-    wr32(p->cpre + 4, (uint32_t)p->sec_n[S_IDX]);
+    ngl_wr_u32(p->cpre + 4, (uint32_t)p->sec_n[S_IDX]);
     join(p, w);
     emitw("index_varint_leftover", "BAD_INDEX", TV, 1, w, "a byte left after k varints");
     *p = *p0;
     p->sec_n[S_IDX]--;
-    wr32(p->cpre + 4, (uint32_t)p->sec_n[S_IDX]);
+    ngl_wr_u32(p->cpre + 4, (uint32_t)p->sec_n[S_IDX]);
     join(p, w);
     emitw("index_varint_short", "BAD_INDEX", TV, 1, w, "index_bytes ends inside the k-th varint");
     *p = *p0;
@@ -1438,7 +1405,7 @@ static void gen_invalid_body(void)
         o += p->sec_n[S_IDX] - n0;
         memcpy(p->sec[S_IDX], tmp, o);
         p->sec_n[S_IDX] = o;
-        wr32(p->cpre + 4, (uint32_t)o);
+        ngl_wr_u32(p->cpre + 4, (uint32_t)o);
     }
     join(p, w);
     emitw("index_varint_noncanonical", "BAD_INDEX", TV, 1, w, "first varint not canonical");
@@ -1484,7 +1451,7 @@ static void gen_invalid_body(void)
     load(w, T1, 1);
     split(w, p0);
     *p = *p0;
-    wr32(p->cpre, 2);
+    ngl_wr_u32(p->cpre, 2);
     p->sec[S_CODE][1] = 0;
     p->sec_n[S_CODE] = 2;
     if (p->cpre[8] == 0) {
@@ -1493,7 +1460,7 @@ static void gen_invalid_body(void)
         p->sec[S_IDX][0] = 0;
         p->sec[S_IDX][1] = 0;
         p->sec_n[S_IDX] = 2;
-        wr32(p->cpre + 4, 2);
+        ngl_wr_u32(p->cpre + 4, 2);
     }
     join(p, w);
     emitw("index_k_above_count", "BAD_INDEX", T1, 1, w, "k = 2 with count 1");
@@ -1539,7 +1506,7 @@ static void gen_invalid_body(void)
         o += p->sec_n[S_CODE] - n0;
         memcpy(p->sec[S_CODE], tmp, o);
         p->sec_n[S_CODE] = o;
-        wr32(p->cpre + 8, (uint32_t)o);
+        ngl_wr_u32(p->cpre + 8, (uint32_t)o);
     }
     join(p, w);
     emitw("code_eps_noncanonical", "BAD_CODE", E, 1, w, "first varint not canonical");
@@ -1554,7 +1521,7 @@ static void gen_invalid_body(void)
     emitw("code_eps_missing", "BAD_CODE", E, 1, w, "count - 1 varints");
     *p = *p0;
     p->sec[S_CODE][p->sec_n[S_CODE]++] = 0x80;
-    wr32(p->cpre + 8, (uint32_t)p->sec_n[S_CODE]);
+    ngl_wr_u32(p->cpre + 8, (uint32_t)p->sec_n[S_CODE]);
     join(p, w);
     emitw("code_eps_truncated", "BAD_CODE", E, 1, w, "code bytes end inside a varint");
     *p = *p0;
@@ -1567,11 +1534,11 @@ static void gen_invalid_body(void)
     join(p, w);
     emitw("code_eps_exception", "BAD_CODE", E, 1, w, "nonzero code at an exception");
     *p = *p0;
-    wr32(p->cpre + 8, (uint32_t)p->sec_n[S_CODE] + 1);
+    ngl_wr_u32(p->cpre + 8, (uint32_t)p->sec_n[S_CODE] + 1);
     join(p, w);
     emitw("eps_code_bytes_sum", "BAD_SECTION", E, 1, w, "code_bytes + 1, body unchanged");
     *p = *p0;
-    wr32(p->cpre + 8, UINT32_MAX);
+    ngl_wr_u32(p->cpre + 8, UINT32_MAX);
     join(p, w);
     emitw("eps_code_bytes_max", "BAD_SECTION", E, 1, w, "code_bytes 2^32 - 1");
     static const struct {
@@ -1587,16 +1554,16 @@ static void gen_invalid_body(void)
     };
     for (size_t i = 0; i < GOLDEN_COUNT_OF(bad_eps); i++) {
         *p = *p0;
-        wr64(p->cpre, bad_eps[i].bits);
+        ngl_wr_u64(p->cpre, bad_eps[i].bits);
         join(p, w);
         emitw(bad_eps[i].name, "BAD_SCALE", E, 1, w, bad_eps[i].why);
     }
     *p = *p0;
-    wr32(p->cpre + 12, 1);
+    ngl_wr_u32(p->cpre + 12, 1);
     join(p, w);
     emitw("eps_reserved", "BAD_FLAGS", E, 1, w, "EPS preamble reserved u32 nonzero");
     *p = *p0;
-    wr64(p->cpre, 0x3f60624dd2f1a9fcull); /* 2e-3 */
+    ngl_wr_u64(p->cpre, 0x3f60624dd2f1a9fcull); /* 2e-3 */
     join(p, w);
     emitw("eps_other", "CONFIG_MISMATCH", E, 1, w, "eps 2e-3, the decoder has 1e-3");
 
@@ -1636,7 +1603,7 @@ static void gen_invalid_body(void)
     split(w, p0);
     *p = *p0;
     p->n_exc = 1;
-    wr32(p->sec[S_EXC], 0);
+    ngl_wr_u32(p->sec[S_EXC], 0);
     memcpy(p->sec[S_EXC] + 4, p->sec[S_CODE], 4);
     p->sec_n[S_EXC] = 8;
     join(p, w);
