@@ -300,22 +300,56 @@ static inline int read_token(hpc_rdec *rdx, hpc_bitr *raw, hpc_ctx *cx)
     return (int)s;
 }
 
-static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t len)
+/* ------------------------------------------------------------------ frame */
+/*
+ * A frame record (FORMAT.md §3.1) is decoded in two halves. First every
+ * section is parsed and checked, one function per section, into a frame_in,
+ * while the decoder's state stays as it was: a bad record fails cleanly and
+ * the stream goes on. Then the value pass runs the adaptive coder over the
+ * values; from its first symbol a failure loses the adaptive state, so the
+ * decoder is poisoned until it is recreated. The frame is committed only
+ * after the decoded values' CRC matches the encoder's.
+ */
+
+/* A frame record's sections, parsed (nothing of the decoder changed yet). */
+typedef struct frame_in {
+    uint64_t index, n;
+    unsigned flags;
+    int same, identity; /* ids: as the last frame, or 0..n-1 */
+    int has_box, per[3];
+    double lo[3], hi[3], blen[3]; /* blen: periodic length or 0 */
+    int out_set;                  /* output set the frame goes to */
+    int64_t *ids;                 /* its ids */
+    void *xyz;                    /* its values */
+    hpc_model model;              /* the model this frame codes with */
+    int cage, cage_table;         /* §6.8: MODEL blocks use the cage; new table */
+    hpc_cage_params cagep;
+    uint32_t want_crc;         /* §6.6 */
+    int any_model;             /* some block selects MODEL */
+    const uint8_t *rans, *raw; /* §4.3, §4.4 */
+    size_t rans_len, raw_len;
+} frame_in;
+
+/* Fixed part: index, atom count, flags, and the box (§3.1). The count is
+ * bounded by the decoder's limit, and, where the ids section is present,
+ * by the record's size: each atom takes at least one byte there. */
+static ngl_status parse_fixed(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
 {
     hpc_core *c = &dec->c;
-    rd r = {pay, len, 0};
+    const uint8_t *pay = r->p;
     if (!c->configured) {
         return fail(dec, NGL_ERR_BAD_SECTION, "frame record before the stream header");
     }
-    if (!rd_need(&r, 16)) {
+    if (!rd_need(r, 16)) {
         return fail(dec, NGL_ERR_BAD_SECTION, "frame record too short");
     }
-    uint64_t index = hpc_get_u64(pay);
-    uint64_t n = hpc_get_u32(pay + 8);
-    unsigned flags = pay[12];
-    if (index != c->frame) {
+    fi->index = hpc_get_u64(pay);
+    fi->n = hpc_get_u32(pay + 8);
+    const unsigned flags = fi->flags = pay[12];
+    const uint64_t n = fi->n;
+    if (fi->index != c->frame) {
         return fail(dec, NGL_ERR_STEP_MISMATCH, "frame %llu where %llu was expected",
-                    (unsigned long long)index, (unsigned long long)c->frame);
+                    (unsigned long long)fi->index, (unsigned long long)c->frame);
     }
     if ((flags & ~HPC_FF_KNOWN) || pay[13] != 0 || hpc_get_u16(pay + 14) != 0) {
         return fail(dec, NGL_ERR_BAD_FLAGS, "unknown frame flags 0x%02x", flags);
@@ -323,69 +357,106 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
     if (n > NGL_HPC_MAX_ATOMS) {
         return fail(dec, NGL_ERR_BAD_LENGTH, "frame of %llu atoms", (unsigned long long)n);
     }
-    const int same = (flags & HPC_FF_IDS_SAME) != 0;
-    const int identity = (flags & HPC_FF_IDS_IDENTITY) != 0;
-    if (same && (identity || c->frame == 0 || c->n != n || (flags & HPC_FF_IDS_ZSTD))) {
+    fi->same = (flags & HPC_FF_IDS_SAME) != 0;
+    fi->identity = (flags & HPC_FF_IDS_IDENTITY) != 0;
+    if (fi->same && (fi->identity || c->frame == 0 || c->n != n || (flags & HPC_FF_IDS_ZSTD))) {
         return fail(dec, NGL_ERR_BAD_FLAGS, "ids flags inconsistent with the last frame");
     }
-    if (identity && (flags & HPC_FF_IDS_ZSTD)) {
+    if (fi->identity && (flags & HPC_FF_IDS_ZSTD)) {
         return fail(dec, NGL_ERR_BAD_FLAGS, "ids flags inconsistent");
     }
-    r.pos = 16;
+    r->pos = 16;
     /* A frame of constant values costs almost nothing, so the payload size
      * does not bound the atom count; the decoder's own limit does. */
     if (n > dec->max_atoms) {
         return fail(dec, NGL_ERR_BAD_LENGTH, "frame of %llu atoms exceeds the decoder's limit",
                     (unsigned long long)n);
     }
-    if (!same && !identity && n > (uint64_t)len) {
+    if (!fi->same && !fi->identity && n > (uint64_t)r->len) {
         return fail(dec, NGL_ERR_BAD_LENGTH, "atom count %llu too large for the record",
                     (unsigned long long)n); /* each atom needs >= 1 byte of ids section */
     }
-    int has_box = (flags & HPC_FF_BOX) != 0;
-    double lo[3] = {0, 0, 0}, hi[3] = {0, 0, 0};
-    int per[3] = {0, 0, 0};
-    double blen[3] = {0, 0, 0};
-    if (has_box) {
-        if (!rd_need(&r, 49)) {
-            return fail(dec, NGL_ERR_BAD_SECTION, "box truncated");
-        }
-        for (int a = 0; a < 3; a++) {
-            lo[a] = hpc_get_f64(pay + r.pos + 16 * a);
-            hi[a] = hpc_get_f64(pay + r.pos + 16 * a + 8);
-            if (!isfinite(lo[a]) || !isfinite(hi[a]) || !(lo[a] < hi[a]) ||
-                !isfinite(hi[a] - lo[a])) {
-                return fail(dec, NGL_ERR_BAD_SECTION, "bad box on axis %d", a);
-            }
-        }
-        unsigned pb = pay[r.pos + 48];
-        if (pb & ~7u) {
-            return fail(dec, NGL_ERR_BAD_FLAGS, "bad periodic bits 0x%02x", pb);
-        }
-        for (int a = 0; a < 3; a++) {
-            per[a] = (pb >> a) & 1;
-            blen[a] = per[a] ? hi[a] - lo[a] : 0.0;
-        }
-        r.pos += 49;
+    fi->has_box = (flags & HPC_FF_BOX) != 0;
+    if (!fi->has_box) {
+        return NGL_OK;
     }
-    ngl_status st = hpc_core_reserve(c, n);
-    if (st == NGL_OK) {
-        st = reserve_out(dec, dec->cur ^ 1, n);
+    if (!rd_need(r, 49)) {
+        return fail(dec, NGL_ERR_BAD_SECTION, "box truncated");
     }
-    if (st != NGL_OK) {
-        return fail(dec, st, "out of memory for %llu atoms", (unsigned long long)n);
+    for (int a = 0; a < 3; a++) {
+        fi->lo[a] = hpc_get_f64(pay + r->pos + 16 * a);
+        fi->hi[a] = hpc_get_f64(pay + r->pos + 16 * a + 8);
+        if (!isfinite(fi->lo[a]) || !isfinite(fi->hi[a]) || !(fi->lo[a] < fi->hi[a]) ||
+            !isfinite(fi->hi[a] - fi->lo[a])) {
+            return fail(dec, NGL_ERR_BAD_SECTION, "bad box on axis %d", a);
+        }
     }
-    const int out_set = dec->cur ^ 1;
-    int64_t *ids = dec->ids_out[out_set];
-    void *xyz = dec->xyz_out[out_set];
+    unsigned pb = pay[r->pos + 48];
+    if (pb & ~7u) {
+        return fail(dec, NGL_ERR_BAD_FLAGS, "bad periodic bits 0x%02x", pb);
+    }
+    for (int a = 0; a < 3; a++) {
+        fi->per[a] = (pb >> a) & 1;
+        fi->blen[a] = fi->per[a] ? fi->hi[a] - fi->lo[a] : 0.0;
+    }
+    r->pos += 49;
+    return NGL_OK;
+}
 
-    /* ---- ids */
-    if (same) {
+/* A zstd-packed ids section (IDS_ZSTD, §3.3) into dec->idraw; its raw
+ * length is bounded by what n atoms can need before anything is allocated. */
+static ngl_status unpack_ids(ngl_hpc_decoder *dec, uint64_t n, const uint8_t **sb, size_t *sbl)
+{
+#if defined(NGL_HAVE_ZSTD)
+    if (*sbl < 4) {
+        return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
+    }
+    size_t rawlen = hpc_get_u32(*sb);
+    if (rawlen > (size_t)(n / 8 + 1 + 10 * n)) {
+        return fail(dec, NGL_ERR_BAD_BACKEND, "ids: implausible length %zu", rawlen);
+    }
+    if (dec->idraw_cap < rawlen + 1) {
+        uint8_t *nb = realloc(dec->idraw, rawlen + 1);
+        if (nb == NULL) {
+            return fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
+        }
+        dec->idraw = nb;
+        dec->idraw_cap = rawlen + 1;
+    }
+    if (dec->zd == NULL && (dec->zd = ZSTD_createDCtx()) == NULL) {
+        return fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
+    }
+    size_t got = ZSTD_decompressDCtx(dec->zd, dec->idraw, rawlen, *sb + 4, *sbl - 4);
+    if (ZSTD_isError(got) || got != rawlen) {
+        return fail(dec, NGL_ERR_BAD_BACKEND, "ids: zstd data does not decode");
+    }
+    *sb = dec->idraw;
+    *sbl = rawlen;
+    return NGL_OK;
+#else
+    (void)n;
+    (void)sb;
+    (void)sbl;
+    return fail(dec, NGL_ERR_BACKEND_UNAVAILABLE, "ids section needs zstd");
+#endif
+}
+
+/* The atoms' ids and where each was in the last frame (c->pmap): the same
+ * order as the last frame, 0..n-1 matched by value, or the ids section. */
+static ngl_status parse_ids(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
+{
+    hpc_core *c = &dec->c;
+    const uint64_t n = fi->n;
+    int64_t *ids = fi->ids;
+    ngl_status st;
+    if (fi->same) {
         for (uint64_t k = 0; k < n; k++) {
             c->pmap[k] = (uint32_t)k;
             ids[k] = c->ids_identity ? (int64_t)k : c->ids[k];
         }
-    } else if (identity) {
+        return NGL_OK;
+    }
+    if (fi->identity) {
         if (c->frame > 0 && (st = hpc_core_prev_map(c)) != NGL_OK) {
             return fail(dec, st, "out of memory");
         }
@@ -393,449 +464,588 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
             ids[k] = (int64_t)k;
             c->pmap[k] = c->frame > 0 ? hpc_idmap_find(&c->prev_map, (int64_t)k) : HPC_NONE;
         }
-    } else {
-        if (!rd_need(&r, 4)) {
-            return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
-        }
-        size_t slen = hpc_get_u32(pay + r.pos);
-        r.pos += 4;
-        if (!rd_need(&r, slen)) {
-            return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
-        }
-        const uint8_t *sb = pay + r.pos;
-        size_t sbl = slen;
-        r.pos += slen;
-        if (flags & HPC_FF_IDS_ZSTD) {
-#if defined(NGL_HAVE_ZSTD)
-            if (sbl < 4) {
-                return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
-            }
-            size_t rawlen = hpc_get_u32(sb);
-            if (rawlen > (size_t)(n / 8 + 1 + 10 * n)) {
-                return fail(dec, NGL_ERR_BAD_BACKEND, "ids: implausible length %zu", rawlen);
-            }
-            if (dec->idraw_cap < rawlen + 1) {
-                uint8_t *nb = realloc(dec->idraw, rawlen + 1);
-                if (nb == NULL) {
-                    return fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
-                }
-                dec->idraw = nb;
-                dec->idraw_cap = rawlen + 1;
-            }
-            if (dec->zd == NULL && (dec->zd = ZSTD_createDCtx()) == NULL) {
-                return fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
-            }
-            size_t got = ZSTD_decompressDCtx(dec->zd, dec->idraw, rawlen, sb + 4, sbl - 4);
-            if (ZSTD_isError(got) || got != rawlen) {
-                return fail(dec, NGL_ERR_BAD_BACKEND, "ids: zstd data does not decode");
-            }
-            sb = dec->idraw;
-            sbl = rawlen;
-#else
-            return fail(dec, NGL_ERR_BACKEND_UNAVAILABLE, "ids section needs zstd");
-#endif
-        }
-        if ((st = decode_ids(dec, sb, sbl, n, ids)) != NGL_OK) {
-            return st;
+        return NGL_OK;
+    }
+    if (!rd_need(r, 4)) {
+        return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
+    }
+    size_t slen = hpc_get_u32(r->p + r->pos);
+    r->pos += 4;
+    if (!rd_need(r, slen)) {
+        return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
+    }
+    const uint8_t *sb = r->p + r->pos;
+    size_t sbl = slen;
+    r->pos += slen;
+    if ((fi->flags & HPC_FF_IDS_ZSTD) && (st = unpack_ids(dec, n, &sb, &sbl)) != NGL_OK) {
+        return st;
+    }
+    return decode_ids(dec, sb, sbl, n, ids);
+}
+
+/* The model (§3.4), if MODEL: six Q12 taps and, from level 2, the learned
+ * force term's knots; else the last model sent stays in use. */
+static ngl_status parse_model(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
+{
+    const uint8_t *pay = r->p;
+    hpc_model *model = &fi->model;
+    *model = dec->c.model;
+    if (!(fi->flags & HPC_FF_MODEL)) {
+        return NGL_OK;
+    }
+    if (!rd_need(r, 4)) {
+        return fail(dec, NGL_ERR_BAD_SECTION, "model truncated");
+    }
+    unsigned ntaps = pay[r->pos], nknots = pay[r->pos + 1];
+    if (ntaps != HPC_TAPS || (nknots != 0 && nknots != HPC_KNOTS) ||
+        hpc_get_u16(pay + r->pos + 2) != 0) {
+        return fail(dec, NGL_ERR_BAD_PREDICTOR, "model with %u taps and %u knots", ntaps, nknots);
+    }
+    r->pos += 4;
+    size_t need = 2 * HPC_TAPS + (nknots ? 16 + 4 * HPC_KNOTS : 0);
+    if (!rd_need(r, need)) {
+        return fail(dec, NGL_ERR_BAD_SECTION, "model truncated");
+    }
+    memset(model, 0, sizeof(*model));
+    model->valid = 1;
+    for (unsigned k = 0; k < HPC_TAPS; k++) {
+        model->taps[k] = (int16_t)hpc_get_u16(pay + r->pos + 2 * k);
+    }
+    r->pos += 2 * HPC_TAPS;
+    if (!nknots) {
+        return NGL_OK;
+    }
+    model->fn.nknots = HPC_KNOTS;
+    model->fn.r2lo = hpc_get_f64(pay + r->pos);
+    model->fn.r2hi = hpc_get_f64(pay + r->pos + 8);
+    r->pos += 16;
+    if (!(model->fn.r2lo >= 0) || !(model->fn.r2hi > model->fn.r2lo) || !isfinite(model->fn.r2hi) ||
+        dec->c.lossless) {
+        return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad force-term range");
+    }
+    for (unsigned k = 0; k < HPC_KNOTS; k++) {
+        model->fn.psi[k] = hpc_get_f32(pay + r->pos + 4 * k);
+        if (!isfinite(model->fn.psi[k])) {
+            return fail(dec, NGL_ERR_BAD_PREDICTOR, "non-finite force knot");
         }
     }
+    r->pos += 4 * HPC_KNOTS;
+    return NGL_OK;
+}
 
-    /* ---- model */
-    hpc_model model = c->model;
-    if (flags & HPC_FF_MODEL) {
-        if (!rd_need(&r, 4)) {
-            return fail(dec, NGL_ERR_BAD_SECTION, "model truncated");
-        }
-        unsigned ntaps = pay[r.pos], nknots = pay[r.pos + 1];
-        if (ntaps != HPC_TAPS || (nknots != 0 && nknots != HPC_KNOTS) ||
-            hpc_get_u16(pay + r.pos + 2) != 0) {
-            return fail(dec, NGL_ERR_BAD_PREDICTOR, "model with %u taps and %u knots", ntaps,
-                        nknots);
-        }
-        r.pos += 4;
-        size_t need = 2 * HPC_TAPS + (nknots ? 16 + 4 * HPC_KNOTS : 0);
-        if (!rd_need(&r, need)) {
-            return fail(dec, NGL_ERR_BAD_SECTION, "model truncated");
-        }
-        memset(&model, 0, sizeof(model));
-        model.valid = 1;
-        for (unsigned k = 0; k < HPC_TAPS; k++) {
-            model.taps[k] = (int16_t)hpc_get_u16(pay + r.pos + 2 * k);
-        }
-        r.pos += 2 * HPC_TAPS;
-        if (nknots) {
-            model.fn.nknots = HPC_KNOTS;
-            model.fn.r2lo = hpc_get_f64(pay + r.pos);
-            model.fn.r2hi = hpc_get_f64(pay + r.pos + 8);
-            r.pos += 16;
-            if (!(model.fn.r2lo >= 0) || !(model.fn.r2hi > model.fn.r2lo) ||
-                !isfinite(model.fn.r2hi) || c->lossless) {
-                return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad force-term range");
-            }
-            for (unsigned k = 0; k < HPC_KNOTS; k++) {
-                model.fn.psi[k] = hpc_get_f32(pay + r.pos + 4 * k);
-                if (!isfinite(model.fn.psi[k])) {
-                    return fail(dec, NGL_ERR_BAD_PREDICTOR, "non-finite force knot");
-                }
-            }
-            r.pos += 4 * HPC_KNOTS;
-        }
-    }
-
-    /* ---- cage parameters (§6.8) */
-    const int cage = (flags & HPC_FF_CAGE) != 0;
-    const int cage_table = (flags & HPC_FF_CAGE_TABLE) != 0;
-    hpc_cage_params cagep = c->cagep;
-    if (cage_table && !cage) {
+/* The cage (§6.8): a new table if CAGE_TABLE (the learned pair energies and
+ * the descent's range and steps, bounded so the descent stays finite), and
+ * lambda if CAGE. A cage frame needs the previous frame's positions in a
+ * box, which is why it excludes MODEL and lossless streams. */
+static ngl_status parse_cage(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
+{
+    const hpc_core *c = &dec->c;
+    hpc_cage_params *cagep = &fi->cagep;
+    fi->cage = (fi->flags & HPC_FF_CAGE) != 0;
+    fi->cage_table = (fi->flags & HPC_FF_CAGE_TABLE) != 0;
+    *cagep = c->cagep;
+    if (fi->cage_table && !fi->cage) {
         return fail(dec, NGL_ERR_BAD_FLAGS, "cage table without the cage");
     }
-    if (cage) {
-        if ((flags & HPC_FF_MODEL) || !has_box || c->lossless || c->frame == 0 || !c->has_box) {
+    if (fi->cage) {
+        if ((fi->flags & HPC_FF_MODEL) || !fi->has_box || c->lossless || c->frame == 0 ||
+            !c->has_box) {
             return fail(dec, NGL_ERR_BAD_FLAGS, "cage frame without a box or a previous frame");
         }
-        if (!cage_table && !c->cage_have) {
+        if (!fi->cage_table && !c->cage_have) {
             return fail(dec, NGL_ERR_BAD_PREDICTOR, "cage frame before any cage table");
         }
     }
-    if (cage_table) {
-        if (!rd_need(&r, HPC_CAGE_TABLE_SECTION)) {
+    if (fi->cage_table) {
+        if (!rd_need(r, HPC_CAGE_TABLE_SECTION)) {
             return fail(dec, NGL_ERR_BAD_SECTION, "cage table truncated");
         }
-        const uint8_t *q = pay + r.pos;
-        cagep.iters = q[1];
-        cagep.rc2 = hpc_get_f64(q + 4);
-        int bad = q[0] != HPC_CAGE_KNOTS || cagep.iters < 1 || cagep.iters > HPC_CAGE_ITERS_MAX ||
-                  hpc_get_u16(q + 2) != 0 || !(cagep.rc2 > 0) || !isfinite(cagep.rc2);
+        const uint8_t *q = r->p + r->pos;
+        cagep->iters = q[1];
+        cagep->rc2 = hpc_get_f64(q + 4);
+        int bad = q[0] != HPC_CAGE_KNOTS || cagep->iters < 1 || cagep->iters > HPC_CAGE_ITERS_MAX ||
+                  hpc_get_u16(q + 2) != 0 || !(cagep->rc2 > 0) || !isfinite(cagep->rc2);
         for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
-            cagep.w[k] = hpc_get_f32(q + 12 + 4 * k);
-            cagep.v[k] = hpc_get_f32(q + 12 + 4 * (HPC_CAGE_KNOTS + 1) + 4 * k);
-            bad |= !(fabsf(cagep.w[k]) <= (float)HPC_CAGE_W_MAX) ||
-                   !(fabsf(cagep.v[k]) <= (float)HPC_CAGE_W_MAX);
+            cagep->w[k] = hpc_get_f32(q + 12 + 4 * k);
+            cagep->v[k] = hpc_get_f32(q + 12 + 4 * (HPC_CAGE_KNOTS + 1) + 4 * k);
+            bad |= !(fabsf(cagep->w[k]) <= (float)HPC_CAGE_W_MAX) ||
+                   !(fabsf(cagep->v[k]) <= (float)HPC_CAGE_W_MAX);
         }
         if (bad) {
             return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage table");
         }
-        r.pos += HPC_CAGE_TABLE_SECTION;
+        r->pos += HPC_CAGE_TABLE_SECTION;
     }
-    if (cage) {
-        if (!rd_need(&r, HPC_CAGE_LAMBDA_SECTION)) {
+    if (fi->cage) {
+        if (!rd_need(r, HPC_CAGE_LAMBDA_SECTION)) {
             return fail(dec, NGL_ERR_BAD_SECTION, "cage lambda truncated");
         }
-        cagep.lambda = hpc_get_f32(pay + r.pos);
-        if (!(cagep.lambda > 0) || !(cagep.lambda <= 4)) {
+        cagep->lambda = hpc_get_f32(r->p + r->pos);
+        if (!(cagep->lambda > 0) || !(cagep->lambda <= 4)) {
             return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage lambda");
         }
-        r.pos += HPC_CAGE_LAMBDA_SECTION;
+        r->pos += HPC_CAGE_LAMBDA_SECTION;
     }
+    return NGL_OK;
+}
 
-    /* ---- value CRC, selectors, rANS, raw */
-    if (!rd_need(&r, 4)) {
+/* A u32 length and that many bytes; @p what names it in the messages. */
+static ngl_status parse_len_section(ngl_hpc_decoder *dec, rd *r, const char *what,
+                                    const uint8_t **p, size_t *len)
+{
+    if (!rd_need(r, 4)) {
+        return fail(dec, NGL_ERR_BAD_SECTION, "%s section missing", what);
+    }
+    *len = hpc_get_u32(r->p + r->pos);
+    r->pos += 4;
+    if (!rd_need(r, *len)) {
+        return fail(dec, NGL_ERR_BAD_SECTION, "%s section truncated", what);
+    }
+    *p = r->p + r->pos;
+    r->pos += *len;
+    return NGL_OK;
+}
+
+/* The value CRC, the block selectors (2 bits per 256 atoms, into c->sel),
+ * the rANS and raw sections, which must end the record exactly. */
+static ngl_status parse_values_head(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
+{
+    hpc_core *c = &dec->c;
+    const uint8_t *pay = r->p;
+    if (!rd_need(r, 4)) {
         return fail(dec, NGL_ERR_BAD_SECTION, "value CRC missing");
     }
-    uint32_t want_crc = hpc_get_u32(pay + r.pos);
-    r.pos += 4;
-    const uint64_t nblocks = (n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
+    fi->want_crc = hpc_get_u32(pay + r->pos);
+    r->pos += 4;
+    const uint64_t nblocks = (fi->n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
     const size_t selbytes = (size_t)((nblocks + 3) / 4);
-    if (!rd_need(&r, selbytes)) {
+    if (!rd_need(r, selbytes)) {
         return fail(dec, NGL_ERR_BAD_SECTION, "selectors truncated");
     }
-    int any_model = 0;
+    fi->any_model = 0;
     for (uint64_t b = 0; b < nblocks; b++) {
-        c->sel[b] = (uint8_t)((pay[r.pos + b / 4] >> (2 * (b % 4))) & 3u);
-        any_model |= c->sel[b] == HPC_SEL_MODEL;
+        c->sel[b] = (uint8_t)((pay[r->pos + b / 4] >> (2 * (b % 4))) & 3u);
+        fi->any_model |= c->sel[b] == HPC_SEL_MODEL;
     }
-    if (nblocks % 4 && (pay[r.pos + selbytes - 1] >> (2 * (nblocks % 4)))) {
+    if (nblocks % 4 && (pay[r->pos + selbytes - 1] >> (2 * (nblocks % 4)))) {
         return fail(dec, NGL_ERR_BAD_FLAGS, "selector padding not zero");
     }
-    r.pos += selbytes;
-    if (!rd_need(&r, 4)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "rANS section missing");
+    r->pos += selbytes;
+    ngl_status st = parse_len_section(dec, r, "rANS", &fi->rans, &fi->rans_len);
+    if (st == NGL_OK) {
+        st = parse_len_section(dec, r, "raw", &fi->raw, &fi->raw_len);
     }
-    size_t rans_len = hpc_get_u32(pay + r.pos);
-    r.pos += 4;
-    if (!rd_need(&r, rans_len)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "rANS section truncated");
+    if (st == NGL_OK && r->pos != r->len) {
+        st = fail(dec, NGL_ERR_BAD_LENGTH, "%zu bytes after the last section", r->len - r->pos);
     }
-    const uint8_t *rans = pay + r.pos;
-    r.pos += rans_len;
-    if (!rd_need(&r, 4)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "raw section missing");
-    }
-    size_t raw_len = hpc_get_u32(pay + r.pos);
-    r.pos += 4;
-    if (!rd_need(&r, raw_len)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "raw section truncated");
-    }
-    const uint8_t *rawp = pay + r.pos;
-    r.pos += raw_len;
-    if (r.pos != len) {
-        return fail(dec, NGL_ERR_BAD_LENGTH, "%zu bytes after the last section", len - r.pos);
-    }
-    hpc_rdec rdx;
-    if (hpc_rdec_init(&rdx, rans, rans_len) != 0) {
-        return fail(dec, NGL_ERR_BAD_CODE, "rANS section malformed");
-    }
+    return st;
+}
 
-    /* ---- state for this frame */
-    const int gathered = !same;
-    if (gathered) {
-        hpc_core_gather(c, n);
+/* What the predictors need before the first value: the state in this
+ * frame's atom order, the force term (§6.7) if a MODEL block uses it, the
+ * cage's grids (§6.8) in a cage frame. @return the force term's use in
+ * *use_force. Failures leave the state as it was, but for the gather, which
+ * the next frame redoes. */
+static ngl_status prepare_predictors(ngl_hpc_decoder *dec, const frame_in *fi, int *use_force)
+{
+    hpc_core *c = &dec->c;
+    if (!fi->same) {
+        hpc_core_gather(c, fi->n);
     }
-    const int use_force = model.valid && model.fn.nknots > 0 && any_model && !cage;
-    hpc_model saved_model = c->model;
-    double saved_r2lo = c->r2lo, saved_r2hi = c->r2hi;
-    if (use_force) {
-        c->r2lo = model.fn.r2lo;
-        c->r2hi = model.fn.r2hi;
-        st = hpc_core_build_cells(c);
+    *use_force = fi->model.valid && fi->model.fn.nknots > 0 && fi->any_model && !fi->cage;
+    if (*use_force) {
+        const hpc_model saved_model = c->model;
+        const double saved_r2lo = c->r2lo, saved_r2hi = c->r2hi;
+        c->r2lo = fi->model.fn.r2lo;
+        c->r2hi = fi->model.fn.r2hi;
+        ngl_status st = hpc_core_build_cells(c);
         if (st != NGL_OK) {
             c->r2lo = saved_r2lo;
             c->r2hi = saved_r2hi;
             return fail(dec, st == NGL_ERR_NO_MEMORY ? st : NGL_ERR_BAD_PREDICTOR,
                         "force term not computable for this frame");
         }
-        c->model = model;
-        hpc_core_force(c, n, gathered);
+        c->model = fi->model;
+        hpc_core_force(c, fi->n, !fi->same);
         c->model = saved_model;
     }
-
-    if (cage) {
+    if (fi->cage) {
         hpc_core_prev_positions(c);
-        st = hpc_cage_begin(&c->cage, cagep.rc2, lo, hi, per, c->pos, c->valid, c->n, c->pmap, n);
+        ngl_status st = hpc_cage_begin(&c->cage, fi->cagep.rc2, fi->lo, fi->hi, fi->per, c->pos,
+                                       c->valid, c->n, c->pmap, fi->n);
         if (st != NGL_OK) {
             return fail(dec, st == NGL_ERR_NO_MEMORY ? st : NGL_ERR_BAD_PREDICTOR,
                         "cage not computable for this frame");
         }
-        hpc_cage_set_params(&c->cage, &cagep);
+        hpc_cage_set_params(&c->cage, &fi->cagep);
+    }
+    return NGL_OK;
+}
+
+/* ------------------------------------------------------------- value pass */
+/* The value pass' state: the frame's constants, the coders, and what the
+ * contexts of the next value depend on (§6.3): the spatial chains per axis
+ * for atoms without history, and the previous axis of the same atom. */
+typedef struct vpass {
+    hpc_core *c;
+    const frame_in *fi;
+    hpc_rdec *rdx;
+    hpc_bitr *raw;
+    hpc_ctx *ctx;
+    hpc_ent *RW; /* the ring, in this frame's atom order */
+    unsigned head, wslot;
+    int lossless, spatial2, f32, use_force;
+    double step;
+    hpc_waxis wax[3];
+    float *o32;
+    double *o64;
+    int64_t s1[3], s2[3]; /* spatial chain: last two lattice values per axis */
+    unsigned schain[3], sbk[3];
+    int have_prev_axis;
+    unsigned prev_bucket;
+    uint64_t exact_count, wraps;
+} vpass;
+
+/* The cage term of atom @p k in a cage frame's MODEL block, in Q12 lattice
+ * units per axis (§6.8): its descent from its previous position in the
+ * current grid. @return 0 if the atom has none (new, stored exactly last
+ * frame, or too crowded): it is then predicted by ORDER1. */
+static inline __attribute__((always_inline)) int cage_term(vpass *vp, uint64_t k, int64_t cf[3])
+{
+    hpc_core *c = vp->c;
+    const uint32_t pk = c->pmap[k];
+    if (pk == HPC_NONE || !c->valid[pk]) {
+        return 0;
+    }
+    double d[3];
+    if (hpc_cage_descend(&c->cage, k, c->pos + 3 * (size_t)pk, d) != 0) {
+        return 0;
     }
     const double q12 = c->inv_step * (double)(1 << HPC_PRED_SHIFT);
-
-    /* ---- decoding pass: from here a failure loses the adaptive state */
-    dec->poisoned = 1;
-    hpc_bitr raw;
-    hpc_bitr_init(&raw, rawp, raw_len);
-    hpc_ctx *ctx = c->ctx;
-    hpc_ctxset_refresh(ctx, HPC_NCTX, 1);
-    hpc_ent *RW = gathered ? c->ring_alt : c->ring;
-    const unsigned head = c->head;
-    const unsigned wslot = (head + 1) % HPC_HIST;
-    int64_t s1[3] = {0, 0, 0}, s2[3] = {0, 0, 0};
-    unsigned schain[3] = {0, 0, 0}, sbk[3] = {0, 0, 0};
-    const int lossless = c->lossless;
-    const int spatial2 = (flags & HPC_FF_SPATIAL2) != 0;
-    const double step = c->step, inv = c->inv_step;
-    const int f32 = c->dtype == NGL_HPC_F32;
-    hpc_waxis wax[3];
-    for (int a = 0; a < 3; a++) {
-        wax[a] = hpc_waxis_make(lo[a], hi[a], inv);
+    for (unsigned a = 0; a < 3; a++) {
+        cf[a] = hpc_cage_fixed(&c->cage, d[a], q12);
     }
-    float *o32 = xyz;
-    double *o64 = xyz;
-    uint64_t exact_count = 0, wraps = 0;
-    for (uint64_t k = 0; k < n; k++) {
-        const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
-        const int cage_sel = cage && sel == HPC_SEL_MODEL;
-        const uint32_t pk = c->pmap[k];
-        int caged = cage_sel && pk != HPC_NONE && c->valid[pk];
-        int64_t cf[3] = {0, 0, 0};
-        if (caged) {
-            double d[3];
-            caged = hpc_cage_descend(&c->cage, k, c->pos + 3 * (size_t)pk, d) == 0;
-            for (unsigned a = 0; a < 3 && caged; a++) {
-                cf[a] = hpc_cage_fixed(&c->cage, d[a], q12);
-            }
-        }
-        int any_exact = 0;
-        int have_prev_axis = 0;
-        unsigned prev_bucket = 0;
-        for (unsigned a = 0; a < 3; a++) {
-            const uint64_t v = 3 * k + a;
-            if (v != 0 && v % HPC_CHUNK == 0) {
-                hpc_ctxset_refresh(ctx, HPC_NCTX, 1);
-            }
-            hpc_ent *rv = RW + v * HPC_HIST;
-            const hpc_ent *e1 = &rv[head];
-            const unsigned age = e1->age;
-            int64_t pred;
-            unsigned ci;
-            int32_t img = 0;
-            if (age) {
-                unsigned pc;
-                if (caged) {
-                    pred = hpc_predict_cage(e1->q, cf[a], &pc);
-                } else {
-                    pred = hpc_predict(rv, head, cage_sel ? HPC_SEL_ORDER1 : sel, age, &model,
-                                       use_force ? c->Fcur[v] : 0, &pc);
-                }
-                unsigned mb = hpc_mag_bucket(e1->mag);
-                ci = hpc_ctx_temporal(mb, hpc_ob(have_prev_axis, prev_bucket, mb), pc);
-                img = e1->img;
-            } else {
-                pred = schain[a] == 0                 ? 0
-                       : (spatial2 && schain[a] >= 2) ? hpc_wsub(hpc_wadd(s1[a], s1[a]), s2[a])
-                                                      : s1[a];
-                ci = HPC_CTX_SPATIAL + sbk[a];
-            }
-            int wctx = -1, dimg = 0;
-            unsigned wrap = 0;
-            if (!lossless && age && per[a]) {
-                wctx = hpc_wrap_ctx(pred, img, &wax[a], e1->mag, &dimg);
-                if (wctx >= 0) {
-                    wrap = hpc_rdec_sym(&rdx, &ctx[HPC_CTX_WRAP + (unsigned)wctx]);
-                    hpc_ctx_count(&ctx[HPC_CTX_WRAP + (unsigned)wctx], wrap);
-                }
-            }
-            int tok = read_token(&rdx, &raw, &ctx[ci]);
-            if (tok < 0) {
-                return fail(dec, NGL_ERR_BAD_CODE, "invalid token at value %llu",
+    return 1;
+}
+
+/* An EXACT value (§6.2): its bits, raw; it restarts without history. */
+static inline __attribute__((always_inline)) ngl_status
+decode_exact(ngl_hpc_decoder *dec, vpass *vp, uint64_t v, unsigned wrap, hpc_ent *ne)
+{
+    ne->q = 0;
+    ne->img = 0;
+    ne->mag = 0;
+    ne->age = 0;
+    if (vp->lossless || wrap) {
+        return fail(dec, NGL_ERR_BAD_CODE, "unexpected exact value at %llu", (unsigned long long)v);
+    }
+    if (vp->f32) {
+        uint32_t u = (uint32_t)hpc_bitr_get(vp->raw, 32);
+        memcpy(&vp->o32[v], &u, 4);
+    } else {
+        uint64_t u = hpc_bitr_get(vp->raw, 64);
+        memcpy(&vp->o64[v], &u, 8);
+    }
+    vp->have_prev_axis = 0;
+    vp->exact_count++;
+    return NGL_OK;
+}
+
+/* The output value of lattice value @p qv (§6.5): the float's bits from
+ * their ordinal when lossless, else q step - img L rounded to the dtype.
+ * @p img_io gains the wrap's image step (§6.4). */
+static inline __attribute__((always_inline)) ngl_status reconstruct(ngl_hpc_decoder *dec, vpass *vp,
+                                                                    uint64_t v, unsigned a,
+                                                                    int64_t qv, unsigned wrap,
+                                                                    int dimg, int32_t *img_io)
+{
+    if (vp->lossless) {
+        if (vp->f32) {
+            if (qv < INT32_MIN || qv > INT32_MAX) {
+                return fail(dec, NGL_ERR_BAD_CODE, "value %llu out of range",
                             (unsigned long long)v);
             }
-            hpc_ent *ne = &rv[wslot];
-            if (tok == HPC_TOK_EXACT) {
-                ne->q = 0;
-                ne->img = 0;
-                ne->mag = 0;
-                ne->age = 0;
-                if (lossless || wrap) {
-                    return fail(dec, NGL_ERR_BAD_CODE, "unexpected exact value at %llu",
-                                (unsigned long long)v);
-                }
-                if (f32) {
-                    uint32_t u = (uint32_t)hpc_bitr_get(&raw, 32);
-                    memcpy(&o32[v], &u, 4);
-                } else {
-                    uint64_t u = hpc_bitr_get(&raw, 64);
-                    memcpy(&o64[v], &u, 8);
-                }
-                have_prev_axis = 0;
-                exact_count++;
-                any_exact = 1;
-            } else {
-                uint64_t z;
-                unsigned nraw = hpc_token_base((unsigned)tok, &z);
-                z |= hpc_bitr_get(&raw, nraw);
-                const int64_t qv = hpc_wadd(pred, hpc_unzigzag(z));
-                if (lossless) {
-                    if (f32) {
-                        if (qv < INT32_MIN || qv > INT32_MAX) {
-                            return fail(dec, NGL_ERR_BAD_CODE, "value %llu out of range",
-                                        (unsigned long long)v);
-                        }
-                        uint32_t u = hpc_bits32_from_ord(qv);
-                        memcpy(&o32[v], &u, 4);
-                    } else {
-                        uint64_t u = hpc_bits64_from_ord(qv);
-                        memcpy(&o64[v], &u, 8);
-                    }
-                } else {
-                    if (qv >= HPC_Q_LIMIT || qv <= -HPC_Q_LIMIT) {
-                        return fail(dec, NGL_ERR_BAD_CODE, "value %llu off the lattice",
-                                    (unsigned long long)v);
-                    }
-                    if (wrap) {
-                        img += dimg;
-                        if (img > (1 << 30) || img < -(1 << 30)) {
-                            return fail(dec, NGL_ERR_BAD_CODE, "image count overflow");
-                        }
-                    }
-                    double d = hpc_recon(qv, img, step, blen[a]);
-                    if (f32) {
-                        o32[v] = (float)d;
-                    } else {
-                        o64[v] = d;
-                    }
-                }
-                const uint16_t mag = hpc_mag_of(z);
-                ne->q = qv;
-                ne->img = img;
-                ne->mag = mag;
-                ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
-                if (age) {
-                    have_prev_axis = 1;
-                    prev_bucket = hpc_mag_bucket(mag);
-                } else {
-                    have_prev_axis = 0;
-                    s2[a] = s1[a];
-                    s1[a] = qv;
-                    schain[a]++;
-                    sbk[a] = hpc_mag_bucket(mag);
-                }
-                wraps += wrap;
+            uint32_t u = hpc_bits32_from_ord(qv);
+            memcpy(&vp->o32[v], &u, 4);
+        } else {
+            uint64_t u = hpc_bits64_from_ord(qv);
+            memcpy(&vp->o64[v], &u, 8);
+        }
+        return NGL_OK;
+    }
+    if (qv >= HPC_Q_LIMIT || qv <= -HPC_Q_LIMIT) {
+        return fail(dec, NGL_ERR_BAD_CODE, "value %llu off the lattice", (unsigned long long)v);
+    }
+    int32_t img = *img_io;
+    if (wrap) {
+        img += dimg;
+        if (img > (1 << 30) || img < -(1 << 30)) {
+            return fail(dec, NGL_ERR_BAD_CODE, "image count overflow");
+        }
+    }
+    double d = hpc_recon(qv, img, vp->step, vp->fi->blen[a]);
+    if (vp->f32) {
+        vp->o32[v] = (float)d;
+    } else {
+        vp->o64[v] = d;
+    }
+    *img_io = img;
+    return NGL_OK;
+}
+
+/* Value @p v = 3k + a (§5): its prediction and context, the wrap symbol
+ * where the prediction is near a periodic face, the token and raw bits, the
+ * output value, and its new state entry. @p caged: the atom's cage term is
+ * in @p cf; @p cage_sel: its block selects the cage. */
+static inline __attribute__((always_inline)) ngl_status
+decode_value(ngl_hpc_decoder *dec, vpass *vp, uint64_t v, unsigned a, unsigned sel, int cage_sel,
+             int caged, const int64_t *cf, int *any_exact)
+{
+    hpc_core *c = vp->c;
+    hpc_ctx *ctx = vp->ctx;
+    if (v != 0 && v % HPC_CHUNK == 0) {
+        hpc_ctxset_refresh(ctx, HPC_NCTX, 1);
+    }
+    hpc_ent *rv = vp->RW + v * HPC_HIST;
+    const hpc_ent *e1 = &rv[vp->head];
+    const unsigned age = e1->age;
+    int64_t pred;
+    unsigned ci;
+    int32_t img = 0;
+    if (age) {
+        unsigned pc;
+        if (caged) {
+            pred = hpc_predict_cage(e1->q, cf[a], &pc);
+        } else {
+            pred = hpc_predict(rv, vp->head, cage_sel ? HPC_SEL_ORDER1 : sel, age, &vp->fi->model,
+                               vp->use_force ? c->Fcur[v] : 0, &pc);
+        }
+        unsigned mb = hpc_mag_bucket(e1->mag);
+        ci = hpc_ctx_temporal(mb, hpc_ob(vp->have_prev_axis, vp->prev_bucket, mb), pc);
+        img = e1->img;
+    } else {
+        pred = vp->schain[a] == 0 ? 0
+               : (vp->spatial2 && vp->schain[a] >= 2)
+                   ? hpc_wsub(hpc_wadd(vp->s1[a], vp->s1[a]), vp->s2[a])
+                   : vp->s1[a];
+        ci = HPC_CTX_SPATIAL + vp->sbk[a];
+    }
+    int dimg = 0;
+    unsigned wrap = 0;
+    if (!vp->lossless && age && vp->fi->per[a]) {
+        const int wctx = hpc_wrap_ctx(pred, img, &vp->wax[a], e1->mag, &dimg);
+        if (wctx >= 0) {
+            wrap = hpc_rdec_sym(vp->rdx, &ctx[HPC_CTX_WRAP + (unsigned)wctx]);
+            hpc_ctx_count(&ctx[HPC_CTX_WRAP + (unsigned)wctx], wrap);
+        }
+    }
+    int tok = read_token(vp->rdx, vp->raw, &ctx[ci]);
+    if (tok < 0) {
+        return fail(dec, NGL_ERR_BAD_CODE, "invalid token at value %llu", (unsigned long long)v);
+    }
+    hpc_ent *ne = &rv[vp->wslot];
+    if (tok == HPC_TOK_EXACT) {
+        *any_exact = 1;
+        return decode_exact(dec, vp, v, wrap, ne);
+    }
+    uint64_t z;
+    unsigned nraw = hpc_token_base((unsigned)tok, &z);
+    z |= hpc_bitr_get(vp->raw, nraw);
+    const int64_t qv = hpc_wadd(pred, hpc_unzigzag(z));
+    ngl_status st = reconstruct(dec, vp, v, a, qv, wrap, dimg, &img);
+    if (st != NGL_OK) {
+        return st;
+    }
+    const uint16_t mag = hpc_mag_of(z);
+    ne->q = qv;
+    ne->img = img;
+    ne->mag = mag;
+    ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
+    if (age) {
+        vp->have_prev_axis = 1;
+        vp->prev_bucket = hpc_mag_bucket(mag);
+    } else {
+        vp->have_prev_axis = 0;
+        vp->s2[a] = vp->s1[a];
+        vp->s1[a] = qv;
+        vp->schain[a]++;
+        vp->sbk[a] = hpc_mag_bucket(mag);
+    }
+    vp->wraps += wrap;
+    return NGL_OK;
+}
+
+/* Every value of the frame, atom by atom, axis by axis (§5): the serial
+ * part, where each value's contexts depend on the values before it. In a
+ * cage frame each decoded atom joins the grid, as in the encoder. */
+static ngl_status decode_values(ngl_hpc_decoder *dec, const frame_in *fi, hpc_rdec *rdx,
+                                hpc_bitr *raw, int use_force, uint64_t *exact_count,
+                                uint64_t *wraps)
+{
+    hpc_core *c = &dec->c;
+    vpass vps; /* local, so that the compiler may keep its fields in registers */
+    vpass *vp = &vps;
+    memset(vp, 0, sizeof(*vp));
+    vp->c = c;
+    vp->fi = fi;
+    vp->rdx = rdx;
+    vp->raw = raw;
+    vp->ctx = c->ctx;
+    vp->RW = fi->same ? c->ring : c->ring_alt;
+    vp->head = c->head;
+    vp->wslot = (c->head + 1) % HPC_HIST;
+    vp->lossless = c->lossless;
+    vp->spatial2 = (fi->flags & HPC_FF_SPATIAL2) != 0;
+    vp->f32 = c->dtype == NGL_HPC_F32;
+    vp->use_force = use_force;
+    vp->step = c->step;
+    for (int a = 0; a < 3; a++) {
+        vp->wax[a] = hpc_waxis_make(fi->lo[a], fi->hi[a], c->inv_step);
+    }
+    vp->o32 = fi->xyz;
+    vp->o64 = fi->xyz;
+    hpc_ctxset_refresh(vp->ctx, HPC_NCTX, 1);
+    for (uint64_t k = 0; k < fi->n; k++) {
+        const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
+        const int cage_sel = fi->cage && sel == HPC_SEL_MODEL;
+        int64_t cf[3] = {0, 0, 0};
+        const int caged = cage_sel && cage_term(vp, k, cf);
+        int any_exact = 0;
+        vp->have_prev_axis = 0;
+        vp->prev_bucket = 0;
+        for (unsigned a = 0; a < 3; a++) {
+            ngl_status st =
+                decode_value(dec, vp, 3 * k + a, a, sel, cage_sel, caged, cf, &any_exact);
+            if (st != NGL_OK) {
+                return st;
             }
         }
-        if (cage && !any_exact) {
-            const double x[3] = {f32 ? (double)o32[3 * k] : o64[3 * k],
-                                 f32 ? (double)o32[3 * k + 1] : o64[3 * k + 1],
-                                 f32 ? (double)o32[3 * k + 2] : o64[3 * k + 2]};
+        if (fi->cage && !any_exact) {
+            const double x[3] = {vp->f32 ? (double)vp->o32[3 * k] : vp->o64[3 * k],
+                                 vp->f32 ? (double)vp->o32[3 * k + 1] : vp->o64[3 * k + 1],
+                                 vp->f32 ? (double)vp->o32[3 * k + 2] : vp->o64[3 * k + 2]};
             hpc_cage_insert(&c->cage, k, x);
         }
     }
-    if (hpc_rdec_finish(&rdx) != 0) {
+    *exact_count = vp->exact_count;
+    *wraps = vp->wraps;
+    if (hpc_rdec_finish(rdx) != 0) {
         return fail(dec, NGL_ERR_BAD_CODE, "rANS section does not end where it should");
     }
-    if (raw.overrun || raw.pos != raw.len || raw.nacc >= 8 || raw.acc != 0) {
+    if (raw->overrun || raw->pos != raw->len || raw->nacc >= 8 || raw->acc != 0) {
         return fail(dec, NGL_ERR_BAD_CODE, "raw section does not end where it should");
     }
-    if (hpc_values_crc(xyz, 3 * n, c->dtype) != want_crc) {
+    if (hpc_values_crc(fi->xyz, 3 * fi->n, c->dtype) != fi->want_crc) {
         return fail(dec, NGL_ERR_CRC_MISMATCH,
                     "decoded values do not match the encoder's (CRC of frame %llu)",
-                    (unsigned long long)index);
+                    (unsigned long long)fi->index);
     }
+    return NGL_OK;
+}
 
-    /* ---- commit */
-    dec->poisoned = 0;
-    if (gathered) {
+/* ----------------------------------------------------------------- commit */
+/* The frame becomes the decoder's state and its output. */
+static void commit_frame(ngl_hpc_decoder *dec, const frame_in *fi, int use_force,
+                         uint64_t exact_count, uint64_t wraps)
+{
+    hpc_core *c = &dec->c;
+    const uint64_t n = fi->n;
+    if (!fi->same) {
         hpc_ent *t = c->ring;
         c->ring = c->ring_alt;
         c->ring_alt = t;
     }
-    c->head = wslot;
-    if (!same) {
-        c->ids_identity = identity;
-        if (!identity && n) {
-            memcpy(c->ids, ids, (size_t)n * sizeof(int64_t));
+    c->head = (c->head + 1) % HPC_HIST;
+    if (!fi->same) {
+        c->ids_identity = fi->identity;
+        if (!fi->identity && n) {
+            memcpy(c->ids, fi->ids, (size_t)n * sizeof(int64_t));
         }
     }
     c->n = n;
-    c->has_box = has_box;
+    c->has_box = fi->has_box;
     for (int a = 0; a < 3; a++) {
-        c->lo[a] = lo[a];
-        c->hi[a] = hi[a];
-        c->per[a] = (uint8_t)per[a];
+        c->lo[a] = fi->lo[a];
+        c->hi[a] = fi->hi[a];
+        c->per[a] = (uint8_t)fi->per[a];
     }
-    c->model = model;
-    if (cage_table) {
-        c->cagep = cagep;
+    c->model = fi->model;
+    if (fi->cage_table) {
+        c->cagep = fi->cagep;
         c->cage_have = 1;
     }
-    if (model.fn.nknots) {
-        c->r2lo = model.fn.r2lo;
-        c->r2hi = model.fn.r2hi;
+    if (fi->model.fn.nknots) {
+        c->r2lo = fi->model.fn.r2lo;
+        c->r2hi = fi->model.fn.r2hi;
     }
     c->frame++;
-    dec->cur = out_set;
+    dec->cur = fi->out_set;
     dec->have_frame = 1;
     ngl_hpc_frame *fr = &dec->frame;
     memset(fr, 0, sizeof(*fr));
     fr->natoms = n;
-    fr->ids = ids;
-    fr->xyz = xyz;
-    fr->has_box = has_box;
+    fr->ids = fi->ids;
+    fr->xyz = fi->xyz;
+    fr->has_box = fi->has_box;
     for (int a = 0; a < 3; a++) {
-        fr->box_lo[a] = lo[a];
-        fr->box_hi[a] = hi[a];
-        fr->periodic[a] = (uint8_t)per[a];
+        fr->box_lo[a] = fi->lo[a];
+        fr->box_hi[a] = fi->hi[a];
+        fr->periodic[a] = (uint8_t)fi->per[a];
     }
     dec->stats.frames++;
     dec->stats.values += 3 * n;
     dec->stats.exact += exact_count;
     dec->stats.wraps += wraps;
-    dec->stats.model_frames += (uint64_t)(any_model && model.valid && !cage);
+    dec->stats.model_frames += (uint64_t)(fi->any_model && fi->model.valid && !fi->cage);
     dec->stats.force_frames += (uint64_t)use_force;
-    dec->stats.cage_frames += (uint64_t)cage;
-    return NGL_OK;
+    dec->stats.cage_frames += (uint64_t)fi->cage;
 }
 
+static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t len)
+{
+    hpc_core *c = &dec->c;
+    rd r = {pay, len, 0};
+    frame_in fi;
+    memset(&fi, 0, sizeof(fi));
+    ngl_status st = parse_fixed(dec, &r, &fi);
+    if (st != NGL_OK) {
+        return st;
+    }
+    st = hpc_core_reserve(c, fi.n);
+    if (st == NGL_OK) {
+        st = reserve_out(dec, dec->cur ^ 1, fi.n);
+    }
+    if (st != NGL_OK) {
+        return fail(dec, st, "out of memory for %llu atoms", (unsigned long long)fi.n);
+    }
+    fi.out_set = dec->cur ^ 1;
+    fi.ids = dec->ids_out[fi.out_set];
+    fi.xyz = dec->xyz_out[fi.out_set];
+    if ((st = parse_ids(dec, &r, &fi)) != NGL_OK || (st = parse_model(dec, &r, &fi)) != NGL_OK ||
+        (st = parse_cage(dec, &r, &fi)) != NGL_OK ||
+        (st = parse_values_head(dec, &r, &fi)) != NGL_OK) {
+        return st;
+    }
+    hpc_rdec rdx;
+    if (hpc_rdec_init(&rdx, fi.rans, fi.rans_len) != 0) {
+        return fail(dec, NGL_ERR_BAD_CODE, "rANS section malformed");
+    }
+    int use_force;
+    if ((st = prepare_predictors(dec, &fi, &use_force)) != NGL_OK) {
+        return st;
+    }
+    /* from here a failure loses the adaptive state */
+    dec->poisoned = 1;
+    hpc_bitr raw;
+    hpc_bitr_init(&raw, fi.raw, fi.raw_len);
+    uint64_t exact_count, wraps;
+    if ((st = decode_values(dec, &fi, &rdx, &raw, use_force, &exact_count, &wraps)) != NGL_OK) {
+        return st;
+    }
+    dec->poisoned = 0;
+    commit_frame(dec, &fi, use_force, exact_count, wraps);
+    return NGL_OK;
+}
 ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t src_len,
                                   int *got_frame)
 {
