@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hpc_decoder.c -- the hpc stream decoder (nangila_hpc.h; format in
- * hpc/FORMAT.md). Every record is checked (CRC32C, lengths, fields) before
- * any state changes; the decoded values are then checked against the CRC the
- * encoder computed on its own reconstruction, so a decoder that diverged from
- * the encoder reports an error instead of returning wrong values.
+ * hpc/FORMAT.md): its API, the record frame (§1), the stream header (§2),
+ * and a frame record's sections (§3), one parsing function per section in
+ * wire order. Every record is checked (CRC32C, lengths, fields) before any
+ * state changes; the value pass (hpc_decoder_values.c) then decodes the
+ * values, which are checked against the CRC the encoder computed on its own
+ * reconstruction, so a decoder that diverged from the encoder reports an
+ * error instead of returning wrong values.
  */
-#include "hpc_core.h"
+#include "hpc_decoder.h"
 
 #include <float.h>
 #include <stdarg.h>
@@ -17,26 +20,7 @@
 #include <zstd.h>
 #endif
 
-struct ngl_hpc_decoder {
-    hpc_core c;
-    int poisoned;
-    int64_t *ids_out[2];
-    void *xyz_out[2];
-    uint64_t out_cap[2];
-    int cur; /* output set holding the last frame */
-    uint64_t max_atoms;
-    int have_frame;
-    ngl_hpc_frame frame;
-    uint8_t *idraw;
-    size_t idraw_cap;
-    ngl_hpc_stats stats;
-    char err[256];
-#if defined(NGL_HAVE_ZSTD)
-    ZSTD_DCtx *zd;
-#endif
-};
-
-static ngl_status fail(ngl_hpc_decoder *dec, ngl_status st, const char *fmt, ...)
+ngl_status hpc_dec_fail(ngl_hpc_decoder *dec, ngl_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -161,33 +145,33 @@ static ngl_status decode_stream_header(ngl_hpc_decoder *dec, const uint8_t *p, s
 {
     hpc_core *c = &dec->c;
     if (len != HPC_STREAM_PAYLOAD) {
-        return fail(dec, NGL_ERR_BAD_LENGTH, "stream header of %zu bytes", len);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_LENGTH, "stream header of %zu bytes", len);
     }
     if (p[0] != NGL_HPC_FORMAT_VERSION) {
-        return fail(dec, NGL_ERR_BAD_VERSION, "format version %u, expected %u", p[0],
-                    NGL_HPC_FORMAT_VERSION);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_VERSION, "format version %u, expected %u", p[0],
+                            NGL_HPC_FORMAT_VERSION);
     }
     if (p[1] > NGL_HPC_F64) {
-        return fail(dec, NGL_ERR_BAD_DTYPE, "unknown dtype %u", p[1]);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_DTYPE, "unknown dtype %u", p[1]);
     }
     if (p[2] > NGL_HPC_LEVEL_BEST) {
-        return fail(dec, NGL_ERR_BAD_FLAGS, "unknown level %u", p[2]);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "unknown level %u", p[2]);
     }
     if ((p[3] & ~3u) || hpc_get_u32(p + 4) != 0) {
-        return fail(dec, NGL_ERR_BAD_FLAGS, "reserved stream-header bits set");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "reserved stream-header bits set");
     }
     double eps = hpc_get_f64(p + 8), step = hpc_get_f64(p + 16), rel = hpc_get_f64(p + 24);
     int lossless = (p[3] & 2u) != 0;
     if (!(rel >= 0) || !isfinite(rel) || ((p[3] & 1u) != 0) != (rel > 0)) {
-        return fail(dec, NGL_ERR_BAD_SCALE, "bad rel %g", rel);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SCALE, "bad rel %g", rel);
     }
     if (lossless ? !(step == 0 && !signbit(step) && eps >= 0 && eps <= DBL_MAX)
                  : !(eps >= 1e-290 && eps <= DBL_MAX / 4 && step > 0 && step <= 2 * eps &&
                      step >= eps * 0x1p-7)) {
-        return fail(dec, NGL_ERR_BAD_SCALE, "bad eps %g / step %g", eps, step);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SCALE, "bad eps %g / step %g", eps, step);
     }
     if (c->configured) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "second stream header");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "second stream header");
     }
     c->dtype = (ngl_hpc_dtype)p[1];
     c->level = p[2];
@@ -228,10 +212,10 @@ static ngl_status decode_ids(ngl_hpc_decoder *dec, const uint8_t *b, size_t len,
     hpc_core *c = &dec->c;
     size_t bm = (size_t)((n + 7) / 8);
     if (len < bm) {
-        return fail(dec, NGL_ERR_BAD_INDEX, "ids section shorter than its bitmap");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX, "ids section shorter than its bitmap");
     }
     if (n % 8 && (b[bm - 1] >> (n % 8))) {
-        return fail(dec, NGL_ERR_BAD_INDEX, "ids bitmap padding not zero");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX, "ids bitmap padding not zero");
     }
     ngl_status st;
     if (c->frame > 0 && (st = hpc_core_prev_map(c)) != NGL_OK) {
@@ -250,23 +234,23 @@ static ngl_status decode_ids(ngl_hpc_decoder *dec, const uint8_t *b, size_t len,
     for (uint64_t k = 0; k < n; k++) {
         uint64_t z;
         if (hpc_get_varint(b, len, &pos, &z) != 0) {
-            return fail(dec, NGL_ERR_BAD_INDEX, "ids: bad varint at atom %llu",
-                        (unsigned long long)k);
+            return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX, "ids: bad varint at atom %llu",
+                                (unsigned long long)k);
         }
         int64_t id;
         if (b[k / 8] & (1u << (k % 8))) {
             id = hpc_wadd(lastnew, hpc_unzigzag(z));
             lastnew = id;
             if (c->frame > 0 && hpc_idmap_find(&c->prev_map, id) != HPC_NONE) {
-                return fail(dec, NGL_ERR_BAD_INDEX, "ids: new atom %lld was in the last frame",
-                            (long long)id);
+                return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX,
+                                    "ids: new atom %lld was in the last frame", (long long)id);
             }
             c->pmap[k] = HPC_NONE;
         } else {
             int64_t pp = hpc_wadd(lastpp + 1, hpc_unzigzag(z));
             if (pp < 0 || (uint64_t)pp >= c->n || c->stamp[pp] == c->stamp_gen) {
-                return fail(dec, NGL_ERR_BAD_INDEX, "ids: bad reference %lld at atom %llu",
-                            (long long)pp, (unsigned long long)k);
+                return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX, "ids: bad reference %lld at atom %llu",
+                                    (long long)pp, (unsigned long long)k);
             }
             c->stamp[pp] = c->stamp_gen;
             lastpp = pp;
@@ -274,30 +258,15 @@ static ngl_status decode_ids(ngl_hpc_decoder *dec, const uint8_t *b, size_t len,
             c->pmap[k] = (uint32_t)pp;
         }
         if (hpc_idmap_insert(&c->new_map, id, (uint32_t)k) != 0) {
-            return fail(dec, NGL_ERR_BAD_INDEX, "ids: duplicate id %lld", (long long)id);
+            return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX, "ids: duplicate id %lld", (long long)id);
         }
         ids[k] = id;
     }
     if (pos != len) {
-        return fail(dec, NGL_ERR_BAD_INDEX, "ids section has %zu trailing bytes", len - pos);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX, "ids section has %zu trailing bytes",
+                            len - pos);
     }
     return NGL_OK;
-}
-
-/* Token of context @p ci, escapes resolved. @return the token, or -1 if invalid. */
-static inline int read_token(hpc_rdec *rdx, hpc_bitr *raw, hpc_ctx *cx)
-{
-    unsigned s = hpc_rdec_sym(rdx, cx);
-    if (s == HPC_TOK_RARE) {
-        s = (unsigned)hpc_bitr_get(raw, 8);
-        if (s == HPC_TOK_RARE || s == 253u || s == 255u || cx->freq[s] != 0) {
-            return -1;
-        }
-    } else if (s == 253u || s == 255u) {
-        return -1;
-    }
-    hpc_ctx_count(cx, s);
-    return (int)s;
 }
 
 /* ------------------------------------------------------------------ frame */
@@ -311,25 +280,6 @@ static inline int read_token(hpc_rdec *rdx, hpc_bitr *raw, hpc_ctx *cx)
  * after the decoded values' CRC matches the encoder's.
  */
 
-/* A frame record's sections, parsed (nothing of the decoder changed yet). */
-typedef struct frame_in {
-    uint64_t index, n;
-    unsigned flags;
-    int same, identity; /* ids: as the last frame, or 0..n-1 */
-    int has_box, per[3];
-    double lo[3], hi[3], blen[3]; /* blen: periodic length or 0 */
-    int out_set;                  /* output set the frame goes to */
-    int64_t *ids;                 /* its ids */
-    void *xyz;                    /* its values */
-    hpc_model model;              /* the model this frame codes with */
-    int cage, cage_table;         /* §6.8: MODEL blocks use the cage; new table */
-    hpc_cage_params cagep;
-    uint32_t want_crc;         /* §6.6 */
-    int any_model;             /* some block selects MODEL */
-    const uint8_t *rans, *raw; /* §4.3, §4.4 */
-    size_t rans_len, raw_len;
-} frame_in;
-
 /* Fixed part: index, atom count, flags, and the box (§3.1). The count is
  * bounded by the decoder's limit, and, where the ids section is present,
  * by the record's size: each atom takes at least one byte there. */
@@ -338,62 +288,63 @@ static ngl_status parse_fixed(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     hpc_core *c = &dec->c;
     const uint8_t *pay = r->p;
     if (!c->configured) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "frame record before the stream header");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "frame record before the stream header");
     }
     if (!rd_need(r, 16)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "frame record too short");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "frame record too short");
     }
     fi->index = hpc_get_u64(pay);
     fi->n = hpc_get_u32(pay + 8);
     const unsigned flags = fi->flags = pay[12];
     const uint64_t n = fi->n;
     if (fi->index != c->frame) {
-        return fail(dec, NGL_ERR_STEP_MISMATCH, "frame %llu where %llu was expected",
-                    (unsigned long long)fi->index, (unsigned long long)c->frame);
+        return hpc_dec_fail(dec, NGL_ERR_STEP_MISMATCH, "frame %llu where %llu was expected",
+                            (unsigned long long)fi->index, (unsigned long long)c->frame);
     }
     if ((flags & ~HPC_FF_KNOWN) || pay[13] != 0 || hpc_get_u16(pay + 14) != 0) {
-        return fail(dec, NGL_ERR_BAD_FLAGS, "unknown frame flags 0x%02x", flags);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "unknown frame flags 0x%02x", flags);
     }
     if (n > NGL_HPC_MAX_ATOMS) {
-        return fail(dec, NGL_ERR_BAD_LENGTH, "frame of %llu atoms", (unsigned long long)n);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_LENGTH, "frame of %llu atoms", (unsigned long long)n);
     }
     fi->same = (flags & HPC_FF_IDS_SAME) != 0;
     fi->identity = (flags & HPC_FF_IDS_IDENTITY) != 0;
     if (fi->same && (fi->identity || c->frame == 0 || c->n != n || (flags & HPC_FF_IDS_ZSTD))) {
-        return fail(dec, NGL_ERR_BAD_FLAGS, "ids flags inconsistent with the last frame");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "ids flags inconsistent with the last frame");
     }
     if (fi->identity && (flags & HPC_FF_IDS_ZSTD)) {
-        return fail(dec, NGL_ERR_BAD_FLAGS, "ids flags inconsistent");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "ids flags inconsistent");
     }
     r->pos = 16;
     /* A frame of constant values costs almost nothing, so the payload size
      * does not bound the atom count; the decoder's own limit does. */
     if (n > dec->max_atoms) {
-        return fail(dec, NGL_ERR_BAD_LENGTH, "frame of %llu atoms exceeds the decoder's limit",
-                    (unsigned long long)n);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_LENGTH,
+                            "frame of %llu atoms exceeds the decoder's limit",
+                            (unsigned long long)n);
     }
     if (!fi->same && !fi->identity && n > (uint64_t)r->len) {
-        return fail(dec, NGL_ERR_BAD_LENGTH, "atom count %llu too large for the record",
-                    (unsigned long long)n); /* each atom needs >= 1 byte of ids section */
+        return hpc_dec_fail(dec, NGL_ERR_BAD_LENGTH, "atom count %llu too large for the record",
+                            (unsigned long long)n); /* each atom needs >= 1 byte of ids section */
     }
     fi->has_box = (flags & HPC_FF_BOX) != 0;
     if (!fi->has_box) {
         return NGL_OK;
     }
     if (!rd_need(r, 49)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "box truncated");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "box truncated");
     }
     for (int a = 0; a < 3; a++) {
         fi->lo[a] = hpc_get_f64(pay + r->pos + 16 * a);
         fi->hi[a] = hpc_get_f64(pay + r->pos + 16 * a + 8);
         if (!isfinite(fi->lo[a]) || !isfinite(fi->hi[a]) || !(fi->lo[a] < fi->hi[a]) ||
             !isfinite(fi->hi[a] - fi->lo[a])) {
-            return fail(dec, NGL_ERR_BAD_SECTION, "bad box on axis %d", a);
+            return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "bad box on axis %d", a);
         }
     }
     unsigned pb = pay[r->pos + 48];
     if (pb & ~7u) {
-        return fail(dec, NGL_ERR_BAD_FLAGS, "bad periodic bits 0x%02x", pb);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "bad periodic bits 0x%02x", pb);
     }
     for (int a = 0; a < 3; a++) {
         fi->per[a] = (pb >> a) & 1;
@@ -409,26 +360,26 @@ static ngl_status unpack_ids(ngl_hpc_decoder *dec, uint64_t n, const uint8_t **s
 {
 #if defined(NGL_HAVE_ZSTD)
     if (*sbl < 4) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
     }
     size_t rawlen = hpc_get_u32(*sb);
     if (rawlen > (size_t)(n / 8 + 1 + 10 * n)) {
-        return fail(dec, NGL_ERR_BAD_BACKEND, "ids: implausible length %zu", rawlen);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_BACKEND, "ids: implausible length %zu", rawlen);
     }
     if (dec->idraw_cap < rawlen + 1) {
         uint8_t *nb = realloc(dec->idraw, rawlen + 1);
         if (nb == NULL) {
-            return fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
+            return hpc_dec_fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
         }
         dec->idraw = nb;
         dec->idraw_cap = rawlen + 1;
     }
     if (dec->zd == NULL && (dec->zd = ZSTD_createDCtx()) == NULL) {
-        return fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
+        return hpc_dec_fail(dec, NGL_ERR_NO_MEMORY, "out of memory");
     }
     size_t got = ZSTD_decompressDCtx(dec->zd, dec->idraw, rawlen, *sb + 4, *sbl - 4);
     if (ZSTD_isError(got) || got != rawlen) {
-        return fail(dec, NGL_ERR_BAD_BACKEND, "ids: zstd data does not decode");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_BACKEND, "ids: zstd data does not decode");
     }
     *sb = dec->idraw;
     *sbl = rawlen;
@@ -437,7 +388,7 @@ static ngl_status unpack_ids(ngl_hpc_decoder *dec, uint64_t n, const uint8_t **s
     (void)n;
     (void)sb;
     (void)sbl;
-    return fail(dec, NGL_ERR_BACKEND_UNAVAILABLE, "ids section needs zstd");
+    return hpc_dec_fail(dec, NGL_ERR_BACKEND_UNAVAILABLE, "ids section needs zstd");
 #endif
 }
 
@@ -458,7 +409,7 @@ static ngl_status parse_ids(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     }
     if (fi->identity) {
         if (c->frame > 0 && (st = hpc_core_prev_map(c)) != NGL_OK) {
-            return fail(dec, st, "out of memory");
+            return hpc_dec_fail(dec, st, "out of memory");
         }
         for (uint64_t k = 0; k < n; k++) {
             ids[k] = (int64_t)k;
@@ -467,12 +418,12 @@ static ngl_status parse_ids(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
         return NGL_OK;
     }
     if (!rd_need(r, 4)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
     }
     size_t slen = hpc_get_u32(r->p + r->pos);
     r->pos += 4;
     if (!rd_need(r, slen)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
     }
     const uint8_t *sb = r->p + r->pos;
     size_t sbl = slen;
@@ -494,17 +445,18 @@ static ngl_status parse_model(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
         return NGL_OK;
     }
     if (!rd_need(r, 4)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "model truncated");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "model truncated");
     }
     unsigned ntaps = pay[r->pos], nknots = pay[r->pos + 1];
     if (ntaps != HPC_TAPS || (nknots != 0 && nknots != HPC_KNOTS) ||
         hpc_get_u16(pay + r->pos + 2) != 0) {
-        return fail(dec, NGL_ERR_BAD_PREDICTOR, "model with %u taps and %u knots", ntaps, nknots);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "model with %u taps and %u knots", ntaps,
+                            nknots);
     }
     r->pos += 4;
     size_t need = 2 * HPC_TAPS + (nknots ? 16 + 4 * HPC_KNOTS : 0);
     if (!rd_need(r, need)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "model truncated");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "model truncated");
     }
     memset(model, 0, sizeof(*model));
     model->valid = 1;
@@ -521,12 +473,12 @@ static ngl_status parse_model(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     r->pos += 16;
     if (!(model->fn.r2lo >= 0) || !(model->fn.r2hi > model->fn.r2lo) || !isfinite(model->fn.r2hi) ||
         dec->c.lossless) {
-        return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad force-term range");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "bad force-term range");
     }
     for (unsigned k = 0; k < HPC_KNOTS; k++) {
         model->fn.psi[k] = hpc_get_f32(pay + r->pos + 4 * k);
         if (!isfinite(model->fn.psi[k])) {
-            return fail(dec, NGL_ERR_BAD_PREDICTOR, "non-finite force knot");
+            return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "non-finite force knot");
         }
     }
     r->pos += 4 * HPC_KNOTS;
@@ -545,20 +497,21 @@ static ngl_status parse_cage(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     fi->cage_table = (fi->flags & HPC_FF_CAGE_TABLE) != 0;
     *cagep = c->cagep;
     if (fi->cage_table && !fi->cage) {
-        return fail(dec, NGL_ERR_BAD_FLAGS, "cage table without the cage");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "cage table without the cage");
     }
     if (fi->cage) {
         if ((fi->flags & HPC_FF_MODEL) || !fi->has_box || c->lossless || c->frame == 0 ||
             !c->has_box) {
-            return fail(dec, NGL_ERR_BAD_FLAGS, "cage frame without a box or a previous frame");
+            return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS,
+                                "cage frame without a box or a previous frame");
         }
         if (!fi->cage_table && !c->cage_have) {
-            return fail(dec, NGL_ERR_BAD_PREDICTOR, "cage frame before any cage table");
+            return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "cage frame before any cage table");
         }
     }
     if (fi->cage_table) {
         if (!rd_need(r, HPC_CAGE_TABLE_SECTION)) {
-            return fail(dec, NGL_ERR_BAD_SECTION, "cage table truncated");
+            return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "cage table truncated");
         }
         const uint8_t *q = r->p + r->pos;
         cagep->iters = q[1];
@@ -572,17 +525,17 @@ static ngl_status parse_cage(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
                    !(fabsf(cagep->v[k]) <= (float)HPC_CAGE_W_MAX);
         }
         if (bad) {
-            return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage table");
+            return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage table");
         }
         r->pos += HPC_CAGE_TABLE_SECTION;
     }
     if (fi->cage) {
         if (!rd_need(r, HPC_CAGE_LAMBDA_SECTION)) {
-            return fail(dec, NGL_ERR_BAD_SECTION, "cage lambda truncated");
+            return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "cage lambda truncated");
         }
         cagep->lambda = hpc_get_f32(r->p + r->pos);
         if (!(cagep->lambda > 0) || !(cagep->lambda <= 4)) {
-            return fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage lambda");
+            return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage lambda");
         }
         r->pos += HPC_CAGE_LAMBDA_SECTION;
     }
@@ -594,12 +547,12 @@ static ngl_status parse_len_section(ngl_hpc_decoder *dec, rd *r, const char *wha
                                     const uint8_t **p, size_t *len)
 {
     if (!rd_need(r, 4)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "%s section missing", what);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "%s section missing", what);
     }
     *len = hpc_get_u32(r->p + r->pos);
     r->pos += 4;
     if (!rd_need(r, *len)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "%s section truncated", what);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "%s section truncated", what);
     }
     *p = r->p + r->pos;
     r->pos += *len;
@@ -613,14 +566,14 @@ static ngl_status parse_values_head(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     hpc_core *c = &dec->c;
     const uint8_t *pay = r->p;
     if (!rd_need(r, 4)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "value CRC missing");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "value CRC missing");
     }
     fi->want_crc = hpc_get_u32(pay + r->pos);
     r->pos += 4;
     const uint64_t nblocks = (fi->n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
     const size_t selbytes = (size_t)((nblocks + 3) / 4);
     if (!rd_need(r, selbytes)) {
-        return fail(dec, NGL_ERR_BAD_SECTION, "selectors truncated");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "selectors truncated");
     }
     fi->any_model = 0;
     for (uint64_t b = 0; b < nblocks; b++) {
@@ -628,7 +581,7 @@ static ngl_status parse_values_head(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
         fi->any_model |= c->sel[b] == HPC_SEL_MODEL;
     }
     if (nblocks % 4 && (pay[r->pos + selbytes - 1] >> (2 * (nblocks % 4)))) {
-        return fail(dec, NGL_ERR_BAD_FLAGS, "selector padding not zero");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "selector padding not zero");
     }
     r->pos += selbytes;
     ngl_status st = parse_len_section(dec, r, "rANS", &fi->rans, &fi->rans_len);
@@ -636,7 +589,8 @@ static ngl_status parse_values_head(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
         st = parse_len_section(dec, r, "raw", &fi->raw, &fi->raw_len);
     }
     if (st == NGL_OK && r->pos != r->len) {
-        st = fail(dec, NGL_ERR_BAD_LENGTH, "%zu bytes after the last section", r->len - r->pos);
+        st = hpc_dec_fail(dec, NGL_ERR_BAD_LENGTH, "%zu bytes after the last section",
+                          r->len - r->pos);
     }
     return st;
 }
@@ -662,8 +616,8 @@ static ngl_status prepare_predictors(ngl_hpc_decoder *dec, const frame_in *fi, i
         if (st != NGL_OK) {
             c->r2lo = saved_r2lo;
             c->r2hi = saved_r2hi;
-            return fail(dec, st == NGL_ERR_NO_MEMORY ? st : NGL_ERR_BAD_PREDICTOR,
-                        "force term not computable for this frame");
+            return hpc_dec_fail(dec, st == NGL_ERR_NO_MEMORY ? st : NGL_ERR_BAD_PREDICTOR,
+                                "force term not computable for this frame");
         }
         c->model = fi->model;
         hpc_core_force(c, fi->n, !fi->same);
@@ -674,271 +628,10 @@ static ngl_status prepare_predictors(ngl_hpc_decoder *dec, const frame_in *fi, i
         ngl_status st = hpc_cage_begin(&c->cage, fi->cagep.rc2, fi->lo, fi->hi, fi->per, c->pos,
                                        c->valid, c->n, c->pmap, fi->n);
         if (st != NGL_OK) {
-            return fail(dec, st == NGL_ERR_NO_MEMORY ? st : NGL_ERR_BAD_PREDICTOR,
-                        "cage not computable for this frame");
+            return hpc_dec_fail(dec, st == NGL_ERR_NO_MEMORY ? st : NGL_ERR_BAD_PREDICTOR,
+                                "cage not computable for this frame");
         }
         hpc_cage_set_params(&c->cage, &fi->cagep);
-    }
-    return NGL_OK;
-}
-
-/* ------------------------------------------------------------- value pass */
-/* The value pass' state: the frame's constants, the coders, and what the
- * contexts of the next value depend on (§6.3): the spatial chains per axis
- * for atoms without history, and the previous axis of the same atom. */
-typedef struct vpass {
-    hpc_core *c;
-    const frame_in *fi;
-    hpc_rdec *rdx;
-    hpc_bitr *raw;
-    hpc_ctx *ctx;
-    hpc_ent *RW; /* the ring, in this frame's atom order */
-    unsigned head, wslot;
-    int lossless, spatial2, f32, use_force;
-    double step;
-    hpc_waxis wax[3];
-    float *o32;
-    double *o64;
-    int64_t s1[3], s2[3]; /* spatial chain: last two lattice values per axis */
-    unsigned schain[3], sbk[3];
-    int have_prev_axis;
-    unsigned prev_bucket;
-    uint64_t exact_count, wraps;
-} vpass;
-
-/* The cage term of atom @p k in a cage frame's MODEL block, in Q12 lattice
- * units per axis (§6.8): its descent from its previous position in the
- * current grid. @return 0 if the atom has none (new, stored exactly last
- * frame, or too crowded): it is then predicted by ORDER1. */
-static inline __attribute__((always_inline)) int cage_term(vpass *vp, uint64_t k, int64_t cf[3])
-{
-    hpc_core *c = vp->c;
-    const uint32_t pk = c->pmap[k];
-    if (pk == HPC_NONE || !c->valid[pk]) {
-        return 0;
-    }
-    double d[3];
-    if (hpc_cage_descend(&c->cage, k, c->pos + 3 * (size_t)pk, d) != 0) {
-        return 0;
-    }
-    const double q12 = c->inv_step * (double)(1 << HPC_PRED_SHIFT);
-    for (unsigned a = 0; a < 3; a++) {
-        cf[a] = hpc_cage_fixed(&c->cage, d[a], q12);
-    }
-    return 1;
-}
-
-/* An EXACT value (§6.2): its bits, raw; it restarts without history. */
-static inline __attribute__((always_inline)) ngl_status
-decode_exact(ngl_hpc_decoder *dec, vpass *vp, uint64_t v, unsigned wrap, hpc_ent *ne)
-{
-    ne->q = 0;
-    ne->img = 0;
-    ne->mag = 0;
-    ne->age = 0;
-    if (vp->lossless || wrap) {
-        return fail(dec, NGL_ERR_BAD_CODE, "unexpected exact value at %llu", (unsigned long long)v);
-    }
-    if (vp->f32) {
-        uint32_t u = (uint32_t)hpc_bitr_get(vp->raw, 32);
-        memcpy(&vp->o32[v], &u, 4);
-    } else {
-        uint64_t u = hpc_bitr_get(vp->raw, 64);
-        memcpy(&vp->o64[v], &u, 8);
-    }
-    vp->have_prev_axis = 0;
-    vp->exact_count++;
-    return NGL_OK;
-}
-
-/* The output value of lattice value @p qv (§6.5): the float's bits from
- * their ordinal when lossless, else q step - img L rounded to the dtype.
- * @p img_io gains the wrap's image step (§6.4). */
-static inline __attribute__((always_inline)) ngl_status reconstruct(ngl_hpc_decoder *dec, vpass *vp,
-                                                                    uint64_t v, unsigned a,
-                                                                    int64_t qv, unsigned wrap,
-                                                                    int dimg, int32_t *img_io)
-{
-    if (vp->lossless) {
-        if (vp->f32) {
-            if (qv < INT32_MIN || qv > INT32_MAX) {
-                return fail(dec, NGL_ERR_BAD_CODE, "value %llu out of range",
-                            (unsigned long long)v);
-            }
-            uint32_t u = hpc_bits32_from_ord(qv);
-            memcpy(&vp->o32[v], &u, 4);
-        } else {
-            uint64_t u = hpc_bits64_from_ord(qv);
-            memcpy(&vp->o64[v], &u, 8);
-        }
-        return NGL_OK;
-    }
-    if (qv >= HPC_Q_LIMIT || qv <= -HPC_Q_LIMIT) {
-        return fail(dec, NGL_ERR_BAD_CODE, "value %llu off the lattice", (unsigned long long)v);
-    }
-    int32_t img = *img_io;
-    if (wrap) {
-        img += dimg;
-        if (img > (1 << 30) || img < -(1 << 30)) {
-            return fail(dec, NGL_ERR_BAD_CODE, "image count overflow");
-        }
-    }
-    double d = hpc_recon(qv, img, vp->step, vp->fi->blen[a]);
-    if (vp->f32) {
-        vp->o32[v] = (float)d;
-    } else {
-        vp->o64[v] = d;
-    }
-    *img_io = img;
-    return NGL_OK;
-}
-
-/* Value @p v = 3k + a (§5): its prediction and context, the wrap symbol
- * where the prediction is near a periodic face, the token and raw bits, the
- * output value, and its new state entry. @p caged: the atom's cage term is
- * in @p cf; @p cage_sel: its block selects the cage. */
-static inline __attribute__((always_inline)) ngl_status
-decode_value(ngl_hpc_decoder *dec, vpass *vp, uint64_t v, unsigned a, unsigned sel, int cage_sel,
-             int caged, const int64_t *cf, int *any_exact)
-{
-    hpc_core *c = vp->c;
-    hpc_ctx *ctx = vp->ctx;
-    if (v != 0 && v % HPC_CHUNK == 0) {
-        hpc_ctxset_refresh(ctx, HPC_NCTX, 1);
-    }
-    hpc_ent *rv = vp->RW + v * HPC_HIST;
-    const hpc_ent *e1 = &rv[vp->head];
-    const unsigned age = e1->age;
-    int64_t pred;
-    unsigned ci;
-    int32_t img = 0;
-    if (age) {
-        unsigned pc;
-        if (caged) {
-            pred = hpc_predict_cage(e1->q, cf[a], &pc);
-        } else {
-            pred = hpc_predict(rv, vp->head, cage_sel ? HPC_SEL_ORDER1 : sel, age, &vp->fi->model,
-                               vp->use_force ? c->Fcur[v] : 0, &pc);
-        }
-        unsigned mb = hpc_mag_bucket(e1->mag);
-        ci = hpc_ctx_temporal(mb, hpc_ob(vp->have_prev_axis, vp->prev_bucket, mb), pc);
-        img = e1->img;
-    } else {
-        pred = vp->schain[a] == 0 ? 0
-               : (vp->spatial2 && vp->schain[a] >= 2)
-                   ? hpc_wsub(hpc_wadd(vp->s1[a], vp->s1[a]), vp->s2[a])
-                   : vp->s1[a];
-        ci = HPC_CTX_SPATIAL + vp->sbk[a];
-    }
-    int dimg = 0;
-    unsigned wrap = 0;
-    if (!vp->lossless && age && vp->fi->per[a]) {
-        const int wctx = hpc_wrap_ctx(pred, img, &vp->wax[a], e1->mag, &dimg);
-        if (wctx >= 0) {
-            wrap = hpc_rdec_sym(vp->rdx, &ctx[HPC_CTX_WRAP + (unsigned)wctx]);
-            hpc_ctx_count(&ctx[HPC_CTX_WRAP + (unsigned)wctx], wrap);
-        }
-    }
-    int tok = read_token(vp->rdx, vp->raw, &ctx[ci]);
-    if (tok < 0) {
-        return fail(dec, NGL_ERR_BAD_CODE, "invalid token at value %llu", (unsigned long long)v);
-    }
-    hpc_ent *ne = &rv[vp->wslot];
-    if (tok == HPC_TOK_EXACT) {
-        *any_exact = 1;
-        return decode_exact(dec, vp, v, wrap, ne);
-    }
-    uint64_t z;
-    unsigned nraw = hpc_token_base((unsigned)tok, &z);
-    z |= hpc_bitr_get(vp->raw, nraw);
-    const int64_t qv = hpc_wadd(pred, hpc_unzigzag(z));
-    ngl_status st = reconstruct(dec, vp, v, a, qv, wrap, dimg, &img);
-    if (st != NGL_OK) {
-        return st;
-    }
-    const uint16_t mag = hpc_mag_of(z);
-    ne->q = qv;
-    ne->img = img;
-    ne->mag = mag;
-    ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
-    if (age) {
-        vp->have_prev_axis = 1;
-        vp->prev_bucket = hpc_mag_bucket(mag);
-    } else {
-        vp->have_prev_axis = 0;
-        vp->s2[a] = vp->s1[a];
-        vp->s1[a] = qv;
-        vp->schain[a]++;
-        vp->sbk[a] = hpc_mag_bucket(mag);
-    }
-    vp->wraps += wrap;
-    return NGL_OK;
-}
-
-/* Every value of the frame, atom by atom, axis by axis (§5): the serial
- * part, where each value's contexts depend on the values before it. In a
- * cage frame each decoded atom joins the grid, as in the encoder. */
-static ngl_status decode_values(ngl_hpc_decoder *dec, const frame_in *fi, hpc_rdec *rdx,
-                                hpc_bitr *raw, int use_force, uint64_t *exact_count,
-                                uint64_t *wraps)
-{
-    hpc_core *c = &dec->c;
-    vpass vps; /* local, so that the compiler may keep its fields in registers */
-    vpass *vp = &vps;
-    memset(vp, 0, sizeof(*vp));
-    vp->c = c;
-    vp->fi = fi;
-    vp->rdx = rdx;
-    vp->raw = raw;
-    vp->ctx = c->ctx;
-    vp->RW = fi->same ? c->ring : c->ring_alt;
-    vp->head = c->head;
-    vp->wslot = (c->head + 1) % HPC_HIST;
-    vp->lossless = c->lossless;
-    vp->spatial2 = (fi->flags & HPC_FF_SPATIAL2) != 0;
-    vp->f32 = c->dtype == NGL_HPC_F32;
-    vp->use_force = use_force;
-    vp->step = c->step;
-    for (int a = 0; a < 3; a++) {
-        vp->wax[a] = hpc_waxis_make(fi->lo[a], fi->hi[a], c->inv_step);
-    }
-    vp->o32 = fi->xyz;
-    vp->o64 = fi->xyz;
-    hpc_ctxset_refresh(vp->ctx, HPC_NCTX, 1);
-    for (uint64_t k = 0; k < fi->n; k++) {
-        const unsigned sel = c->sel[k / HPC_BLOCK_ATOMS];
-        const int cage_sel = fi->cage && sel == HPC_SEL_MODEL;
-        int64_t cf[3] = {0, 0, 0};
-        const int caged = cage_sel && cage_term(vp, k, cf);
-        int any_exact = 0;
-        vp->have_prev_axis = 0;
-        vp->prev_bucket = 0;
-        for (unsigned a = 0; a < 3; a++) {
-            ngl_status st =
-                decode_value(dec, vp, 3 * k + a, a, sel, cage_sel, caged, cf, &any_exact);
-            if (st != NGL_OK) {
-                return st;
-            }
-        }
-        if (fi->cage && !any_exact) {
-            const double x[3] = {vp->f32 ? (double)vp->o32[3 * k] : vp->o64[3 * k],
-                                 vp->f32 ? (double)vp->o32[3 * k + 1] : vp->o64[3 * k + 1],
-                                 vp->f32 ? (double)vp->o32[3 * k + 2] : vp->o64[3 * k + 2]};
-            hpc_cage_insert(&c->cage, k, x);
-        }
-    }
-    *exact_count = vp->exact_count;
-    *wraps = vp->wraps;
-    if (hpc_rdec_finish(rdx) != 0) {
-        return fail(dec, NGL_ERR_BAD_CODE, "rANS section does not end where it should");
-    }
-    if (raw->overrun || raw->pos != raw->len || raw->nacc >= 8 || raw->acc != 0) {
-        return fail(dec, NGL_ERR_BAD_CODE, "raw section does not end where it should");
-    }
-    if (hpc_values_crc(fi->xyz, 3 * fi->n, c->dtype) != fi->want_crc) {
-        return fail(dec, NGL_ERR_CRC_MISMATCH,
-                    "decoded values do not match the encoder's (CRC of frame %llu)",
-                    (unsigned long long)fi->index);
     }
     return NGL_OK;
 }
@@ -1016,7 +709,7 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
         st = reserve_out(dec, dec->cur ^ 1, fi.n);
     }
     if (st != NGL_OK) {
-        return fail(dec, st, "out of memory for %llu atoms", (unsigned long long)fi.n);
+        return hpc_dec_fail(dec, st, "out of memory for %llu atoms", (unsigned long long)fi.n);
     }
     fi.out_set = dec->cur ^ 1;
     fi.ids = dec->ids_out[fi.out_set];
@@ -1028,7 +721,7 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
     }
     hpc_rdec rdx;
     if (hpc_rdec_init(&rdx, fi.rans, fi.rans_len) != 0) {
-        return fail(dec, NGL_ERR_BAD_CODE, "rANS section malformed");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_CODE, "rANS section malformed");
     }
     int use_force;
     if ((st = prepare_predictors(dec, &fi, &use_force)) != NGL_OK) {
@@ -1039,7 +732,7 @@ static ngl_status decode_frame(ngl_hpc_decoder *dec, const uint8_t *pay, size_t 
     hpc_bitr raw;
     hpc_bitr_init(&raw, fi.raw, fi.raw_len);
     uint64_t exact_count, wraps;
-    if ((st = decode_values(dec, &fi, &rdx, &raw, use_force, &exact_count, &wraps)) != NGL_OK) {
+    if ((st = hpc_dec_values(dec, &fi, &rdx, &raw, use_force, &exact_count, &wraps)) != NGL_OK) {
         return st;
     }
     dec->poisoned = 0;
@@ -1055,25 +748,28 @@ ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t 
     *got_frame = 0;
     dec->err[0] = '\0';
     if (dec->poisoned) {
-        return fail(dec, NGL_ERR_BAD_CODE,
-                    "decoder state lost after a malformed frame; create a new decoder");
+        return hpc_dec_fail(dec, NGL_ERR_BAD_CODE,
+                            "decoder state lost after a malformed frame; create a new decoder");
     }
     size_t rec_len;
     ngl_status st = ngl_hpc_record_size(src, src_len, &rec_len);
     if (st != NGL_OK) {
-        return fail(dec, st, "%s",
-                    st == NGL_ERR_TRUNCATED ? "record header truncated" : "not an hpc record");
+        return hpc_dec_fail(dec, st, "%s",
+                            st == NGL_ERR_TRUNCATED ? "record header truncated"
+                                                    : "not an hpc record");
     }
     if (src_len < rec_len) {
-        return fail(dec, NGL_ERR_TRUNCATED, "record of %zu bytes, %zu available", rec_len, src_len);
+        return hpc_dec_fail(dec, NGL_ERR_TRUNCATED, "record of %zu bytes, %zu available", rec_len,
+                            src_len);
     }
     if (src_len > rec_len) {
-        return fail(dec, NGL_ERR_BAD_LENGTH, "%zu bytes after the record", src_len - rec_len);
+        return hpc_dec_fail(dec, NGL_ERR_BAD_LENGTH, "%zu bytes after the record",
+                            src_len - rec_len);
     }
     const uint8_t *p = src;
     size_t len = rec_len - HPC_REC_OVERHEAD;
     if (ngl_crc32c(0, p, HPC_REC_HEADER + len) != hpc_get_u32(p + HPC_REC_HEADER + len)) {
-        return fail(dec, NGL_ERR_CRC_MISMATCH, "record CRC32C mismatch");
+        return hpc_dec_fail(dec, NGL_ERR_CRC_MISMATCH, "record CRC32C mismatch");
     }
     if (p[3] == HPC_REC_STREAM) {
         st = decode_stream_header(dec, p + HPC_REC_HEADER, len);
