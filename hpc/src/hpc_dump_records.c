@@ -472,6 +472,8 @@ static void intmem_free(intmem *im)
     memset(im, 0, sizeof(*im));
 }
 
+/* The columns' names and kinds as one string: last snapshot's integer values
+ * predict this one's only while it is the same. */
 static void layout_string(const snap *s, const atomtab *t, char *out, size_t cap)
 {
     size_t p = 0;
@@ -512,6 +514,7 @@ static inline uint32_t intmem_find(const intmem *im, const int64_t *keys, uint64
     return hpc_idmap_find(&im->map, keys[k]);
 }
 
+/* This snapshot's keys and integer values become the memory for the next. */
 static int intmem_store(intmem *im, const char *layout, const int64_t *keys, uint64_t m,
                         unsigned nint, const int64_t *vals)
 {
