@@ -10,6 +10,8 @@ NANGILA_DEBS=(
     python3-zstandard
     clang libclang-rt-14-dev clang-format
     lammps zfp libzfp-dev
+    # hpc/h5z: the HDF5 filter plugin, its h5py test and h5dump/h5ls
+    libhdf5-dev hdf5-tools python3-h5py
     iproute2
 )
 
