@@ -89,7 +89,12 @@ def main():
             check(part, back[c0:c0 + 4096], 1e-5 * (fin.max() - fin.min()),
                   f"field float64 chunk {c0 // 4096} (relative)")
 
-        if shutil.which("h5ls") and shutil.which("h5dump"):
+        # Under ASan (its runtime preloaded by meson), h5ls deadlocks at exit
+        # in libp11-kit's destructor; the tools run in the normal build only.
+        sanitized = "asan" in os.environ.get("LD_PRELOAD", "")
+        if sanitized:
+            print("h5ls / h5dump: skipped in the sanitized build")
+        elif shutil.which("h5ls") and shutil.which("h5dump"):
             ls = subprocess.run(["h5ls", "-v", path + "/pos"], capture_output=True, text=True)
             assert ls.returncode == 0 and str(FILTER_ID) in ls.stdout, ls.stdout + ls.stderr
             dump = subprocess.run(["h5dump", "-y", "-w", "0", "-d", "/pos", "-s", "1,0,0",
