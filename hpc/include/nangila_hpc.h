@@ -60,6 +60,19 @@
 extern "C" {
 #endif
 
+/*
+ * Every ngl_hpc_* function is marked visible here, unconditionally (as zstd
+ * does): the tree builds with -fvisibility=hidden, and a hidden symbol in the
+ * internal static library could not be exported again by libnangila-hpc.so.
+ * That library's version script, not this mark, decides what it exports;
+ * the HDF5 plugin, which links the same static library, exports none of them.
+ */
+#if defined(__GNUC__)
+#define NGL_HPC_API __attribute__((visibility("default")))
+#else
+#define NGL_HPC_API
+#endif
+
 /** Format version written by this library (hpc/FORMAT.md). */
 #define NGL_HPC_FORMAT_VERSION 1u
 
@@ -87,7 +100,7 @@ typedef struct ngl_hpc_params {
 } ngl_hpc_params;
 
 /** Fill @p p with the defaults documented above. */
-void ngl_hpc_params_init(ngl_hpc_params *p);
+NGL_HPC_API void ngl_hpc_params_init(ngl_hpc_params *p);
 
 /** One frame, as given to the encoder or returned by the decoder. */
 typedef struct ngl_hpc_frame {
@@ -111,12 +124,12 @@ typedef struct ngl_hpc_encoder ngl_hpc_encoder;
  * @return NGL_OK and *out; NGL_ERR_INVALID_ARG for a bad parameter (negative,
  *         NaN or infinite eps/rel, unknown dtype or level); NGL_ERR_NO_MEMORY.
  */
-ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out);
+NGL_HPC_API ngl_status ngl_hpc_encoder_create(const ngl_hpc_params *p, ngl_hpc_encoder **out);
 /** Free @p enc. NULL is a no-op. */
-void ngl_hpc_encoder_destroy(ngl_hpc_encoder *enc);
+NGL_HPC_API void ngl_hpc_encoder_destroy(ngl_hpc_encoder *enc);
 
 /** Worst-case output size in bytes of one encode() call with @p natoms atoms. */
-size_t ngl_hpc_encode_bound(uint64_t natoms);
+NGL_HPC_API size_t ngl_hpc_encode_bound(uint64_t natoms);
 
 /**
  * Encode one frame into @p dst. The first call also writes the stream-header
@@ -126,11 +139,11 @@ size_t ngl_hpc_encode_bound(uint64_t natoms);
  *         NGL_ERR_INVALID_ARG (NULL pointers, too many atoms, duplicate ids,
  *         bad box), NGL_ERR_DST_TOO_SMALL, NGL_ERR_NO_MEMORY.
  */
-ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, void *dst,
-                                  size_t dst_cap, size_t *out_len);
+NGL_HPC_API ngl_status ngl_hpc_encoder_encode(ngl_hpc_encoder *enc, const ngl_hpc_frame *f,
+                                              void *dst, size_t dst_cap, size_t *out_len);
 
 /** Absolute eps in use (after rel mode resolved it), or -1 before the first frame in rel mode. */
-double ngl_hpc_encoder_eps(const ngl_hpc_encoder *enc);
+NGL_HPC_API double ngl_hpc_encoder_eps(const ngl_hpc_encoder *enc);
 
 typedef struct ngl_hpc_stats {
     uint64_t frames;       /* frames encoded / decoded */
@@ -143,26 +156,26 @@ typedef struct ngl_hpc_stats {
     uint64_t cage_frames;  /* frames that used the cage predictor (level 3) */
 } ngl_hpc_stats;
 
-void ngl_hpc_encoder_get_stats(const ngl_hpc_encoder *enc, ngl_hpc_stats *out);
+NGL_HPC_API void ngl_hpc_encoder_get_stats(const ngl_hpc_encoder *enc, ngl_hpc_stats *out);
 
 /** Message describing the last error of @p enc ("" if none); owned by @p enc. */
-const char *ngl_hpc_encoder_error(const ngl_hpc_encoder *enc);
+NGL_HPC_API const char *ngl_hpc_encoder_error(const ngl_hpc_encoder *enc);
 
 /* ------------------------------------------------------------------------ */
 /* Decoder                                                                  */
 /* ------------------------------------------------------------------------ */
 typedef struct ngl_hpc_decoder ngl_hpc_decoder;
 
-ngl_status ngl_hpc_decoder_create(ngl_hpc_decoder **out);
+NGL_HPC_API ngl_status ngl_hpc_decoder_create(ngl_hpc_decoder **out);
 /** Free @p dec. NULL is a no-op. */
-void ngl_hpc_decoder_destroy(ngl_hpc_decoder *dec);
+NGL_HPC_API void ngl_hpc_decoder_destroy(ngl_hpc_decoder *dec);
 
 /**
  * Length of the record starting at @p src, from its header alone.
  * @return NGL_OK and *rec_len; NGL_ERR_TRUNCATED if fewer than 8 bytes;
  *         NGL_ERR_BAD_MAGIC if @p src does not start a record.
  */
-ngl_status ngl_hpc_record_size(const void *src, size_t src_len, size_t *rec_len);
+NGL_HPC_API ngl_status ngl_hpc_record_size(const void *src, size_t src_len, size_t *rec_len);
 
 /**
  * Decode exactly one record of @p src_len bytes (use ngl_hpc_record_size to
@@ -182,8 +195,8 @@ ngl_status ngl_hpc_record_size(const void *src, size_t src_len, size_t *rec_len)
  *         adaptive state lost: every later call returns NGL_ERR_BAD_CODE
  *         until the decoder is re-created. Other errors change nothing.
  */
-ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t src_len,
-                                  int *got_frame);
+NGL_HPC_API ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t src_len,
+                                              int *got_frame);
 
 /**
  * Refuse frames of more than @p max_atoms atoms (default NGL_HPC_MAX_ATOMS).
@@ -191,18 +204,18 @@ ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t 
  * fed untrusted data should set the largest frame it is prepared to hold.
  * @return NGL_OK or NGL_ERR_INVALID_ARG.
  */
-ngl_status ngl_hpc_decoder_set_max_atoms(ngl_hpc_decoder *dec, uint64_t max_atoms);
+NGL_HPC_API ngl_status ngl_hpc_decoder_set_max_atoms(ngl_hpc_decoder *dec, uint64_t max_atoms);
 
 /** The last decoded frame (ids never NULL; xyz in the stream dtype). Owned by @p dec. */
-const ngl_hpc_frame *ngl_hpc_decoder_frame(const ngl_hpc_decoder *dec);
+NGL_HPC_API const ngl_hpc_frame *ngl_hpc_decoder_frame(const ngl_hpc_decoder *dec);
 
 /** Stream parameters (valid after the stream header): dtype, eps (absolute), rel, level. */
-ngl_status ngl_hpc_decoder_params(const ngl_hpc_decoder *dec, ngl_hpc_params *out);
+NGL_HPC_API ngl_status ngl_hpc_decoder_params(const ngl_hpc_decoder *dec, ngl_hpc_params *out);
 
-void ngl_hpc_decoder_get_stats(const ngl_hpc_decoder *dec, ngl_hpc_stats *out);
+NGL_HPC_API void ngl_hpc_decoder_get_stats(const ngl_hpc_decoder *dec, ngl_hpc_stats *out);
 
 /** Message describing the last error of @p dec ("" if none); owned by @p dec. */
-const char *ngl_hpc_decoder_error(const ngl_hpc_decoder *dec);
+NGL_HPC_API const char *ngl_hpc_decoder_error(const ngl_hpc_decoder *dec);
 
 /* ------------------------------------------------------------------------ */
 /* LAMMPS text dumps (`dump custom`, `dump atom`)                           */
@@ -233,8 +246,8 @@ typedef struct ngl_hpc_dump_report {
  *         or is truncated (report->message says where); NGL_ERR_NO_MEMORY;
  *         NGL_ERR_UNSUPPORTED on a write error.
  */
-ngl_status ngl_hpc_dump_compress(FILE *in, FILE *out, const ngl_hpc_dump_opts *opts,
-                                 ngl_hpc_dump_report *report);
+NGL_HPC_API ngl_status ngl_hpc_dump_compress(FILE *in, FILE *out, const ngl_hpc_dump_opts *opts,
+                                             ngl_hpc_dump_report *report);
 
 /**
  * Decompress a container from @p in to a LAMMPS text dump on @p out. Every
@@ -243,7 +256,7 @@ ngl_status ngl_hpc_dump_compress(FILE *in, FILE *out, const ngl_hpc_dump_opts *o
  * @return NGL_OK, a frame error (report->message says which record), or
  *         NGL_ERR_UNSUPPORTED on a write error.
  */
-ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *report);
+NGL_HPC_API ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *report);
 
 /**
  * Check that @p decoded is @p original with every coordinate within eps and
@@ -254,8 +267,9 @@ ngl_status ngl_hpc_dump_decompress(FILE *in, FILE *out, ngl_hpc_dump_report *rep
  *         NGL_ERR_INVALID_ARG if either file is not a LAMMPS dump. The message
  *         names the first difference.
  */
-ngl_status ngl_hpc_dump_verify(FILE *original, FILE *decoded, const ngl_hpc_dump_opts *opts,
-                               ngl_hpc_dump_report *report);
+NGL_HPC_API ngl_status ngl_hpc_dump_verify(FILE *original, FILE *decoded,
+                                           const ngl_hpc_dump_opts *opts,
+                                           ngl_hpc_dump_report *report);
 
 /** Called by ngl_hpc_dump_scan() once per snapshot; nonzero stops the scan. */
 typedef int (*ngl_hpc_dump_frame_fn)(void *user, uint64_t index, const ngl_hpc_frame *f);
@@ -267,8 +281,8 @@ typedef int (*ngl_hpc_dump_frame_fn)(void *user, uint64_t index, const ngl_hpc_f
  * @return NGL_OK; NGL_ERR_INVALID_ARG for bad input (message set) or when
  *         @p fn stops; NGL_ERR_NO_MEMORY.
  */
-ngl_status ngl_hpc_dump_scan(FILE *in, ngl_hpc_dump_frame_fn fn, void *user,
-                             ngl_hpc_dump_report *report);
+NGL_HPC_API ngl_status ngl_hpc_dump_scan(FILE *in, ngl_hpc_dump_frame_fn fn, void *user,
+                                         ngl_hpc_dump_report *report);
 
 #ifdef __cplusplus
 }

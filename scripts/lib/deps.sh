@@ -10,6 +10,11 @@ NANGILA_DEBS=(
     python3-zstandard
     clang libclang-rt-14-dev clang-format
     lammps zfp libzfp-dev
+    # hpc/h5z: the HDF5 filter plugin, its h5py test and h5dump/h5ls
+    libhdf5-dev hdf5-tools python3-h5py
+    # examples/lammps: python3-lammps dlopens "liblammps.so", which in
+    # Debian 12 only liblammps-dev provides
+    python3-lammps liblammps-dev
     iproute2
     mosquitto mosquitto-clients libmosquitto-dev
 )
