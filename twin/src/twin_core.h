@@ -5,8 +5,9 @@
  * mapping, predictors, predictor choice, contexts and tokens. The normative
  * description is the twin section of docs/wire-format.md.
  *
- * The entropy coder, the little-endian helpers, varints and the raw bit
- * stream are hpc/'s (hpc_rans.h, hpc_internal.h): one coder in the tree.
+ * The adaptive token contexts (tables, counts, rebuilds), the little-endian
+ * helpers and varints are hpc/'s (hpc_rans.h, hpc_internal.h); only the
+ * rANS framing is twin's own (one small state for small messages, below).
  */
 #ifndef NGL_TWIN_CORE_H
 #define NGL_TWIN_CORE_H
@@ -73,6 +74,7 @@ typedef struct twin_param {
 /* Closed-loop state of one channel (identical on both sides). */
 typedef struct twin_chan {
     int64_t h[TWIN_HIST]; /* last valid lattice values, h[0] newest; all equal to the first */
+    double d[TWIN_TAPS];  /* f64(clamp(h[i] - h[i + 1], 2^40)): the NLMS inputs */
     double w[TWIN_TAPS];  /* NLMS weights */
     uint32_t cost[TWIN_NPRED];
     uint32_t age;   /* 0 until the first coded value, then 1 */
@@ -148,10 +150,10 @@ static inline void twin_predict(const twin_chan *c, int64_t p[TWIN_NPRED], doubl
     const int64_t *h = c->h;
     p[0] = h[0];
     p[1] = hpc_wsub(hpc_wadd(h[0], h[0]), h[1]);
-    /* in this order: (w0 d0 + w1 d1) + w2 d2, no contraction */
-    d[0] = (double)hpc_clamp_i64(hpc_wsub(h[0], h[1]), TWIN_D_LIM);
-    d[1] = (double)hpc_clamp_i64(hpc_wsub(h[1], h[2]), TWIN_D_LIM);
-    d[2] = (double)hpc_clamp_i64(hpc_wsub(h[2], h[3]), TWIN_D_LIM);
+    /* d_i = clamp(h_i - h_(i+1)), kept from the updates (no conversions here) */
+    d[0] = c->d[0];
+    d[1] = c->d[1];
+    d[2] = c->d[2];
     const double acc = (c->w[0] * d[0] + c->w[1] * d[1]) + c->w[2] * d[2];
     *y = acc;
     /* |acc| <= 3 * 8 * 2^40 < 2^52: the conversion is in range */
@@ -209,6 +211,9 @@ static inline void twin_update(twin_chan *c, int64_t q, const int64_t p[TWIN_NPR
         c->h[3] = c->h[2];
         c->h[2] = c->h[1];
         c->h[1] = c->h[0];
+        c->d[2] = c->d[1];
+        c->d[1] = c->d[0];
+        c->d[0] = target;
     }
     c->h[0] = q;
 }
