@@ -69,7 +69,7 @@ extern "C" {
 #endif
 
 /** Message format version written by this library (docs/wire-format.md). */
-#define NGL_TWIN_FORMAT_VERSION 1u
+#define NGL_TWIN_FORMAT_VERSION 2u
 
 /** Largest channel count of a stream. */
 #define NGL_TWIN_MAX_CHANNELS 65535u

@@ -23,6 +23,7 @@ int twin_bound_ok(const ngl_twin_bound *b)
 ngl_status twin_stream_alloc(twin_stream *s, uint32_t channels)
 {
     ngl_twin_bound *bounds = NULL;
+    uint64_t *divs = NULL;
     twin_param *par = NULL;
     twin_chan *ch = NULL;
     hpc_ctx *ctx = s->ctx;
@@ -31,9 +32,13 @@ ngl_status twin_stream_alloc(twin_stream *s, uint32_t channels)
     if (bounds == NULL) {
         goto fail;
     }
+    divs = calloc(channels, sizeof(*divs));
+    if (divs == NULL) {
+        goto fail_bounds;
+    }
     par = calloc(channels, sizeof(*par));
     if (par == NULL) {
-        goto fail_bounds;
+        goto fail_divs;
     }
     ch = calloc(channels, sizeof(*ch));
     if (ch == NULL) {
@@ -46,9 +51,11 @@ ngl_status twin_stream_alloc(twin_stream *s, uint32_t channels)
         }
     }
     free(s->bounds);
+    free(s->divs);
     free(s->par);
     free(s->ch);
     s->bounds = bounds;
+    s->divs = divs;
     s->par = par;
     s->ch = ch;
     s->ctx = ctx;
@@ -59,6 +66,8 @@ fail_ch:
     free(ch);
 fail_par:
     free(par);
+fail_divs:
+    free(divs);
 fail_bounds:
     free(bounds);
 fail:
@@ -68,6 +77,7 @@ fail:
 void twin_stream_free(twin_stream *s)
 {
     free(s->bounds);
+    free(s->divs);
     free(s->par);
     free(s->ch);
     free(s->ctx);
@@ -115,13 +125,32 @@ void twin_stream_configure(twin_stream *s, uint32_t channels, ngl_dtype dtype,
     s->dtype = dtype;
     for (uint32_t j = 0; j < channels; j++) {
         s->bounds[j] = bounds ? bounds[j] : one;
+        s->divs[j] = 0;
         param_from_bound(&s->par[j], &s->bounds[j], dtype);
+    }
+}
+
+void twin_stream_set_divs(twin_stream *s, const uint64_t *divs)
+{
+    for (uint32_t j = 0; j < s->channels; j++) {
+        twin_param *pp = &s->par[j];
+        const uint64_t d = divs ? divs[j] : 0;
+        if (s->bounds[j].eps != 0.0) {
+            continue;
+        }
+        s->divs[j] = d;
+        pp->kind = d ? TWIN_K_DIV : TWIN_K_LOSSLESS;
+        pp->div = (double)d; /* d <= 2^40: exact */
     }
 }
 
 void twin_stream_reset(twin_stream *s)
 {
+    const uint64_t qnan = s->dtype == NGL_DTYPE_F64 ? 0x7FF8000000000000ull : 0x7FC00000u;
     memset(s->ch, 0, (size_t)s->channels * sizeof(*s->ch));
+    for (uint32_t j = 0; j < s->channels; j++) {
+        s->ch[j].xbits = qnan;
+    }
     for (unsigned i = 0; i < TWIN_NCTX; i++) {
         hpc_ctx_init(&s->ctx[i], HPC_CTX_TOKEN);
     }
@@ -139,6 +168,8 @@ uint64_t twin_stream_hash(const twin_stream *s)
         memcpy(&e, &s->bounds[j].eps, 8);
         h = twin_hash_u64(h, (uint64_t)s->bounds[j].mode);
         h = twin_hash_u64(h, e);
+        h = twin_hash_u64(h, s->divs[j]);
+        h = twin_hash_u64(h, c->xbits);
         for (unsigned i = 0; i < TWIN_HIST; i++) {
             h = twin_hash_u64(h, (uint64_t)c->h[i]);
         }
@@ -184,28 +215,24 @@ ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m)
     memset(m, 0, sizeof(*m));
     /* The magic first, on whatever bytes there are: a foreign payload is
      * named as such even when it is short. */
-    if ((len >= 1 && p[0] != TWIN_MAGIC0) || (len >= 2 && p[1] != TWIN_MAGIC1)) {
+    if (len >= 1 && p[0] != TWIN_MAGIC) {
         return NGL_ERR_BAD_MAGIC;
     }
     if (len < TWIN_MIN_MESSAGE) {
         return NGL_ERR_TRUNCATED;
     }
-    const unsigned version = p[2] >> 4, type = p[2] & 0x0Fu;
+    const unsigned version = p[1] >> 4, type = p[1] & 0x0Fu;
     if (version != NGL_TWIN_FORMAT_VERSION) {
         return NGL_ERR_BAD_VERSION;
     }
     if (type < NGL_TWIN_MSG_KEY || type > NGL_TWIN_MSG_END) {
         return NGL_ERR_BAD_CODEC;
     }
-    if (p[3] != 0) {
-        return NGL_ERR_BAD_FLAGS;
-    }
     m->hdr.version = (uint8_t)version;
     m->hdr.type = (ngl_twin_msg_type)type;
-    m->hdr.stream_id = hpc_get_u32(p + 4);
     m->hdr.dtype = NGL_DTYPE_F32;
 
-    size_t pos = TWIN_FIXED_HEADER;
+    size_t pos = 2;
     /* the declared length tells a truncated message from a corrupted one */
     if (hpc_get_varint(p, len, &pos, &v) != 0) {
         return NGL_ERR_BAD_LENGTH;
@@ -220,6 +247,10 @@ ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m)
     if (check_crc && ngl_crc32c(0, p, end) != hpc_get_u32(p + end)) {
         return NGL_ERR_CRC_MISMATCH;
     }
+    if ((st = get_varint(p, end, &pos, UINT32_MAX, NGL_ERR_BAD_LENGTH, &v)) != NGL_OK) {
+        return st;
+    }
+    m->hdr.stream_id = (uint32_t)v;
     if ((st = get_varint(p, end, &pos, UINT64_MAX, NGL_OK, &m->hdr.seq)) != NGL_OK) {
         return st;
     }
@@ -269,14 +300,28 @@ ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m)
                 return NGL_ERR_BAD_SCALE;
             }
         }
+        if (end - pos < 1) {
+            return NGL_ERR_BAD_SECTION;
+        }
+        if (p[pos] > TWIN_DIV_EACH) {
+            return NGL_ERR_BAD_FLAGS;
+        }
+        m->divs_present = p[pos++];
+        if (m->divs_present) {
+            m->divs = p + pos;
+            for (uint32_t j = 0; j < m->hdr.channels; j++) {
+                if (hpc_get_varint(p, end, &pos, &v) != 0) {
+                    return NGL_ERR_BAD_SECTION;
+                }
+                /* only lossless channels have a divisor */
+                if (v > TWIN_DIV_MAX || (v != 0 && twin_msg_bound(m, j).eps != 0.0)) {
+                    return NGL_ERR_BAD_SCALE;
+                }
+            }
+        }
     }
-    if ((st = get_varint(p, end, &pos, end - pos, NGL_ERR_BAD_SECTION, &v)) != NGL_OK) {
-        return st;
-    }
-    m->rans = p + pos;
-    m->rans_len = (size_t)v;
-    m->raw = m->rans + v;
-    m->raw_len = end - pos - (size_t)v;
+    m->body = p + pos;
+    m->body_len = end - pos;
     return NGL_OK;
 }
 
@@ -286,6 +331,52 @@ ngl_twin_bound twin_msg_bound(const twin_msg *m, uint32_t i)
         m->bounds + (m->layout == TWIN_LAYOUT_EACH ? (size_t)i * TWIN_BOUND_SIZE : 0);
     ngl_twin_bound r = {(ngl_twin_eps_mode)b[0], hpc_get_f64(b + 1)};
     return r;
+}
+
+void twin_msg_divs(const twin_msg *m, uint64_t *out)
+{
+    size_t pos = 0;
+    for (uint32_t j = 0; j < m->hdr.channels; j++) {
+        out[j] = 0;
+        if (m->divs_present) {
+            /* checked by twin_parse: well formed and in range */
+            (void)hpc_get_varint(m->divs, SIZE_MAX, &pos, &out[j]);
+        }
+    }
+}
+
+/* The encoder side of twin_rdec (twin_core.h): the record backwards, bytes
+ * out from the end of the buffer, then the final state. */
+size_t twin_rans_encode(const twin_rec *r, uint8_t *buf, size_t cap)
+{
+    uint8_t *p = buf + cap;
+    uint32_t x = TWIN_RANS_L;
+    for (size_t i = r->n; i-- > 0;) {
+        const uint32_t w = r->w[i];
+        if (w & TWIN_REC_RAW) {
+            /* uniform symbol of n bits: frequency 2^sh, all shifts */
+            const unsigned n = (w >> 16) & 0xFFu, sh = HPC_PROB_BITS - n;
+            const uint32_t x_max = (TWIN_RANS_L >> HPC_PROB_BITS << 8) << sh;
+            while (x >= x_max) {
+                *--p = (uint8_t)x;
+                x >>= 8;
+            }
+            x = ((x >> sh) << HPC_PROB_BITS) | ((w & 0x7FFFu) << sh) | (x & ((1u << sh) - 1u));
+        } else {
+            const uint32_t f = (w >> 16) + 1u, c = w & 0xFFFFu;
+            const uint32_t x_max = (TWIN_RANS_L >> HPC_PROB_BITS << 8) * f;
+            while (x >= x_max) {
+                *--p = (uint8_t)x;
+                x >>= 8;
+            }
+            x = ((x / f) << HPC_PROB_BITS) + (x % f) + c;
+        }
+        assert(p >= buf + TWIN_RANS_STATE);
+    }
+    *--p = (uint8_t)(x >> 16);
+    *--p = (uint8_t)(x >> 8);
+    *--p = (uint8_t)x;
+    return (size_t)(buf + cap - p);
 }
 
 ngl_status ngl_twin_frame_peek(const void *msg, size_t msg_len, int check_crc, ngl_twin_header *out)

@@ -5,8 +5,9 @@
  * mapping, predictors, predictor choice, contexts and tokens. The normative
  * description is the twin section of docs/wire-format.md.
  *
- * The entropy coder, the little-endian helpers, varints and the raw bit
- * stream are hpc/'s (hpc_rans.h, hpc_internal.h): one coder in the tree.
+ * The adaptive token contexts (tables, counts, rebuilds), the little-endian
+ * helpers and varints are hpc/'s (hpc_rans.h, hpc_internal.h); only the
+ * rANS framing is twin's own (one small state for small messages, below).
  */
 #ifndef NGL_TWIN_CORE_H
 #define NGL_TWIN_CORE_H
@@ -18,16 +19,17 @@
 #include <math.h>
 
 /* ---------------------------------------------------------------- format */
-#define TWIN_MAGIC0       0xF7u /* never starts UTF-8 text: JSON/CSV payloads fail fast */
-#define TWIN_MAGIC1       0x54u /* 'T' */
-#define TWIN_FIXED_HEADER 8u    /* magic(2) version|type(1) flags(1) stream_id(4) */
-#define TWIN_CRC_SIZE     4u
-#define TWIN_MIN_MESSAGE  (TWIN_FIXED_HEADER + 3u + TWIN_CRC_SIZE) /* + 3 one-byte varints */
-#define TWIN_WIRE_F32     0u
-#define TWIN_WIRE_F64     1u
-#define TWIN_LAYOUT_ONE   0u /* one bound for every channel */
-#define TWIN_LAYOUT_EACH  1u /* one bound per channel */
-#define TWIN_BOUND_SIZE   9u /* mode(1) eps(f64) */
+#define TWIN_MAGIC       0xF7u /* never starts UTF-8 text: JSON/CSV payloads fail fast */
+#define TWIN_CRC_SIZE    4u
+#define TWIN_MIN_MESSAGE (2u + 4u + TWIN_CRC_SIZE) /* + length, id, seq, nsamples varints */
+#define TWIN_WIRE_F32    0u
+#define TWIN_WIRE_F64    1u
+#define TWIN_LAYOUT_ONE  0u /* one bound for every channel */
+#define TWIN_LAYOUT_EACH 1u /* one bound per channel */
+#define TWIN_BOUND_SIZE  9u /* mode(1) eps(f64) */
+#define TWIN_DIV_NONE    0u /* keyframe: no lossless divisors follow */
+#define TWIN_DIV_EACH    1u /* keyframe: one divisor varint per channel follows */
+#define TWIN_DIV_MAX     ((uint64_t)1 << 40)
 
 /* ---------------------------------------------------------------- tokens */
 #define TWIN_TOK_DIRECT   16u /* zigzag residuals 0..15 are their own token */
@@ -35,17 +37,18 @@
 #define TWIN_TOK_SPLIT_HI 40u
 #define TWIN_TOK_WIDE     160u /* bit lengths 41..64: one token each */
 #define TWIN_TOK_EXACT    184u /* the value follows bit for bit (32 or 64 raw bits) */
-#define TWIN_TOK_COUNT    185u /* tokens >= this never occur (254 is the coder's escape) */
+#define TWIN_TOK_SAME     185u /* the channel's last exact bit pattern again (NaN runs) */
+#define TWIN_TOK_COUNT    186u /* tokens >= this never occur (254 is the coder's escape) */
 
 /* ------------------------------------------------------------- contexts */
 #define TWIN_LEVELS 24u                /* magnitude levels of a channel's recent residuals */
 #define TWIN_NCTX   (2u * TWIN_LEVELS) /* x2: the last residual above the level or not */
 
 /* ----------------------------------------------------------- predictors */
-#define TWIN_NPRED  4u /* previous, linear, quadratic, NLMS */
+#define TWIN_NPRED  3u /* previous, linear, NLMS */
 #define TWIN_TAPS   3u /* NLMS taps on the last differences */
 #define TWIN_HIST   (TWIN_TAPS + 1u)
-#define TWIN_Q_LIM  ((int64_t)1 << 50) /* |lattice index| limit of ABS channels */
+#define TWIN_Q_LIM  ((int64_t)1 << 50) /* |lattice index| limit of ABS and divisor channels */
 #define TWIN_D_LIM  ((int64_t)1 << 40) /* differences fed to the NLMS are clamped here */
 #define TWIN_W_LIM  8.0                /* NLMS weights are clamped to [-8, 8] */
 #define TWIN_MU     0.25               /* NLMS step size (times [1, 2) of 1/norm) */
@@ -55,24 +58,29 @@
 #define TWIN_K_LOSSLESS 0u
 #define TWIN_K_ABS      1u
 #define TWIN_K_REL      2u
+#define TWIN_K_DIV      3u /* lossless, values are f(k / div) for integers k */
 
-/* Quantizer parameters of one channel, derived from its bound. */
+/* Quantizer parameters of one channel, derived from its bound (and, for
+ * lossless channels, the keyframe's divisor). */
 typedef struct twin_param {
     unsigned kind;
     unsigned shift; /* REL: mantissa bits dropped */
     double eps;     /* the bound as configured */
     double step;    /* ABS: lattice step (a sliver below 2 eps) */
     double inv_step;
+    double div; /* DIV: the divisor (an integer, 1 .. 2^40) */
 } twin_param;
 
 /* Closed-loop state of one channel (identical on both sides). */
 typedef struct twin_chan {
-    int64_t h[TWIN_HIST]; /* last valid lattice values, h[0] newest */
+    int64_t h[TWIN_HIST]; /* last valid lattice values, h[0] newest; all equal to the first */
+    double d[TWIN_TAPS];  /* f64(clamp(h[i] - h[i + 1], 2^40)): the NLMS inputs */
     double w[TWIN_TAPS];  /* NLMS weights */
     uint32_t cost[TWIN_NPRED];
-    uint32_t age;  /* valid entries in h (capped at TWIN_HIST) */
-    uint32_t ema;  /* EMA of residual bit lengths, 16x (Q4) */
-    uint32_t last; /* bit length of the last residual */
+    uint32_t age;   /* 0 until the first coded value, then 1 */
+    uint32_t ema;   /* EMA of residual bit lengths, 16x (Q4) */
+    uint32_t last;  /* bit length of the last residual */
+    uint64_t xbits; /* last exact bit pattern (a quiet NaN after a keyframe) */
 } twin_chan;
 
 /* Everything the two sides share about one stream. */
@@ -80,6 +88,7 @@ typedef struct twin_stream {
     uint32_t channels;
     ngl_dtype dtype;
     ngl_twin_bound *bounds; /* channels entries */
+    uint64_t *divs;         /* channels entries: lossless divisors, 0 = none */
     twin_param *par;
     twin_chan *ch;
     hpc_ctx *ctx; /* TWIN_NCTX */
@@ -90,9 +99,13 @@ typedef struct twin_stream {
 /* ------------------------------------------------------------ functions */
 ngl_status twin_stream_alloc(twin_stream *s, uint32_t channels);
 void twin_stream_free(twin_stream *s);
-/* Set parameters (bounds[] is copied; NULL = @p one for all). Caller checked them. */
+/* Set parameters (bounds[] is copied; NULL = @p one for all). Caller checked them.
+ * Divisors are cleared (twin_stream_set_divs sets them). */
 void twin_stream_configure(twin_stream *s, uint32_t channels, ngl_dtype dtype,
                            const ngl_twin_bound *bounds, ngl_twin_bound one);
+/* Lossless divisors of a keyframe (NULL: none); a channel that is not
+ * lossless ignores its entry (the parser rejects nonzero ones). */
+void twin_stream_set_divs(twin_stream *s, const uint64_t *divs);
 /* Keyframe: every channel and context back to its initial state. */
 void twin_stream_reset(twin_stream *s);
 uint64_t twin_stream_hash(const twin_stream *s);
@@ -105,17 +118,19 @@ typedef struct twin_msg {
     ngl_twin_header hdr;
     uint32_t layout; /* keyframes */
     const uint8_t *bounds;
-    const uint8_t *rans; /* coded sections */
-    size_t rans_len;
-    const uint8_t *raw;
-    size_t raw_len;
+    uint32_t divs_present;
+    const uint8_t *divs; /* keyframes with divisors: C canonical varints */
+    const uint8_t *body; /* coded section */
+    size_t body_len;
 } twin_msg;
 
-/* Parse and check a whole message but its coded sections; keyframe bounds
- * are validated. */
+/* Parse and check a whole message but its coded section; keyframe bounds
+ * and divisors are validated. */
 ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m);
 /* Bound @p i of a parsed keyframe. */
 ngl_twin_bound twin_msg_bound(const twin_msg *m, uint32_t i);
+/* Divisors of a parsed keyframe into @p out (C entries, zeros if none). */
+void twin_msg_divs(const twin_msg *m, uint64_t *out);
 
 /* ---------------------------------------------------------------- inline */
 static inline uint32_t twin_bitlen(uint64_t v)
@@ -123,46 +138,33 @@ static inline uint32_t twin_bitlen(uint64_t v)
     return hpc_bitlen(v);
 }
 
-/* Predictions of all four predictors from the channel's history. The NLMS
- * output y (its predicted difference) is returned for the update. */
+/* Predictions of the three predictors from the channel's history. The
+ * history starts all zero and is filled with the first value, so no
+ * predictor needs to know how much history there is: the linear one
+ * predicts the previous value and the NLMS sees zero differences until real
+ * ones arrive. The NLMS output y (its predicted difference) and inputs d are
+ * returned for the update. */
 static inline void twin_predict(const twin_chan *c, int64_t p[TWIN_NPRED], double d[TWIN_TAPS],
                                 double *y)
 {
     const int64_t *h = c->h;
-    if (c->age == 0) {
-        p[0] = p[1] = p[2] = p[3] = 0;
-        *y = 0.0;
-        return;
-    }
     p[0] = h[0];
-    p[1] = c->age >= 2 ? hpc_wsub(hpc_wadd(h[0], h[0]), h[1]) : p[0];
-    p[2] =
-        c->age >= 3 ? (int64_t)(3u * (uint64_t)h[0] - 3u * (uint64_t)h[1] + (uint64_t)h[2]) : p[1];
-    if (c->age >= TWIN_HIST) {
-        double acc = 0.0;
-        for (unsigned i = 0; i < TWIN_TAPS; i++) {
-            d[i] = (double)hpc_clamp_i64(hpc_wsub(h[i], h[i + 1]), TWIN_D_LIM);
-            acc += c->w[i] * d[i];
-        }
-        *y = acc;
-        /* |acc| <= 3 * 8 * 2^40 < 2^52: the conversion is in range */
-        p[3] = hpc_wadd(h[0], hpc_floor_i64(acc + 0.5));
-    } else {
-        p[3] = p[2];
-        *y = 0.0;
-    }
+    p[1] = hpc_wsub(hpc_wadd(h[0], h[0]), h[1]);
+    /* d_i = clamp(h_i - h_(i+1)), kept from the updates (no conversions here) */
+    d[0] = c->d[0];
+    d[1] = c->d[1];
+    d[2] = c->d[2];
+    const double acc = (c->w[0] * d[0] + c->w[1] * d[1]) + c->w[2] * d[2];
+    *y = acc;
+    /* |acc| <= 3 * 8 * 2^40 < 2^52: the conversion is in range */
+    p[2] = hpc_wadd(h[0], hpc_floor_i64(acc + 0.5));
 }
 
 /* The predictor with the lowest recent cost (ties: the simpler one). */
 static inline unsigned twin_choose(const twin_chan *c)
 {
-    unsigned best = 0;
-    for (unsigned k = 1; k < TWIN_NPRED; k++) {
-        if (c->cost[k] < c->cost[best]) {
-            best = k;
-        }
-    }
-    return best;
+    unsigned best = c->cost[1] < c->cost[0] ? 1u : 0u;
+    return c->cost[2] < c->cost[best] ? 2u : best;
 }
 
 static inline unsigned twin_ctx_index(const twin_chan *c)
@@ -183,72 +185,197 @@ static inline void twin_update(twin_chan *c, int64_t q, const int64_t p[TWIN_NPR
         uint32_t b = twin_bitlen(hpc_zigzag(hpc_wsub(q, p[k])));
         c->cost[k] = c->cost[k] - (c->cost[k] >> TWIN_COST_K) + (b << 4);
     }
-    if (c->age >= TWIN_HIST) {
-        /* normalised LMS on the differences: w += mu e d / (1 + |d|^2) */
-        double target = (double)hpc_clamp_i64(hpc_wsub(q, c->h[0]), TWIN_D_LIM);
-        double norm = 1.0;
-        for (unsigned i = 0; i < TWIN_TAPS; i++) {
-            norm += d[i] * d[i];
-        }
-        /* 1 / norm rounded down to a power of two, from the exponent bits:
-         * no division on the per-value path, and the step stays within
-         * [mu/2, mu] of the exact NLMS one (norm >= 1 is finite and normal). */
-        uint64_t nb;
-        memcpy(&nb, &norm, 8);
-        const uint64_t inv_bits = (2046u - (nb >> 52)) << 52; /* 2^-(e - 1023) */
-        double inv;
-        memcpy(&inv, &inv_bits, 8);
-        double g = TWIN_MU * (target - y) * inv;
-        for (unsigned i = 0; i < TWIN_TAPS; i++) {
-            double w = c->w[i] + g * d[i];
-            c->w[i] = w > TWIN_W_LIM ? TWIN_W_LIM : (w < -TWIN_W_LIM ? -TWIN_W_LIM : w);
-        }
+    /* normalised LMS on the differences: w += mu e d / (1 + |d|^2) */
+    const double target = (double)hpc_clamp_i64(hpc_wsub(q, c->h[0]), TWIN_D_LIM);
+    const double norm = ((1.0 + d[0] * d[0]) + d[1] * d[1]) + d[2] * d[2];
+    /* 1 / norm rounded down to a power of two, from the exponent bits:
+     * no division on the per-value path, and the step stays within
+     * [mu/2, mu] of the exact NLMS one (norm >= 1 is finite and normal). */
+    uint64_t nb;
+    memcpy(&nb, &norm, 8);
+    const uint64_t inv_bits = (2046u - (nb >> 52)) << 52; /* 2^-(e - 1023) */
+    double inv;
+    memcpy(&inv, &inv_bits, 8);
+    const double g = (TWIN_MU * (target - y)) * inv;
+    for (unsigned i = 0; i < TWIN_TAPS; i++) {
+        double w = c->w[i] + g * d[i];
+        c->w[i] = w > TWIN_W_LIM ? TWIN_W_LIM : (w < -TWIN_W_LIM ? -TWIN_W_LIM : w);
     }
     c->ema = c->ema - (c->ema >> 2) + (bl << 2);
     c->last = bl;
-    for (unsigned i = TWIN_HIST - 1; i > 0; i--) {
-        c->h[i] = c->h[i - 1];
+    if (__builtin_expect(c->age == 0, 0)) {
+        /* the first value fills the history (see twin_predict) */
+        c->h[1] = c->h[2] = c->h[3] = q;
+        c->age = 1;
+    } else {
+        c->h[3] = c->h[2];
+        c->h[2] = c->h[1];
+        c->h[1] = c->h[0];
+        c->d[2] = c->d[1];
+        c->d[1] = c->d[0];
+        c->d[0] = target;
     }
     c->h[0] = q;
-    if (c->age < TWIN_HIST) {
-        c->age++;
-    }
 }
 
-/* Token of zigzag residual @p z; *nraw / *raw: the raw bits that follow. */
-static inline unsigned twin_token(uint64_t z, unsigned *nraw, uint64_t *raw)
+/* Token of zigzag residual @p z; *nraw: the number of low bits of z that
+ * follow. */
+static inline unsigned twin_token(uint64_t z, unsigned *nraw)
 {
     if (z < TWIN_TOK_DIRECT) {
         *nraw = 0;
-        *raw = 0;
         return (unsigned)z;
     }
     unsigned n = twin_bitlen(z);
     if (n <= TWIN_TOK_SPLIT_HI) {
         *nraw = n - 3u;
-        *raw = z;
         return TWIN_TOK_DIRECT + (n - TWIN_TOK_SPLIT_LO) * 4u + (unsigned)((z >> (n - 3u)) & 3u);
     }
     *nraw = n - 1u;
-    *raw = z;
     return TWIN_TOK_WIDE + (n - TWIN_TOK_SPLIT_HI - 1u);
 }
 
-/* Inverse of twin_token given the token (< TWIN_TOK_EXACT) and a raw-bit
- * reader. */
-static inline uint64_t twin_untoken(unsigned tok, hpc_bitr *r)
+/* Inverse of twin_token for a token < TWIN_TOK_EXACT: the implied top bits
+ * of z and, in *nraw, how many low bits follow. */
+static inline uint64_t twin_untoken(unsigned tok, unsigned *nraw)
 {
     if (tok < TWIN_TOK_DIRECT) {
+        *nraw = 0;
         return tok;
     }
     if (tok < TWIN_TOK_WIDE) {
         unsigned t = tok - TWIN_TOK_DIRECT;
         unsigned n = t / 4u + TWIN_TOK_SPLIT_LO;
-        uint64_t top = 4u | (t & 3u);
-        return (top << (n - 3u)) | hpc_bitr_get(r, n - 3u);
+        *nraw = n - 3u;
+        return (uint64_t)(4u | (t & 3u)) << (n - 3u);
     }
     unsigned n = tok - TWIN_TOK_WIDE + TWIN_TOK_SPLIT_HI + 1u;
-    return ((uint64_t)1 << (n - 1u)) | hpc_bitr_get(r, n - 1u);
+    *nraw = n - 1u;
+    return (uint64_t)1 << (n - 1u);
+}
+
+/* ------------------------------------------------------------ the coder */
+/* One rANS state (hpc's 15-bit tables, byte renormalisation, state in
+ * [2^16, 2^24)), so that a message pays 3 bytes for the final state where
+ * hpc's two interleaved 32-bit states cost 8: twin messages are a few dozen
+ * bytes. Raw bits travel in the same state as uniform symbols of at most 15
+ * bits (frequency 2^(15-n)), coded with shifts: no raw section, no section
+ * length, no padding. docs/wire-format.md, "Twin messages", §T5. */
+#define TWIN_RANS_L     ((uint32_t)1 << 16)
+#define TWIN_RANS_STATE 3u  /* bytes of the flushed state */
+#define TWIN_RAW_CHUNK  15u /* raw bits per uniform symbol, at most */
+/* Records per value at most: token, escape byte, 64 raw bits in 5 chunks. */
+#define TWIN_REC_PER_VALUE 7u
+/* Bytes per value at most: every record renormalises at most 2 bytes out. */
+#define TWIN_BODY_PER_VALUE (2u * TWIN_REC_PER_VALUE)
+#define TWIN_REC_RAW        0x80000000u /* record: raw chunk (n << 16 | bits) */
+
+/* The encoder's record of what to code, in coding order. */
+typedef struct twin_rec {
+    uint32_t *w; /* symbol: cum | (freq - 1) << 16; raw: TWIN_REC_RAW | n << 16 | bits */
+    size_t n;
+} twin_rec;
+
+/* Record @p n <= 64 raw bits of @p v, low chunks first. */
+static inline __attribute__((always_inline)) void twin_rec_raw(twin_rec *r, uint64_t v, unsigned n)
+{
+    while (n > TWIN_RAW_CHUNK) {
+        r->w[r->n++] = TWIN_REC_RAW | (TWIN_RAW_CHUNK << 16) | (uint32_t)(v & 0x7FFFu);
+        v >>= TWIN_RAW_CHUNK;
+        n -= TWIN_RAW_CHUNK;
+    }
+    if (n) {
+        r->w[r->n++] = TWIN_REC_RAW | (n << 16) | (uint32_t)(v & ((1u << n) - 1u));
+    }
+}
+
+/* Record token @p s of context @p c (an escape and 8 raw bits when the
+ * context cannot code it directly), then count it. */
+static inline __attribute__((always_inline)) void twin_rec_sym(twin_rec *r, hpc_ctx *c, unsigned s)
+{
+    const uint32_t w = c->word[s];
+    if (__builtin_expect(w != 0, 1)) {
+        r->w[r->n++] = w - 0x10000u; /* cum | freq << 16 -> cum | (freq - 1) << 16 */
+    } else {
+        assert(c->freq[HPC_TOK_RARE] != 0);
+        r->w[r->n++] = c->word[HPC_TOK_RARE] - 0x10000u;
+        twin_rec_raw(r, s, 8);
+    }
+    hpc_ctx_count(c, s);
+}
+
+/* rANS-code the record backwards into the tail of [buf, buf + cap);
+ * @return the byte count (they start at buf + cap - return value). */
+size_t twin_rans_encode(const twin_rec *r, uint8_t *buf, size_t cap);
+
+/* The decoder side: state, and the bytes left. */
+typedef struct twin_rdec {
+    uint32_t x;
+    const uint8_t *p, *end;
+    int overrun;
+} twin_rdec;
+
+/* @return 0, or -1 if the section cannot hold a valid state. */
+static inline int twin_rdec_init(twin_rdec *d, const uint8_t *buf, size_t len)
+{
+    if (len < TWIN_RANS_STATE) {
+        return -1;
+    }
+    d->x = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16;
+    d->p = buf + TWIN_RANS_STATE;
+    d->end = buf + len;
+    d->overrun = 0;
+    return d->x < TWIN_RANS_L ? -1 : 0;
+}
+
+static inline void twin_rdec_renorm(twin_rdec *d)
+{
+    while (d->x < TWIN_RANS_L) {
+        if (__builtin_expect(d->p < d->end, 1)) {
+            d->x = (d->x << 8) | *d->p++;
+        } else {
+            d->overrun = 1;
+            d->x = TWIN_RANS_L; /* keep going; the message is rejected at the end */
+        }
+    }
+}
+
+/* One symbol of context @p c (escapes are resolved by the caller). */
+static inline unsigned twin_rdec_sym(twin_rdec *d, const hpc_ctx *c)
+{
+    const uint32_t slot = d->x & (HPC_PROB_SCALE - 1u);
+    unsigned s = c->lut[slot >> 7];
+    while (c->cum[s + 1] <= slot) {
+        s++;
+    }
+    d->x = (uint32_t)c->freq[s] * (d->x >> HPC_PROB_BITS) + slot - c->cum[s];
+    twin_rdec_renorm(d);
+    return s;
+}
+
+/* @p n <= 64 raw bits, low chunks first. */
+static inline uint64_t twin_rdec_raw(twin_rdec *d, unsigned n)
+{
+    uint64_t v = 0;
+    unsigned at = 0;
+    while (n) {
+        const unsigned k = n > TWIN_RAW_CHUNK ? TWIN_RAW_CHUNK : n;
+        const unsigned sh = HPC_PROB_BITS - k; /* frequency 2^sh */
+        const uint32_t slot = d->x & (HPC_PROB_SCALE - 1u);
+        v |= (uint64_t)(slot >> sh) << at;
+        d->x = ((d->x >> HPC_PROB_BITS) << sh) | (slot & ((1u << sh) - 1u));
+        twin_rdec_renorm(d);
+        at += k;
+        n -= k;
+    }
+    return v;
+}
+
+/* After the last symbol: 0 if the state is back at its initial value and
+ * the section is consumed exactly. */
+static inline int twin_rdec_finish(const twin_rdec *d)
+{
+    return d->overrun || d->x != TWIN_RANS_L || d->p != d->end ? -1 : 0;
 }
 
 /* Rebuild the tables of the contexts whose counts moved enough: since >=
@@ -292,6 +419,14 @@ static inline uint64_t twin_hash_u64(uint64_t h, uint64_t v)
 
 static inline int twin_recon64(const twin_param *pp, int64_t q, uint64_t *bits)
 {
+    if (pp->kind == TWIN_K_DIV) {
+        if (q > TWIN_Q_LIM || q < -TWIN_Q_LIM) {
+            return 0;
+        }
+        double v = (double)q / pp->div;
+        memcpy(bits, &v, 8);
+        return 1;
+    }
     if (pp->kind == TWIN_K_ABS) {
         if (q > TWIN_Q_LIM || q < -TWIN_Q_LIM) {
             return 0;
@@ -316,6 +451,14 @@ static inline int twin_recon64(const twin_param *pp, int64_t q, uint64_t *bits)
 
 static inline int twin_recon32(const twin_param *pp, int64_t q, uint32_t *bits)
 {
+    if (pp->kind == TWIN_K_DIV) {
+        if (q > TWIN_Q_LIM || q < -TWIN_Q_LIM) {
+            return 0;
+        }
+        float v = (float)((double)q / pp->div);
+        memcpy(bits, &v, 4);
+        return 1;
+    }
     if (pp->kind == TWIN_K_ABS) {
         if (q > TWIN_Q_LIM || q < -TWIN_Q_LIM) {
             return 0;
@@ -367,6 +510,20 @@ static inline int twin_quant64(const twin_param *pp, double x, uint64_t bits, in
         *q = hpc_ord_from_bits64(bits);
         return 1;
     }
+    if (pp->kind == TWIN_K_DIV) {
+        /* lossless: only a k whose reconstruction is x bit for bit */
+        const double t = x * pp->div;
+        uint64_t rb;
+        if (!(fabs(t) < (double)TWIN_Q_LIM)) {
+            return 0;
+        }
+        const int64_t k = hpc_floor_i64(t + 0.5);
+        if (!twin_recon64(pp, k, &rb) || rb != bits) {
+            return 0;
+        }
+        *q = k;
+        return 1;
+    }
     int64_t v;
     if (pp->kind == TWIN_K_ABS) {
         double t = x * pp->inv_step;
@@ -403,6 +560,19 @@ static inline int twin_quant32(const twin_param *pp, float xf, uint32_t bits, in
         return 1;
     }
     const double x = (double)xf;
+    if (pp->kind == TWIN_K_DIV) {
+        const double t = x * pp->div;
+        uint32_t rb;
+        if (!(fabs(t) < (double)TWIN_Q_LIM)) {
+            return 0;
+        }
+        const int64_t k = hpc_floor_i64(t + 0.5);
+        if (!twin_recon32(pp, k, &rb) || rb != bits) {
+            return 0;
+        }
+        *q = k;
+        return 1;
+    }
     int64_t v;
     if (pp->kind == TWIN_K_ABS) {
         double t = x * pp->inv_step;

@@ -111,11 +111,11 @@ size_t ngl_twin_decoder_bound(const ngl_twin_decoder *dec)
 
 /* Read one token of context @p cx; -1 if the coder produced one the encoder
  * cannot have written. */
-static inline int read_token(hpc_rdec *rd, hpc_bitr *br, hpc_ctx *cx)
+static inline int read_token(twin_rdec *rd, hpc_ctx *cx)
 {
-    unsigned s = hpc_rdec_sym(rd, cx);
-    if (s == HPC_TOK_RARE) {
-        s = (unsigned)hpc_bitr_get(br, 8);
+    unsigned s = twin_rdec_sym(rd, cx);
+    if (__builtin_expect(s == HPC_TOK_RARE, 0)) {
+        s = (unsigned)twin_rdec_raw(rd, 8);
         /* an escape stands only for a token the context cannot code directly */
         if (s >= TWIN_TOK_COUNT || cx->freq[s] != 0) {
             return -1;
@@ -127,24 +127,34 @@ static inline int read_token(hpc_rdec *rd, hpc_bitr *br, hpc_ctx *cx)
     return (int)s;
 }
 
+/* Write value @p v's bit pattern (native byte order). */
+static inline void store_bits(uint8_t *dst, size_t v, int is64, uint64_t bits)
+{
+    if (is64) {
+        memcpy(dst + 8 * v, &bits, 8);
+    } else {
+        const uint32_t b32 = (uint32_t)bits;
+        memcpy(dst + 4 * v, &b32, 4);
+    }
+}
+
 /* Decode the message's values into @p dst, advancing the state. @return
  * NGL_OK or NGL_ERR_BAD_CODE (state then unusable). */
 static ngl_status decode_values(twin_stream *s, const twin_msg *m, uint8_t *dst)
 {
     const uint32_t C = s->channels;
     const int is64 = s->dtype == NGL_DTYPE_F64;
-    hpc_rdec rd;
-    hpc_bitr br;
-    if (hpc_rdec_init(&rd, m->rans, m->rans_len) != 0) {
+    twin_rdec rd;
+    if (twin_rdec_init(&rd, m->body, m->body_len) != 0) {
         return NGL_ERR_BAD_CODE;
     }
-    hpc_bitr_init(&br, m->raw, m->raw_len);
     twin_refresh(s->ctx, 1);
-    size_t v = 0;
+    size_t v = 0, next_refresh = HPC_CHUNK;
     for (uint32_t i = 0; i < m->hdr.nsamples; i++) {
         for (uint32_t j = 0; j < C; j++, v++) {
-            if (v != 0 && v % HPC_CHUNK == 0) {
+            if (__builtin_expect(v == next_refresh, 0)) {
                 twin_refresh(s->ctx, 1);
+                next_refresh += HPC_CHUNK;
             }
             twin_chan *c = &s->ch[j];
             const twin_param *pp = &s->par[j];
@@ -152,39 +162,41 @@ static ngl_status decode_values(twin_stream *s, const twin_msg *m, uint8_t *dst)
             double d[TWIN_TAPS], y;
             twin_predict(c, p, d, &y);
             const unsigned k = twin_choose(c);
-            const int tok = read_token(&rd, &br, &s->ctx[twin_ctx_index(c)]);
+            const int tok = read_token(&rd, &s->ctx[twin_ctx_index(c)]);
+            if (__builtin_expect(tok >= (int)TWIN_TOK_EXACT, 0)) {
+                if (tok == (int)TWIN_TOK_EXACT) {
+                    c->xbits = twin_rdec_raw(&rd, is64 ? 64u : 32u);
+                }
+                store_bits(dst, v, is64, c->xbits);
+                continue;
+            }
             if (tok < 0) {
                 return NGL_ERR_BAD_CODE;
             }
-            if (tok == (int)TWIN_TOK_EXACT) {
-                uint64_t bits = hpc_bitr_get(&br, is64 ? 64u : 32u);
-                if (is64) {
-                    hpc_put_u64(dst + 8 * v, bits);
-                } else {
-                    hpc_put_u32(dst + 4 * v, (uint32_t)bits);
-                }
-                continue;
+            unsigned nraw;
+            uint64_t z = twin_untoken((unsigned)tok, &nraw);
+            if (nraw) {
+                z |= twin_rdec_raw(&rd, nraw);
             }
-            const uint64_t z = twin_untoken((unsigned)tok, &br);
             const int64_t q = hpc_wadd(p[k], hpc_unzigzag(z));
+            uint64_t bits;
             if (is64) {
-                uint64_t bits;
                 if (!twin_recon64(pp, q, &bits)) {
                     return NGL_ERR_BAD_CODE;
                 }
-                memcpy(dst + 8 * v, &bits, 8);
             } else {
-                uint32_t bits;
-                if (!twin_recon32(pp, q, &bits)) {
+                uint32_t b32;
+                if (!twin_recon32(pp, q, &b32)) {
                     return NGL_ERR_BAD_CODE;
                 }
-                memcpy(dst + 4 * v, &bits, 4);
+                bits = b32;
             }
+            store_bits(dst, v, is64, bits);
             twin_update(c, q, p, d, y, twin_bitlen(z));
         }
     }
-    /* Both sections must be consumed exactly, with zero padding bits. */
-    if (hpc_rdec_finish(&rd) != 0 || br.overrun || br.pos != br.len || br.acc != 0) {
+    /* The section must be consumed exactly, the state back at its start. */
+    if (twin_rdec_finish(&rd) != 0) {
         return NGL_ERR_BAD_CODE;
     }
     return NGL_OK;
@@ -208,6 +220,8 @@ static ngl_status adopt_keyframe(ngl_twin_decoder *dec, const twin_msg *m)
     }
     /* configure from the copied bounds (param derivation is shared) */
     twin_stream_configure(s, C, m->hdr.dtype, s->bounds, s->bounds[0]);
+    twin_msg_divs(m, s->divs);
+    twin_stream_set_divs(s, m->divs_present ? s->divs : NULL);
     twin_stream_reset(s);
     return NGL_OK;
 }

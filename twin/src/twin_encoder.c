@@ -12,16 +12,18 @@ struct ngl_twin_encoder {
     twin_stream st;
     int key_pending;    /* the next message is a keyframe */
     uint32_t since_key; /* messages since the last keyframe, itself included */
-    uint32_t *sym;      /* rANS symbol record, max_samples * C */
-    uint8_t *rans;      /* rANS output (written backwards from the end) */
-    size_t rans_cap;
-    uint8_t *raw; /* raw bits */
-    size_t raw_cap;
+    uint32_t *rec;      /* coder record, max_samples * C * TWIN_REC_PER_VALUE */
+    uint8_t *body;      /* coded section (written backwards from the end) */
+    size_t body_cap;
+    /* Lossless channels: the last TWIN_RESV bit patterns seen, from which a
+     * keyframe picks the channel's divisor (encoder only, never sent). */
+    uint64_t *resv;   /* C * TWIN_RESV */
+    uint32_t *resv_n; /* C: entries held */
+    uint64_t *divs;   /* C: scratch for the keyframe's choice */
     ngl_twin_encoder_stats stats;
 };
 
-/* Raw bits per value at worst: the coder's 8-bit escape plus 64 value bits. */
-#define RAW_BYTES_PER_VALUE 9u
+#define TWIN_RESV 32u
 
 ngl_status ngl_twin_encoder_create(const ngl_twin_config *cfg, ngl_twin_encoder **out)
 {
@@ -42,20 +44,20 @@ ngl_status ngl_twin_encoder_create(const ngl_twin_config *cfg, ngl_twin_encoder 
     if (twin_stream_alloc(&enc->st, cfg->channels) != NGL_OK) {
         goto fail_enc;
     }
-    enc->sym = malloc(nval * sizeof(*enc->sym));
-    if (enc->sym == NULL) {
+    enc->rec = malloc(nval * TWIN_REC_PER_VALUE * sizeof(*enc->rec));
+    if (enc->rec == NULL) {
         goto fail_stream;
     }
-    enc->rans_cap = hpc_rans_bound(nval);
-    enc->rans = malloc(enc->rans_cap);
-    if (enc->rans == NULL) {
-        goto fail_sym;
+    enc->body_cap = nval * TWIN_BODY_PER_VALUE + TWIN_RANS_STATE;
+    enc->body = malloc(enc->body_cap);
+    if (enc->body == NULL) {
+        goto fail_rec;
     }
-    /* hpc_bitw stores 4 bytes at a time: room for one more word */
-    enc->raw_cap = nval * RAW_BYTES_PER_VALUE + 8u;
-    enc->raw = malloc(enc->raw_cap);
-    if (enc->raw == NULL) {
-        goto fail_rans;
+    enc->resv = malloc((size_t)cfg->channels * TWIN_RESV * sizeof(*enc->resv));
+    enc->resv_n = calloc(cfg->channels, sizeof(*enc->resv_n));
+    enc->divs = calloc(cfg->channels, sizeof(*enc->divs));
+    if (enc->resv == NULL || enc->resv_n == NULL || enc->divs == NULL) {
+        goto fail_resv;
     }
     twin_stream_configure(&enc->st, cfg->channels, cfg->dtype, cfg->bounds, cfg->bound);
     enc->cfg = *cfg;
@@ -66,10 +68,13 @@ ngl_status ngl_twin_encoder_create(const ngl_twin_config *cfg, ngl_twin_encoder 
     *out = enc;
     return NGL_OK;
 
-fail_rans:
-    free(enc->rans);
-fail_sym:
-    free(enc->sym);
+fail_resv:
+    free(enc->divs);
+    free(enc->resv_n);
+    free(enc->resv);
+    free(enc->body);
+fail_rec:
+    free(enc->rec);
 fail_stream:
     twin_stream_free(&enc->st);
 fail_enc:
@@ -82,9 +87,11 @@ void ngl_twin_encoder_destroy(ngl_twin_encoder *enc)
     if (enc == NULL) {
         return;
     }
-    free(enc->raw);
-    free(enc->rans);
-    free(enc->sym);
+    free(enc->divs);
+    free(enc->resv_n);
+    free(enc->resv);
+    free(enc->body);
+    free(enc->rec);
     twin_stream_free(&enc->st);
     free(enc);
 }
@@ -102,7 +109,8 @@ static size_t key_params_size(const ngl_twin_encoder *enc, int *each)
         }
     }
     return 3u /* channels varint, at most */ + 2u +
-           (*each ? (size_t)s->channels : 1u) * TWIN_BOUND_SIZE;
+           (*each ? (size_t)s->channels : 1u) * TWIN_BOUND_SIZE + 1u +
+           (size_t)s->channels * 6u /* divisors, at most */;
 }
 
 size_t ngl_twin_encoder_bound(const ngl_twin_encoder *enc, size_t nsamples)
@@ -112,9 +120,9 @@ size_t ngl_twin_encoder_bound(const ngl_twin_encoder *enc, size_t nsamples)
         return 0;
     }
     const size_t nval = nsamples * enc->cfg.channels;
-    return TWIN_FIXED_HEADER + 10u /* length */ + 10u /* seq */ + 3u /* nsamples */ +
-           key_params_size(enc, &each) + 5u /* rans length */ + hpc_rans_bound(nval) +
-           nval * RAW_BYTES_PER_VALUE + 8u + TWIN_CRC_SIZE;
+    return 2u + 10u /* length */ + 5u /* stream id */ + 10u /* seq */ + 3u /* nsamples */ +
+           key_params_size(enc, &each) + nval * TWIN_BODY_PER_VALUE + TWIN_RANS_STATE +
+           TWIN_CRC_SIZE;
 }
 
 ngl_status ngl_twin_encoder_request_keyframe(ngl_twin_encoder *enc)
@@ -158,10 +166,23 @@ static size_t varint_size(uint64_t v)
     return n;
 }
 
-/* Code one value of channel @p j (bit pattern @p bits; x its value). */
-static inline __attribute__((always_inline)) void code_value(twin_stream *s, uint32_t j, int is64,
-                                                             uint64_t bits, hpc_symbuf *sb,
-                                                             hpc_bitw *rw, uint64_t *exceptions)
+/* Bit pattern of value @p v of @p src (native byte order, as the caller's
+ * floats are). */
+static inline uint64_t load_bits(const void *src, size_t v, int is64)
+{
+    if (is64) {
+        uint64_t b;
+        memcpy(&b, (const uint8_t *)src + 8 * v, 8);
+        return b;
+    }
+    uint32_t b32;
+    memcpy(&b32, (const uint8_t *)src + 4 * v, 4);
+    return b32;
+}
+
+/* Code one value of channel @p j (bit pattern @p bits). */
+static inline __attribute__((always_inline)) void
+code_value(twin_stream *s, uint32_t j, int is64, uint64_t bits, twin_rec *r, uint64_t *exceptions)
 {
     twin_chan *c = &s->ch[j];
     const twin_param *pp = &s->par[j];
@@ -184,72 +205,251 @@ static inline __attribute__((always_inline)) void code_value(twin_stream *s, uin
     if (__builtin_expect(ok, 1)) {
         const uint64_t z = hpc_zigzag(hpc_wsub(q, p[k]));
         unsigned nraw;
-        uint64_t raw;
-        const unsigned tok = twin_token(z, &nraw, &raw);
-        hpc_enc_sym(sb, rw, cx, tok);
+        const unsigned tok = twin_token(z, &nraw);
+        twin_rec_sym(r, cx, tok);
         if (nraw) {
-            hpc_bitw_put(rw, raw, nraw);
+            twin_rec_raw(r, z, nraw);
         }
         twin_update(c, q, p, d, y, twin_bitlen(z));
+    } else if (bits == c->xbits) {
+        twin_rec_sym(r, cx, TWIN_TOK_SAME);
+        (*exceptions)++;
     } else {
-        hpc_enc_sym(sb, rw, cx, TWIN_TOK_EXACT);
-        hpc_bitw_put(rw, bits, is64 ? 64u : 32u);
+        twin_rec_sym(r, cx, TWIN_TOK_EXACT);
+        twin_rec_raw(r, bits, is64 ? 64u : 32u);
+        c->xbits = bits;
         (*exceptions)++;
     }
 }
 
-/* Code every value of the message: symbols into enc->sym, raw bits into
- * enc->raw. @return the raw section's length. */
-static size_t code_values(ngl_twin_encoder *enc, const void *samples, size_t nsamples,
-                          hpc_symbuf *sb)
+/* Code every value of the message into enc->rec. */
+static void code_values(ngl_twin_encoder *enc, const void *samples, size_t nsamples, twin_rec *r)
 {
     twin_stream *s = &enc->st;
     const uint32_t C = s->channels;
     const int is64 = s->dtype == NGL_DTYPE_F64;
-    hpc_bitw rw;
-    hpc_bitw_init(&rw, enc->raw, enc->raw_cap);
-    sb->sym = enc->sym;
-    sb->n = 0;
-    sb->cap = (size_t)enc->cfg.max_samples * C;
+    const void *src = samples;
+    r->w = enc->rec;
+    r->n = 0;
     /* Tables are rebuilt at the start of every message and every HPC_CHUNK
      * values (counted from the message start), on both sides alike. */
     twin_refresh(s->ctx, 0);
-    size_t v = 0;
+    size_t v = 0, next_refresh = HPC_CHUNK;
     for (size_t i = 0; i < nsamples; i++) {
         for (uint32_t j = 0; j < C; j++, v++) {
-            if (v != 0 && v % HPC_CHUNK == 0) {
+            if (__builtin_expect(v == next_refresh, 0)) {
                 twin_refresh(s->ctx, 0);
+                next_refresh += HPC_CHUNK;
             }
-            uint64_t bits;
-            if (is64) {
-                memcpy(&bits, (const uint8_t *)samples + 8 * v, 8);
-            } else {
-                uint32_t b32;
-                memcpy(&b32, (const uint8_t *)samples + 4 * v, 4);
-                bits = b32;
-            }
-            code_value(s, j, is64, bits, sb, &rw, &enc->stats.exceptions);
+            code_value(s, j, is64, load_bits(src, v, is64), r, &enc->stats.exceptions);
         }
     }
-    return hpc_bitw_finish(&rw);
 }
 
-/* Write the message whose coded sections are ready. */
-static size_t write_message(ngl_twin_encoder *enc, ngl_twin_msg_type type, size_t nsamples,
-                            const uint8_t *rans, size_t rans_len, size_t raw_len, uint8_t *dst)
+/* Is the value of bit pattern @p b (NaN and Inf always are) f(k / D) bit
+ * for bit for some k? */
+static int div_fits(const twin_stream *s, uint64_t d, uint64_t b)
+{
+    const twin_param pp = {.kind = TWIN_K_DIV, .div = (double)d};
+    int64_t q;
+    if (s->dtype == NGL_DTYPE_F64) {
+        double x;
+        memcpy(&x, &b, 8);
+        return (b & ~TWIN_F64_SIGN) >= TWIN_F64_EXP || twin_quant64(&pp, x, b, &q);
+    }
+    const uint32_t b32 = (uint32_t)b;
+    float xf;
+    memcpy(&xf, &b32, 4);
+    return (b32 & ~TWIN_F32_SIGN) >= TWIN_F32_EXP || twin_quant32(&pp, xf, b32, &q);
+}
+
+/* The smallest divisor D (of a fixed list: powers of two and ten and their
+ * common products) for which every finite value of @p vals is f(k / D)
+ * bit for bit; 0 if none or no finite value. Encoder only: a wrong guess
+ * costs bytes (values go exact), never correctness. */
+static uint64_t find_div(const twin_stream *s, const uint64_t *vals, size_t n)
+{
+    static const uint64_t cand[] = {1,
+                                    2,
+                                    4,
+                                    5,
+                                    8,
+                                    10,
+                                    16,
+                                    20,
+                                    25,
+                                    32,
+                                    40,
+                                    50,
+                                    64,
+                                    80,
+                                    100,
+                                    125,
+                                    128,
+                                    200,
+                                    250,
+                                    256,
+                                    400,
+                                    500,
+                                    512,
+                                    1000,
+                                    1024,
+                                    2000,
+                                    2500,
+                                    4096,
+                                    5000,
+                                    10000,
+                                    100000,
+                                    1000000,
+                                    10000000,
+                                    100000000,
+                                    1000000000,
+                                    10000000000,
+                                    100000000000,
+                                    1000000000000};
+    const int is64 = s->dtype == NGL_DTYPE_F64;
+    size_t finite = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t m = is64 ? vals[i] & ~TWIN_F64_SIGN : vals[i] & ~(uint64_t)TWIN_F32_SIGN;
+        finite += m < (is64 ? TWIN_F64_EXP : TWIN_F32_EXP);
+    }
+    if (finite == 0) {
+        return 0;
+    }
+    for (size_t c = 0; c < sizeof(cand) / sizeof(cand[0]); c++) {
+        size_t i = 0;
+        while (i < n && div_fits(s, cand[c], vals[i])) {
+            i++;
+        }
+        if (i == n) {
+            return cand[c];
+        }
+    }
+    return 0;
+}
+
+/* Does coding k (values f(k / D)) beat coding the ordered bit patterns?
+ * Compared on the ring's finite values in time order (oldest at @p at when
+ * full), by the bit lengths of consecutive differences: the previous-value
+ * predictor's cost. A float32 fits some large D nearly always, with k no
+ * cheaper than its bits; decimal and ADC data fit a small D with much
+ * smaller steps. */
+static int div_pays(const twin_stream *s, uint64_t d, const uint64_t *ring, uint32_t n, uint32_t at)
+{
+    const twin_param pp = {.kind = TWIN_K_DIV, .div = (double)d};
+    const int is64 = s->dtype == NGL_DTYPE_F64;
+    uint64_t cost_k = 0, cost_o = 0;
+    int64_t pk = 0, po = 0;
+    int have = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint64_t b = ring[n < TWIN_RESV ? i : (at + i) % TWIN_RESV];
+        int64_t k, o;
+        if (is64) {
+            double x;
+            memcpy(&x, &b, 8);
+            if (!twin_quant64(&pp, x, b, &k)) {
+                continue; /* NaN, Inf */
+            }
+            o = hpc_ord_from_bits64(b);
+        } else {
+            const uint32_t b32 = (uint32_t)b;
+            float xf;
+            memcpy(&xf, &b32, 4);
+            if (!twin_quant32(&pp, xf, b32, &k)) {
+                continue;
+            }
+            o = hpc_ord_from_bits32(b32);
+        }
+        if (have) {
+            cost_k += twin_bitlen(hpc_zigzag(hpc_wsub(k, pk)));
+            cost_o += twin_bitlen(hpc_zigzag(hpc_wsub(o, po)));
+        }
+        pk = k;
+        po = o;
+        have = 1;
+    }
+    /* a single value: small integers (k < 2^16) are worth it */
+    return cost_o > 0 ? cost_k < cost_o : (uint64_t)(pk < 0 ? -pk : pk) < 65536u;
+}
+
+/* Keep the last TWIN_RESV values of each lossless channel (the message's
+ * samples; only the newest TWIN_RESV matter). */
+static void remember(ngl_twin_encoder *enc, const void *samples, size_t nsamples)
 {
     const twin_stream *s = &enc->st;
-    int each = 0;
+    const uint32_t C = s->channels;
+    const int is64 = s->dtype == NGL_DTYPE_F64;
+    const size_t first = nsamples > TWIN_RESV ? nsamples - TWIN_RESV : 0;
+    for (uint32_t j = 0; j < C; j++) {
+        if (s->bounds[j].eps != 0.0) {
+            continue;
+        }
+        uint64_t *ring = enc->resv + (size_t)j * TWIN_RESV;
+        for (size_t i = first; i < nsamples; i++) {
+            const size_t v = i * C + j;
+            const uint64_t b = load_bits(samples, v, is64);
+            /* a ring: the order of its entries does not matter */
+            ring[enc->resv_n[j] % TWIN_RESV] = b;
+            enc->resv_n[j]++;
+        }
+    }
+}
+
+/* Keyframe: each lossless channel's divisor, from its remembered values
+ * and this message's. */
+static void choose_divs(ngl_twin_encoder *enc, const void *samples, size_t nsamples)
+{
+    twin_stream *s = &enc->st;
+    const uint32_t C = s->channels;
+    const int is64 = s->dtype == NGL_DTYPE_F64;
+    int any = 0;
+    remember(enc, samples, nsamples);
+    for (uint32_t j = 0; j < C; j++) {
+        enc->divs[j] = 0;
+        if (s->bounds[j].eps != 0.0) {
+            continue;
+        }
+        any = 1;
+        const uint32_t n = enc->resv_n[j] < TWIN_RESV ? enc->resv_n[j] : TWIN_RESV;
+        const uint64_t *ring = enc->resv + (size_t)j * TWIN_RESV;
+        enc->divs[j] = find_div(s, ring, n);
+        if (enc->divs[j] && !div_pays(s, enc->divs[j], ring, n, enc->resv_n[j] % TWIN_RESV)) {
+            enc->divs[j] = 0;
+        }
+        /* the message's own values before the ring's must fit too */
+        for (size_t i = 0; enc->divs[j] && i + TWIN_RESV < nsamples; i++) {
+            const size_t v = i * C + j;
+            const uint64_t b = load_bits(samples, v, is64);
+            if (!div_fits(s, enc->divs[j], b)) {
+                enc->divs[j] = 0;
+            }
+        }
+    }
+    twin_stream_set_divs(s, any ? enc->divs : NULL);
+}
+
+/* Write the message whose coded section is ready. */
+static size_t write_message(ngl_twin_encoder *enc, ngl_twin_msg_type type, size_t nsamples,
+                            const uint8_t *body, size_t body_len, uint8_t *dst)
+{
+    const twin_stream *s = &enc->st;
+    int each = 0, divs = 0;
     size_t params = 0;
     if (type == NGL_TWIN_MSG_KEY) {
         key_params_size(enc, &each);
-        params =
-            varint_size(s->channels) + 2u + (each ? (size_t)s->channels : 1u) * TWIN_BOUND_SIZE;
+        params = varint_size(s->channels) + 2u +
+                 (each ? (size_t)s->channels : 1u) * TWIN_BOUND_SIZE + 1u;
+        for (uint32_t j = 0; j < s->channels; j++) {
+            divs |= s->divs[j] != 0;
+        }
+        for (uint32_t j = 0; divs && j < s->channels; j++) {
+            params += varint_size(s->divs[j]);
+        }
     }
-    size_t rest =
-        TWIN_FIXED_HEADER + varint_size(s->seq) + varint_size(nsamples) + params + TWIN_CRC_SIZE;
+    size_t rest = 2u + varint_size(enc->cfg.stream_id) + varint_size(s->seq) +
+                  varint_size(nsamples) + params + TWIN_CRC_SIZE;
     if (type != NGL_TWIN_MSG_END) {
-        rest += varint_size(rans_len) + rans_len + raw_len;
+        rest += body_len;
     }
     /* the length field counts itself */
     size_t total = rest + 1;
@@ -257,13 +457,11 @@ static size_t write_message(ngl_twin_encoder *enc, ngl_twin_msg_type type, size_
         total++;
     }
     uint8_t *p = dst;
-    p[0] = TWIN_MAGIC0;
-    p[1] = TWIN_MAGIC1;
-    p[2] = (uint8_t)((NGL_TWIN_FORMAT_VERSION << 4) | (unsigned)type);
-    p[3] = 0;
-    hpc_put_u32(p + 4, enc->cfg.stream_id);
-    p += TWIN_FIXED_HEADER;
+    p[0] = TWIN_MAGIC;
+    p[1] = (uint8_t)((NGL_TWIN_FORMAT_VERSION << 4) | (unsigned)type);
+    p += 2;
     p += hpc_put_varint(p, total);
+    p += hpc_put_varint(p, enc->cfg.stream_id);
     p += hpc_put_varint(p, s->seq);
     p += hpc_put_varint(p, nsamples);
     if (type == NGL_TWIN_MSG_KEY) {
@@ -275,13 +473,14 @@ static size_t write_message(ngl_twin_encoder *enc, ngl_twin_msg_type type, size_
             hpc_put_f64(p, s->bounds[j].eps);
             p += 8;
         }
+        *p++ = divs ? TWIN_DIV_EACH : TWIN_DIV_NONE;
+        for (uint32_t j = 0; divs && j < s->channels; j++) {
+            p += hpc_put_varint(p, s->divs[j]);
+        }
     }
     if (type != NGL_TWIN_MSG_END) {
-        p += hpc_put_varint(p, rans_len);
-        memcpy(p, rans, rans_len);
-        p += rans_len;
-        memcpy(p, enc->raw, raw_len);
-        p += raw_len;
+        memcpy(p, body, body_len);
+        p += body_len;
     }
     hpc_put_u32(p, ngl_crc32c(0, dst, (size_t)(p - dst)));
     p += TWIN_CRC_SIZE;
@@ -302,14 +501,16 @@ ngl_status ngl_twin_encoder_encode(ngl_twin_encoder *enc, const void *samples, s
     }
     const int key = enc->key_pending || enc->since_key >= enc->cfg.keyframe_interval;
     if (key) {
+        choose_divs(enc, samples, nsamples);
         twin_stream_reset(&enc->st);
+    } else {
+        remember(enc, samples, nsamples);
     }
-    hpc_symbuf sb;
-    const size_t raw_len = code_values(enc, samples, nsamples, &sb);
-    const size_t rans_len = hpc_rans_encode(&sb, enc->rans, enc->rans_cap);
-    const uint8_t *rans = enc->rans + enc->rans_cap - rans_len;
+    twin_rec r;
+    code_values(enc, samples, nsamples, &r);
+    const size_t body_len = twin_rans_encode(&r, enc->body, enc->body_cap);
     const size_t len = write_message(enc, key ? NGL_TWIN_MSG_KEY : NGL_TWIN_MSG_DELTA, nsamples,
-                                     rans, rans_len, raw_len, dst);
+                                     enc->body + enc->body_cap - body_len, body_len, dst);
     enc->st.seq++;
     if (key) {
         enc->key_pending = 0;
@@ -335,7 +536,7 @@ ngl_status ngl_twin_encoder_end_of_stream(ngl_twin_encoder *enc, void *dst, size
     if (dst_cap < ngl_twin_encoder_bound(enc, 0)) {
         return NGL_ERR_DST_TOO_SMALL;
     }
-    const size_t len = write_message(enc, NGL_TWIN_MSG_END, 0, NULL, 0, 0, dst);
+    const size_t len = write_message(enc, NGL_TWIN_MSG_END, 0, NULL, 0, dst);
     enc->st.seq++;
     enc->key_pending = 1;
     enc->stats.messages++;

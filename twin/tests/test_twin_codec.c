@@ -288,6 +288,41 @@ static void test_twin_encode_rejects_args(void **state)
     ngl_twin_encoder_destroy(enc);
 }
 
+/* Decimal data (two decimals, parsed from text) with runs of NaN, and
+ * ADC-style data (k / 200), at eps = 0: bit-exact, coded as integers in
+ * units of the keyframe's divisor (well under 2 bytes a value where the raw
+ * patterns would take about 6), and a step change in the quantum mid-stream
+ * (three decimals) still round-trips (those values go exact until the next
+ * keyframe). */
+static void test_twin_lossless_divisor(void **state)
+{
+    (void)state;
+    const uint32_t C = 2;
+    const size_t n = 3000;
+    double *x = malloc(n * C * sizeof(double));
+    float *xf = malloc(n * C * sizeof(float));
+    assert_non_null(x);
+    assert_non_null(xf);
+    for (size_t i = 0; i < n; i++) {
+        double a = 20.0 + 5.0 * sin(0.01 * (double)i) + 0.01 * (double)(i % 7);
+        double b = (double)((int)(300.0 * cos(0.02 * (double)i)) + (int)(i % 5)) / 200.0;
+        x[i * C] = (i / 40) % 9 == 3 ? NAN : round(a * 100.0) / 100.0;
+        x[i * C + 1] = i > 2000 ? round(a * 1000.0) / 1000.0 : b;
+        xf[i * C] = (float)x[i * C];
+        xf[i * C + 1] = (float)x[i * C + 1];
+    }
+    const ngl_twin_bound exact = {NGL_TWIN_EPS_ABS, 0.0};
+    rt_result r;
+    roundtrip(NGL_DTYPE_F64, x, C, 2000, 16, NULL, exact, 20, &r);
+    assert_true(r.bytes_out * 4 < r.bytes_in); /* < 2 bytes a value */
+    roundtrip(NGL_DTYPE_F64, x, C, n, 1, NULL, exact, 50, NULL);
+    roundtrip(NGL_DTYPE_F64, x, C, n, 64, NULL, exact, 3, NULL);
+    roundtrip(NGL_DTYPE_F32, xf, C, n, 1, NULL, exact, 50, NULL);
+    roundtrip(NGL_DTYPE_F32, xf, C, n, 64, NULL, exact, 3, NULL);
+    free(xf);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_twin_bound_rel_f32),
         cmocka_unit_test(test_twin_bound_rel_f64),
         cmocka_unit_test(test_twin_lossless_bit_exact),
+        cmocka_unit_test(test_twin_lossless_divisor),
         cmocka_unit_test(test_twin_special_bits_exact),
         cmocka_unit_test(test_twin_per_channel_bounds),
         cmocka_unit_test(test_twin_smooth_signals_compress),

@@ -140,8 +140,9 @@ static void test_twin_reject_bit_flips(void **state)
 }
 
 /* Header fields with the CRC made right: each its own status. Keyframe
- * layout here: 0-7 fixed, 8 length, 9 seq, 10 nsamples, 11 channels,
- * 12 dtype, 13 layout, 14 mode, 15-22 eps, 23 coded length. */
+ * layout here: 0 magic, 1 version/type, 2 length, 3-5 stream id (0xABCD),
+ * 6 seq, 7 nsamples, 8 channels, 9 dtype, 10 layout, 11 mode, 12-19 eps,
+ * 20 divisors flag, then the coded section. */
 static void test_twin_reject_bad_fields(void **state)
 {
     fixture *f = *state;
@@ -155,18 +156,30 @@ static void test_twin_reject_bad_fields(void **state)
         put_crc(m, n);                                                                             \
         expect_reject(f, m, n, want);                                                              \
     } while (0)
-    PATCH(2, 0x21, NGL_ERR_BAD_VERSION);
-    PATCH(2, 0x10, NGL_ERR_BAD_CODEC);
-    PATCH(2, 0x14, NGL_ERR_BAD_CODEC);
-    PATCH(3, 0x01, NGL_ERR_BAD_FLAGS);
-    PATCH(10, 0, NGL_ERR_COUNT_MISMATCH);
-    PATCH(11, 0, NGL_ERR_COUNT_MISMATCH);
-    PATCH(12, 2, NGL_ERR_BAD_DTYPE);
-    PATCH(13, 2, NGL_ERR_BAD_FLAGS);
-    PATCH(14, 2, NGL_ERR_BAD_SCALE);
-    PATCH(22, 0xFF, NGL_ERR_BAD_SCALE); /* negative eps */
-    PATCH(23, 0x7F, NGL_ERR_BAD_SECTION);
+    PATCH(1, 0x31, NGL_ERR_BAD_VERSION);
+    PATCH(1, 0x20, NGL_ERR_BAD_CODEC);
+    PATCH(1, 0x24, NGL_ERR_BAD_CODEC);
+    PATCH(7, 0, NGL_ERR_COUNT_MISMATCH);
+    PATCH(8, 0, NGL_ERR_COUNT_MISMATCH);
+    PATCH(9, 2, NGL_ERR_BAD_DTYPE);
+    PATCH(10, 2, NGL_ERR_BAD_FLAGS);
+    PATCH(11, 2, NGL_ERR_BAD_SCALE);
+    PATCH(19, 0xFF, NGL_ERR_BAD_SCALE); /* negative eps */
+    PATCH(20, 2, NGL_ERR_BAD_FLAGS);    /* unknown divisor layout */
 #undef PATCH
+    /* parameters cut short (a consistent length and CRC): BAD_SECTION */
+    memcpy(m, f->key, 11);
+    m[2] = 15;
+    put_crc(m, 15);
+    expect_reject(f, m, 15, NGL_ERR_BAD_SECTION);
+    /* a divisor on a channel that is not lossless: BAD_SCALE */
+    memcpy(m, f->key, 20);
+    m[20] = 1;
+    m[21] = m[22] = m[23] = 10;
+    memcpy(m + 24, f->key + 21, n - 21);
+    m[2] = (uint8_t)(n + 3);
+    put_crc(m, n + 3);
+    expect_reject(f, m, n + 3, NGL_ERR_BAD_SCALE);
     /* a foreign stream id once the decoder follows 0xABCD */
     ngl_twin_info info;
     assert_int_equal(ngl_twin_decoder_decode(f->dec, f->key, n, f->out, sizeof(f->out), &info),
@@ -196,8 +209,8 @@ static void test_twin_reject_bad_code_waits_for_keyframe(void **state)
         ngl_twin_decoder_decode(f->dec, f->key, f->key_len, f->out, sizeof(f->out), &info), NGL_OK);
     uint8_t m[512];
     int bad_code = 0;
-    /* flip bits in the coded sections of the delta (after its 12-byte header) */
-    for (size_t pos = 12; pos + 4 < f->delta_len; pos++) {
+    /* flip bits in the coded section of the delta (after its 8-byte header) */
+    for (size_t pos = 8; pos + 4 < f->delta_len; pos++) {
         memcpy(m, f->delta, f->delta_len);
         m[pos] ^= 0x5A;
         put_crc(m, f->delta_len);

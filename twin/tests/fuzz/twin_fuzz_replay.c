@@ -117,7 +117,7 @@ static int write_seed(const char *dir, const char *name, unsigned mode, const ui
 
 /* A short stream of @p kind; writes its keyframe, a delta and the end. */
 static int seed_stream(const char *dir, const char *tag, ngl_dtype dt, ngl_twin_bound b,
-                       int per_channel, uint32_t C, uint32_t batch)
+                       int per_channel, uint32_t C, uint32_t batch, int decimal)
 {
     ngl_twin_config cfg;
     ngl_twin_config_init(&cfg);
@@ -147,6 +147,10 @@ static int seed_stream(const char *dir, const char *tag, ngl_dtype dt, ngl_twin_
     for (unsigned m = 0; m < 3; m++) {
         for (size_t i = 0; i < (size_t)batch * C; i++) {
             double v = sin(0.1 * (double)(m * batch + i / C) + (double)(i % C));
+            if (decimal) {
+                /* two decimals, as parsed from text: keyframes carry a divisor */
+                v = round(v * 100.0) / 100.0;
+            }
             if (i == 4 && m == 1) {
                 v = NAN;
             }
@@ -183,10 +187,11 @@ static int write_seeds(const char *dir)
     const ngl_twin_bound abs3 = {NGL_TWIN_EPS_ABS, 1e-3}, rel = {NGL_TWIN_EPS_REL, 1e-4},
                          exact = {NGL_TWIN_EPS_ABS, 0.0};
     int rc = 0;
-    rc |= seed_stream(dir, "f32-abs", NGL_DTYPE_F32, abs3, 0, 3, 2);
-    rc |= seed_stream(dir, "f64-rel", NGL_DTYPE_F64, rel, 0, 4, 5);
-    rc |= seed_stream(dir, "f32-lossless", NGL_DTYPE_F32, exact, 0, 2, 8);
-    rc |= seed_stream(dir, "f64-mixed", NGL_DTYPE_F64, abs3, 1, 6, 3);
+    rc |= seed_stream(dir, "f32-abs", NGL_DTYPE_F32, abs3, 0, 3, 2, 0);
+    rc |= seed_stream(dir, "f64-rel", NGL_DTYPE_F64, rel, 0, 4, 5, 0);
+    rc |= seed_stream(dir, "f32-lossless", NGL_DTYPE_F32, exact, 0, 2, 8, 0);
+    rc |= seed_stream(dir, "f64-mixed", NGL_DTYPE_F64, abs3, 1, 6, 3, 0);
+    rc |= seed_stream(dir, "f64-decimal", NGL_DTYPE_F64, exact, 0, 2, 8, 1);
     /* foreign payloads */
     const char *json = "{\"rpm\": 3000.5, \"temp\": 61.2}";
     rc |= write_seed(dir, "foreign-json", 0, (const uint8_t *)json, strlen(json));
