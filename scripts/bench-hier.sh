@@ -75,6 +75,8 @@ check=$PWD/build/bench/mpi-pmpi/tests/pmpi_check
 netns=$PWD/scripts/netns-mpi.sh
 
 export PMIX_MCA_gds=hash
+# Namespaces of our own (scripts/bench-mpi.sh's are ngl/10.77.0).
+export NGL_NETNS_NAME=nglh NGL_NETNS_SUBNET=10.80.0
 for v in $(env | grep -o '^NANGILA_[A-Z_]*' || true); do
     unset "$v"
 done
@@ -106,8 +108,8 @@ for layout in $layouts; do
         # Open MPI over this fake cluster: vader inside a node, TCP across.
         run=(mpirun -np "$np" --host "$("$netns" hosts "$nodes" "$per")"
              --mca plm_rsh_agent "$netns rsh" --mca rtc_hwloc_vmhole none --bind-to none
-             --mca btl self,vader,tcp --mca btl_tcp_if_include 10.77.0.0/24
-             --mca oob_tcp_if_include 10.77.0.0/24 --mca mpi_yield_when_idle 1
+             --mca btl self,vader,tcp --mca btl_tcp_if_include 10.80.0.0/24
+             --mca oob_tcp_if_include 10.80.0.0/24 --mca mpi_yield_when_idle 1
              --mca coll_tuned_use_dynamic_rules 1 -x LD_PRELOAD="$lib" "${env[@]}"
              "$bench" --sizes "$sizes" --algs 1,2,3,4,5,6 --warmup "$warmup" --max-time 20
              --iface "$("$netns" iface)" --label "$rate,$layout,$c" --csv "$tmp")
