@@ -29,7 +29,8 @@
 #
 #   scripts/bench-hier.sh [--layouts "2x1 2x2 2x4 4x2 2x8"] [--rate 1gbit]
 #                         [--sizes 64k,1M,4M,16M,64M] [--configs "..."]
-#                         [--out DIR] [--no-error] [--merge]
+#                         [--out DIR] [--no-error | --error-only] [--merge]
+# (--error-only: only the error measurement and the model, on the CSV already there)
 #
 # Writes DIR/bench-hier.csv (pmpi_bench rows, LABEL = link,layout,config),
 # bench-hier-error.csv, bench-hier.md and the model's CSV and PNGs
@@ -45,6 +46,7 @@ sizes=64k,1M,4M,16M,64M
 configs="flat-int8 slices-int8 leaders-int8 flat-int4 slices-int4 auto"
 out=verification/mpi-hier
 error=1
+error_only=0
 merge=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -54,6 +56,7 @@ while [ $# -gt 0 ]; do
     --configs) configs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-error) error=0; shift ;;
+    --error-only) error_only=1; shift ;;
     --merge) merge=1; shift ;;
     *) sed -n '2,34p' "$0"; exit 2 ;;
     esac
@@ -89,6 +92,7 @@ trap 'rm -f "$tmp" "$errf" "$tmp.err"; "$netns" down' EXIT
 echo "link,layout,config,nranks,bytes,method,iters,median_s,min_s,speedup_vs_plain,wire_bytes_per_rank,total_s,detail" >"$tmp"
 
 t_start=$SECONDS
+[ "$error_only" = 1 ] && layouts=""
 for layout in $layouts; do
     nodes=${layout%x*}
     per=${layout#*x}
@@ -140,9 +144,14 @@ with open(new, "w", newline="") as f:
     w.writerows(kept + rows_new)
 EOF
 fi
-chmod 644 "$tmp"
-mv "$tmp" "$csv"
-mv "$out/bench-hier-stats.txt.new" "$out/bench-hier-stats.txt"
+if [ "$error_only" = 0 ]; then
+    chmod 644 "$tmp"
+    mv "$tmp" "$csv"
+    { echo "# measured in $took s"; cat "$out/bench-hier-stats.txt.new"; } >"$out/bench-hier-stats.txt"
+    rm -f "$out/bench-hier-stats.txt.new"
+else
+    took=$(sed -n '1s/^# measured in \([0-9]*\) s$/\1/p' "$out/bench-hier-stats.txt")
+fi
 
 # ---- error of the reduced sum against P (shared memory: bytes do not
 # matter here, only the arithmetic) ----------------------------------------
@@ -156,21 +165,19 @@ if [ "$error" = 1 ]; then
             nodes=$np
             [ "$alg" = slices ] && nodes=2
             for mode in int8 int4; do
-                renv=()
-                if [ "$alg" = slices ]; then
-                    for ((r = 0; r < np; r++)); do
-                        renv+=(-np 1 -x NANGILA_NODE_ID=$((r * 2 / np)) "$check" sum --steps 8
-                               --sizes "$n" :)
-                    done
-                    unset 'renv[${#renv[@]}-1]'
-                else
-                    renv=(-np "$np" "$check" sum --steps 8 --sizes "$n")
-                fi
+                # Open MPI takes -x per application context: every rank's
+                # context carries the whole environment (slices: its node id).
+                xs=(-x LD_PRELOAD="$lib" -x PMPI_CHECK_VERBOSE=1 -x NANGILA_MODE="$mode"
+                    -x NANGILA_MIN_BYTES=0
+                    -x NANGILA_HIER="$([ "$alg" = flat ] && echo off || echo slices)")
+                ctx=()
+                for ((r = 0; r < np; r++)); do
+                    [ "$r" -gt 0 ] && ctx+=(:)
+                    ctx+=(-np 1 "${xs[@]}" -x NANGILA_NODE_ID=$((r * nodes / np))
+                          "$check" sum --steps 8 --sizes "$n")
+                done
                 mpirun --oversubscribe --bind-to none --mca btl self,vader \
-                    --mca mpi_yield_when_idle 1 -x LD_PRELOAD="$lib" -x PMPI_CHECK_VERBOSE=1 \
-                    -x NANGILA_MODE="$mode" -x NANGILA_MIN_BYTES=0 \
-                    -x NANGILA_HIER="$([ "$alg" = flat ] && echo off || echo slices)" \
-                    "${renv[@]}" 2>/dev/null |
+                    --mca mpi_yield_when_idle 1 "${ctx[@]}" 2>/dev/null |
                     grep '^n=' | "$py" -c '
 import re, sys
 rel = [float(re.search(r"rel_rms=(\S+)", l).group(1)) for l in sys.stdin]
