@@ -58,22 +58,21 @@
 #define HPC_Q_LIMIT ((int64_t)1 << 50)
 
 /* ---------------------------------------------------------------- bytes */
-/* Little-endian fields, LEB128 varints and zigzag: the common layer's
- * (ngl_byteorder.h, ngl_varint.h), under the names the codec files use. */
+/* Little-endian fields, LEB128 varints and zigzag are the common layer's
+ * (ngl_byteorder.h, ngl_varint.h): hpc/ calls them by their ngl_ names.
+ * These old names remain only for hpc_rans.{h,c} and twin/src/, which
+ * branch twin2 is editing; they go when that branch lands. */
 #define hpc_put_u16    ngl_wr_u16
 #define hpc_put_u32    ngl_wr_u32
 #define hpc_put_u64    ngl_wr_u64
-#define hpc_put_f32    ngl_wr_f32
 #define hpc_put_f64    ngl_wr_f64
 #define hpc_get_u16    ngl_rd_u16
 #define hpc_get_u32    ngl_rd_u32
-#define hpc_get_u64    ngl_rd_u64
-#define hpc_get_f32    ngl_rd_f32
 #define hpc_get_f64    ngl_rd_f64
 #define hpc_zigzag     ngl_zigzag
 #define hpc_unzigzag   ngl_unzigzag
-#define hpc_put_varint ngl_varint_put /* @return bytes written (at most 10) */
-#define hpc_get_varint ngl_varint_get /* @return 0, or -1 if malformed */
+#define hpc_put_varint ngl_varint_put
+#define hpc_get_varint ngl_varint_get
 
 /* --------------------------------------------------------- raw bit stream */
 /* Bits are appended LSB first, bytes in order. The writer keeps fewer than 32
@@ -108,7 +107,7 @@ static inline __attribute__((always_inline)) void hpc_bitw_put(hpc_bitw *w, uint
     w->nacc += n;
     if (w->nacc >= 32) { /* taken about once per 32 bits: predictable */
         assert(w->pos + 4 <= w->cap);
-        hpc_put_u32(w->buf + w->pos, (uint32_t)w->acc);
+        ngl_wr_u32(w->buf + w->pos, (uint32_t)w->acc);
         w->pos += 4;
         w->acc >>= 32;
         w->nacc -= 32;
