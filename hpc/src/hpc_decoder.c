@@ -12,22 +12,11 @@
 #include "hpc_decoder.h"
 
 #include <float.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #if defined(NGL_HAVE_ZSTD)
 #include <zstd.h>
 #endif
-
-ngl_status hpc_dec_fail(ngl_hpc_decoder *dec, ngl_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dec->err, sizeof(dec->err), fmt, ap);
-    va_end(ap);
-    return st;
-}
 
 ngl_status ngl_hpc_decoder_create(ngl_hpc_decoder **out)
 {
