@@ -266,7 +266,9 @@ void ngl_pmpi_summary_append(const char *fmt, ...)
 
 static void ctx_destroy(ngl_pmpi_comm *ctx)
 {
-    ngl_pmpi_async_stop(ctx); /* finishes the queued calls first */
+    if (ctx->worker_stop != NULL) {
+        ctx->worker_stop(ctx); /* finishes the queued calls first */
+    }
     ngl_pmpi_hier_destroy(ctx);
     if (ctx->eng != NULL) {
         char line[256];
@@ -315,7 +317,9 @@ static int ctx_delete_fn(MPI_Comm comm, int keyval, void *attr, void *extra)
     }
     ngl_pmpi_comm *ctx = attr;
     registry_remove(ctx);
-    ngl_pmpi_async_stop(ctx); /* its queued calls finish first */
+    if (ctx->worker_stop != NULL) {
+        ctx->worker_stop(ctx); /* its queued calls finish first */
+    }
     if (ctx->eng != NULL) {
         ngl_pmpi_stats_merge(ngl_engine_stats_of(ctx->eng));
         auto_summary_add(ctx);
