@@ -234,19 +234,14 @@ static unsigned gather(hpc_cage *g, uint64_t k, const double o[3])
     }
 #endif
     uint64_t cells[27];
-    const unsigned ncl = cage_stencil(g, o, cells);
+    const unsigned ncl = cage_gather_begin(g, o, cells);
     hpc_cage_nbs *nn = &g->nb_new, *no = &g->nb_old;
-    nn->m = 0;
-    no->m = 0;
     for (unsigned i = 0; i < ncl; i++) {
         const uint64_t c = cells[i];
         for (uint32_t s = g->nstart[c], e = s + g->ncount[c]; s < e; s++) {
             cage_keep(g, nn, o, g->nx[s], g->ny[s], g->nz[s]);
         }
-        for (uint32_t j = g->nover[c]; j != HPC_CAGE_END; j = g->nnext[j]) {
-            const double *p = g->npos + 3 * (size_t)j;
-            cage_keep(g, nn, o, p[0], p[1], p[2]);
-        }
+        cage_keep_overflow(g, o, c);
         for (uint32_t s = g->ostart[c], e = g->ostart[c + 1]; s < e; s++) {
             if (g->olater[s] > k) {
                 cage_keep(g, no, o, g->ox[s], g->oy[s], g->oz[s]);

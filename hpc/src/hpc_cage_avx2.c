@@ -80,19 +80,14 @@ unsigned hpc_cage_gather_avx2(hpc_cage *g, uint64_t k, const double o[3])
     c.kk = _mm_xor_si128(_mm_set1_epi32((int)(uint32_t)k), c.bias);
     c.lane = _mm_setr_epi32(0, 1, 2, 3);
     uint64_t cells[27];
-    const unsigned ncl = cage_stencil(g, o, cells);
+    const unsigned ncl = cage_gather_begin(g, o, cells);
     hpc_cage_nbs *nn = &g->nb_new, *no = &g->nb_old;
-    nn->m = 0;
-    no->m = 0;
     for (unsigned i = 0; i < ncl; i++) {
         const uint64_t cl = cells[i];
         const uint32_t ns = g->nstart[cl], os = g->ostart[cl];
         keep_run4(&c, nn, g->nx, g->ny, g->nz, NULL, ns, ns + g->ncount[cl]);
         keep_run4(&c, no, g->ox, g->oy, g->oz, g->olater, os, g->ostart[cl + 1]);
-        for (uint32_t j = g->nover[cl]; j != HPC_CAGE_END; j = g->nnext[j]) {
-            const double *p = g->npos + 3 * (size_t)j;
-            cage_keep(g, nn, o, p[0], p[1], p[2]);
-        }
+        cage_keep_overflow(g, o, cl);
     }
     return nn->m + no->m;
 }

@@ -86,6 +86,25 @@ static inline double cage_fixed(double x, double scale)
     return (x * scale + CAGE_ROUNDER) - CAGE_ROUNDER;
 }
 
+/* A gather's start: both sets of @p g emptied, the cells around @p o in
+ * @p cells. @return their count. */
+static inline unsigned cage_gather_begin(hpc_cage *g, const double o[3], uint64_t cells[27])
+{
+    g->nb_new.m = 0;
+    g->nb_old.m = 0;
+    return cage_stencil(g, o, cells);
+}
+
+/* This frame's atoms of cell @p c beyond its slab (the overflow list), one
+ * at a time: they are few. */
+static inline void cage_keep_overflow(hpc_cage *g, const double o[3], uint64_t c)
+{
+    for (uint32_t j = g->nover[c]; j != HPC_CAGE_END; j = g->nnext[j]) {
+        const double *p = g->npos + 3 * (size_t)j;
+        cage_keep(g, &g->nb_new, o, p[0], p[1], p[2]);
+    }
+}
+
 /* The cage of atom @p k around @p o, as gather() in hpc_cage.c: the same
  * neighbours with the same bits (their order in a set may differ). */
 unsigned hpc_cage_gather_avx2(hpc_cage *g, uint64_t k, const double o[3]);
