@@ -14,6 +14,7 @@
 #include "pmpi_internal.h"
 
 #include "ngl_env.h"
+#include "ngl_hash.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -376,12 +377,7 @@ void ngl_pmpi_comm_mark_skipped(MPI_Comm comm)
 
 static uint64_t fnv1a(const char *str)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *str; str++) {
-        h ^= (unsigned char)*str;
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    return ngl_fnv1a(NGL_FNV_INIT, str, strlen(str));
 }
 
 static const char *status_name(int st)
