@@ -298,6 +298,8 @@ static inline double energy_set(const hpc_cage *g, const double *W, const hpc_ca
     if (g->avx2) {
         return hpc_cage_energy_avx2(W, set, x, grad);
     }
+#else
+    (void)g;
 #endif
     return energy(W, set, x, grad);
 }
