@@ -228,24 +228,6 @@ void tu_pair_step(tu_pair *p, const void *src, void *dst)
 }
 
 /* ---- frame sections -------------------------------------------------- */
-uint32_t tu_rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-uint64_t tu_rd64(const uint8_t *p)
-{
-    return (uint64_t)tu_rd32(p) | ((uint64_t)tu_rd32(p + 4) << 32);
-}
-
-void tu_wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
 static int bit_get(const uint8_t *bits, uint64_t i)
 {
     return (bits[i >> 3] >> (i & 7u)) & 1u;
@@ -265,14 +247,14 @@ void tu_frame_parse_quant(const uint8_t *frame, size_t len, tu_frame *f)
     f->body_len = f->fi.payload_len;
     const uint8_t *b = f->body;
     assert_true(f->body_len >= 8);
-    f->n_exc = tu_rd32(b);
+    f->n_exc = ngl_rd_u32(b);
     f->exc_size = 4 + ds;
     size_t off = 8;
     const int topk = (f->fi.flags & 2u) != 0;
     if (topk) {
         assert_true(f->body_len >= off + 12);
-        f->k = tu_rd32(b + off);
-        f->idx_bytes = tu_rd32(b + off + 4);
+        f->k = ngl_rd_u32(b + off);
+        f->idx_bytes = ngl_rd_u32(b + off + 4);
         f->idx_fmt = b[off + 8];
         assert_int_equal(b[off + 9] | b[off + 10] | b[off + 11], 0);
         off += 12;
@@ -595,7 +577,7 @@ static void model_check_topk(tu_model *m, const tu_frame *f, const uint8_t *skip
                 maxabs = a;
             }
         }
-        const float scale = ngl_bits_f32(tu_rd32(f->scales + 4 * g));
+        const float scale = ngl_bits_f32(ngl_rd_u32(f->scales + 4 * g));
         const float want = model_scale(maxabs, m->qmax);
         if (ngl_f32_bits(scale) != ngl_f32_bits(want)) {
             fail_msg("Top-K group %llu: scale %a, expected %a", (unsigned long long)g,
@@ -623,7 +605,7 @@ static void model_check_dense(tu_model *m, const tu_frame *f, const uint8_t *ski
             }
         }
         assert_true(sent < f->nscales);
-        const float scale = ngl_bits_f32(tu_rd32(f->scales + 4 * sent));
+        const float scale = ngl_bits_f32(ngl_rd_u32(f->scales + 4 * sent));
         const float want = model_scale(maxabs, m->qmax);
         if (ngl_f32_bits(scale) != ngl_f32_bits(want)) {
             fail_msg("block %u: scale %a, expected %a (max |r| %a)", b, (double)scale, (double)want,
@@ -659,7 +641,7 @@ void tu_model_step(tu_model *m, const void *src, const uint8_t *frame, size_t le
     assert_int_equal((f.fi.flags & 2u) != 0, m->cfg.topk_fraction > 0.0);
     const uint32_t want_param =
         m->cfg.predictor == NGL_PRED_MOMENTUM ? ngl_f32_bits(m->cfg.momentum_beta) : 0u;
-    assert_int_equal(tu_rd32(f.body + 4), want_param);
+    assert_int_equal(ngl_rd_u32(f.body + 4), want_param);
 
     /* inputs and error-feedback targets */
     for (uint64_t i = 0; i < n; i++) {
@@ -759,11 +741,11 @@ void tu_model_step(tu_model *m, const void *src, const uint8_t *frame, size_t le
                          (unsigned long long)i, f.n_exc);
             }
             const uint8_t *ent = f.exc + e * f.exc_size;
-            if (tu_rd32(ent) != i) {
+            if (ngl_rd_u32(ent) != i) {
                 fail_msg("exception %llu is element %u, expected %llu", (unsigned long long)e,
-                         tu_rd32(ent), (unsigned long long)i);
+                         ngl_rd_u32(ent), (unsigned long long)i);
             }
-            uint64_t bits = ds == 2 ? (uint64_t)(ent[4] | (ent[5] << 8)) : tu_rd32(ent + 4);
+            uint64_t bits = ds == 2 ? (uint64_t)(ent[4] | (ent[5] << 8)) : ngl_rd_u32(ent + 4);
             assert_true(bits == tu_elem_bits(src, dt, (size_t)i));
             e++;
         }

@@ -20,6 +20,8 @@
 #ifndef NGL_TESTUTIL_H
 #define NGL_TESTUTIL_H
 
+#include "ngl_byteorder.h" /* frame fields: ngl_rd_u32() and friends */
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,9 +104,6 @@ void tu_frame_parse_quant(const uint8_t *frame, size_t len, tu_frame *f);
 /* Decode the Top-K index section into @p out (k entries); asserts it is
  * well formed and strictly increasing. */
 void tu_frame_topk_indices(const tu_frame *f, uint64_t count, uint32_t *out);
-uint32_t tu_rd32(const uint8_t *p);
-uint64_t tu_rd64(const uint8_t *p);
-void tu_wr32(uint8_t *p, uint32_t v);
 
 /* ---- spec model of an INT8/INT4 stream ------------------------------- */
 typedef struct tu_model {

@@ -167,7 +167,7 @@ static void fr_reseal(uint8_t *frame, size_t len)
 {
     uint32_t c = ngl_crc32c(0, frame, 44);
     c = ngl_crc32c(c, frame + NGL_FRAME_HEADER_SIZE, len - NGL_FRAME_HEADER_SIZE);
-    tu_wr32(frame + 44, c);
+    ngl_wr_u32(frame + 44, c);
 }
 
 typedef struct fr_counts {

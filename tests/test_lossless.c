@@ -91,7 +91,7 @@ static ll_stats ll_compare(ngl_stream_config c, ngl_lossless lossless, ll_input 
             assert_memory_equal(payload, plain.frame + NGL_FRAME_HEADER_SIZE, fp.payload_len);
         } else {
             assert_int_equal(backend, want_backend);
-            assert_int_equal(tu_rd32(payload), fp.payload_len);
+            assert_int_equal(ngl_rd_u32(payload), fp.payload_len);
             assert_true(fk.payload_len < fp.payload_len); /* kept only when it saves */
             assert_int_equal(ngl_backend_decompress(&ctx, backend, payload + 4, fk.payload_len - 4,
                                                     body, fp.payload_len),
@@ -350,7 +350,7 @@ static void test_lossless_unknown_backend_in_frame(void **state)
         p.frame[8] = (uint8_t)((p.frame[8] & ~0x18u) | (backend << 3));
         uint32_t crc = ngl_crc32c(0, p.frame, 44);
         crc = ngl_crc32c(crc, p.frame + 48, len - 48);
-        tu_wr32(p.frame + 44, crc);
+        ngl_wr_u32(p.frame + 44, crc);
         const ngl_status st = ngl_decoder_decode(p.dec, p.frame, len, y, 0);
         if (backend == 3) {
             assert_int_equal(st, NGL_ERR_BAD_FLAGS);

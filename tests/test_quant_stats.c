@@ -336,7 +336,7 @@ static burst_result burst_stream(const ngl_stream_config *c, int with_burst, int
         tu_frame fr;
         tu_frame_parse_quant(p.frame, p.len, &fr);
         for (uint64_t g = 0; g < fr.nscales; g++) {
-            assert_true(isfinite(ngl_bits_f32(tu_rd32(fr.scales + 4 * g))));
+            assert_true(isfinite(ngl_bits_f32(ngl_rd_u32(fr.scales + 4 * g))));
         }
         out.exceptions += fr.n_exc;
         for (uint64_t i = 0; i < n; i++) {

@@ -2,16 +2,13 @@
 /*
  * crc32c.c -- CRC32C (Castagnoli, polynomial 0x82F63B78 reflected), the
  * frame checksum. A slicing-by-8 table version is the portable reference;
- * on x86 with SSE4.2 the crc32 instruction computes the same function.
+ * on x86 with SSE4.2 the crc32 instruction computes the same function
+ * (crc32c_sse42.c, its own static library built with -msse4.2).
  * "123456789" -> 0xE3069283 (the standard check value).
  */
 #include "ngl_internal.h"
 
 #include <pthread.h>
-
-#if defined(__x86_64__)
-#include <nmmintrin.h>
-#endif
 
 static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
@@ -57,40 +54,17 @@ static uint32_t crc32c_sw(uint32_t c, const uint8_t *p, size_t len)
     return c;
 }
 
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t c, const uint8_t *p,
-                                                            size_t len)
-{
-    uint64_t c64 = c;
-    while (len && ((uintptr_t)p & 7u)) {
-        c64 = _mm_crc32_u8((uint32_t)c64, *p++);
-        len--;
-    }
-    while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c64 = _mm_crc32_u64(c64, v);
-        p += 8;
-        len -= 8;
-    }
-    while (len--) {
-        c64 = _mm_crc32_u8((uint32_t)c64, *p++);
-    }
-    return (uint32_t)c64;
-}
-#endif
-
 uint32_t ngl_crc32c(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t *p = (const uint8_t *)data;
     uint32_t c = ~crc;
-#if defined(__x86_64__)
+#if defined(NGL_HAVE_SSE42)
     static int have_hw = -1;
     if (have_hw < 0) {
         have_hw = ngl_cpu_has(NGL_CPU_SSE42);
     }
     if (have_hw) {
-        return ~crc32c_hw(c, p, len);
+        return ~ngl_crc32c_sse42(c, p, len);
     }
 #endif
     pthread_once(&crc_once, crc_table_init);

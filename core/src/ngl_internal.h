@@ -36,6 +36,13 @@ NGL_HIDDEN void ngl_log(ngl_log_level level, const char *fmt, ...)
 #define NGL_LOG_WARN_(...)  ngl_log(NGL_LOG_WARN, __VA_ARGS__)
 #define NGL_LOG_DEBUG_(...) ngl_log(NGL_LOG_DEBUG, __VA_ARGS__)
 
+/* ---- CRC32C ------------------------------------------------------------ */
+/* With SSE4.2's crc32 instruction (crc32c_sse42.c, its own static library
+ * built with -msse4.2; NGL_HAVE_SSE42 where it is): the table version's
+ * function, on the inverted running value. Call only where
+ * ngl_cpu_has(NGL_CPU_SSE42). */
+NGL_HIDDEN uint32_t ngl_crc32c_sse42(uint32_t c, const uint8_t *p, size_t len);
+
 /* ---- CPU features: what each kernel variant needs (common's ngl_cpu.h) */
 #define NGL_CPU_NEEDS_AVX2 (NGL_CPU_AVX2 | NGL_CPU_F16C)
 #define NGL_CPU_NEEDS_AVX512                                                                       \

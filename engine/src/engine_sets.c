@@ -11,7 +11,6 @@
  */
 #include "ngl_engine.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,19 +35,6 @@ struct ngl_engine {
     ngl_engine_stats stats;
     ngl_auto *autom; /* NANGILA_MODE=auto decisions */
 };
-
-void ngl_engine_logf(const ngl_engine_config *cfg, ngl_log_level level, const char *fmt, ...)
-{
-    if (cfg->log == NULL || level > cfg->codec.log_level) {
-        return;
-    }
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    cfg->log(cfg->log_user, level, msg);
-}
 
 #define elog(e, ...) ngl_engine_logf(&(e)->cfg, __VA_ARGS__)
 

@@ -11,23 +11,16 @@
  * need only agree on the neighbour set. That leaves the grids free to be laid
  * out for speed.
  */
-#include "hpc_cage.h"
+#include "hpc_cage_isa.h" /* hpc_cage.h, the helpers the AVX2 kernels share */
 
-#include "hpc_force.h" /* the cell grid helpers */
-#include "hpc_lean.h"  /* hpc_lean_kernel_available(): the CPU's vector units */
+#include "ngl_cpu.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define CAGE_HAVE_AVX2 1
-#endif
-
 /* Descent constants, in units of the table range rc (FORMAT.md §6.8). */
 #define CAGE_STEP_CAP 0.05   /* largest move per step */
 #define CAGE_MAX_DISP 0.3    /* farthest the descent may go */
-#define CAGE_REACH    1.3    /* neighbours kept: within rc + CAGE_MAX_DISP */
 #define CAGE_STEP0    0.0016 /* first gradient step */
 #define CAGE_GROW     1.2    /* step after an accepted move */
 #define CAGE_SHRINK   0.5    /* step after a rejected one */
@@ -36,9 +29,12 @@
 #define CAGE_MIN_PAIRS  8u  /* pairs a table bin needs to be estimated */
 #define CAGE_CORE_SLOPE 2.0 /* energy rise per bin inside the unvisited core */
 
-#define E_SCALE 0x1p30   /* fixed-point grain of the per-pair energy */
-#define G_SCALE 0x1p20   /* ... and of the per-pair gradient */
-#define ROUNDER 0x1.8p52 /* (x + ROUNDER) - ROUNDER rounds |x| < 2^51 to an integer */
+static inline uint64_t cage_cell_of(const hpc_cage *g, const double x[3])
+{
+    int64_t ix = cage_cell_coord(g, 0, x[0]), iy = cage_cell_coord(g, 1, x[1]),
+            iz = cage_cell_coord(g, 2, x[2]);
+    return (uint64_t)((iz * g->nc[1] + iy) * g->nc[0] + ix);
+}
 
 static int cage_simd_off; /* test hook: hpc_cage_use_simd(0) */
 
@@ -98,51 +94,6 @@ static int grow_all(size_t *cap, size_t want, void **a, size_t ea, void **b, siz
     return 0;
 }
 
-static inline int64_t cell_coord(const hpc_cage *g, int a, double x)
-{
-    return hpc_cell_index(x, g->lo[a], g->inv_w[a], g->nc[a], g->per[a]);
-}
-
-static inline uint64_t cell_of(const hpc_cage *g, const double x[3])
-{
-    int64_t ix = cell_coord(g, 0, x[0]), iy = cell_coord(g, 1, x[1]), iz = cell_coord(g, 2, x[2]);
-    return (uint64_t)((iz * g->nc[1] + iy) * g->nc[0] + ix);
-}
-
-/* x_j - x_i along axis a, minimum image on periodic axes for positions within
- * half a box of it (wrapped coordinates: all of them but atoms far outside
- * the box, whose prediction is merely worse). No division: this runs for
- * every candidate neighbour. */
-static inline double rel_axis(const hpc_cage *g, int a, double d)
-{
-    if (g->per[a]) {
-        if (d > g->half[a]) {
-            d -= g->len[a];
-        } else if (d < -g->half[a]) {
-            d += g->len[a];
-        }
-    }
-    return d;
-}
-
-/* The 27 cells around @p o (fewer on free axes at the edge), in @p cells. */
-static unsigned stencil(const hpc_cage *g, const double o[3], uint64_t cells[27])
-{
-    const int64_t c0[3] = {cell_coord(g, 0, o[0]), cell_coord(g, 1, o[1]), cell_coord(g, 2, o[2])};
-    unsigned nc = 0;
-    for (int dz = -1; dz <= 1; dz++) {
-        for (int dy = -1; dy <= 1; dy++) {
-            for (int dx = -1; dx <= 1; dx++) {
-                const int64_t c = hpc_cell_neighbour(g->nc, g->per, c0, dx, dy, dz);
-                if (c >= 0) {
-                    cells[nc++] = (uint64_t)c;
-                }
-            }
-        }
-    }
-    return nc;
-}
-
 ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const double hi[3],
                           const int per[3], const double *pos, const uint8_t *valid, uint64_t nprev,
                           const uint32_t *pmap, uint64_t n)
@@ -152,7 +103,11 @@ ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const dou
     }
     g->rc = sqrt(rc2);
     g->inv_rc = 1.0 / g->rc;
-    g->avx2 = !cage_simd_off && hpc_lean_kernel_available(HPC_LEAN_AVX2);
+#if defined(HPC_HAVE_AVX2)
+    g->avx2 = !cage_simd_off && ngl_cpu_has(NGL_CPU_AVX2);
+#else
+    g->avx2 = 0;
+#endif
     const double rg = g->rc * CAGE_REACH;
     for (int a = 0; a < 3; a++) {
         double len = hi[a] - lo[a];
@@ -204,7 +159,7 @@ ngl_status hpc_cage_begin(hpc_cage *g, double rc2, const double lo[3], const dou
     for (uint64_t i = 0; i < nprev; i++) {
         uint32_t c = HPC_CAGE_END;
         if (valid[i] && later[i] != HPC_CAGE_END) {
-            c = (uint32_t)cell_of(g, pos + 3 * i);
+            c = (uint32_t)cage_cell_of(g, pos + 3 * i);
             g->ostart[c + 1]++;
         }
         g->ocell[i] = c;
@@ -251,7 +206,7 @@ void hpc_cage_reset_new(hpc_cage *g)
 
 void hpc_cage_insert(hpc_cage *g, uint64_t k, const double x[3])
 {
-    const uint64_t c = cell_of(g, x);
+    const uint64_t c = cage_cell_of(g, x);
     const uint32_t room = g->ostart[c + 1] - g->ostart[c] + CAGE_SLACK;
     if (g->ncount[c] < room) {
         const uint32_t s = g->nstart[c] + g->ncount[c]++;
@@ -268,159 +223,38 @@ void hpc_cage_insert(hpc_cage *g, uint64_t k, const double x[3])
     }
 }
 
-/* Keep neighbour y of the atom at o in @p set if within reach; counts past
- * the buffer so that the caller can tell. */
-static inline void keep(const hpc_cage *g, hpc_cage_nbs *set, const double o[3], double yx,
-                        double yy, double yz)
-{
-    double dx = rel_axis(g, 0, yx - o[0]) * g->inv_rc;
-    double dy = rel_axis(g, 1, yy - o[1]) * g->inv_rc;
-    double dz = rel_axis(g, 2, yz - o[2]) * g->inv_rc;
-    if (dx * dx + dy * dy + dz * dz < CAGE_REACH * CAGE_REACH) {
-        const unsigned m = set->m;
-        if (m < HPC_CAGE_MAX_NB - 4) {
-            set->x[m] = dx;
-            set->y[m] = dy;
-            set->z[m] = dz;
-        }
-        set->m = m + 1;
-    }
-}
-
-#if defined(CAGE_HAVE_AVX2)
-/* gather() four candidates at a time: the same operations per candidate as
- * keep(), so the same neighbours with the same bits; their order in a set
- * does not matter (the energy's sums are exact). Runs are read in whole
- * vectors (the arrays have 4 spare elements) with the lanes past the end
- * masked off. */
-typedef struct keep4 {
-    __m256d org[3], half[3], nhalf[3], len[3], inv, reach2;
-    __m128i bias, kk, lane;
-} keep4;
-
-__attribute__((target("avx2"))) static inline void
-keep_run4(const keep4 *c, hpc_cage_nbs *set, const double *xs, const double *ys, const double *zs,
-          const uint32_t *later, uint32_t s, uint32_t e)
-{
-    const double *src[3] = {xs, ys, zs};
-    for (; s < e; s += 4) {
-        __m256d u[3];
-        for (int a = 0; a < 3; a++) {
-            __m256d d = _mm256_sub_pd(_mm256_loadu_pd(src[a] + s), c->org[a]);
-            __m256d hi = _mm256_cmp_pd(d, c->half[a], _CMP_GT_OQ);
-            __m256d lo = _mm256_cmp_pd(d, c->nhalf[a], _CMP_LT_OQ);
-            d = _mm256_blendv_pd(_mm256_blendv_pd(d, _mm256_add_pd(d, c->len[a]), lo),
-                                 _mm256_sub_pd(d, c->len[a]), hi);
-            u[a] = _mm256_mul_pd(d, c->inv);
-        }
-        __m256d r2 =
-            _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(u[0], u[0]), _mm256_mul_pd(u[1], u[1])),
-                          _mm256_mul_pd(u[2], u[2]));
-        /* lanes s + l < e (signed compare of small counts) */
-        __m128i ok = _mm_cmpgt_epi32(_mm_set1_epi32((int)(e - s)), c->lane);
-        if (later != NULL) { /* unsigned later > k */
-            __m128i lt = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(later + s)), c->bias);
-            ok = _mm_and_si128(ok, _mm_cmpgt_epi32(lt, c->kk));
-        }
-        __m256d in = _mm256_and_pd(_mm256_cmp_pd(r2, c->reach2, _CMP_LT_OQ),
-                                   _mm256_castsi256_pd(_mm256_cvtepi32_epi64(ok)));
-        unsigned bits = (unsigned)_mm256_movemask_pd(in);
-        if (bits == 0) {
-            continue;
-        }
-        double lx[4], ly[4], lz[4];
-        _mm256_storeu_pd(lx, u[0]);
-        _mm256_storeu_pd(ly, u[1]);
-        _mm256_storeu_pd(lz, u[2]);
-        for (; bits; bits &= bits - 1) {
-            const unsigned l = (unsigned)__builtin_ctz(bits), m = set->m;
-            if (m < HPC_CAGE_MAX_NB - 4) {
-                set->x[m] = lx[l];
-                set->y[m] = ly[l];
-                set->z[m] = lz[l];
-            }
-            set->m = m + 1;
-        }
-    }
-}
-
-__attribute__((target("avx2"))) static unsigned gather_avx2(hpc_cage *g, uint64_t k,
-                                                            const double o[3])
-{
-    keep4 c;
-    for (int a = 0; a < 3; a++) {
-        c.org[a] = _mm256_set1_pd(o[a]);
-        /* a free axis: nothing is ever beyond +-inf */
-        c.half[a] = _mm256_set1_pd(g->per[a] ? g->half[a] : INFINITY);
-        c.nhalf[a] = _mm256_set1_pd(g->per[a] ? -g->half[a] : -INFINITY);
-        c.len[a] = _mm256_set1_pd(g->per[a] ? g->len[a] : 0.0);
-    }
-    c.inv = _mm256_set1_pd(g->inv_rc);
-    c.reach2 = _mm256_set1_pd(CAGE_REACH * CAGE_REACH);
-    c.bias = _mm_set1_epi32((int)0x80000000u);
-    c.kk = _mm_xor_si128(_mm_set1_epi32((int)(uint32_t)k), c.bias);
-    c.lane = _mm_setr_epi32(0, 1, 2, 3);
-    uint64_t cells[27];
-    const unsigned ncl = stencil(g, o, cells);
-    hpc_cage_nbs *nn = &g->nb_new, *no = &g->nb_old;
-    nn->m = 0;
-    no->m = 0;
-    for (unsigned i = 0; i < ncl; i++) {
-        const uint64_t cl = cells[i];
-        const uint32_t ns = g->nstart[cl], os = g->ostart[cl];
-        keep_run4(&c, nn, g->nx, g->ny, g->nz, NULL, ns, ns + g->ncount[cl]);
-        keep_run4(&c, no, g->ox, g->oy, g->oz, g->olater, os, g->ostart[cl + 1]);
-        for (uint32_t j = g->nover[cl]; j != HPC_CAGE_END; j = g->nnext[j]) {
-            const double *p = g->npos + 3 * (size_t)j;
-            keep(g, nn, o, p[0], p[1], p[2]);
-        }
-    }
-    return nn->m + no->m;
-}
-#endif
-
 /* The cage of atom k around o, relative to o in units of rc: this frame's
  * inserted atoms (g->nb_new) and the previous atoms that come after k
  * (g->nb_old). @return the total count (possibly beyond the buffers). */
 static unsigned gather(hpc_cage *g, uint64_t k, const double o[3])
 {
-#if defined(CAGE_HAVE_AVX2)
+#if defined(HPC_HAVE_AVX2)
     if (g->avx2) {
-        return gather_avx2(g, k, o);
+        return hpc_cage_gather_avx2(g, k, o);
     }
 #endif
     uint64_t cells[27];
-    const unsigned ncl = stencil(g, o, cells);
+    const unsigned ncl = cage_gather_begin(g, o, cells);
     hpc_cage_nbs *nn = &g->nb_new, *no = &g->nb_old;
-    nn->m = 0;
-    no->m = 0;
     for (unsigned i = 0; i < ncl; i++) {
         const uint64_t c = cells[i];
         for (uint32_t s = g->nstart[c], e = s + g->ncount[c]; s < e; s++) {
-            keep(g, nn, o, g->nx[s], g->ny[s], g->nz[s]);
+            cage_keep(g, nn, o, g->nx[s], g->ny[s], g->nz[s]);
         }
-        for (uint32_t j = g->nover[c]; j != HPC_CAGE_END; j = g->nnext[j]) {
-            const double *p = g->npos + 3 * (size_t)j;
-            keep(g, nn, o, p[0], p[1], p[2]);
-        }
+        cage_keep_overflow(g, o, c);
         for (uint32_t s = g->ostart[c], e = g->ostart[c + 1]; s < e; s++) {
             if (g->olater[s] > k) {
-                keep(g, no, o, g->ox[s], g->oy[s], g->oz[s]);
+                cage_keep(g, no, o, g->ox[s], g->oy[s], g->oz[s]);
             }
         }
     }
     return nn->m + no->m;
 }
 
-static inline double fixed(double x, double scale)
-{
-    return (x * scale + ROUNDER) - ROUNDER;
-}
-
 /*
  * Energy of the atom at displacement x (units of rc) from its old position,
  * and its gradient, over the m neighbours (m a multiple of 4; the padding
- * sits far away), in fixed point (E_SCALE, G_SCALE units). Pairs beyond rc
+ * sits far away), in fixed point (CAGE_E_SCALE, CAGE_G_SCALE units). Pairs beyond rc
  * count zero (a select, not a branch: about half of the neighbours are).
  */
 static inline double energy(const double *W, const hpc_cage_nbs *set, const double x[3],
@@ -440,65 +274,17 @@ static inline double energy(const double *W, const hpc_cage_nbs *set, const doub
             double w0 = W[i], dw = W[i + 1] - W[i];
             double ev = (w0 + (t - (double)i) * dw) * in;
             double sv = (2.0 * (double)HPC_CAGE_KNOTS * dw) * in;
-            e[l] += fixed(ev, E_SCALE);
-            gx[l] += fixed(sv * dx, G_SCALE);
-            gy[l] += fixed(sv * dy, G_SCALE);
-            gz[l] += fixed(sv * dz, G_SCALE);
+            e[l] += cage_fixed(ev, CAGE_E_SCALE);
+            gx[l] += cage_fixed(sv * dx, CAGE_G_SCALE);
+            gy[l] += cage_fixed(sv * dy, CAGE_G_SCALE);
+            gz[l] += cage_fixed(sv * dz, CAGE_G_SCALE);
         }
     }
-    grad[0] = ((gx[0] + gx[1]) + (gx[2] + gx[3])) * (1.0 / G_SCALE);
-    grad[1] = ((gy[0] + gy[1]) + (gy[2] + gy[3])) * (1.0 / G_SCALE);
-    grad[2] = ((gz[0] + gz[1]) + (gz[2] + gz[3])) * (1.0 / G_SCALE);
+    grad[0] = ((gx[0] + gx[1]) + (gx[2] + gx[3])) * (1.0 / CAGE_G_SCALE);
+    grad[1] = ((gy[0] + gy[1]) + (gy[2] + gy[3])) * (1.0 / CAGE_G_SCALE);
+    grad[2] = ((gz[0] + gz[1]) + (gz[2] + gz[3])) * (1.0 / CAGE_G_SCALE);
     return (e[0] + e[1]) + (e[2] + e[3]);
 }
-
-#if defined(CAGE_HAVE_AVX2)
-/* energy() four pairs at a time: the same operations per pair, and the sums
- * are exact, so the result is identical (test_hpc_cage checks it). */
-__attribute__((target("avx2"))) static double energy_avx2(const double *W, const hpc_cage_nbs *set,
-                                                          const double x[3], double grad[3])
-{
-    const unsigned m = set->m;
-    const __m256d X = _mm256_set1_pd(x[0]), Y = _mm256_set1_pd(x[1]), Z = _mm256_set1_pd(x[2]);
-    const __m256d one = _mm256_set1_pd(1.0), kn = _mm256_set1_pd((double)HPC_CAGE_KNOTS);
-    const __m256d sk = _mm256_set1_pd(2.0 * (double)HPC_CAGE_KNOTS);
-    const __m256d es = _mm256_set1_pd(E_SCALE), gs = _mm256_set1_pd(G_SCALE);
-    const __m256d rnd = _mm256_set1_pd(ROUNDER);
-    __m256d e = _mm256_setzero_pd(), gx = e, gy = e, gz = e;
-    for (unsigned j = 0; j < m; j += 4) {
-        __m256d dx = _mm256_sub_pd(X, _mm256_loadu_pd(set->x + j));
-        __m256d dy = _mm256_sub_pd(Y, _mm256_loadu_pd(set->y + j));
-        __m256d dz = _mm256_sub_pd(Z, _mm256_loadu_pd(set->z + j));
-        __m256d r2 = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(dx, dx), _mm256_mul_pd(dy, dy)),
-                                   _mm256_mul_pd(dz, dz));
-        __m256d in = _mm256_and_pd(_mm256_cmp_pd(r2, one, _CMP_LT_OQ), one);
-        __m256d t = _mm256_mul_pd(_mm256_mul_pd(r2, in), kn);
-        __m128i i = _mm256_cvttpd_epi32(t);
-        i = _mm_sub_epi32(i, _mm_srai_epi32(i, 6));
-        __m256d w0 = _mm256_i32gather_pd(W, i, 8);
-        __m256d w1 = _mm256_i32gather_pd(W + 1, i, 8);
-        __m256d dw = _mm256_sub_pd(w1, w0);
-        __m256d ev = _mm256_mul_pd(
-            _mm256_add_pd(w0, _mm256_mul_pd(_mm256_sub_pd(t, _mm256_cvtepi32_pd(i)), dw)), in);
-        __m256d sv = _mm256_mul_pd(_mm256_mul_pd(sk, dw), in);
-#define CAGE_FIXED(v, s) _mm256_sub_pd(_mm256_add_pd(_mm256_mul_pd((v), (s)), rnd), rnd)
-        e = _mm256_add_pd(e, CAGE_FIXED(ev, es));
-        gx = _mm256_add_pd(gx, CAGE_FIXED(_mm256_mul_pd(sv, dx), gs));
-        gy = _mm256_add_pd(gy, CAGE_FIXED(_mm256_mul_pd(sv, dy), gs));
-        gz = _mm256_add_pd(gz, CAGE_FIXED(_mm256_mul_pd(sv, dz), gs));
-#undef CAGE_FIXED
-    }
-    double le[4], lx[4], ly[4], lz[4];
-    _mm256_storeu_pd(le, e);
-    _mm256_storeu_pd(lx, gx);
-    _mm256_storeu_pd(ly, gy);
-    _mm256_storeu_pd(lz, gz);
-    grad[0] = ((lx[0] + lx[1]) + (lx[2] + lx[3])) * (1.0 / G_SCALE);
-    grad[1] = ((ly[0] + ly[1]) + (ly[2] + ly[3])) * (1.0 / G_SCALE);
-    grad[2] = ((lz[0] + lz[1]) + (lz[2] + lz[3])) * (1.0 / G_SCALE);
-    return (le[0] + le[1]) + (le[2] + le[3]);
-}
-#endif
 
 void hpc_cage_use_simd(int on)
 {
@@ -508,10 +294,12 @@ void hpc_cage_use_simd(int on)
 static inline double energy_set(const hpc_cage *g, const double *W, const hpc_cage_nbs *set,
                                 const double x[3], double grad[3])
 {
-#if defined(CAGE_HAVE_AVX2)
+#if defined(HPC_HAVE_AVX2)
     if (g->avx2) {
-        return energy_avx2(W, set, x, grad);
+        return hpc_cage_energy_avx2(W, set, x, grad);
     }
+#else
+    (void)g;
 #endif
     return energy(W, set, x, grad);
 }
@@ -598,16 +386,16 @@ static void count_pairs(const hpc_cage *g, const double o[3], uint32_t skip_late
                         uint32_t skip_slot, uint64_t h[HPC_CAGE_KNOTS])
 {
     uint64_t cells[27];
-    const unsigned ncl = stencil(g, o, cells);
+    const unsigned ncl = cage_stencil(g, o, cells);
     for (unsigned ci = 0; ci < ncl; ci++) {
         const uint64_t c = cells[ci];
         for (uint32_t s = g->ostart[c], e = g->ostart[c + 1]; s < e; s++) {
             if (s == skip_slot || g->olater[s] == skip_later) {
                 continue;
             }
-            double dx = rel_axis(g, 0, g->ox[s] - o[0]) * g->inv_rc;
-            double dy = rel_axis(g, 1, g->oy[s] - o[1]) * g->inv_rc;
-            double dz = rel_axis(g, 2, g->oz[s] - o[2]) * g->inv_rc;
+            double dx = cage_rel_axis(g, 0, g->ox[s] - o[0]) * g->inv_rc;
+            double dy = cage_rel_axis(g, 1, g->oy[s] - o[1]) * g->inv_rc;
+            double dz = cage_rel_axis(g, 2, g->oz[s] - o[2]) * g->inv_rc;
             double r2 = dx * dx + dy * dy + dz * dz;
             if (r2 < 1.0) {
                 unsigned b = (unsigned)(r2 * HPC_CAGE_KNOTS);

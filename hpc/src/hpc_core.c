@@ -279,10 +279,10 @@ uint32_t hpc_values_crc(const void *vals, uint64_t nvals, ngl_hpc_dtype dt)
     uint8_t b[8];
     for (uint64_t i = 0; i < nvals; i++) {
         if (dt == NGL_HPC_F32) {
-            hpc_put_f32(b, ((const float *)vals)[i]);
+            ngl_wr_f32(b, ((const float *)vals)[i]);
             crc = ngl_crc32c(crc, b, 4);
         } else {
-            hpc_put_f64(b, ((const double *)vals)[i]);
+            ngl_wr_f64(b, ((const double *)vals)[i]);
             crc = ngl_crc32c(crc, b, 8);
         }
     }

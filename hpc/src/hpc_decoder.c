@@ -12,22 +12,11 @@
 #include "hpc_decoder.h"
 
 #include <float.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #if defined(NGL_HAVE_ZSTD)
 #include <zstd.h>
 #endif
-
-ngl_status hpc_dec_fail(ngl_hpc_decoder *dec, ngl_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dec->err, sizeof(dec->err), fmt, ap);
-    va_end(ap);
-    return st;
-}
 
 ngl_status ngl_hpc_decoder_create(ngl_hpc_decoder **out)
 {
@@ -122,7 +111,7 @@ ngl_status ngl_hpc_record_size(const void *src, size_t src_len, size_t *rec_len)
         (p[3] != HPC_REC_STREAM && p[3] != HPC_REC_FRAME)) {
         return NGL_ERR_BAD_MAGIC;
     }
-    uint32_t len = hpc_get_u32(p + 4);
+    uint32_t len = ngl_rd_u32(p + 4);
     if (len > HPC_REC_MAX_PAYLOAD) {
         return NGL_ERR_BAD_LENGTH;
     }
@@ -157,10 +146,10 @@ static ngl_status decode_stream_header(ngl_hpc_decoder *dec, const uint8_t *p, s
     if (p[2] > NGL_HPC_LEVEL_BEST) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "unknown level %u", p[2]);
     }
-    if ((p[3] & ~3u) || hpc_get_u32(p + 4) != 0) {
+    if ((p[3] & ~3u) || ngl_rd_u32(p + 4) != 0) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "reserved stream-header bits set");
     }
-    double eps = hpc_get_f64(p + 8), step = hpc_get_f64(p + 16), rel = hpc_get_f64(p + 24);
+    double eps = ngl_rd_f64(p + 8), step = ngl_rd_f64(p + 16), rel = ngl_rd_f64(p + 24);
     int lossless = (p[3] & 2u) != 0;
     if (!(rel >= 0) || !isfinite(rel) || ((p[3] & 1u) != 0) != (rel > 0)) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_SCALE, "bad rel %g", rel);
@@ -233,13 +222,13 @@ static ngl_status decode_ids(ngl_hpc_decoder *dec, const uint8_t *b, size_t len,
     int64_t lastpp = -1, lastnew = 0;
     for (uint64_t k = 0; k < n; k++) {
         uint64_t z;
-        if (hpc_get_varint(b, len, &pos, &z) != 0) {
+        if (ngl_varint_get(b, len, &pos, &z) != 0) {
             return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX, "ids: bad varint at atom %llu",
                                 (unsigned long long)k);
         }
         int64_t id;
         if (b[k / 8] & (1u << (k % 8))) {
-            id = hpc_wadd(lastnew, hpc_unzigzag(z));
+            id = hpc_wadd(lastnew, ngl_unzigzag(z));
             lastnew = id;
             if (c->frame > 0 && hpc_idmap_find(&c->prev_map, id) != HPC_NONE) {
                 return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX,
@@ -247,7 +236,7 @@ static ngl_status decode_ids(ngl_hpc_decoder *dec, const uint8_t *b, size_t len,
             }
             c->pmap[k] = HPC_NONE;
         } else {
-            int64_t pp = hpc_wadd(lastpp + 1, hpc_unzigzag(z));
+            int64_t pp = hpc_wadd(lastpp + 1, ngl_unzigzag(z));
             if (pp < 0 || (uint64_t)pp >= c->n || c->stamp[pp] == c->stamp_gen) {
                 return hpc_dec_fail(dec, NGL_ERR_BAD_INDEX, "ids: bad reference %lld at atom %llu",
                                     (long long)pp, (unsigned long long)k);
@@ -293,15 +282,15 @@ static ngl_status parse_fixed(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     if (!rd_need(r, 16)) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "frame record too short");
     }
-    fi->index = hpc_get_u64(pay);
-    fi->n = hpc_get_u32(pay + 8);
+    fi->index = ngl_rd_u64(pay);
+    fi->n = ngl_rd_u32(pay + 8);
     const unsigned flags = fi->flags = pay[12];
     const uint64_t n = fi->n;
     if (fi->index != c->frame) {
         return hpc_dec_fail(dec, NGL_ERR_STEP_MISMATCH, "frame %llu where %llu was expected",
                             (unsigned long long)fi->index, (unsigned long long)c->frame);
     }
-    if ((flags & ~HPC_FF_KNOWN) || pay[13] != 0 || hpc_get_u16(pay + 14) != 0) {
+    if ((flags & ~HPC_FF_KNOWN) || pay[13] != 0 || ngl_rd_u16(pay + 14) != 0) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_FLAGS, "unknown frame flags 0x%02x", flags);
     }
     if (n > NGL_HPC_MAX_ATOMS) {
@@ -335,8 +324,8 @@ static ngl_status parse_fixed(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
         return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "box truncated");
     }
     for (int a = 0; a < 3; a++) {
-        fi->lo[a] = hpc_get_f64(pay + r->pos + 16 * a);
-        fi->hi[a] = hpc_get_f64(pay + r->pos + 16 * a + 8);
+        fi->lo[a] = ngl_rd_f64(pay + r->pos + 16 * a);
+        fi->hi[a] = ngl_rd_f64(pay + r->pos + 16 * a + 8);
         if (!isfinite(fi->lo[a]) || !isfinite(fi->hi[a]) || !(fi->lo[a] < fi->hi[a]) ||
             !isfinite(fi->hi[a] - fi->lo[a])) {
             return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "bad box on axis %d", a);
@@ -362,7 +351,7 @@ static ngl_status unpack_ids(ngl_hpc_decoder *dec, uint64_t n, const uint8_t **s
     if (*sbl < 4) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
     }
-    size_t rawlen = hpc_get_u32(*sb);
+    size_t rawlen = ngl_rd_u32(*sb);
     if (rawlen > (size_t)(n / 8 + 1 + 10 * n)) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_BACKEND, "ids: implausible length %zu", rawlen);
     }
@@ -420,7 +409,7 @@ static ngl_status parse_ids(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     if (!rd_need(r, 4)) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
     }
-    size_t slen = hpc_get_u32(r->p + r->pos);
+    size_t slen = ngl_rd_u32(r->p + r->pos);
     r->pos += 4;
     if (!rd_need(r, slen)) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "ids section truncated");
@@ -449,7 +438,7 @@ static ngl_status parse_model(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     }
     unsigned ntaps = pay[r->pos], nknots = pay[r->pos + 1];
     if (ntaps != HPC_TAPS || (nknots != 0 && nknots != HPC_KNOTS) ||
-        hpc_get_u16(pay + r->pos + 2) != 0) {
+        ngl_rd_u16(pay + r->pos + 2) != 0) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "model with %u taps and %u knots", ntaps,
                             nknots);
     }
@@ -461,22 +450,22 @@ static ngl_status parse_model(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     memset(model, 0, sizeof(*model));
     model->valid = 1;
     for (unsigned k = 0; k < HPC_TAPS; k++) {
-        model->taps[k] = (int16_t)hpc_get_u16(pay + r->pos + 2 * k);
+        model->taps[k] = (int16_t)ngl_rd_u16(pay + r->pos + 2 * k);
     }
     r->pos += 2 * HPC_TAPS;
     if (!nknots) {
         return NGL_OK;
     }
     model->fn.nknots = HPC_KNOTS;
-    model->fn.r2lo = hpc_get_f64(pay + r->pos);
-    model->fn.r2hi = hpc_get_f64(pay + r->pos + 8);
+    model->fn.r2lo = ngl_rd_f64(pay + r->pos);
+    model->fn.r2hi = ngl_rd_f64(pay + r->pos + 8);
     r->pos += 16;
     if (!(model->fn.r2lo >= 0) || !(model->fn.r2hi > model->fn.r2lo) || !isfinite(model->fn.r2hi) ||
         dec->c.lossless) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "bad force-term range");
     }
     for (unsigned k = 0; k < HPC_KNOTS; k++) {
-        model->fn.psi[k] = hpc_get_f32(pay + r->pos + 4 * k);
+        model->fn.psi[k] = ngl_rd_f32(pay + r->pos + 4 * k);
         if (!isfinite(model->fn.psi[k])) {
             return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "non-finite force knot");
         }
@@ -515,12 +504,12 @@ static ngl_status parse_cage(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
         }
         const uint8_t *q = r->p + r->pos;
         cagep->iters = q[1];
-        cagep->rc2 = hpc_get_f64(q + 4);
+        cagep->rc2 = ngl_rd_f64(q + 4);
         int bad = q[0] != HPC_CAGE_KNOTS || cagep->iters < 1 || cagep->iters > HPC_CAGE_ITERS_MAX ||
-                  hpc_get_u16(q + 2) != 0 || !(cagep->rc2 > 0) || !isfinite(cagep->rc2);
+                  ngl_rd_u16(q + 2) != 0 || !(cagep->rc2 > 0) || !isfinite(cagep->rc2);
         for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
-            cagep->w[k] = hpc_get_f32(q + 12 + 4 * k);
-            cagep->v[k] = hpc_get_f32(q + 12 + 4 * (HPC_CAGE_KNOTS + 1) + 4 * k);
+            cagep->w[k] = ngl_rd_f32(q + 12 + 4 * k);
+            cagep->v[k] = ngl_rd_f32(q + 12 + 4 * (HPC_CAGE_KNOTS + 1) + 4 * k);
             bad |= !(fabsf(cagep->w[k]) <= (float)HPC_CAGE_W_MAX) ||
                    !(fabsf(cagep->v[k]) <= (float)HPC_CAGE_W_MAX);
         }
@@ -533,7 +522,7 @@ static ngl_status parse_cage(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
         if (!rd_need(r, HPC_CAGE_LAMBDA_SECTION)) {
             return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "cage lambda truncated");
         }
-        cagep->lambda = hpc_get_f32(r->p + r->pos);
+        cagep->lambda = ngl_rd_f32(r->p + r->pos);
         if (!(cagep->lambda > 0) || !(cagep->lambda <= 4)) {
             return hpc_dec_fail(dec, NGL_ERR_BAD_PREDICTOR, "bad cage lambda");
         }
@@ -549,7 +538,7 @@ static ngl_status parse_len_section(ngl_hpc_decoder *dec, rd *r, const char *wha
     if (!rd_need(r, 4)) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "%s section missing", what);
     }
-    *len = hpc_get_u32(r->p + r->pos);
+    *len = ngl_rd_u32(r->p + r->pos);
     r->pos += 4;
     if (!rd_need(r, *len)) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "%s section truncated", what);
@@ -568,7 +557,7 @@ static ngl_status parse_values_head(ngl_hpc_decoder *dec, rd *r, frame_in *fi)
     if (!rd_need(r, 4)) {
         return hpc_dec_fail(dec, NGL_ERR_BAD_SECTION, "value CRC missing");
     }
-    fi->want_crc = hpc_get_u32(pay + r->pos);
+    fi->want_crc = ngl_rd_u32(pay + r->pos);
     r->pos += 4;
     const uint64_t nblocks = (fi->n + HPC_BLOCK_ATOMS - 1) / HPC_BLOCK_ATOMS;
     const size_t selbytes = (size_t)((nblocks + 3) / 4);
@@ -768,7 +757,7 @@ ngl_status ngl_hpc_decoder_decode(ngl_hpc_decoder *dec, const void *src, size_t 
     }
     const uint8_t *p = src;
     size_t len = rec_len - HPC_REC_OVERHEAD;
-    if (ngl_crc32c(0, p, HPC_REC_HEADER + len) != hpc_get_u32(p + HPC_REC_HEADER + len)) {
+    if (ngl_crc32c(0, p, HPC_REC_HEADER + len) != ngl_rd_u32(p + HPC_REC_HEADER + len)) {
         return hpc_dec_fail(dec, NGL_ERR_CRC_MISMATCH, "record CRC32C mismatch");
     }
     if (p[3] == HPC_REC_STREAM) {

@@ -15,6 +15,9 @@
 
 #include "hpc_core.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #if defined(NGL_HAVE_ZSTD)
 #include <zstd.h>
 #endif
@@ -60,9 +63,17 @@ typedef struct frame_in {
     size_t rans_len, raw_len;
 } frame_in;
 
-/* Set the decoder's error message and @return @p st. */
-ngl_status hpc_dec_fail(ngl_hpc_decoder *dec, ngl_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Set the decoder's error message and @return @p st. Inline here, so that
+ * the decoder's rooms share it without calling each other. */
+static inline __attribute__((format(printf, 3, 4))) ngl_status
+hpc_dec_fail(ngl_hpc_decoder *dec, ngl_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dec->err, sizeof(dec->err), fmt, ap);
+    va_end(ap);
+    return st;
+}
 
 /* The value pass of a parsed frame (hpc_decoder_values.c): every value into
  * fi->xyz and the new state entries, then the checks that the rANS and raw

@@ -205,7 +205,7 @@ decode_value(ngl_hpc_decoder *dec, vpass *vp, uint64_t v, unsigned a, unsigned s
     uint64_t z;
     unsigned nraw = hpc_token_base((unsigned)tok, &z);
     z |= hpc_bitr_get(vp->raw, nraw);
-    const int64_t qv = hpc_wadd(pred, hpc_unzigzag(z));
+    const int64_t qv = hpc_wadd(pred, ngl_unzigzag(z));
     ngl_status st = reconstruct(dec, vp, v, a, qv, wrap, dimg, &img);
     if (st != NGL_OK) {
         return st;

@@ -119,14 +119,14 @@ static inline int buf_varint(buf *b, uint64_t v)
     if (buf_reserve(b, 10) != 0) {
         return -1;
     }
-    b->len += hpc_put_varint(b->p + b->len, v);
+    b->len += ngl_varint_put(b->p + b->len, v);
     return 0;
 }
 
 static inline int buf_u32(buf *b, uint32_t v)
 {
     uint8_t t[4];
-    hpc_put_u32(t, v);
+    ngl_wr_u32(t, v);
     return buf_put(b, t, 4);
 }
 

@@ -40,7 +40,7 @@ static ngl_status write_file_header(compressor *z)
     fh[0] = DUMP_VERSION;
     fh[1] = z->opts->rel ? 1 : 0;
     fh[2] = (uint8_t)z->opts->level;
-    hpc_put_f64(fh + 8, z->opts->eps);
+    ngl_wr_f64(fh + 8, z->opts->eps);
     if (hpc_dump_write_record(z->out, DUMP_REC_FILE, fh, sizeof(fh), &z->rep->bytes_out) != 0) {
         return hpc_dump_fail(z->rep, NGL_ERR_UNSUPPORTED, "write error: %s", strerror(errno));
     }
@@ -130,12 +130,12 @@ static ngl_status write_snapshot(compressor *z, dumpctx *d, uint64_t index, int 
     buf *rec = &d->rec;
     rec->len = 0;
     uint8_t fixed[24];
-    hpc_put_u64(fixed, index);
-    hpc_put_u64(fixed + 8, s->natoms);
+    ngl_wr_u64(fixed, index);
+    ngl_wr_u64(fixed + 8, s->natoms);
     fixed[16] = (uint8_t)flags;
     fixed[17] = (uint8_t)(coords ? z->decimals : 0);
-    hpc_put_u16(fixed + 18, 0);
-    hpc_put_u32(fixed + 20, hpc_dump_text_crc(s, t));
+    ngl_wr_u16(fixed + 18, 0);
+    ngl_wr_u32(fixed + 20, hpc_dump_text_crc(s, t));
     if (buf_put(rec, fixed, sizeof(fixed)) != 0 || hpc_dump_put_section(rec, d->sa.p, d->sa.len) ||
         hpc_dump_put_section(rec, d->sb.p, d->sb.len) ||
         hpc_dump_put_section(rec, d->sc.p, d->sc.len) || buf_put(rec, d->sd.p, d->sd.len) ||
@@ -220,8 +220,8 @@ ngl_status ngl_hpc_dump_compress(FILE *in, FILE *out, const ngl_hpc_dump_opts *o
     if (st == NGL_OK) {
         /* end record (§7.1): snapshots and input size, so truncation shows */
         uint8_t e[16];
-        hpc_put_u64(e, rep->snapshots);
-        hpc_put_u64(e + 8, r.bytes);
+        ngl_wr_u64(e, rep->snapshots);
+        ngl_wr_u64(e + 8, r.bytes);
         if (hpc_dump_write_record(out, DUMP_REC_END, e, sizeof(e), &rep->bytes_out) != 0 ||
             fflush(out) != 0) {
             st = hpc_dump_fail(rep, NGL_ERR_UNSUPPORTED, "write error: %s", strerror(errno));

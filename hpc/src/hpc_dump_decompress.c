@@ -76,7 +76,7 @@ static ngl_status read_file_header(decompressor *z)
         return hpc_dump_fail(rep, NGL_ERR_BAD_VERSION, "container version %u, this build reads %u",
                              b->p[0], DUMP_VERSION);
     }
-    if ((b->p[1] & ~1u) || b->p[2] > NGL_HPC_LEVEL_BEST || b->p[3] || hpc_get_u32(b->p + 4)) {
+    if ((b->p[1] & ~1u) || b->p[2] > NGL_HPC_LEVEL_BEST || b->p[3] || ngl_rd_u32(b->p + 4)) {
         return hpc_dump_fail(rep, NGL_ERR_BAD_FLAGS, "file header: reserved fields set");
     }
     return NGL_OK;
@@ -88,15 +88,15 @@ static ngl_status read_snapshot_head(decompressor *z, snaprec *r)
 {
     const uint8_t *p = z->recb.p;
     const size_t plen = z->recb.len;
-    if (plen < 24 || hpc_get_u64(p) != r->index) {
+    if (plen < 24 || ngl_rd_u64(p) != r->index) {
         return hpc_dump_fail(z->rep, NGL_ERR_STEP_MISMATCH,
                              "snapshot record %" PRIu64 " out of sequence", r->index);
     }
-    r->natoms = hpc_get_u64(p + 8);
+    r->natoms = ngl_rd_u64(p + 8);
     r->flags = p[16];
     r->decimals = p[17];
-    r->want_crc = hpc_get_u32(p + 20);
-    if ((r->flags & ~SF_KNOWN) || hpc_get_u16(p + 18)) {
+    r->want_crc = ngl_rd_u32(p + 20);
+    if ((r->flags & ~SF_KNOWN) || ngl_rd_u16(p + 18)) {
         return SNAP_FAIL(z, r, NGL_ERR_BAD_FLAGS, "unknown flags");
     }
     if (hpc_dump_split_sections(p, plen, 24, &r->sec) != 0) {
@@ -112,7 +112,7 @@ static ngl_status read_snapshot_head(decompressor *z, snaprec *r)
     }
     /* verbatim lines are also what bounds natoms by the record size */
     r->vpos = 0;
-    if (hpc_get_varint(r->sec.p[2], r->sec.len[2], &r->vpos, &r->nverb) != 0 ||
+    if (ngl_varint_get(r->sec.p[2], r->sec.len[2], &r->vpos, &r->nverb) != 0 ||
         r->nverb > r->natoms) {
         return SNAP_FAIL(z, r, NGL_ERR_BAD_SECTION, "bad verbatim section");
     }
@@ -203,7 +203,7 @@ static ngl_status next_verbatim(decompressor *z, snaprec *r)
     r->vnext = UINT64_MAX;
     if (r->vleft) {
         uint64_t dd;
-        if (hpc_get_varint(r->sec.p[2], r->sec.len[2], &r->vpos, &dd) != 0 || dd > r->natoms) {
+        if (ngl_varint_get(r->sec.p[2], r->sec.len[2], &r->vpos, &dd) != 0 || dd > r->natoms) {
             return SNAP_FAIL(z, r, NGL_ERR_BAD_SECTION, "bad verbatim section");
         }
         r->vnext = (uint64_t)(r->vlast + 1) + dd;
@@ -217,7 +217,7 @@ static ngl_status print_verbatim(decompressor *z, snaprec *r, uint64_t i, int la
     const uint8_t *vb = r->sec.p[2];
     const size_t vlen = r->sec.len[2];
     uint64_t len;
-    if (hpc_get_varint(vb, vlen, &r->vpos, &len) != 0 || len > vlen - r->vpos ||
+    if (ngl_varint_get(vb, vlen, &r->vpos, &len) != 0 || len > vlen - r->vpos ||
         memchr(vb + r->vpos, '\n', (size_t)len)) {
         return SNAP_FAIL(z, r, NGL_ERR_BAD_SECTION, "bad verbatim section");
     }
@@ -400,7 +400,7 @@ static ngl_status decompress_records(decompressor *z)
             return (ngl_status)-rr;
         }
         if (type == DUMP_REC_END) {
-            if (z->recb.len != 16 || hpc_get_u64(z->recb.p) != index) {
+            if (z->recb.len != 16 || ngl_rd_u64(z->recb.p) != index) {
                 return hpc_dump_fail(rep, NGL_ERR_BAD_SECTION,
                                      "end record disagrees: %" PRIu64 " snapshots read", index);
             }

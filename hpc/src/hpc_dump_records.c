@@ -78,10 +78,10 @@ int hpc_dump_write_record(FILE *f, uint8_t type, const uint8_t *payload, size_t 
     h[1] = DUMP_MAGIC1;
     h[2] = DUMP_MAGIC2;
     h[3] = type;
-    hpc_put_u32(h + 4, (uint32_t)len);
+    ngl_wr_u32(h + 4, (uint32_t)len);
     uint32_t crc = ngl_crc32c(ngl_crc32c(0, h, 8), payload, len);
     uint8_t t[4];
-    hpc_put_u32(t, crc);
+    ngl_wr_u32(t, crc);
     if (fwrite(h, 1, 8, f) != 8 || (len && fwrite(payload, 1, len, f) != len) ||
         fwrite(t, 1, 4, f) != 4) {
         return -1;
@@ -107,7 +107,7 @@ int hpc_dump_read_record(FILE *f, buf *b, uint8_t *type, uint64_t *bytes, char *
         snprintf(msg, msgcap, "not an hpc container record at byte %" PRIu64, *bytes);
         return -(int)NGL_ERR_BAD_MAGIC;
     }
-    size_t len = hpc_get_u32(h + 4);
+    size_t len = ngl_rd_u32(h + 4);
     if (len > DUMP_MAX_RECORD) {
         snprintf(msg, msgcap, "record length %zu at byte %" PRIu64 " too large", len, *bytes);
         return -(int)NGL_ERR_BAD_LENGTH;
@@ -132,7 +132,7 @@ int hpc_dump_read_record(FILE *f, buf *b, uint8_t *type, uint64_t *bytes, char *
         }
     }
     uint32_t crc = ngl_crc32c(ngl_crc32c(0, h, 8), b->p, len);
-    if (crc != hpc_get_u32(b->p + len)) {
+    if (crc != ngl_rd_u32(b->p + len)) {
         snprintf(msg, msgcap, "corrupted container: CRC32C mismatch in the record at byte %" PRIu64,
                  *bytes);
         return -(int)NGL_ERR_CRC_MISMATCH;
@@ -154,7 +154,7 @@ int hpc_dump_split_sections(const uint8_t *p, size_t len, size_t pos, secs *s)
         if (len - pos < 4) {
             return -1;
         }
-        size_t l = hpc_get_u32(p + pos);
+        size_t l = ngl_rd_u32(p + pos);
         pos += 4;
         if (l > len - pos) {
             return -1;
@@ -215,7 +215,7 @@ static int get_packed(dumpctx *d, const uint8_t *p, size_t len, size_t limit, co
         return -(int)NGL_ERR_BAD_BACKEND;
     }
 #if defined(NGL_HAVE_ZSTD)
-    size_t raw = hpc_get_u32(p + 1);
+    size_t raw = ngl_rd_u32(p + 1);
     if (raw > limit) {
         return -(int)NGL_ERR_BAD_BACKEND;
     }
@@ -308,7 +308,7 @@ int hpc_hdr_encode(hdrstate *h, const lines *cur, buf *out)
                     return -1;
                 }
             } else {
-                if (buf_putc(out, 1) != 0 || buf_varint(out, hpc_zigzag(d)) != 0) {
+                if (buf_putc(out, 1) != 0 || buf_varint(out, ngl_zigzag(d)) != 0) {
                     return -1;
                 }
                 h->have_delta[i] = 1;
@@ -330,7 +330,7 @@ int hpc_hdr_decode(hdrstate *h, const uint8_t *b, size_t len, lines *cur)
     size_t pos = 0;
     uint64_t n;
     lines_clear(cur);
-    if (hpc_get_varint(b, len, &pos, &n) != 0 || n == 0 || n > DUMP_MAX_HEADER_LINES) {
+    if (ngl_varint_get(b, len, &pos, &n) != 0 || n == 0 || n > DUMP_MAX_HEADER_LINES) {
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -352,10 +352,10 @@ int hpc_hdr_decode(hdrstate *h, const uint8_t *b, size_t len, lines *cur)
             }
             if (op == 1) {
                 uint64_t z;
-                if (hpc_get_varint(b, len, &pos, &z) != 0) {
+                if (ngl_varint_get(b, len, &pos, &z) != 0) {
                     return -1;
                 }
-                d = hpc_unzigzag(z);
+                d = ngl_unzigzag(z);
                 h->have_delta[i] = 1;
                 h->delta[i] = d;
             } else {
@@ -374,7 +374,7 @@ int hpc_hdr_decode(hdrstate *h, const uint8_t *b, size_t len, lines *cur)
             }
         } else if (op == 3) {
             uint64_t l;
-            if (hpc_get_varint(b, len, &pos, &l) != 0 || l > len - pos || l > DUMP_MAX_LINE ||
+            if (ngl_varint_get(b, len, &pos, &l) != 0 || l > len - pos || l > DUMP_MAX_LINE ||
                 memchr(b + pos, '\n', (size_t)l) || memchr(b + pos, '\0', (size_t)l)) {
                 return -1;
             }
@@ -602,7 +602,7 @@ int hpc_dump_encode_ints(dumpctx *d, const snap *s, const atomtab *t, buf *out)
             const size_t b = t->tb[k * t->ncols + c], e = t->te[k * t->ncols + c];
             int64_t v = 0;
             (void)parse_canon_int(l + b, e - b, &v); /* canonical: the classifier said so */
-            if (buf_varint(ib, hpc_zigzag(hpc_wsub(v, ints_pred(d, k, ci, prev)))) != 0) {
+            if (buf_varint(ib, ngl_zigzag(hpc_wsub(v, ints_pred(d, k, ci, prev)))) != 0) {
                 return -1;
             }
             d->ivals[k * nint + ci] = v;
@@ -643,11 +643,11 @@ ngl_status hpc_dump_decode_ints(dumpctx *d, const snap *s, const atomtab *t, uin
         int64_t prev = 0;
         for (uint64_t k = 0; k < m; k++) {
             uint64_t z;
-            if (hpc_get_varint(ib, iblen, &pos, &z) != 0) {
+            if (ngl_varint_get(ib, iblen, &pos, &z) != 0) {
                 return hpc_dump_fail(rep, NGL_ERR_BAD_SECTION,
                                      "snapshot %" PRIu64 ": bad integer section", index);
             }
-            const int64_t v = hpc_wadd(ints_pred(d, k, ci, prev), hpc_unzigzag(z));
+            const int64_t v = hpc_wadd(ints_pred(d, k, ci, prev), ngl_unzigzag(z));
             d->ivals[k * nint + ci] = v;
             prev = v;
         }

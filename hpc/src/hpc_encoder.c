@@ -264,9 +264,9 @@ static size_t finish_record(uint8_t *rec, uint8_t type, size_t payload_len)
     rec[1] = 'H';
     rec[2] = 'P';
     rec[3] = type;
-    hpc_put_u32(rec + 4, (uint32_t)payload_len);
+    ngl_wr_u32(rec + 4, (uint32_t)payload_len);
     uint32_t crc = ngl_crc32c(0, rec, HPC_REC_HEADER + payload_len);
-    hpc_put_u32(rec + HPC_REC_HEADER + payload_len, crc);
+    ngl_wr_u32(rec + HPC_REC_HEADER + payload_len, crc);
     return HPC_REC_OVERHEAD + payload_len;
 }
 
@@ -278,9 +278,9 @@ static size_t write_stream_header(const ngl_hpc_encoder *enc, uint8_t *dst)
     p[1] = (uint8_t)enc->c.dtype;
     p[2] = (uint8_t)enc->c.level;
     p[3] = (uint8_t)((enc->c.rel > 0 ? 1u : 0u) | (enc->c.lossless ? 2u : 0u));
-    hpc_put_f64(p + 8, enc->c.eps);
-    hpc_put_f64(p + 16, enc->c.step);
-    hpc_put_f64(p + 24, enc->c.rel);
+    ngl_wr_f64(p + 8, enc->c.eps);
+    ngl_wr_f64(p + 16, enc->c.step);
+    ngl_wr_f64(p + 24, enc->c.rel);
     return finish_record(dst, HPC_REC_STREAM, HPC_STREAM_PAYLOAD);
 }
 
@@ -335,11 +335,11 @@ static size_t write_ids(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, uint8_t *d
         int64_t id = f->ids ? f->ids[k] : (int64_t)k;
         uint32_t pp = c->pmap[k];
         if (pp != HPC_NONE) {
-            pos += hpc_put_varint(b + pos, hpc_zigzag((int64_t)pp - (lastpp + 1)));
+            pos += ngl_varint_put(b + pos, ngl_zigzag((int64_t)pp - (lastpp + 1)));
             lastpp = pp;
         } else {
             b[k / 8] |= (uint8_t)(1u << (k % 8));
-            pos += hpc_put_varint(b + pos, hpc_zigzag(hpc_wsub(id, lastnew)));
+            pos += ngl_varint_put(b + pos, ngl_zigzag(hpc_wsub(id, lastnew)));
             lastnew = id;
         }
     }
@@ -354,14 +354,14 @@ static size_t write_ids(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, uint8_t *d
         uint8_t *zdst = dst + 8;
         size_t zn = ZSTD_compressCCtx(enc->zc, zdst, zb < pos ? zb : pos, b, pos, 3);
         if (!ZSTD_isError(zn) && zn + 4 < pos) {
-            hpc_put_u32(dst, (uint32_t)(zn + 4));
-            hpc_put_u32(dst + 4, (uint32_t)pos);
+            ngl_wr_u32(dst, (uint32_t)(zn + 4));
+            ngl_wr_u32(dst + 4, (uint32_t)pos);
             *zstd = 1;
             return 8 + zn;
         }
     }
 #endif
-    hpc_put_u32(dst, (uint32_t)pos);
+    ngl_wr_u32(dst, (uint32_t)pos);
     memcpy(dst + 4, b, pos);
     return 4 + pos;
 }
@@ -521,16 +521,16 @@ static size_t write_fixed_and_ids(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, 
     flags |= fp->send_model ? HPC_FF_MODEL : 0u;
     flags |= fp->spatial2 ? HPC_FF_SPATIAL2 : 0u;
     flags |= fp->cage ? HPC_FF_CAGE | (fp->cage_table ? HPC_FF_CAGE_TABLE : 0u) : 0u;
-    hpc_put_u64(p, enc->c.frame);
-    hpc_put_u32(p + 8, (uint32_t)f->natoms);
+    ngl_wr_u64(p, enc->c.frame);
+    ngl_wr_u32(p + 8, (uint32_t)f->natoms);
     p[12] = 0; /* flags, patched below */
     p[13] = 0;
-    hpc_put_u16(p + 14, 0);
+    ngl_wr_u16(p + 14, 0);
     size_t pl = 16;
     if (g->has_box) {
         for (int a = 0; a < 3; a++) {
-            hpc_put_f64(p + pl, g->lo[a]);
-            hpc_put_f64(p + pl + 8, g->hi[a]);
+            ngl_wr_f64(p + pl, g->lo[a]);
+            ngl_wr_f64(p + pl + 8, g->hi[a]);
             pl += 16;
         }
         p[pl++] = (uint8_t)(g->per[0] | (g->per[1] << 1) | (g->per[2] << 2));
@@ -551,18 +551,18 @@ static size_t write_model(const hpc_model *model, uint8_t *p)
     size_t pl = 0;
     p[pl++] = HPC_TAPS;
     p[pl++] = (uint8_t)model->fn.nknots;
-    hpc_put_u16(p + pl, 0);
+    ngl_wr_u16(p + pl, 0);
     pl += 2;
     for (unsigned k = 0; k < HPC_TAPS; k++) {
-        hpc_put_u16(p + pl, (uint16_t)model->taps[k]);
+        ngl_wr_u16(p + pl, (uint16_t)model->taps[k]);
         pl += 2;
     }
     if (model->fn.nknots) {
-        hpc_put_f64(p + pl, model->fn.r2lo);
-        hpc_put_f64(p + pl + 8, model->fn.r2hi);
+        ngl_wr_f64(p + pl, model->fn.r2lo);
+        ngl_wr_f64(p + pl + 8, model->fn.r2hi);
         pl += 16;
         for (unsigned k = 0; k < HPC_KNOTS; k++) {
-            hpc_put_f32(p + pl, model->fn.psi[k]);
+            ngl_wr_f32(p + pl, model->fn.psi[k]);
             pl += 4;
         }
     }
@@ -578,15 +578,15 @@ static size_t write_cage(const frame_plan *fp, uint8_t *p)
     if (fp->cage_table) {
         p[0] = (uint8_t)HPC_CAGE_KNOTS;
         p[1] = (uint8_t)cp->iters;
-        hpc_put_u16(p + 2, 0);
-        hpc_put_f64(p + 4, cp->rc2);
+        ngl_wr_u16(p + 2, 0);
+        ngl_wr_f64(p + 4, cp->rc2);
         for (unsigned k = 0; k <= HPC_CAGE_KNOTS; k++) {
-            hpc_put_f32(p + 12 + 4 * k, cp->w[k]);
-            hpc_put_f32(p + 12 + 4 * (HPC_CAGE_KNOTS + 1) + 4 * k, cp->v[k]);
+            ngl_wr_f32(p + 12 + 4 * k, cp->w[k]);
+            ngl_wr_f32(p + 12 + 4 * (HPC_CAGE_KNOTS + 1) + 4 * k, cp->v[k]);
         }
         pl += HPC_CAGE_TABLE_SECTION;
     }
-    hpc_put_f32(p + pl, cp->lambda);
+    ngl_wr_f32(p + pl, cp->lambda);
     return pl + HPC_CAGE_LAMBDA_SECTION;
 }
 
@@ -622,14 +622,14 @@ static size_t write_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const f
         hpc_enc_code_values(enc, f, fp->spatial2, &raw, (uint8_t *)&fp->RW[wslot].mag,
                             HPC_HIST * sizeof(hpc_ent), exact_count, wraps);
     }
-    hpc_put_u32(crc_at, hpc_values_crc(enc->dec, 3 * f->natoms, c->dtype));
+    ngl_wr_u32(crc_at, hpc_values_crc(enc->dec, 3 * f->natoms, c->dtype));
     size_t pl = 0;
     size_t rans_len = hpc_rans_encode(&enc->sb, enc->rans, enc->rans_cap);
-    hpc_put_u32(p + pl, (uint32_t)rans_len);
+    ngl_wr_u32(p + pl, (uint32_t)rans_len);
     memcpy(p + pl + 4, enc->rans + enc->rans_cap - rans_len, rans_len);
     pl += 4 + rans_len;
     size_t raw_len = hpc_bitw_finish(&raw);
-    hpc_put_u32(p + pl, (uint32_t)raw_len);
+    ngl_wr_u32(p + pl, (uint32_t)raw_len);
     memcpy(p + pl + 4, enc->raw, raw_len);
     pl += 4 + raw_len;
     return pl;

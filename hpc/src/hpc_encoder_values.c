@@ -265,7 +265,7 @@ void hpc_enc_quantize_ring(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const f
                 c->vres[v] = r;
                 ne->q = qv;
                 ne->img = img;
-                ne->mag = hpc_mag_of(hpc_zigzag(r));
+                ne->mag = hpc_mag_of(ngl_zigzag(r));
                 ne->age = (uint8_t)(age < 255 ? age + 1 : 255);
             }
             c->vinfo[v] = (uint16_t)info;
@@ -314,7 +314,7 @@ quantize_lean_value(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, const frame_ge
         c->vres[v] = r;
         qnew[v] = qv;
         L->img[v] = img;
-        L->mag[v] = hpc_mag_of(hpc_zigzag(r));
+        L->mag[v] = hpc_mag_of(ngl_zigzag(r));
         L->age[v] = (uint8_t)(age < 255 ? age + 1 : 255);
     }
     c->vinfo[v] = (uint16_t)info;
@@ -418,7 +418,7 @@ void hpc_enc_code_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, int spati
             if (info & HPC_VI_CODED) { /* the first pass did the arithmetic */
                 const uint32_t code = vcode[v];
                 const unsigned nraw = (code >> 16) & 0xFFu;
-                const uint64_t z = hpc_zigzag(c->vres[v]);
+                const uint64_t z = ngl_zigzag(c->vres[v]);
                 hpc_enc_sym(&enc->sb, raw, &ctx[code & 0xFFu], (code >> 8) & 0xFFu);
                 hpc_bitw_put(raw, z & (((uint64_t)1 << nraw) - 1), nraw);
                 have_prev_axis = 1;
@@ -462,7 +462,7 @@ void hpc_enc_code_values(ngl_hpc_encoder *enc, const ngl_hpc_frame *f, int spati
                 s1[a] = qv;
                 schain[a]++;
             }
-            const uint64_t z = hpc_zigzag(r);
+            const uint64_t z = ngl_zigzag(r);
             unsigned nraw;
             uint64_t rbits;
             unsigned tok = hpc_token(z, &nraw, &rbits);

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hpc_internal.h -- shared by the hpc encoder, decoder and container code:
- * little-endian helpers, varints, the raw bit stream, and format constants
- * (hpc/FORMAT.md is the normative description).
+ * the format's constants (hpc/FORMAT.md is the normative description) and
+ * the integer arithmetic both sides run alike. Byte order and varints are
+ * common's (ngl_byteorder.h, ngl_varint.h), the raw bit stream hpc_bits.h's.
  */
 #ifndef NGL_HPC_INTERNAL_H
 #define NGL_HPC_INTERNAL_H
 
+#include "hpc_bits.h"
 #include "nangila_hpc.h"
 #include "ngl_byteorder.h"
 #include "ngl_varint.h"
@@ -58,117 +60,21 @@
 #define HPC_Q_LIMIT ((int64_t)1 << 50)
 
 /* ---------------------------------------------------------------- bytes */
-/* Little-endian fields, LEB128 varints and zigzag: the common layer's
- * (ngl_byteorder.h, ngl_varint.h), under the names the codec files use. */
+/* Little-endian fields, LEB128 varints and zigzag are the common layer's
+ * (ngl_byteorder.h, ngl_varint.h): hpc/ calls them by their ngl_ names.
+ * These old names remain only for hpc_rans.{h,c} and twin/src/, which
+ * branch twin2 is editing; they go when that branch lands. */
 #define hpc_put_u16    ngl_wr_u16
 #define hpc_put_u32    ngl_wr_u32
 #define hpc_put_u64    ngl_wr_u64
-#define hpc_put_f32    ngl_wr_f32
 #define hpc_put_f64    ngl_wr_f64
 #define hpc_get_u16    ngl_rd_u16
 #define hpc_get_u32    ngl_rd_u32
-#define hpc_get_u64    ngl_rd_u64
-#define hpc_get_f32    ngl_rd_f32
 #define hpc_get_f64    ngl_rd_f64
 #define hpc_zigzag     ngl_zigzag
 #define hpc_unzigzag   ngl_unzigzag
-#define hpc_put_varint ngl_varint_put /* @return bytes written (at most 10) */
-#define hpc_get_varint ngl_varint_get /* @return 0, or -1 if malformed */
-
-/* --------------------------------------------------------- raw bit stream */
-/* Bits are appended LSB first, bytes in order. The writer keeps fewer than 32
- * bits pending and stores 32 at a time: the work per value is a shift, an OR
- * and an add, and the one branch is rarely taken. */
-typedef struct hpc_bitw {
-    uint8_t *buf;
-    size_t cap, pos; /* bytes */
-    uint64_t acc;    /* pending bits, fewer than 32 */
-    unsigned nacc;
-} hpc_bitw;
-
-static inline void hpc_bitw_init(hpc_bitw *w, uint8_t *buf, size_t cap)
-{
-    w->buf = buf;
-    w->cap = cap;
-    w->pos = 0;
-    w->acc = 0;
-    w->nacc = 0;
-}
-
-/* Append the low @p n bits of @p v, n <= 64. The caller sized buf for the worst case. */
-static inline __attribute__((always_inline)) void hpc_bitw_put(hpc_bitw *w, uint64_t v, unsigned n)
-{
-    if (n > 32) { /* rare: exact values, huge residuals */
-        hpc_bitw_put(w, v, 32);
-        v >>= 32;
-        n -= 32;
-    }
-    v &= ((uint64_t)1 << n) - 1; /* n <= 32 */
-    w->acc |= v << w->nacc;      /* nacc < 32: fits */
-    w->nacc += n;
-    if (w->nacc >= 32) { /* taken about once per 32 bits: predictable */
-        assert(w->pos + 4 <= w->cap);
-        hpc_put_u32(w->buf + w->pos, (uint32_t)w->acc);
-        w->pos += 4;
-        w->acc >>= 32;
-        w->nacc -= 32;
-    }
-}
-
-/* Flush; @return total bytes. */
-static inline size_t hpc_bitw_finish(hpc_bitw *w)
-{
-    while (w->nacc > 0) {
-        assert(w->pos < w->cap);
-        w->buf[w->pos++] = (uint8_t)w->acc;
-        w->acc >>= 8;
-        w->nacc = w->nacc > 8 ? w->nacc - 8 : 0;
-    }
-    return w->pos;
-}
-
-typedef struct hpc_bitr {
-    const uint8_t *buf;
-    size_t len, pos; /* bytes */
-    uint64_t acc;
-    unsigned nacc;
-    int overrun; /* set when more bits were read than the buffer holds */
-} hpc_bitr;
-
-static inline void hpc_bitr_init(hpc_bitr *r, const uint8_t *buf, size_t len)
-{
-    r->buf = buf;
-    r->len = len;
-    r->pos = 0;
-    r->acc = 0;
-    r->nacc = 0;
-    r->overrun = 0;
-}
-
-static inline uint64_t hpc_bitr_get(hpc_bitr *r, unsigned n)
-{
-    if (n == 0) {
-        return 0;
-    }
-    if (n > 56) {
-        uint64_t lo = hpc_bitr_get(r, 32);
-        return lo | (hpc_bitr_get(r, n - 32) << 32);
-    }
-    while (r->nacc < n) {
-        uint64_t b = 0;
-        if (r->pos < r->len) {
-            b = r->buf[r->pos++];
-        } else {
-            r->overrun = 1;
-        }
-        r->acc |= b << r->nacc;
-        r->nacc += 8;
-    }
-    uint64_t v = r->acc & (((uint64_t)1 << n) - 1);
-    r->acc >>= n;
-    r->nacc -= n;
-    return v;
-}
+#define hpc_put_varint ngl_varint_put
+#define hpc_get_varint ngl_varint_get
 
 /* ---------------------------------------------------------- arithmetic */
 static inline unsigned hpc_bitlen(uint64_t v)

@@ -9,7 +9,7 @@
 
 #include "ngl_cpu.h"
 
-#if defined(HPC_HAVE_LEAN_AVX512) || defined(HPC_HAVE_LEAN_AVX2)
+#if defined(HPC_HAVE_AVX512) || defined(HPC_HAVE_AVX2)
 #include "hpc_lean_isa.h"
 #endif
 
@@ -18,13 +18,13 @@ int hpc_lean_kernel_available(hpc_lean_kernel k)
     switch (k) {
     case HPC_LEAN_SCALAR: return 1;
     case HPC_LEAN_AVX2:
-#if defined(HPC_HAVE_LEAN_AVX2)
+#if defined(HPC_HAVE_AVX2)
         return ngl_cpu_has(NGL_CPU_AVX2);
 #else
         return 0;
 #endif
     case HPC_LEAN_AVX512:
-#if defined(HPC_HAVE_LEAN_AVX512)
+#if defined(HPC_HAVE_AVX512)
         return ngl_cpu_has(NGL_CPU_AVX512F | NGL_CPU_AVX512DQ | NGL_CPU_AVX512CD |
                            NGL_CPU_AVX512VL);
 #else
@@ -38,10 +38,10 @@ unsigned hpc_lean_block_simd(hpc_lean_kernel k, const hpc_lean_args *a, uint64_t
                              uint64_t *redo)
 {
     switch (k) {
-#if defined(HPC_HAVE_LEAN_AVX512)
+#if defined(HPC_HAVE_AVX512)
     case HPC_LEAN_AVX512: return hpc_lean_block_avx512(a, v0, sel, redo);
 #endif
-#if defined(HPC_HAVE_LEAN_AVX2)
+#if defined(HPC_HAVE_AVX2)
     case HPC_LEAN_AVX2: return hpc_lean_block_avx2(a, v0, sel, redo);
 #endif
     default:

@@ -7,6 +7,7 @@
  * truncation and bit flip of a container.
  */
 #include "nangila_hpc.h"
+#include "ngl_hash.h"
 
 #include <malloc.h>
 #include <math.h>
@@ -24,10 +25,7 @@ static uint64_t rng_state = 12345;
 
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return ngl_hash_mix64(rng_state += 0x9E3779B97F4A7C15ull); /* splitmix64 */
 }
 
 static double urand(void)

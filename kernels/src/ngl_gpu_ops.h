@@ -24,6 +24,7 @@
 #include "nangila.h"
 #include "ngl_arith.h"
 #include "ngl_byteorder.h"
+#include "ngl_varint.h"
 
 #if defined(__CUDACC__)
 #define NGL_GPU_FN __device__ __forceinline__
@@ -484,16 +485,6 @@ NGL_GPU_FN uint64_t ngl_gpu_lower_bound(const uint8_t *list, uint32_t stride, ui
         }
     }
     return lo;
-}
-
-NGL_GPU_FN uint32_t ngl_gpu_varint_len(uint32_t v)
-{
-    uint32_t n = 1;
-    while (v >= 0x80u) {
-        v >>= 7;
-        n++;
-    }
-    return n;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1192,7 +1183,7 @@ NGL_GPU_FN uint32_t ngl_gpu_tk_quant8(const ngl_gpu_args *A, uint64_t e0, uint32
             ngl_gpu_atomic_max(&A->tk_ga[b], a);
             ngl_gpu_atomic_max(&A->tk_gc[b], c);
         }
-        vbytes += ngl_gpu_varint_len(e == 0 ? i : i - A->tk_sel[e - 1] - 1u);
+        vbytes += (uint32_t)ngl_varint_len(e == 0 ? i : i - A->tk_sel[e - 1] - 1u);
     }
     ngl_gpu_put_codes(A->codes, e0, n, A->int4, q);
     return vbytes;

@@ -47,6 +47,7 @@ typedef struct job {
 
 struct ngl_pmpi_worker {
     ngl_pmpi_comm *ctx;
+    const ngl_pmpi_call_ops *ops; /* how calls are run: pmpi_entry.c's */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t work_cv; /* the queue has a job, or stop */
@@ -127,11 +128,11 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->lock);
 
         if (j->kind == JOB_NOTE) {
-            ngl_pmpi_call_note(ctx, &j->call);
+            w->ops->note(ctx, &j->call);
             free(j);
             continue;
         }
-        const int rc = ngl_pmpi_call_run(ctx, &j->call, ctx->ic);
+        const int rc = w->ops->run(ctx, &j->call, ctx->ic);
         if (j->blocking) {
             pthread_mutex_lock(&w->lock);
             j->rc = rc;
@@ -147,7 +148,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static struct ngl_pmpi_worker *worker_get(ngl_pmpi_comm *ctx)
+static struct ngl_pmpi_worker *worker_get(ngl_pmpi_comm *ctx, const ngl_pmpi_call_ops *ops)
 {
     if (ctx->worker != NULL) {
         return ctx->worker;
@@ -157,6 +158,7 @@ static struct ngl_pmpi_worker *worker_get(ngl_pmpi_comm *ctx)
         return NULL;
     }
     w->ctx = ctx;
+    w->ops = ops;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->work_cv, NULL);
     pthread_cond_init(&w->done_cv, NULL);
@@ -169,6 +171,7 @@ static struct ngl_pmpi_worker *worker_get(ngl_pmpi_comm *ctx)
     }
     ngl_pmpi_log(NGL_LOG_INFO, "progress thread started for a communicator of %d ranks", ctx->size);
     ctx->worker = w;
+    ctx->worker_stop = ngl_pmpi_async_stop;
     return w;
 }
 
@@ -196,9 +199,10 @@ static int fatal(ngl_pmpi_comm *ctx, const char *what)
     return MPI_ERR_NO_MEM;
 }
 
-int ngl_pmpi_async_submit(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Request *req)
+int ngl_pmpi_async_submit(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Request *req,
+                          const ngl_pmpi_call_ops *ops)
 {
-    struct ngl_pmpi_worker *w = worker_get(ctx);
+    struct ngl_pmpi_worker *w = worker_get(ctx, ops);
     job *j = calloc(1, sizeof *j);
     if (w == NULL || j == NULL) {
         free(j);
@@ -245,6 +249,7 @@ void ngl_pmpi_async_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
     enqueue(ctx->worker, j);
 }
 
+/* ctx->worker_stop: the context's teardown (pmpi_comm.c) calls it there. */
 void ngl_pmpi_async_stop(ngl_pmpi_comm *ctx)
 {
     struct ngl_pmpi_worker *w = ctx->worker;
@@ -261,4 +266,5 @@ void ngl_pmpi_async_stop(ngl_pmpi_comm *ctx)
     pthread_mutex_destroy(&w->lock);
     free(w);
     ctx->worker = NULL;
+    ctx->worker_stop = NULL;
 }

@@ -14,6 +14,7 @@
 #include "pmpi_internal.h"
 
 #include "ngl_env.h"
+#include "ngl_hash.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -266,7 +267,9 @@ void ngl_pmpi_summary_append(const char *fmt, ...)
 
 static void ctx_destroy(ngl_pmpi_comm *ctx)
 {
-    ngl_pmpi_async_stop(ctx); /* finishes the queued calls first */
+    if (ctx->worker_stop != NULL) {
+        ctx->worker_stop(ctx); /* finishes the queued calls first */
+    }
     ngl_pmpi_hier_destroy(ctx);
     if (ctx->eng != NULL) {
         char line[256];
@@ -315,7 +318,9 @@ static int ctx_delete_fn(MPI_Comm comm, int keyval, void *attr, void *extra)
     }
     ngl_pmpi_comm *ctx = attr;
     registry_remove(ctx);
-    ngl_pmpi_async_stop(ctx); /* its queued calls finish first */
+    if (ctx->worker_stop != NULL) {
+        ctx->worker_stop(ctx); /* its queued calls finish first */
+    }
     if (ctx->eng != NULL) {
         ngl_pmpi_stats_merge(ngl_engine_stats_of(ctx->eng));
         auto_summary_add(ctx);
@@ -372,12 +377,7 @@ void ngl_pmpi_comm_mark_skipped(MPI_Comm comm)
 
 static uint64_t fnv1a(const char *str)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *str; str++) {
-        h ^= (unsigned char)*str;
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    return ngl_fnv1a(NGL_FNV_INIT, str, strlen(str));
 }
 
 static const char *status_name(int st)

@@ -155,12 +155,16 @@ void ngl_pmpi_call_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
     ngl_engine_identify(ctx->eng, c->token, 0);
 }
 
+/* How the progress thread and the hierarchical run run their calls. */
+static const ngl_pmpi_call_ops call_ops = {ngl_pmpi_call_token, ngl_pmpi_call_note,
+                                           ngl_pmpi_call_run};
+
 int ngl_pmpi_call_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain)
 {
 #define PASS() PMPI_Allreduce(c->sendbuf, c->recvbuf, c->count, c->dt, c->op, plain)
     if (ctx->hier != NULL && ctx->status == NGL_PMPI_ACTIVE) {
         /* several ranks per node: exact inside, compressed across nodes */
-        return ngl_pmpi_hier_run(ctx, c);
+        return ngl_pmpi_hier_run(ctx, c, &call_ops);
     }
     const uint64_t bytes = (uint64_t)c->count * sizeof(float);
     const uint32_t k = ngl_engine_identify(ctx->eng, c->token, NGL_IDENT_KEYED);
@@ -319,7 +323,7 @@ static int iallreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatyp
     if (!ngl_pmpi_async_available()) {
         return IPASS(); /* no progress thread without MPI_THREAD_MULTIPLE (logged once) */
     }
-    return ngl_pmpi_async_submit(ctx, &c, req);
+    return ngl_pmpi_async_submit(ctx, &c, req, &call_ops);
 #undef IPASS
 }
 

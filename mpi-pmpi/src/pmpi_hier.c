@@ -227,7 +227,7 @@ static int slice_reserve(ngl_pmpi_hier *h, size_t n)
 
 /* The compressed step on the cross communicator: @p n floats of @p buf,
  * in place. Below the size floor it is plain, and recorded as such. */
-static int cross_allreduce(ngl_pmpi_hier *h, float *buf, int n)
+static int cross_allreduce(ngl_pmpi_hier *h, float *buf, int n, const ngl_pmpi_call_ops *ops)
 {
     ngl_pmpi_comm *cx = h->cross_ctx;
     if (n == 0) {
@@ -239,19 +239,19 @@ static int cross_allreduce(ngl_pmpi_hier *h, float *buf, int n)
         .count = n,
         .dt = MPI_FLOAT,
         .op = MPI_SUM,
-        .token = ngl_pmpi_call_token(n, MPI_FLOAT, MPI_SUM, 1),
+        .token = ops->token(n, MPI_FLOAT, MPI_SUM, 1),
         .eligible = (uint64_t)n * sizeof(float) >= ngl_pmpi_settings()->min_bytes,
     };
     if (cx->status != NGL_PMPI_ACTIVE || !c.eligible) {
         if (cx->status == NGL_PMPI_ACTIVE) {
-            ngl_pmpi_call_note(cx, &c);
+            ops->note(cx, &c);
         }
         return PMPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, h->cross);
     }
-    return ngl_pmpi_call_run(cx, &c, h->cross);
+    return ops->run(cx, &c, h->cross);
 }
 
-static int run_slices(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
+static int run_slices(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, const ngl_pmpi_call_ops *ops)
 {
     ngl_pmpi_hier *h = ctx->hier;
     const void *src = c->sendbuf == MPI_IN_PLACE ? c->recvbuf : c->sendbuf;
@@ -269,7 +269,7 @@ static int run_slices(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
     }
     int rc = PMPI_Reduce_scatter(src, h->slice, h->counts, MPI_FLOAT, MPI_SUM, h->local);
     if (rc == MPI_SUCCESS) {
-        rc = cross_allreduce(h, h->slice, mine);
+        rc = cross_allreduce(h, h->slice, mine, ops);
     }
     if (rc == MPI_SUCCESS) {
         rc = PMPI_Allgatherv(h->slice, mine, MPI_FLOAT, c->recvbuf, h->counts, h->displs, MPI_FLOAT,
@@ -278,14 +278,14 @@ static int run_slices(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
     return rc;
 }
 
-static int run_leaders(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
+static int run_leaders(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, const ngl_pmpi_call_ops *ops)
 {
     ngl_pmpi_hier *h = ctx->hier;
     const void *src = c->sendbuf == MPI_IN_PLACE ? c->recvbuf : c->sendbuf;
     int rc = PMPI_Reduce(h->lr == 0 && c->sendbuf == MPI_IN_PLACE ? MPI_IN_PLACE : src, c->recvbuf,
                          c->count, MPI_FLOAT, MPI_SUM, 0, h->local);
     if (rc == MPI_SUCCESS && h->lr == 0) {
-        rc = cross_allreduce(h, c->recvbuf, c->count);
+        rc = cross_allreduce(h, c->recvbuf, c->count, ops);
     }
     if (rc == MPI_SUCCESS) {
         rc = PMPI_Bcast(c->recvbuf, c->count, MPI_FLOAT, 0, h->local);
@@ -293,11 +293,11 @@ static int run_leaders(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
     return rc;
 }
 
-int ngl_pmpi_hier_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c)
+int ngl_pmpi_hier_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, const ngl_pmpi_call_ops *ops)
 {
     ngl_pmpi_hier *h = ctx->hier;
     const double t0 = ngl_pmpi_now();
-    const int rc = h->kind == NGL_HIER_SLICES ? run_slices(ctx, c) : run_leaders(ctx, c);
+    const int rc = h->kind == NGL_HIER_SLICES ? run_slices(ctx, c, ops) : run_leaders(ctx, c, ops);
     if (rc != MPI_SUCCESS) {
         ctx->status = NGL_PMPI_FAILED;
         return rc;

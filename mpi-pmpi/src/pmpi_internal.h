@@ -91,6 +91,8 @@ typedef struct ngl_pmpi_comm {
     struct ngl_pmpi_worker *worker; /* progress thread, from the first nonblocking call */
     struct ngl_pmpi_hier *hier;     /* node layout when eligible calls run hierarchically */
     struct ngl_pmpi_comm *reg_prev, *reg_next; /* registry of live contexts */
+    /* set with worker (pmpi_async.c): finishes its queued calls and stops it */
+    void (*worker_stop)(struct ngl_pmpi_comm *ctx);
 } ngl_pmpi_comm;
 
 /**
@@ -171,6 +173,15 @@ void ngl_pmpi_call_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
  */
 int ngl_pmpi_call_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain);
 
+/* The three functions above, handed by pmpi_entry.c to the progress thread
+ * and to the hierarchical run, which run calls of their own with them: so
+ * neither calls back into the file of the entry points. */
+typedef struct ngl_pmpi_call_ops {
+    uint64_t (*token)(int count, MPI_Datatype dt, MPI_Op op, int float_sum);
+    void (*note)(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
+    int (*run)(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain);
+} ngl_pmpi_call_ops;
+
 /* ---- nonblocking calls: the progress thread (pmpi_async.c) --------------- */
 
 /** 1 if MPI_THREAD_MULTIPLE is provided (logs once at WARN when not). */
@@ -179,9 +190,12 @@ int ngl_pmpi_async_available(void);
 /** 1 once @p ctx has a progress thread: all its engine work goes there. */
 int ngl_pmpi_async_active(const ngl_pmpi_comm *ctx);
 
-/** Queue an eligible call for the progress thread (started on first use)
- *  and return a generalized request in *req that completes with it. */
-int ngl_pmpi_async_submit(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Request *req);
+/** Queue an eligible call for the progress thread (started on first use,
+ *  running the calls it is given with @p ops, kept by pointer) and return a
+ *  generalized request in *req that completes with it. The thread sets
+ *  ctx->worker_stop, which the context's teardown calls. */
+int ngl_pmpi_async_submit(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Request *req,
+                          const ngl_pmpi_call_ops *ops);
 
 /** Queue an eligible blocking call behind the nonblocking ones; wait for it. */
 int ngl_pmpi_async_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
@@ -218,8 +232,9 @@ int ngl_pmpi_hier_describe(char *buf, size_t cap);
 int ngl_pmpi_hier_setup(ngl_pmpi_comm *ctx);
 
 /** Run an eligible call hierarchically (ctx->hier set): bit-identical on
- *  every rank. @return MPI_SUCCESS or an MPI error code. */
-int ngl_pmpi_hier_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
+ *  every rank; the step across nodes is a call on the cross context, run
+ *  with @p ops. @return MPI_SUCCESS or an MPI error code. */
+int ngl_pmpi_hier_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, const ngl_pmpi_call_ops *ops);
 
 /** Release ctx->hier (its communicators and the cross context). */
 void ngl_pmpi_hier_destroy(ngl_pmpi_comm *ctx);

@@ -25,7 +25,7 @@
  * quantization, twice that with error feedback). Exit 0 = pass, 1 = fail,
  * 77 = skip.
  */
-#include "ngl_hash.h" /* ngl_hash_mix64(): inputs */
+#include "ngl_hash.h" /* ngl_hash_mix64(): inputs; ngl_fnv1a(): digests */
 
 #include <math.h>
 #include <mpi.h>
@@ -114,12 +114,7 @@ static double call_bound(const double *m, double msum, int nranks)
 
 static uint64_t hash_bytes(const void *p, size_t n)
 {
-    const unsigned char *b = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    }
-    return h;
+    return ngl_fnv1a(NGL_FNV_INIT, p, n);
 }
 
 /* 1 if @p buf is bitwise the same on every rank of @p comm. */

@@ -8,6 +8,7 @@
 #define NGL_FUZZ_HELPERS_H
 
 #include "nangila.h"
+#include "ngl_hash.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -71,20 +72,12 @@ static inline void fuzz_bytes(fuzz_reader *r, void *dst, size_t n)
 /* FNV-1a, for deterministic data derived from the input. */
 static inline uint64_t fuzz_hash(const void *p, size_t n)
 {
-    const uint8_t *b = (const uint8_t *)p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ b[i]) * 1099511628211ull;
-    }
-    return h;
+    return ngl_fnv1a(NGL_FNV_INIT, p, n);
 }
 
 static inline uint64_t fuzz_mix(uint64_t x)
 {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
+    return ngl_hash_splitmix64(x);
 }
 
 /*

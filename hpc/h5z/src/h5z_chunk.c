@@ -11,6 +11,7 @@
  * huge values) bit for bit, so the filter needs no exception list of its own.
  */
 #include "h5z_chunk.h"
+#include "ngl_byteorder.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -37,52 +38,6 @@ _Static_assert(OFF_CRC + 4 == NGL_H5Z_HEADER_SIZE, "header layout");
 /* HDF5 chunks are below 4 GiB; anything claiming more is not ours. */
 #define H5Z_NBYTES_MAX 0xFFFFFFFFull
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-static double f64_from_bits(uint64_t b)
-{
-    double d;
-    memcpy(&d, &b, sizeof(d));
-    return d;
-}
-
-static uint64_t f64_bits(double d)
-{
-    uint64_t b;
-    memcpy(&b, &d, sizeof(b));
-    return b;
-}
-
 static size_t dtype_size(ngl_hpc_dtype t)
 {
     return t == NGL_HPC_F64 ? 8u : 4u;
@@ -102,14 +57,14 @@ static void write_header(uint8_t *dst, ngl_hpc_dtype dtype, int codec, unsigned 
     dst[OFF_DTYPE] = (uint8_t)dtype;
     dst[OFF_CODEC] = (uint8_t)codec;
     dst[OFF_FLAGS] = (uint8_t)flags;
-    put_le64(dst + OFF_NBYTES, nbytes);
-    put_le64(dst + OFF_FRAMES, frames);
-    put_le64(dst + OFF_ATOMS, atoms);
-    put_le64(dst + OFF_EPS, f64_bits(eps));
-    put_le64(dst + OFF_PAYLOAD_LEN, payload_len);
+    ngl_wr_u64(dst + OFF_NBYTES, nbytes);
+    ngl_wr_u64(dst + OFF_FRAMES, frames);
+    ngl_wr_u64(dst + OFF_ATOMS, atoms);
+    ngl_wr_f64(dst + OFF_EPS, eps);
+    ngl_wr_u64(dst + OFF_PAYLOAD_LEN, payload_len);
     uint32_t crc = ngl_crc32c(0, dst, OFF_CRC);
     crc = ngl_crc32c(crc, dst + NGL_H5Z_HEADER_SIZE, (size_t)payload_len);
-    put_le32(dst + OFF_CRC, crc);
+    ngl_wr_u32(dst + OFF_CRC, crc);
 }
 
 static size_t store_raw(ngl_hpc_dtype dtype, const void *src, size_t nbytes, uint8_t *dst)
@@ -276,14 +231,14 @@ static ngl_status parse_header(const uint8_t *s, size_t len, h5z_header *h)
     if (s[OFF_VERSION] != H5Z_FORMAT_VERSION) {
         return NGL_ERR_BAD_VERSION;
     }
-    h->payload_len = get_le64(s + OFF_PAYLOAD_LEN);
+    h->payload_len = ngl_rd_u64(s + OFF_PAYLOAD_LEN);
     if (h->payload_len != (uint64_t)(len - NGL_H5Z_HEADER_SIZE)) {
         return h->payload_len > (uint64_t)(len - NGL_H5Z_HEADER_SIZE) ? NGL_ERR_TRUNCATED
                                                                       : NGL_ERR_BAD_LENGTH;
     }
     uint32_t crc = ngl_crc32c(0, s, OFF_CRC);
     crc = ngl_crc32c(crc, s + NGL_H5Z_HEADER_SIZE, (size_t)h->payload_len);
-    if (crc != get_le32(s + OFF_CRC)) {
+    if (crc != ngl_rd_u32(s + OFF_CRC)) {
         return NGL_ERR_CRC_MISMATCH;
     }
     /* From here on the bytes are what an encoder wrote, unless crafted: the
@@ -300,10 +255,10 @@ static ngl_status parse_header(const uint8_t *s, size_t len, h5z_header *h)
     if ((s[OFF_FLAGS] & ~H5Z_FLAG_REL) != 0 || (h->codec == H5Z_CODEC_RAW && s[OFF_FLAGS] != 0)) {
         return NGL_ERR_BAD_FLAGS;
     }
-    h->nbytes = get_le64(s + OFF_NBYTES);
-    h->frames = get_le64(s + OFF_FRAMES);
-    h->atoms = get_le64(s + OFF_ATOMS);
-    h->eps = f64_from_bits(get_le64(s + OFF_EPS));
+    h->nbytes = ngl_rd_u64(s + OFF_NBYTES);
+    h->frames = ngl_rd_u64(s + OFF_FRAMES);
+    h->atoms = ngl_rd_u64(s + OFF_ATOMS);
+    h->eps = ngl_rd_f64(s + OFF_EPS);
     if (h->nbytes > H5Z_NBYTES_MAX) {
         return NGL_ERR_BAD_LENGTH;
     }

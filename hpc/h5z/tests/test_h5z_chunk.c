@@ -6,6 +6,7 @@
  * of every corrupted byte, every truncation and crafted headers.
  */
 #include "h5z_chunk.h"
+#include "ngl_hash.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -22,10 +23,7 @@ static uint64_t rng_state;
 
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return ngl_hash_mix64(rng_state += 0x9E3779B97F4A7C15ull); /* splitmix64 */
 }
 
 static double urand(void)

@@ -10,6 +10,7 @@
  * `meson test` everywhere.
  */
 #include "nangila_hpc.h"
+#include "ngl_byteorder.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,18 +18,6 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
 
 /* Recompute the CRC32C of every record found in @p b, inner codec records
  * ("NHP") first, then the container's records ("NHD") in sequence, so that
@@ -38,19 +27,19 @@ static void fix_crcs(uint8_t *b, size_t n)
     for (size_t i = 0; i + 12 <= n; i++) {
         if (b[i] == 'N' && b[i + 1] == 'H' && b[i + 2] == 'P' &&
             (b[i + 3] == 'S' || b[i + 3] == 'F')) {
-            size_t len = get32(b + i + 4);
+            size_t len = ngl_rd_u32(b + i + 4);
             if (len <= n - i - 12) {
-                put32(b + i + 8 + len, ngl_crc32c(0, b + i, 8 + len));
+                ngl_wr_u32(b + i + 8 + len, ngl_crc32c(0, b + i, 8 + len));
             }
         }
     }
     size_t off = 0;
     while (off + 12 <= n && b[off] == 'N' && b[off + 1] == 'H' && b[off + 2] == 'D') {
-        size_t len = get32(b + off + 4);
+        size_t len = ngl_rd_u32(b + off + 4);
         if (len > n - off - 12) {
             break;
         }
-        put32(b + off + 8 + len, ngl_crc32c(0, b + off, 8 + len));
+        ngl_wr_u32(b + off + 8 + len, ngl_crc32c(0, b + off, 8 + len));
         off += 12 + len;
     }
 }
