@@ -61,20 +61,8 @@
 
 /* ---------------------------------------------------------------- bytes */
 /* Little-endian fields, LEB128 varints and zigzag are the common layer's
- * (ngl_byteorder.h, ngl_varint.h): hpc/ calls them by their ngl_ names.
- * These old names remain only for hpc_rans.{h,c} and twin/src/, which
- * branch twin2 is editing; they go when that branch lands. */
-#define hpc_put_u16    ngl_wr_u16
-#define hpc_put_u32    ngl_wr_u32
-#define hpc_put_u64    ngl_wr_u64
-#define hpc_put_f64    ngl_wr_f64
-#define hpc_get_u16    ngl_rd_u16
-#define hpc_get_u32    ngl_rd_u32
-#define hpc_get_f64    ngl_rd_f64
-#define hpc_zigzag     ngl_zigzag
-#define hpc_unzigzag   ngl_unzigzag
-#define hpc_put_varint ngl_varint_put
-#define hpc_get_varint ngl_varint_get
+ * (ngl_byteorder.h, ngl_varint.h): hpc/ and twin/ call them by their ngl_
+ * names. */
 
 /* ---------------------------------------------------------- arithmetic */
 static inline unsigned hpc_bitlen(uint64_t v)

@@ -151,7 +151,7 @@ static inline uint8_t *rans_renorm(uint32_t *x, uint32_t freq, uint8_t *p)
     const uint64_t x_max = ((uint64_t)(HPC_RANS_L >> HPC_PROB_BITS) << 16) * freq;
     if ((uint64_t)*x >= x_max) {
         p -= 2;
-        hpc_put_u16(p, (uint16_t)*x);
+        ngl_wr_u16(p, (uint16_t)*x);
         *x >>= 16;
     }
     return p;
@@ -186,9 +186,9 @@ size_t hpc_rans_encode(const hpc_symbuf *sb, uint8_t *buf, size_t cap)
         i -= 2;
     }
     p -= 4;
-    hpc_put_u32(p, x1);
+    ngl_wr_u32(p, x1);
     p -= 4;
-    hpc_put_u32(p, x0);
+    ngl_wr_u32(p, x0);
     return (size_t)(buf + cap - p);
 }
 
@@ -201,8 +201,8 @@ int hpc_rdec_init(hpc_rdec *d, const uint8_t *buf, size_t len)
         d->p = d->end = buf;
         return -1;
     }
-    d->x[0] = hpc_get_u32(buf);
-    d->x[1] = hpc_get_u32(buf + 4);
+    d->x[0] = ngl_rd_u32(buf);
+    d->x[1] = ngl_rd_u32(buf + 4);
     d->p = buf + 8;
     d->end = buf + len;
     if (d->x[0] < HPC_RANS_L || d->x[1] < HPC_RANS_L) {

@@ -118,7 +118,7 @@ static inline unsigned hpc_rdec_sym(hpc_rdec *d, hpc_ctx *c)
     *x = (uint32_t)c->freq[s] * (*x >> HPC_PROB_BITS) + slot - c->cum[s];
     if (*x < HPC_RANS_L) {
         if (d->p + 2 <= d->end) {
-            *x = (*x << 16) | hpc_get_u16(d->p);
+            *x = (*x << 16) | ngl_rd_u16(d->p);
             d->p += 2;
         } else {
             d->overrun = 1;

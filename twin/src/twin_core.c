@@ -202,7 +202,7 @@ uint64_t twin_stream_hash(const twin_stream *s)
 static ngl_status get_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t max,
                              ngl_status range_err, uint64_t *out)
 {
-    if (hpc_get_varint(p, end, pos, out) != 0) {
+    if (ngl_varint_get(p, end, pos, out) != 0) {
         return NGL_ERR_BAD_LENGTH;
     }
     return *out > max ? range_err : NGL_OK;
@@ -234,7 +234,7 @@ ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m)
 
     size_t pos = 2;
     /* the declared length tells a truncated message from a corrupted one */
-    if (hpc_get_varint(p, len, &pos, &v) != 0) {
+    if (ngl_varint_get(p, len, &pos, &v) != 0) {
         return NGL_ERR_BAD_LENGTH;
     }
     if (v > len) {
@@ -244,7 +244,7 @@ ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m)
         return NGL_ERR_BAD_LENGTH;
     }
     const size_t end = len - TWIN_CRC_SIZE;
-    if (check_crc && ngl_crc32c(0, p, end) != hpc_get_u32(p + end)) {
+    if (check_crc && ngl_crc32c(0, p, end) != ngl_rd_u32(p + end)) {
         return NGL_ERR_CRC_MISMATCH;
     }
     if ((st = get_varint(p, end, &pos, UINT32_MAX, NGL_ERR_BAD_LENGTH, &v)) != NGL_OK) {
@@ -295,7 +295,7 @@ ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m)
         }
         m->bounds = p + pos;
         for (size_t i = 0; i < nb; i++, pos += TWIN_BOUND_SIZE) {
-            ngl_twin_bound b = {(ngl_twin_eps_mode)p[pos], hpc_get_f64(p + pos + 1)};
+            ngl_twin_bound b = {(ngl_twin_eps_mode)p[pos], ngl_rd_f64(p + pos + 1)};
             if (p[pos] > NGL_TWIN_EPS_REL || !twin_bound_ok(&b)) {
                 return NGL_ERR_BAD_SCALE;
             }
@@ -310,7 +310,7 @@ ngl_status twin_parse(const uint8_t *p, size_t len, int check_crc, twin_msg *m)
         if (m->divs_present) {
             m->divs = p + pos;
             for (uint32_t j = 0; j < m->hdr.channels; j++) {
-                if (hpc_get_varint(p, end, &pos, &v) != 0) {
+                if (ngl_varint_get(p, end, &pos, &v) != 0) {
                     return NGL_ERR_BAD_SECTION;
                 }
                 /* only lossless channels have a divisor */
@@ -329,7 +329,7 @@ ngl_twin_bound twin_msg_bound(const twin_msg *m, uint32_t i)
 {
     const uint8_t *b =
         m->bounds + (m->layout == TWIN_LAYOUT_EACH ? (size_t)i * TWIN_BOUND_SIZE : 0);
-    ngl_twin_bound r = {(ngl_twin_eps_mode)b[0], hpc_get_f64(b + 1)};
+    ngl_twin_bound r = {(ngl_twin_eps_mode)b[0], ngl_rd_f64(b + 1)};
     return r;
 }
 
@@ -340,7 +340,7 @@ void twin_msg_divs(const twin_msg *m, uint64_t *out)
         out[j] = 0;
         if (m->divs_present) {
             /* checked by twin_parse: well formed and in range */
-            (void)hpc_get_varint(m->divs, SIZE_MAX, &pos, &out[j]);
+            (void)ngl_varint_get(m->divs, SIZE_MAX, &pos, &out[j]);
         }
     }
 }

@@ -182,7 +182,7 @@ static inline void twin_update(twin_chan *c, int64_t q, const int64_t p[TWIN_NPR
                                const double d[TWIN_TAPS], double y, uint32_t bl)
 {
     for (unsigned k = 0; k < TWIN_NPRED; k++) {
-        uint32_t b = twin_bitlen(hpc_zigzag(hpc_wsub(q, p[k])));
+        uint32_t b = twin_bitlen(ngl_zigzag(hpc_wsub(q, p[k])));
         c->cost[k] = c->cost[k] - (c->cost[k] >> TWIN_COST_K) + (b << 4);
     }
     /* normalised LMS on the differences: w += mu e d / (1 + |d|^2) */

@@ -178,7 +178,7 @@ static ngl_status decode_values(twin_stream *s, const twin_msg *m, uint8_t *dst)
             if (nraw) {
                 z |= twin_rdec_raw(&rd, nraw);
             }
-            const int64_t q = hpc_wadd(p[k], hpc_unzigzag(z));
+            const int64_t q = hpc_wadd(p[k], ngl_unzigzag(z));
             uint64_t bits;
             if (is64) {
                 if (!twin_recon64(pp, q, &bits)) {
@@ -270,7 +270,7 @@ ngl_status ngl_twin_decoder_decode(ngl_twin_decoder *dec, const void *msg, size_
     const int behind = dec->expect_valid && h->seq < s->seq;
     /* A keyframe with seq 0 behind the expected one is an encoder restart,
      * unless it is a copy of the seq-0 keyframe already taken. */
-    const uint32_t crc = hpc_get_u32((const uint8_t *)msg + msg_len - TWIN_CRC_SIZE);
+    const uint32_t crc = ngl_rd_u32((const uint8_t *)msg + msg_len - TWIN_CRC_SIZE);
     const int restart = key && behind && h->seq == 0 && !(dec->have_crc0 && dec->crc0 == crc);
     if (behind && !restart) {
         info->flags |= NGL_TWIN_INFO_STALE;

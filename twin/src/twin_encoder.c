@@ -203,7 +203,7 @@ code_value(twin_stream *s, uint32_t j, int is64, uint64_t bits, twin_rec *r, uin
         ok = twin_quant32(pp, x, b32, &q);
     }
     if (__builtin_expect(ok, 1)) {
-        const uint64_t z = hpc_zigzag(hpc_wsub(q, p[k]));
+        const uint64_t z = ngl_zigzag(hpc_wsub(q, p[k]));
         unsigned nraw;
         const unsigned tok = twin_token(z, &nraw);
         twin_rec_sym(r, cx, tok);
@@ -361,8 +361,8 @@ static int div_pays(const twin_stream *s, uint64_t d, const uint64_t *ring, uint
             o = hpc_ord_from_bits32(b32);
         }
         if (have) {
-            cost_k += twin_bitlen(hpc_zigzag(hpc_wsub(k, pk)));
-            cost_o += twin_bitlen(hpc_zigzag(hpc_wsub(o, po)));
+            cost_k += twin_bitlen(ngl_zigzag(hpc_wsub(k, pk)));
+            cost_o += twin_bitlen(ngl_zigzag(hpc_wsub(o, po)));
         }
         pk = k;
         po = o;
@@ -460,29 +460,29 @@ static size_t write_message(ngl_twin_encoder *enc, ngl_twin_msg_type type, size_
     p[0] = TWIN_MAGIC;
     p[1] = (uint8_t)((NGL_TWIN_FORMAT_VERSION << 4) | (unsigned)type);
     p += 2;
-    p += hpc_put_varint(p, total);
-    p += hpc_put_varint(p, enc->cfg.stream_id);
-    p += hpc_put_varint(p, s->seq);
-    p += hpc_put_varint(p, nsamples);
+    p += ngl_varint_put(p, total);
+    p += ngl_varint_put(p, enc->cfg.stream_id);
+    p += ngl_varint_put(p, s->seq);
+    p += ngl_varint_put(p, nsamples);
     if (type == NGL_TWIN_MSG_KEY) {
-        p += hpc_put_varint(p, s->channels);
+        p += ngl_varint_put(p, s->channels);
         *p++ = s->dtype == NGL_DTYPE_F64 ? TWIN_WIRE_F64 : TWIN_WIRE_F32;
         *p++ = each ? TWIN_LAYOUT_EACH : TWIN_LAYOUT_ONE;
         for (uint32_t j = 0; j < (each ? s->channels : 1u); j++) {
             *p++ = (uint8_t)s->bounds[j].mode;
-            hpc_put_f64(p, s->bounds[j].eps);
+            ngl_wr_f64(p, s->bounds[j].eps);
             p += 8;
         }
         *p++ = divs ? TWIN_DIV_EACH : TWIN_DIV_NONE;
         for (uint32_t j = 0; divs && j < s->channels; j++) {
-            p += hpc_put_varint(p, s->divs[j]);
+            p += ngl_varint_put(p, s->divs[j]);
         }
     }
     if (type != NGL_TWIN_MSG_END) {
         memcpy(p, body, body_len);
         p += body_len;
     }
-    hpc_put_u32(p, ngl_crc32c(0, dst, (size_t)(p - dst)));
+    ngl_wr_u32(p, ngl_crc32c(0, dst, (size_t)(p - dst)));
     p += TWIN_CRC_SIZE;
     assert((size_t)(p - dst) == total);
     return total;
