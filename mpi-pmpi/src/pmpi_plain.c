@@ -25,11 +25,14 @@
  *
  * Algorithms (coll_tuned_allreduce_decision.c:37-46, 134-149): 1 basic
  * linear, 2 nonoverlapping (reduce + bcast), 3 recursive doubling, 4 ring,
- * 6 Rabenseifner. Each is valid for every float sum: the ring falls back to
- * recursive doubling below one element per rank
+ * 5 segmented ring, 6 Rabenseifner. Each is valid for every float sum: the
+ * ring falls back to recursive doubling below one element per rank
  * (coll_base_allreduce.c:370-376), Rabenseifner to basic linear below the
- * largest power of two of ranks (:988-995). 5, the segmented ring, is left
- * out: with the default segment size 0 it is the ring
+ * largest power of two of ranks (:988-995). The segmented ring gets 1 MiB
+ * segments through coll_tuned_allreduce_algorithm_segmentsize, read with
+ * the algorithm (coll_tuned_module.c:140-141; the fastest plain algorithm
+ * from 2 MiB up on unshaped links in verification/mpi): with the default 0
+ * it would be the ring again, and below P segments it is the ring
  * (coll_base_allreduce.c:651-660).
  *
  * Everything here depends only on settings checked to match and on one
@@ -44,14 +47,21 @@
 
 extern char **environ;
 
-/* The forced algorithms, in arm order after arm 0 (Open MPI's choice). */
-static const int plain_algs[] = {1, 2, 3, 4, 6};
+/* The forced algorithms, in arm order after arm 0 (Open MPI's choice),
+ * and their segment sizes (bytes; 0: none). */
+static const int plain_algs[] = {1, 2, 3, 4, 5, 6};
+static const int plain_segsize[] = {0, 0, 0, 0, 1 << 20, 0};
 #define NALGS ((int)(sizeof plain_algs / sizeof plain_algs[0]))
 
 /* Arm names for the engine's logs and summary. */
 static const char *const plain_names[NGL_AUTO_PLAIN_MAX] = {
-    "default (Open MPI's own choice)", "alg1 (basic linear)", "alg2 (nonoverlapping)",
-    "alg3 (recursive doubling)",       "alg4 (ring)",         "alg6 (Rabenseifner)",
+    "default (Open MPI's own choice)",
+    "alg1 (basic linear)",
+    "alg2 (nonoverlapping)",
+    "alg3 (recursive doubling)",
+    "alg4 (ring)",
+    "alg5 (segmented ring, 1 MiB segments)",
+    "alg6 (Rabenseifner)",
 };
 
 _Static_assert(NALGS + 1 <= NGL_AUTO_PLAIN_MAX, "more plain arms than the engine takes");
@@ -68,6 +78,7 @@ static struct {
     int t_open;           /* PMPI_T_init_thread succeeded */
     int have_alg;
     cvar alg;  /* coll_tuned_allreduce_algorithm */
+    cvar seg;  /* coll_tuned_allreduce_algorithm_segmentsize */
     int narms; /* plain arms every context gets: 1, or 1 + NALGS */
 } PL = {.lock = PTHREAD_MUTEX_INITIALIZER, .narms = 1};
 
@@ -175,6 +186,12 @@ static const char *probe(void)
         PL.alg.size != (int)sizeof(int) || !cvar_read(&PL.alg, &v)) {
         return "coll_tuned_allreduce_algorithm cannot be read or written through MPI_T";
     }
+    if (!cvar_open("coll_tuned_allreduce_algorithm_segmentsize", &PL.seg, &count) || count != 1 ||
+        PL.seg.size != (int)sizeof(int) || !cvar_read(&PL.seg, &v)) {
+        PMPI_T_cvar_handle_free(&PL.alg.h);
+        return "coll_tuned_allreduce_algorithm_segmentsize cannot be read or written through "
+               "MPI_T";
+    }
     PL.have_alg = 1;
     return NULL;
 }
@@ -194,7 +211,8 @@ void ngl_pmpi_plain_probe(const ngl_settings *s)
     ngl_pmpi_log(NGL_LOG_INFO,
                  "auto: plain arms are Open MPI's own allreduce algorithm and its tuned "
                  "algorithms 1 (basic linear), 2 (nonoverlapping), 3 (recursive doubling), "
-                 "4 (ring), 6 (Rabenseifner), each on a private duplicate");
+                 "4 (ring), 5 (segmented ring, 1 MiB segments), 6 (Rabenseifner), each on a "
+                 "private duplicate");
 }
 
 void ngl_pmpi_plain_names(const char *names[NGL_AUTO_PLAIN_MAX])
@@ -232,20 +250,21 @@ int ngl_pmpi_plain_create(ngl_pmpi_comm *ctx)
      */
     const int locked = pthread_mutex_trylock(&PL.lock) == 0;
     int clean = locked;
-    int prev = 0;
+    int prev = 0, prev_seg = 0;
     if (locked) {
-        clean = cvar_read(&PL.alg, &prev);
+        clean = cvar_read(&PL.alg, &prev) && cvar_read(&PL.seg, &prev_seg);
     }
     int made = 0, rc = MPI_SUCCESS;
     for (int k = 1; k < PL.narms && rc == MPI_SUCCESS; k++) {
         if (clean) {
-            clean = cvar_write(&PL.alg, plain_algs[k - 1]);
+            clean =
+                cvar_write(&PL.alg, plain_algs[k - 1]) && cvar_write(&PL.seg, plain_segsize[k - 1]);
         }
         rc = PMPI_Comm_dup(ctx->ic, &ctx->plain_comm[k]);
         made += rc == MPI_SUCCESS;
     }
     if (locked) {
-        if (!cvar_write(&PL.alg, prev)) {
+        if (!cvar_write(&PL.alg, prev) || !cvar_write(&PL.seg, prev_seg)) {
             /* later communicators would get a forced algorithm */
             ngl_pmpi_log(NGL_LOG_WARN, "cannot reset coll_tuned_allreduce_algorithm to %d", prev);
         }
@@ -272,6 +291,7 @@ int ngl_pmpi_plain_create(ngl_pmpi_comm *ctx)
 void ngl_pmpi_plain_finalize(void)
 {
     if (PL.have_alg) {
+        PMPI_T_cvar_handle_free(&PL.seg.h);
         PMPI_T_cvar_handle_free(&PL.alg.h);
         PL.have_alg = 0;
     }
