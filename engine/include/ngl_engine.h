@@ -430,8 +430,9 @@ void ngl_engine_logf(const ngl_engine_config *cfg, ngl_log_level level, const ch
  * power of two (those calls run plain arms only, the class's others may
  * compress). */
 #define NGL_AUTO_SLOTS (NGL_AUTO_CLASSES + 1)
-/* ngl_auto_local() vector: NGL_AUTO_T(a, i) seconds of the i-th recent
- * timed call in arm a, NGL_AUTO_C(m, i) the codec (encode + decode)
+/* ngl_auto_local() vector: NGL_AUTO_T(a, i) minus the seconds of the i-th
+ * recent timed call in arm a (so that the MIN over ranks is minus the
+ * slowest rank's time), NGL_AUTO_C(m, i) the codec (encode + decode)
  * seconds of the i-th recent call with codec m (NGL_MODE_INT8 or INT4); 0
  * where there is no such call. Slot i is the same call on every rank. */
 #define NGL_AUTO_T(a, i) ((a)*NGL_AUTO_KEEP + (i))
@@ -477,7 +478,7 @@ void ngl_auto_record(ngl_auto *a, const ngl_auto_plan *p, double seconds, double
 void ngl_auto_local(const ngl_auto *a, uint32_t cls, double v[NGL_AUTO_VEC]);
 
 /** Decide plan class @p cls from @p vmin, the element-wise MIN over all
- *  ranks of ngl_auto_local() (per call, its fastest rank's time; an arm's
+ *  ranks of ngl_auto_local() (per call, its slowest rank's time; an arm's
  *  estimate is the median over its calls; 0 counts as missing, alike on
  *  every rank as sample counts are the same everywhere); logs the choice
  *  (INFO) when made or changed. */

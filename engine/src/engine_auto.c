@@ -28,16 +28,20 @@
  *     ranks agree again; the class then settles on the fastest;
  *   - agreement: the ranks exchange the times of their latest calls in each
  *     arm (the same calls on every rank: sampling depends only on call
- *     counts and agreed numbers) and take the element-wise MIN, i.e. per
- *     call the time of its fastest rank. Why: a rank's time for a call
- *     includes waiting for the others to arrive (the application's
- *     imbalance, noise of milliseconds on a busy node, larger than a small
- *     call's cost); the rank that arrived last timed the collective itself,
- *     which includes waiting for the slowest rank's frames and codec work.
- *     An arm's estimate is the median over its calls, so one stalled call
- *     does not decide. These agreed numbers go to ngl_auto_agree(), which
- *     decides from them only: every rank computes the same choice from the
- *     same inputs, at the same call, whatever its own clock said;
+ *     counts and agreed numbers), negated, and take the element-wise MIN,
+ *     i.e. per call the time of its slowest rank: when the last rank is
+ *     done, which is what the caller waits for. Why not the fastest rank
+ *     (the one that arrived last, whose time excludes the application's
+ *     imbalance; our former choice): algorithms finish their ranks at
+ *     different times. On four ranks sharing two cores, at 4-32 KiB, the
+ *     fastest rank put recursive doubling 1.5-2.5x ahead of basic linear,
+ *     while from a common start (scripts/bench-mpi.sh's barrier) basic
+ *     linear finished all ranks first, by up to 1.6x. Arrival imbalance
+ *     adds to every arm alike, and an arm's estimate is the median over its
+ *     calls, so one stalled call does not decide. These agreed numbers go
+ *     to ngl_auto_agree(), which decides from them only: every rank
+ *     computes the same choice from the same inputs, at the same call,
+ *     whatever its own clock said;
  *   - exploitation with re-probes: the chosen arm runs (and is timed);
  *     every `interval` calls of the class each other allowed arm runs,
  *     NGL_AUTO_PROBE_CALLS times if it was a contender, once if not, then
@@ -338,7 +342,7 @@ void ngl_auto_local(const ngl_auto *a, uint32_t cls, double v[NGL_AUTO_VEC])
     for (uint32_t m = 0; m < NGL_AUTO_NARMS; m++) {
         const uint32_t n = c->t_n[m] < NGL_AUTO_KEEP ? c->t_n[m] : NGL_AUTO_KEEP;
         for (uint32_t i = 0; i < NGL_AUTO_KEEP; i++) {
-            v[NGL_AUTO_T(m, i)] = i < n ? c->t_smp[m][i] : 0.0;
+            v[NGL_AUTO_T(m, i)] = i < n ? -c->t_smp[m][i] : 0.0; /* MIN: the slowest rank */
             if (arm_is_codec(m)) {
                 v[NGL_AUTO_C(m - NGL_AUTO_ARM_INT8 + 1, i)] =
                     i < n ? c->c_smp[m - NGL_AUTO_ARM_INT8][i] : 0.0;
@@ -471,12 +475,16 @@ void ngl_auto_agree(ngl_auto *a, uint32_t cls, const double vmin[NGL_AUTO_VEC])
     }
     auto_class *c = &a->cls[cls];
     for (uint32_t m = 0; m < NGL_AUTO_NARMS; m++) {
-        /* vmin holds, per call sampled, its fastest rank's time: the
-         * collective without the application's arrival skew. The median
-         * over those calls is the arm's typical cost. */
+        /* vmin holds, per call sampled, minus its slowest rank's time:
+         * until every rank was done. The median over those calls is the
+         * arm's typical cost. */
+        double slowest[NGL_AUTO_KEEP];
+        for (uint32_t i = 0; i < NGL_AUTO_KEEP; i++) {
+            slowest[i] = -vmin[NGL_AUTO_T(m, i)];
+        }
         uint32_t k = 0;
         double lo = 0.0;
-        const double t = median_nonzero(vmin + NGL_AUTO_T(m, 0), NGL_AUTO_KEEP, &k, &lo);
+        const double t = median_nonzero(slowest, NGL_AUTO_KEEP, &k, &lo);
         c->n_est[m] = k;
         if (t > 0.0) {
             c->est[m] = t;

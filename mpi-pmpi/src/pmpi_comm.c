@@ -297,7 +297,7 @@ static void auto_summary_add(ngl_pmpi_comm *ctx)
         return;
     }
     ngl_pmpi_summary_append("nangila:   NANGILA_MODE=auto on a communicator of %d ranks, per "
-                            "message size (times: median over calls of the fastest rank):\n%s",
+                            "message size (times: median over calls of the slowest rank):\n%s",
                             ctx->size, lines);
 }
 
