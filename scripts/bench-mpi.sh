@@ -31,8 +31,8 @@
 # bench-mpi-stats.txt (each run's NANGILA_STATS summary: what auto chose per
 # size class, from which times) (default DIR: verification/mpi). Needs root (ip netns, tc). On the 2-core recording
 # machine: ~35-45 minutes; --quick (6 sizes) ~5-10.
-# --merge replaces only the measured (link, config, policy) rows of an
-# existing CSV.
+# --merge replaces only the measured (link, config, policy, size) rows of
+# an existing CSV (with --sizes, the other sizes keep their old rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deps.sh
@@ -122,11 +122,13 @@ for rate in $rates; do
         env=(-x NANGILA_MODE="$mode" -x NANGILA_TOPK="$topk" -x NANGILA_STATS=1)
         [ -n "$max" ] && env+=(-x NANGILA_MODE_MAX="$max")
         [ "$policy" = forced ] && env+=(-x NANGILA_MIN_BYTES=0)
-        # auto explores during its first calls of each size (8 calls, 12
-        # with the int4 cap, plus those that create streams): give it room;
-        # fixed modes only need their buffers and state set up.
+        # auto explores during its first calls of each size (7 plain arms
+        # and the codecs: 3 calls each, then 3 more for each arm within
+        # 1.25x of the best; at most ~54 calls, plus those that create
+        # streams): give it room; fixed modes only need their buffers and
+        # state set up.
         warmup=4
-        [ "$mode" = auto ] && warmup=16
+        [ "$mode" = auto ] && warmup=56
         echo "==> $rate, $cfg, NANGILA_MIN_BYTES ${policy} ($((SECONDS - t_start)) s so far)"
         run=(mpirun -np 4 --host "$("$netns" hosts 4)" --mca plm_rsh_agent "$netns rsh" --mca rtc_hwloc_vmhole none
              --bind-to none --mca btl self,tcp
@@ -152,15 +154,15 @@ done
 took=$((SECONDS - t_start))
 echo "==> measured in $took s"
 if [ "$merge" = 1 ] && [ -f "$csv" ]; then
-    # keep the old rows of every (link, config, policy) not measured now
+    # keep the old rows of every (link, config, policy, size) not measured now
     "$py" - "$csv" "$tmp" <<'EOF'
 import csv, sys
 old, new = sys.argv[1], sys.argv[2]
 rd_new = csv.DictReader(open(new))
 rows_new = list(rd_new)
-fresh = {(r["link"], r["config"], r["policy"]) for r in rows_new}
-kept = [r for r in csv.DictReader(open(old))
-        if (r["link"], r["config"], r["policy"]) not in fresh]
+key = lambda r: (r["link"], r["config"], r["policy"], r["bytes"])
+fresh = {key(r) for r in rows_new}
+kept = [r for r in csv.DictReader(open(old)) if key(r) not in fresh]
 with open(new, "w", newline="") as f:
     # older CSVs lack the later columns: they stay empty
     w = csv.DictWriter(f, fieldnames=rd_new.fieldnames, restval="", extrasaction="ignore")

@@ -334,6 +334,9 @@ void ngl_engine_stats_add(ngl_engine_stats *total, const ngl_engine_stats *s);
 
 typedef void (*ngl_engine_log_fn)(void *user, ngl_log_level level, const char *msg);
 
+/* Most plain (exact) variants a layer can offer auto mode (below). */
+#define NGL_AUTO_PLAIN_MAX 8
+
 typedef struct ngl_engine_config {
     int nranks, rank;
     uint64_t uid;             /* the same on every rank: salts every stream id */
@@ -344,6 +347,13 @@ typedef struct ngl_engine_config {
     uint32_t short_cycle_evidence; /* and the evidence it needs */
     ngl_engine_log_fn log;         /* may be NULL */
     void *log_user;
+    /* Auto mode's plain arms: how many exact variants the layer can run a
+     * call with (e.g. MPI library algorithms), 0 or 1 meaning one, its
+     * default; at most NGL_AUTO_PLAIN_MAX. Variant 0 is the default. */
+    uint32_t auto_plain;
+    /* Their names for logs, "name" or "name (description)" (static
+     * strings, kept by pointer); NULL: "off" when there is one variant. */
+    const char *auto_plain_names[NGL_AUTO_PLAIN_MAX];
 } ngl_engine_config;
 
 /*
@@ -390,11 +400,17 @@ void ngl_engine_logf(const ngl_engine_config *cfg, ngl_log_level level, const ch
     ;
 
 /* ==========================================================================
- * Auto mode (engine_auto.c): NANGILA_MODE=auto picks off, int8 or int4 (up
- * to NANGILA_MODE_MAX) per message-size class of a communicator, from the
- * times of calls that ran in each mode on that communicator. The layer:
+ * Auto mode (engine_auto.c): NANGILA_MODE=auto picks, per message-size
+ * class of a communicator, one *arm* from the times of calls that ran in
+ * each arm on that communicator. An arm is a way to run the call: one of
+ * the layer's plain (exact) variants (cfg.auto_plain of them: the MPI
+ * wrapper offers Open MPI's own choice and its forced tuned algorithms,
+ * the NCCL collNet one exact path), or a codec, int8 or int4 (up to
+ * NANGILA_MODE_MAX). Classes wholly below NANGILA_MIN_BYTES (cfg.codec.
+ * min_bytes) have plain arms only, and are planned only when there are
+ * several. The layer:
  *   1. asks ngl_auto_plan_call() what the call does (same answer on every
- *      rank: it depends only on the class's call count);
+ *      rank: it depends only on the class's call count and agreed numbers);
  *   2. times the call and hands the time to ngl_auto_record();
  *   3. when the plan says agree: fills ngl_auto_local(), takes the
  *      element-wise MIN over all ranks (its own collective, at this same
@@ -405,36 +421,48 @@ void ngl_engine_logf(const ngl_engine_config *cfg, ngl_log_level level, const ch
 
 #define NGL_AUTO_CLASSES 48 /* class c: messages of [2^c, 2^(c+1)) bytes */
 #define NGL_AUTO_NMODES  3  /* ngl_mode values: off, int8, int4 */
-#define NGL_AUTO_KEEP    8  /* latest timed calls per mode and class exchanged */
-/* ngl_auto_local() vector: NGL_AUTO_T(m, i) seconds of the i-th recent
- * timed call in mode m, NGL_AUTO_C(m, i) its codec (encode + decode)
- * seconds; 0 where there is no such call. Slot i is the same call on every
- * rank. */
-#define NGL_AUTO_T(m, i) ((m)*NGL_AUTO_KEEP + (i))
-#define NGL_AUTO_C(m, i) ((NGL_AUTO_NMODES + (m)) * NGL_AUTO_KEEP + (i))
-#define NGL_AUTO_VEC     (2 * NGL_AUTO_NMODES * NGL_AUTO_KEEP)
+#define NGL_AUTO_KEEP    8  /* latest timed calls per arm and class exchanged */
+/* Arms: plain variant p is arm p; the codecs follow. */
+#define NGL_AUTO_ARM_INT8 NGL_AUTO_PLAIN_MAX
+#define NGL_AUTO_ARM_INT4 (NGL_AUTO_PLAIN_MAX + 1)
+#define NGL_AUTO_NARMS    (NGL_AUTO_PLAIN_MAX + 2)
+/* Plan classes: the NGL_AUTO_CLASSES size classes, plus one for the calls
+ * below NANGILA_MIN_BYTES of the class that holds a floor which is not a
+ * power of two (those calls run plain arms only, the class's others may
+ * compress). */
+#define NGL_AUTO_SLOTS (NGL_AUTO_CLASSES + 1)
+/* ngl_auto_local() vector: NGL_AUTO_T(a, i) minus the seconds of the i-th
+ * recent timed call in arm a (so that the MIN over ranks is minus the
+ * slowest rank's time), NGL_AUTO_C(m, i) the codec (encode + decode)
+ * seconds of the i-th recent call with codec m (NGL_MODE_INT8 or INT4); 0
+ * where there is no such call. Slot i is the same call on every rank. */
+#define NGL_AUTO_T(a, i) ((a)*NGL_AUTO_KEEP + (i))
+#define NGL_AUTO_C(m, i) ((NGL_AUTO_NARMS + (m)-1) * NGL_AUTO_KEEP + (i))
+#define NGL_AUTO_VEC     ((NGL_AUTO_NARMS + 2) * NGL_AUTO_KEEP)
 
 typedef struct ngl_auto ngl_auto;
 
 typedef struct ngl_auto_plan {
-    ngl_mode mode; /* what this call does: off (exact) or the codec */
-    uint32_t cls;  /* its size class */
-    int timed;     /* report its time with ngl_auto_record() */
-    int agree;     /* after it, agree (step 3 above) */
+    ngl_mode mode;  /* what this call does: off (exact) or the codec */
+    uint32_t plain; /* with mode off: the plain variant (0: the default) */
+    uint32_t cls;   /* its plan class (< NGL_AUTO_SLOTS) */
+    int timed;      /* report its time with ngl_auto_record() */
+    int agree;      /* after it, agree (step 3 above) */
 } ngl_auto_plan;
 
 /** Size class of a call of @p bytes (floor of log2). */
 uint32_t ngl_auto_class_of(uint64_t bytes);
 
-/** The plan for the next call of @p bytes (counts the call). */
+/** The plan for the next call of @p bytes (counts the call). A call below
+ *  NANGILA_MIN_BYTES gets a plain arm; with one plain variant it is not
+ *  planned at all (variant 0, untimed, never an agreement). */
 ngl_auto_plan ngl_auto_plan_call(ngl_auto *a, uint64_t bytes);
 
 /**
  * The call planned as @p p created its streams (allocation and first touch:
- * its time is not typical): returns the plan untimed and without agreement,
- * and runs the same step again on the class's next call, so a mode is
- * measured on streams that exist (a round may grow by up to 64 such steps,
- * e.g. while the tensors of one size class get their streams). Call it
+ * not a typical sample): queue the same step again as the class's next one
+ * (bounded per round) and return the plan to use for this call, untimed
+ * and without an agreement (which moves to the re-queued step). Call it
  * right after the plan, at the same point on every rank (set creation is
  * the same everywhere). A no-op for untimed plans.
  */
@@ -446,22 +474,27 @@ ngl_auto_plan ngl_auto_replan(ngl_auto *a, ngl_auto_plan p);
 void ngl_auto_record(ngl_auto *a, const ngl_auto_plan *p, double seconds, double codec_seconds,
                      int created);
 
-/** This rank's times of its latest timed calls per mode since the last
- *  agreement of class @p cls (layout: NGL_AUTO_T / NGL_AUTO_C). */
+/** This rank's times of its latest timed calls per arm since the last
+ *  agreement of plan class @p cls (layout: NGL_AUTO_T / NGL_AUTO_C). */
 void ngl_auto_local(const ngl_auto *a, uint32_t cls, double v[NGL_AUTO_VEC]);
 
-/** Decide class @p cls from @p vmin, the element-wise MIN over all ranks of
- *  ngl_auto_local() (per call, its fastest rank's time; a mode's estimate
- *  is the median over its calls; 0 counts as missing, alike on every rank
- *  as sample counts are the same everywhere); logs the choice (INFO) when
- *  made or changed. */
+/** Decide plan class @p cls from @p vmin, the element-wise MIN over all
+ *  ranks of ngl_auto_local() (per call, its slowest rank's time; an arm's
+ *  estimate is the median over its calls; 0 counts as missing, alike on
+ *  every rank as sample counts are the same everywhere); logs the choice
+ *  (INFO) when made or changed. */
 void ngl_auto_agree(ngl_auto *a, uint32_t cls, const double vmin[NGL_AUTO_VEC]);
 
 /** 1 for NANGILA_MODE=auto. */
 int ngl_auto_enabled(const ngl_auto *a);
 
-/** Current choice of class @p cls; *settled 0 while still exploring. */
+/** Current choice of plan class @p cls as a codec (NGL_MODE_OFF for every
+ *  plain arm); *settled 0 while still exploring. */
 ngl_mode ngl_auto_choice(const ngl_auto *a, uint32_t cls, int *settled);
+
+/** Current choice of plan class @p cls as an arm (< NGL_AUTO_NARMS: plain
+ *  variant p is arm p, then NGL_AUTO_ARM_INT8, NGL_AUTO_ARM_INT4). */
+uint32_t ngl_auto_choice_arm(const ngl_auto *a, uint32_t cls);
 
 /** One line per class seen, each starting with @p prefix: the choice, why
  *  (agreed times, link and codec GB/s) and how often it changed. */

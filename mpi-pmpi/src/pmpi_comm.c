@@ -40,8 +40,8 @@ static struct {
     atomic_uint_fast64_t calls_seen;
     ngl_pmpi_comm *reg_head;
     ngl_engine_stats totals;
-    char summary[4096]; /* auto's choices and the hierarchy per communicator */
-    char skip_marker;   /* its address marks communicators we never compress on */
+    char summary[16384]; /* auto's choices and the hierarchy per communicator */
+    char skip_marker;    /* its address marks communicators we never compress on */
 } G = {
     .state = G_NEW,
     .init_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -277,6 +277,7 @@ static void ctx_destroy(ngl_pmpi_comm *ctx)
         ngl_pmpi_log(NGL_LOG_INFO, "communicator of %d ranks closed: %s", ctx->size, line);
     }
     ngl_engine_destroy(ctx->eng);
+    ngl_pmpi_plain_free(ctx);
     if (ctx->ic != MPI_COMM_NULL) {
         PMPI_Comm_free(&ctx->ic);
     }
@@ -297,12 +298,12 @@ static void auto_summary_add(ngl_pmpi_comm *ctx)
     if (!ngl_auto_enabled(am)) {
         return;
     }
-    char lines[2048];
+    char lines[8192];
     if (ngl_auto_describe(am, "nangila:     ", lines, sizeof lines) == 0) {
         return;
     }
     ngl_pmpi_summary_append("nangila:   NANGILA_MODE=auto on a communicator of %d ranks, per "
-                            "message size (times: median over calls of the fastest rank):\n%s",
+                            "message size (times: median over calls of the slowest rank):\n%s",
                             ctx->size, lines);
 }
 
@@ -350,6 +351,7 @@ static int self_delete_fn(MPI_Comm comm, int keyval, void *attr, void *extra)
             ctx_delete_fn(ctx->comm, G.comm_keyval, ctx, NULL);
         }
     }
+    ngl_pmpi_plain_finalize();
     if (G.s.stats && G.world_rank == 0) {
         stats_print();
     }
@@ -439,7 +441,7 @@ static ngl_pmpi_comm *comm_create(MPI_Comm comm, int allow_hier)
     } else if (G.s.mode == NGL_MODE_OFF) {
         ctx->status = NGL_PMPI_OFF;
     } else {
-        const ngl_engine_config ecfg = {
+        ngl_engine_config ecfg = {
             .nranks = ctx->size,
             .rank = ctx->rank,
             .uid = ngl_hash_mix64(v[2] ^ ((uint64_t)ctx->size << 40)),
@@ -448,13 +450,19 @@ static ngl_pmpi_comm *comm_create(MPI_Comm comm, int allow_hier)
             .log = log_sink,
         };
         rc = PMPI_Comm_dup(comm, &ctx->ic);
+        if (rc != MPI_SUCCESS) {
+            ctx->ic = MPI_COMM_NULL;
+        } else {
+            rc = ngl_pmpi_plain_create(ctx); /* auto's plain arms, collective */
+        }
+        ecfg.auto_plain = (uint32_t)ctx->nplain;
+        ngl_pmpi_plain_names(ecfg.auto_plain_names);
         if (rc == MPI_SUCCESS && ngl_engine_create(&ecfg, &ctx->eng) != NGL_OK) {
             /* Every rank creates the same engine; only memory can fail. */
             ngl_pmpi_log(NGL_LOG_ERROR, "out of memory for a communicator's engine; aborting");
             PMPI_Abort(comm, MPI_ERR_NO_MEM);
         }
         if (rc != MPI_SUCCESS) {
-            ctx->ic = MPI_COMM_NULL;
             ctx->status = NGL_PMPI_FAILED;
         } else {
             void *ub = NULL;
@@ -466,6 +474,9 @@ static ngl_pmpi_comm *comm_create(MPI_Comm comm, int allow_hier)
     /* Every rank reaches this with the same status (agreed above). */
     if (allow_hier && ctx->status == NGL_PMPI_ACTIVE && ngl_pmpi_hier_setup(ctx) != MPI_SUCCESS) {
         ctx->status = NGL_PMPI_FAILED;
+    }
+    if (ctx->hier != NULL) {
+        ngl_pmpi_plain_free(ctx); /* its plain calls run on the cross communicator's context */
     }
     ngl_pmpi_log(NGL_LOG_INFO, "communicator of %d ranks: %s (%s)", ctx->size,
                  status_name(ctx->status), desc);
@@ -528,6 +539,7 @@ int ngl_pmpi_global_init(void)
         goto out;
     }
     ngl_set_logger(log_sink, NULL, G.s.log_level);
+    ngl_pmpi_plain_probe(&G.s);
 
     if (PMPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, ctx_delete_fn, &G.comm_keyval, NULL) !=
             MPI_SUCCESS ||

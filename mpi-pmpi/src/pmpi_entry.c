@@ -14,10 +14,14 @@
  *   4. first float sum on a communicator: create its context, which checks
  *      that all ranks have the same settings (collective)
  *   5. context off (NANGILA_MODE=off), mismatched or failed    -> pass
- *   6. the call is recorded in the communicator's call history; below
- *      NANGILA_MIN_BYTES, or not a float sum                   -> pass
- *   7. the engine's plan for the call (NANGILA_MODE=auto: the mode its size
- *      class runs, from times agreed across ranks)             -> off: pass
+ *   6. the call is recorded in the communicator's call history; not a
+ *      float sum, or below NANGILA_MIN_BYTES unless auto has several plain
+ *      arms (Open MPI's forced algorithms, pmpi_plain.c) on a flat context
+ *      and the call is made on the caller's thread         -> pass
+ *   7. the engine's plan for the call (NANGILA_MODE=auto: the arm its size
+ *      class runs, from times agreed across ranks)          -> plain: pass,
+ *      on the user's communicator for Open MPI's own choice, or on our
+ *      duplicate with the planned algorithm forced
  *   8. compressed reduce-scatter + allgather with the planned codec.
  * Every test in 1-6 depends only on arguments that MPI requires to match
  * across ranks, or on settings checked to match in 4, so all ranks decide
@@ -33,6 +37,7 @@
  */
 #include "pmpi_internal.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,6 +63,7 @@ NGL_PMPI_EXPORT int MPI_Allreduce_c(const void *sendbuf, void *recvbuf, MPI_Coun
 
 int MPI_Init(int *argc, char ***argv)
 {
+    ngl_pmpi_plain_preinit();
     const int rc = PMPI_Init(argc, argv);
     if (rc == MPI_SUCCESS) {
         ngl_pmpi_global_init();
@@ -67,6 +73,7 @@ int MPI_Init(int *argc, char ***argv)
 
 int MPI_Init_thread(int *argc, char ***argv, int required, int *provided)
 {
+    ngl_pmpi_plain_preinit();
     const int rc = PMPI_Init_thread(argc, argv, required, provided);
     if (rc == MPI_SUCCESS) {
         ngl_pmpi_global_init();
@@ -167,14 +174,20 @@ int ngl_pmpi_call_run(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c, MPI_Comm plain
         return ngl_pmpi_hier_run(ctx, c, &call_ops);
     }
     const uint64_t bytes = (uint64_t)c->count * sizeof(float);
-    const uint32_t k = ngl_engine_identify(ctx->eng, c->token, NGL_IDENT_KEYED);
+    const uint32_t k = ngl_engine_identify(ctx->eng, c->token, c->small ? 0 : NGL_IDENT_KEYED);
     if (ctx->status != NGL_PMPI_ACTIVE) {
         return PASS(); /* failed earlier on this communicator */
     }
-    /* Which codec this call runs (NANGILA_MODE=auto: per size class, from
-     * measured times; the same on every rank). */
+    /* Which arm this call runs (NANGILA_MODE=auto: per size class, from
+     * measured times; the same on every rank): a plain variant or a codec. */
     ngl_auto *am = ngl_engine_auto(ctx->eng);
     ngl_auto_plan plan = ngl_auto_plan_call(am, bytes);
+    assert(plan.mode == NGL_MODE_OFF || !c->small); /* no codec below the floor */
+    if (plan.mode == NGL_MODE_OFF && plan.plain > 0 && (int)plan.plain < ctx->nplain) {
+        /* a forced algorithm, on its private duplicate (which the progress
+         * thread may use too: it is ours) */
+        plain = ctx->plain_comm[plan.plain];
+    }
     ngl_engine_stats *st = ngl_engine_stats_of(ctx->eng);
     const double t0 = ngl_pmpi_now();
     const double codec0 = st->t_encode + st->t_decode;
@@ -275,6 +288,7 @@ static ngl_pmpi_comm *context_for(const void *sendbuf, void *recvbuf, int count,
     c->op = op;
     c->token = ngl_pmpi_call_token(count, dt, op, float_sum);
     c->eligible = float_sum && bytes >= ngl_pmpi_settings()->min_bytes;
+    c->small = float_sum && !c->eligible && ctx->nplain > 1 && ctx->hier == NULL;
     return ctx;
 }
 
@@ -296,10 +310,12 @@ static int allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype
         }
         return ngl_pmpi_async_run(ctx, &c);
     }
-    if (!c.eligible) {
+    if (!c.eligible && !c.small) {
         ngl_pmpi_call_note(ctx, &c);
         return PMPI_Allreduce(sendbuf, recvbuf, count, dt, op, comm);
     }
+    /* small: the best plain algorithm, planned right here (a hop to a
+     * progress thread would cost more than it can gain) */
     return ngl_pmpi_call_run(ctx, &c, comm);
 }
 

@@ -14,6 +14,8 @@
  *   pmpi_async.c       MPI_Iallreduce: a progress thread per communicator
  *   pmpi_hier.c        several ranks per node: exact inside the node,
  *                      compressed across nodes (NANGILA_HIER)
+ *   pmpi_plain.c       auto's plain arms: Open MPI's forced tuned allreduce
+ *                      algorithms on private duplicates (MPI_T)
  *
  * The protocol, the layout, stream identity and stream state are the
  * collective engine's (engine/include/ngl_engine.h); this layer only moves
@@ -88,6 +90,11 @@ typedef struct ngl_pmpi_comm {
     size_t *lens;  /* window * 4P received/sent frame lengths */
     float *bounce; /* aligned copy for misaligned user buffers */
     size_t bounce_cap;
+    /* auto's plain arms: [0] is Open MPI's own choice (the caller's
+     * communicator, or ic on the progress thread), [k] for 0 < k < nplain a
+     * private duplicate of ic with a forced algorithm (pmpi_plain.c) */
+    int nplain;
+    MPI_Comm plain_comm[NGL_AUTO_PLAIN_MAX];
     struct ngl_pmpi_worker *worker; /* progress thread, from the first nonblocking call */
     struct ngl_pmpi_hier *hier;     /* node layout when eligible calls run hierarchically */
     struct ngl_pmpi_comm *reg_prev, *reg_next; /* registry of live contexts */
@@ -154,6 +161,8 @@ typedef struct ngl_pmpi_call {
     MPI_Op op;
     uint64_t token; /* for the call history */
     int eligible;   /* float sum of at least NANGILA_MIN_BYTES: the engine plans it */
+    int small;      /* a smaller float sum the engine plans among plain arms
+                       (auto with several; flat contexts, caller's thread) */
 } ngl_pmpi_call;
 
 /** The call-history token of an allreduce with these arguments: its byte
@@ -205,6 +214,33 @@ void ngl_pmpi_async_note(ngl_pmpi_comm *ctx, const ngl_pmpi_call *c);
 
 /** Finish the queued calls and stop the thread (context teardown). */
 void ngl_pmpi_async_stop(ngl_pmpi_comm *ctx);
+
+/* ---- auto's plain arms (pmpi_plain.c) -------------------------------------- */
+
+/** Before PMPI_Init*: with NANGILA_MODE=auto, turn Open MPI's tuned dynamic
+ *  rules on (in the environment) unless the user set any coll_tuned
+ *  variable; the user's communicators keep Open MPI's fixed decision. */
+void ngl_pmpi_plain_preinit(void);
+
+/** At set-up (MPI initialized): find the MPI_T variables; logs at INFO
+ *  whether contexts get the forced algorithms or one plain arm, and why. */
+void ngl_pmpi_plain_probe(const ngl_settings *s);
+
+/** The engine's names of the plain arms (NULLs for one arm). */
+void ngl_pmpi_plain_names(const char *names[NGL_AUTO_PLAIN_MAX]);
+
+/**
+ * Set ctx->nplain and make the forced-algorithm duplicates of ctx->ic,
+ * collectively over it (every rank ends with the same ctx->nplain).
+ * @return MPI_SUCCESS, or the error of a PMPI call (then ctx->nplain is 1).
+ */
+int ngl_pmpi_plain_create(ngl_pmpi_comm *ctx);
+
+/** Free ctx's duplicates (ctx->nplain becomes 1). */
+void ngl_pmpi_plain_free(ngl_pmpi_comm *ctx);
+
+/** Release the MPI_T handles (MPI_Finalize, after every context). */
+void ngl_pmpi_plain_finalize(void);
 
 /* ---- several ranks per node (pmpi_hier.c) -------------------------------- */
 

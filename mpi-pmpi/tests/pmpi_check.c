@@ -10,7 +10,7 @@
  *   pmpi_check sum [--steps N] [--sizes a,b,...] [--inplace]
  *   pmpi_check ef [--steps N]          error feedback is unbiased in time
  *   pmpi_check auto [--steps N] [--sizes a,..] [--expect-plain a,..]
- *                   [--expect-compressed b,..] [--skew]
+ *                   [--expect-compressed b,..] [--expect-exact c,..] [--skew]
  *                                      NANGILA_MODE=auto's choices
  *   pmpi_check iallreduce [--blocking] [--record F | --compare F] [--single]
  *                                      MPI_Iallreduce equals MPI_Allreduce
@@ -86,6 +86,10 @@ static double qmax(void)
 /* Set by modes in which some calls legitimately pass through (auto). */
 static int g_plain_ok;
 
+/* Set while a call's result must be a plain allreduce's (any algorithm):
+ * within fp32 summation error of the exact sum, not the codec's bound. */
+static int g_exact;
+
 static int ef_on(void)
 {
     const char *e = getenv("NANGILA_EF");
@@ -141,6 +145,18 @@ static double exact_sum(uint64_t id, int nranks, uint64_t t, uint64_t i, double 
     return exact;
 }
 
+/* Largest error of a plain fp32 allreduce of element @p i: P - 1
+ * additions in some order, each off by at most half an ulp of a partial
+ * sum, whose magnitude is at most the sum of the magnitudes. */
+static double plain_bound(uint64_t id, int nranks, uint64_t t, uint64_t i)
+{
+    double mag = 0;
+    for (int r = 0; r < nranks; r++) {
+        mag += fabs((double)input(id, r, t, i, rank_amp(r)));
+    }
+    return (nranks - 1) * 0x1.0p-24 * mag * 1.01 + 1e-30;
+}
+
 /* Checks one call; @return 1 if its result equals plain Open MPI bit for bit. */
 static int check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int inplace)
 {
@@ -182,6 +198,11 @@ static int check_sum(MPI_Comm comm, uint64_t id, uint64_t n, uint64_t step, int 
             worst = i;
         }
         differ += memcmp(&recv[i], &plain[i], sizeof(float)) != 0;
+        if (g_exact && err > plain_bound(id, size, step, i)) {
+            CHECK(0, "n=%llu step=%llu: element %llu off by %.3g, more than any plain allreduce",
+                  (unsigned long long)n, (unsigned long long)step, (unsigned long long)i, err);
+            g_exact = 0; /* one report per call */
+        }
     }
     const double bound = call_bound(m, msum, size);
     CHECK(maxerr <= bound, "n=%llu step=%llu inplace=%d: max |error| %.6g at %llu exceeds %.6g",
@@ -260,6 +281,10 @@ static int mode_sum(int argc, char **argv)
  * from plain Open MPI. After --steps rounds over --sizes, the last
  * NGL_TAIL rounds of each size listed in --expect-plain must all equal
  * plain MPI, and of each size in --expect-compressed must all differ.
+ * Every call of a size in --expect-exact must be a plain allreduce, by
+ * whichever algorithm (those round differently, so not necessarily the
+ * bits of PMPI_Allreduce on the same communicator): within fp32 summation
+ * error of the exact sum, and bit-identical on every rank.
  * --skew: every rank but 0 sleeps a random 0..400 us x rank before each
  * call, so each rank's clock measures the calls differently (the wrapper
  * must still make one decision for all).
@@ -278,8 +303,8 @@ static int listed(uint64_t n, const uint64_t *list, int len)
 
 static int mode_auto(int argc, char **argv)
 {
-    uint64_t sizes[16] = {8192, 262144}, plain_sizes[16], comp_sizes[16];
-    int nsizes = 2, nplain = 0, ncomp = 0, steps = 30, skew = 0;
+    uint64_t sizes[16] = {8192, 262144}, plain_sizes[16], comp_sizes[16], exact_sizes[16];
+    int nsizes = 2, nplain = 0, ncomp = 0, nexact = 0, steps = 30, skew = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
             steps = atoi(argv[++i]);
@@ -289,11 +314,13 @@ static int mode_auto(int argc, char **argv)
             nplain = parse_sizes(argv[++i], plain_sizes, 16);
         } else if (!strcmp(argv[i], "--expect-compressed") && i + 1 < argc) {
             ncomp = parse_sizes(argv[++i], comp_sizes, 16);
+        } else if (!strcmp(argv[i], "--expect-exact") && i + 1 < argc) {
+            nexact = parse_sizes(argv[++i], exact_sizes, 16);
         } else if (!strcmp(argv[i], "--skew")) {
             skew = 1;
         }
     }
-    if (nsizes <= 0 || nplain < 0 || ncomp < 0 || steps < NGL_TAIL) {
+    if (nsizes <= 0 || nplain < 0 || ncomp < 0 || nexact < 0 || steps < NGL_TAIL) {
         CHECK(0, "bad arguments");
         return 1;
     }
@@ -306,8 +333,10 @@ static int mode_auto(int argc, char **argv)
                 rng = ngl_hash_mix64(rng);
                 usleep((useconds_t)(rng % 400u) * (useconds_t)g_rank);
             }
+            g_exact = listed(sizes[k], exact_sizes, nexact);
             const int same =
                 check_sum(MPI_COMM_WORLD, 101 + (uint64_t)k, sizes[k], (uint64_t)t, t % 2);
+            g_exact = 0;
             if (t >= steps - NGL_TAIL) {
                 ran_plain[k] += same;
                 if (listed(sizes[k], plain_sizes, nplain)) {

@@ -1529,9 +1529,8 @@ static void agree_snapshot(ngl_coll_comm *c)
 }
 
 /* The allgather finished: decide from the element-wise MIN over the ranks
- * (per call, its fastest rank: the one that arrived last timed the
- * collective itself, engine_auto.c), the same numbers on every rank,
- * before any later call is planned. */
+ * (of negated times: per call, its slowest rank's time, engine_auto.c),
+ * the same numbers on every rank, before any later call is planned. */
 static void agree_apply(ngl_coll_comm *c)
 {
     const uint8_t *all = c->agree_buf + AGREE_BYTES;
@@ -2203,7 +2202,7 @@ void ngl_coll_close(ngl_coll_comm *c)
     if (ngl_auto_enabled(am) && ngl_auto_describe(am, "", lines, sizeof lines) > 0) {
         NGL_PINFO(NGL_NCCL_SUBSYS_NET | NGL_NCCL_SUBSYS_COLL,
                   "collNet rank %d/%d NANGILA_MODE=auto, per slice size (times: median over "
-                  "calls of the fastest rank), %llu agreements:",
+                  "calls of the slowest rank), %llu agreements:",
                   c->rank, c->nranks, (unsigned long long)c->agreements);
         for (char *save = NULL, *l = strtok_r(lines, "\n", &save); l != NULL;
              l = strtok_r(NULL, "\n", &save)) {

@@ -1270,9 +1270,9 @@ static void capture_auto(const char *msg)
         g_auto.run_n++;
         return;
     }
-    p = strstr(msg, "of the fastest rank), ");
+    p = strstr(msg, "of the slowest rank), ");
     if (p != NULL && strstr(msg, "NANGILA_MODE=auto, per slice size") != NULL) {
-        g_auto.close_agreements = atoll(p + strlen("of the fastest rank), "));
+        g_auto.close_agreements = atoll(p + strlen("of the slowest rank), "));
         return;
     }
     p = strstr(msg, "collNet rank ");

@@ -201,13 +201,15 @@ def main():
                "plain")
     out.append("- the token bucket lets a full burst (256 KB; 4 MB at >= 10 Gbit/s) leave at "
                "the veth's speed, so sizes up to about the burst are noisier than the rest")
-    out.append("- Nangila hands calls it does not compress (below `NANGILA_MIN_BYTES`, or where "
-               "auto chose off) to `PMPI_Allreduce` on the caller's communicator, i.e. to Open "
-               "MPI's own choice, not to the best algorithm")
+    out.append("- calls auto runs plain (below `NANGILA_MIN_BYTES` always, above it where "
+               "plain measured faster) run the plain arm auto measured fastest: Open MPI's own "
+               "choice on the caller's communicator, or one of the tuned algorithms 1-6 forced "
+               "on a private duplicate (alg5 with 1 MiB segments); fixed modes hand calls "
+               "below `NANGILA_MIN_BYTES` to Open MPI's own choice")
     out.append("- fixed modes (int8, int4) compress at every size (`NANGILA_MIN_BYTES=0`); auto "
                "runs with its default `NANGILA_MIN_BYTES` (64 KiB; policy `default`) unless the "
                "CSV says `forced`. Nangila times are steady state: each size starts with warm-up "
-               "calls left out of the median (auto: 16, where it explores; fixed: 4); their "
+               "calls left out of the median (auto: 56, where it explores; fixed: 4); their "
                "cost is the **warm-up** column: the best plain time of that many calls / "
                "their total time")
     out.append(f"- ratios are speedups (best / method, higher is better); **✗** marks auto "
